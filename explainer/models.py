@@ -1,0 +1,123 @@
+"""Load a text-to-image pipeline: the shipped shapes model by default, or any diffusers pipeline.
+
+The shipped model is a standard `StableDiffusionPipeline` folder inside the package (safetensors only),
+so everything the toolkit shows about it works the same way on Stable Diffusion 1.x/2.x/XL.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from pathlib import Path
+
+import torch
+
+SHIPPED_MODEL = Path(__file__).resolve().parent / "assets" / "shapes-sd"
+_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def quiet_libraries() -> None:
+    """Silence progress bars and warnings that mean nothing to a learner (torchvision, safety checker, dtype)."""
+    from diffusers.utils import logging as dlog
+    from transformers.utils import logging as tlog
+
+    dlog.set_verbosity_error()
+    dlog.disable_progress_bar()
+    tlog.set_verbosity_error()
+    tlog.disable_progress_bar()
+    logging.getLogger("transformers").setLevel(logging.ERROR)
+    for pattern in (".*torchvision.*", ".*safety.?checker.*", ".*torch_dtype.*", ".*CLIPImageProcessor.*"):
+        warnings.filterwarnings("ignore", message=pattern)
+
+
+def _resolve_dtype(dtype: str | torch.dtype | None, device: str) -> torch.dtype:
+    if dtype is None:
+        return torch.float16 if device.startswith("cuda") else torch.float32
+    if isinstance(dtype, torch.dtype):
+        if dtype not in _DTYPES.values():
+            raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {dtype}")
+        return dtype
+    if dtype not in _DTYPES:
+        raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
+    return _DTYPES[dtype]
+
+
+def _check_device(device: str) -> str:
+    if not isinstance(device, str) or not device:
+        raise ValueError(f"device must be a string such as 'cpu', 'cuda' or 'mps', got {device!r}")
+    kind = device.split(":")[0]
+    if kind not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"device must be 'cpu', 'cuda[:N]' or 'mps', got {device!r}")
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device='cuda' was asked for but torch sees no CUDA GPU here; use device='cpu'")
+    if kind == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("device='mps' was asked for but this torch has no MPS backend; use device='cpu'")
+    return device
+
+
+def load_pipeline(path_or_id: str | os.PathLike | None = None, device: str = "cpu",
+                  dtype: str | torch.dtype | None = None, quiet: bool = True):
+    """Load a diffusers text-to-image pipeline.
+
+    path_or_id: None for the shipped shapes model; a local pipeline folder; or a hub id such as
+        "stable-diffusion-v1-5/stable-diffusion-v1-5" (needs the weights in the local cache or a network).
+    device: "cpu", "cuda[:N]" or "mps".  dtype: "float32", "float16" or "bfloat16" (default: fp16 on CUDA, else fp32).
+    """
+    device = _check_device(device)
+    torch_dtype = _resolve_dtype(dtype, device)
+    if quiet:
+        quiet_libraries()
+    from diffusers import DiffusionPipeline
+
+    if path_or_id is None:
+        path_or_id = SHIPPED_MODEL
+        if not (SHIPPED_MODEL / "model_index.json").exists():
+            raise FileNotFoundError(f"the shipped model is missing from {SHIPPED_MODEL}; reinstall the package "
+                                    "or retrain it with `python -m explainer.train`")
+    if not isinstance(path_or_id, (str, os.PathLike)) or str(path_or_id).strip() == "":
+        raise ValueError(f"path_or_id must be None, a folder path or a hub id string, got {path_or_id!r}")
+    local = Path(path_or_id).expanduser()
+    kwargs = {"torch_dtype": torch_dtype, "use_safetensors": True}
+    if local.exists():
+        if not (local / "model_index.json").exists():
+            raise ValueError(f"path_or_id {str(local)!r} exists but holds no model_index.json: "
+                             "pass the folder of a diffusers pipeline (the one that contains model_index.json)")
+        source = str(local)
+    else:
+        source = str(path_or_id)
+        if source.count("/") != 1 or source.startswith((".", "/", "~")):
+            raise ValueError(f"path_or_id {source!r} is neither an existing folder nor a hub id of the form "
+                             "'owner/name'")
+    from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            pipe = DiffusionPipeline.from_pretrained(source, **kwargs, **_no_safety_checker(source, local))
+    except OSError as err:
+        if local.exists():
+            raise
+        raise OSError(
+            f"could not load {source!r}: it is not a local folder, and the model hub could not be reached or the "
+            "weights are not in the local cache. Download the pipeline on a machine with a network "
+            "(e.g. `huggingface-cli download {source} --local-dir ./my-model`), copy the folder here, and pass "
+            "load_pipeline('./my-model')."
+        ) from err
+    if isinstance(pipe, (StableDiffusionPipeline, StableDiffusionXLPipeline)) or hasattr(pipe, "unet") or hasattr(
+        pipe, "transformer"
+    ):
+        pipe = pipe.to(device)
+    else:
+        raise ValueError(f"{source!r} loaded as {type(pipe).__name__}, which is not a text-to-image pipeline")
+    pipe.set_progress_bar_config(disable=True)
+    pipe.explainer_model_id = "explainer/shapes-sd" if Path(source) == SHIPPED_MODEL else source
+    return pipe
+
+
+def _no_safety_checker(source: str, local: Path) -> dict:
+    """Stable Diffusion 1.x folders list a safety checker; ours and config-built ones have none."""
+    index = local / "model_index.json"
+    if index.exists() and '"safety_checker"' not in index.read_text():
+        return {}
+    return {"safety_checker": None, "requires_safety_checker": False} if "xl" not in source.lower() else {}

@@ -1,0 +1,255 @@
+"""Retrain the shipped model from scratch: `python -m explainer.train --stage all`.
+
+Stages (each reads what the previous ones wrote under --work):
+  vae    AutoencoderKL on rendered scenes (pixels <-> 8x8x4 latents)
+  clip   a tiny CLIPModel trained contrastively on image/caption pairs
+  unet   UNet2DConditionModel on VAE latents, epsilon prediction, 10 % caption dropout (for CFG),
+         the CLIP text tower fine-tuned beside it at a lower learning rate; EMA weights are shipped.
+`vae` and `clip` are independent and can run at the same time (two processes).
+Everything is seeded; a run on the same hardware and thread count repeats itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from ..shapes import caption_for, make_dataset
+from .components import build_clip, build_noise_scheduler, build_tokenizer, build_unet, build_vae
+
+DEFAULT_OUT = Path(__file__).resolve().parents[1] / "assets" / "shapes-sd"
+VAL_SEED = 10_000_000  # validation / evaluation scenes come from seeds above this; training below
+
+
+def _to_tensor(images: np.ndarray) -> torch.Tensor:
+    """uint8 (n, h, w, 3) -> float (n, 3, h, w) in [-1, 1], as diffusers' VAEs expect."""
+    return torch.from_numpy(images).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+
+
+def _log(work: Path, stage: str, record: dict) -> None:
+    with open(work / f"{stage}_log.jsonl", "a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def _lr(step: int, total: int, base: float, warmup: int = 200) -> float:
+    if step < warmup:
+        return base * (step + 1) / warmup
+    return base * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup))))
+
+
+def train_vae(args) -> None:
+    torch.manual_seed(args.seed)
+    images, _, _ = make_dataset(args.vae_images, start_seed=0)
+    val, _, _ = make_dataset(512, start_seed=VAL_SEED)
+    x_all, x_val = _to_tensor(images), _to_tensor(val)
+    vae = build_vae().to(args.device)
+    opt = torch.optim.AdamW(vae.parameters(), lr=args.vae_lr, weight_decay=0.0)
+    gen = torch.Generator().manual_seed(args.seed)
+    t0 = time.time()
+    for step in (bar := tqdm(range(args.vae_steps), desc="vae")):
+        for g in opt.param_groups:
+            g["lr"] = _lr(step, args.vae_steps, args.vae_lr)
+        x = x_all[torch.randint(0, len(x_all), (args.vae_batch,), generator=gen)].to(args.device)
+        post = vae.encode(x).latent_dist
+        rec = vae.decode(post.sample(generator=None)).sample
+        mse = F.mse_loss(rec, x)
+        loss = mse + 0.5 * F.l1_loss(rec, x) + 1e-6 * post.kl().mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if step % 50 == 0:
+            bar.set_postfix(mse=f"{mse.item():.4f}")
+            _log(args.work, "vae", {"step": step, "mse": mse.item(), "s": time.time() - t0})
+    vae.eval()
+    with torch.no_grad():
+        lat = torch.cat([vae.encode(x_val[i:i + 128].to(args.device)).latent_dist.mean for i in range(0, 512, 128)])
+        rec = torch.cat([vae.decode(lat[i:i + 128]).sample for i in range(0, 512, 128)]).clamp(-1, 1)
+        # MSE in [0, 1] pixel units, the figure the model card reports.
+        val_mse = F.mse_loss((rec.cpu() + 1) / 2, (x_val + 1) / 2).item()
+        scaling = 1.0 / lat.std().item()
+    vae.register_to_config(scaling_factor=scaling)
+    vae.save_pretrained(args.work / "vae")
+    stats = {"val_mse_01": val_mse, "scaling_factor": scaling, "steps": args.vae_steps, "seconds": time.time() - t0}
+    (args.work / "vae_stats.json").write_text(json.dumps(stats, indent=1))
+    print("vae", stats)
+
+
+def train_clip(args) -> None:
+    torch.manual_seed(args.seed)
+    tok = build_tokenizer()
+    tok.save_pretrained(args.work / "tokenizer")
+    images, _, scenes = make_dataset(args.clip_images, start_seed=0)
+    x_all = _to_tensor(images)
+    clip = build_clip(tok).to(args.device)
+    opt = torch.optim.AdamW(clip.parameters(), lr=args.clip_lr, weight_decay=0.05)
+    gen = torch.Generator().manual_seed(args.seed)
+    rng = random.Random(args.seed)
+    t0 = time.time()
+    for step in (bar := tqdm(range(args.clip_steps), desc="clip")):
+        for g in opt.param_groups:
+            g["lr"] = _lr(step, args.clip_steps, args.clip_lr)
+        idx = torch.randint(0, len(x_all), (args.clip_batch,), generator=gen)
+        captions = [caption_for(scenes[i], rng) for i in idx.tolist()]  # fresh wording every time
+        ids = tok(captions, padding="max_length", max_length=tok.model_max_length, truncation=True, return_tensors="pt")
+        out = clip(input_ids=ids.input_ids.to(args.device), attention_mask=ids.attention_mask.to(args.device),
+                   pixel_values=x_all[idx].to(args.device), return_loss=True)
+        opt.zero_grad(set_to_none=True)
+        out.loss.backward()
+        opt.step()
+        if step % 50 == 0:
+            acc = (out.logits_per_text.argmax(1) == torch.arange(len(idx), device=args.device)).float().mean().item()
+            bar.set_postfix(loss=f"{out.loss.item():.3f}", acc=f"{acc:.2f}")
+            _log(args.work, "clip", {"step": step, "loss": out.loss.item(), "acc": acc, "s": time.time() - t0})
+    clip.save_pretrained(args.work / "clip")
+    (args.work / "clip_stats.json").write_text(json.dumps({"steps": args.clip_steps, "seconds": time.time() - t0}))
+
+
+def assemble_pipeline(work: Path, unet, text_encoder, out: Path, meta: dict) -> None:
+    """Write a standard StableDiffusionPipeline folder (safetensors, fp16 on disk) plus the CLIP pair."""
+    from diffusers import AutoencoderKL, DPMSolverMultistepScheduler, StableDiffusionPipeline
+    from transformers import CLIPModel, PreTrainedTokenizerFast
+
+    tok = PreTrainedTokenizerFast.from_pretrained(work / "tokenizer")
+    vae = AutoencoderKL.from_pretrained(work / "vae")
+    sched = DPMSolverMultistepScheduler.from_config(build_noise_scheduler().config)
+    pipe = StableDiffusionPipeline(
+        vae=vae, text_encoder=text_encoder, tokenizer=tok, unet=unet, scheduler=sched,
+        safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    pipe.to(torch.float16).save_pretrained(out, safe_serialization=True)
+    pipe.to(torch.float32)
+    CLIPModel.from_pretrained(work / "clip").to(torch.float16).save_pretrained(out / "clip", safe_serialization=True)
+    (out / "training.json").write_text(json.dumps(meta, indent=1))
+
+
+def train_unet(args) -> None:
+    from diffusers import AutoencoderKL
+    from diffusers.training_utils import EMAModel
+    from transformers import CLIPModel, CLIPTextModel, PreTrainedTokenizerFast
+
+    torch.manual_seed(args.seed)
+    tok = PreTrainedTokenizerFast.from_pretrained(args.work / "tokenizer")
+    vae = AutoencoderKL.from_pretrained(args.work / "vae").to(args.device).eval()
+    clip = CLIPModel.from_pretrained(args.work / "clip")
+    text_encoder = CLIPTextModel(clip.config.text_config)
+    getattr(text_encoder, "text_model", text_encoder).load_state_dict(clip.text_model.state_dict())
+    text_encoder.to(args.device)
+    del clip
+
+    # Render the training scenes once and encode them once; sample z ~ q(z|x) per step.
+    images, _, scenes = make_dataset(args.unet_images, start_seed=0)
+    x_all = _to_tensor(images)
+    means, stds = [], []
+    with torch.no_grad():
+        for i in tqdm(range(0, len(x_all), 256), desc="encode latents"):
+            d = vae.encode(x_all[i:i + 256].to(args.device)).latent_dist
+            means.append(d.mean.cpu())
+            stds.append(d.std.cpu())
+    mean, std = torch.cat(means), torch.cat(stds)
+    scale = vae.config.scaling_factor
+    del x_all, images
+
+    unet = build_unet().to(args.device)
+    ema = EMAModel(unet.parameters(), decay=args.ema, use_ema_warmup=True, power=0.75)
+    noise_sched = build_noise_scheduler()
+    alphas = noise_sched.alphas_cumprod.to(args.device)
+    opt = torch.optim.AdamW([
+        {"params": unet.parameters(), "lr": args.unet_lr, "base": args.unet_lr},
+        {"params": text_encoder.parameters(), "lr": args.text_lr, "base": args.text_lr},
+    ], weight_decay=0.01)
+    gen = torch.Generator().manual_seed(args.seed)
+    rng = random.Random(args.seed)
+    t0, last_save = time.time(), time.time()
+
+    def save(step: int) -> None:
+        ema.store(unet.parameters())
+        ema.copy_to(unet.parameters())
+        meta = {"unet_steps": step, "unet_seconds": time.time() - t0, "batch": args.unet_batch,
+                "images": args.unet_images, "threads": torch.get_num_threads(), "device": args.device}
+        for name in ("vae_stats.json", "clip_stats.json"):
+            if (args.work / name).exists():
+                meta[name.removesuffix(".json")] = json.loads((args.work / name).read_text())
+        assemble_pipeline(args.work, unet, text_encoder, args.out, meta)
+        ema.restore(unet.parameters())
+
+    for step in (bar := tqdm(range(args.unet_steps), desc="unet")):
+        for g in opt.param_groups:
+            g["lr"] = _lr(step, args.unet_steps, g["base"])
+        idx = torch.randint(0, len(mean), (args.unet_batch,), generator=gen)
+        # ~10 % empty captions: the unconditional branch that classifier-free guidance needs.
+        captions = [caption_for(scenes[i], rng) if rng.random() > args.cond_dropout else "" for i in idx.tolist()]
+        ids = tok(captions, padding="max_length", max_length=tok.model_max_length, truncation=True,
+                  return_tensors="pt").input_ids.to(args.device)
+        z0 = (mean[idx] + std[idx] * torch.randn(mean[idx].shape, generator=gen)).to(args.device) * scale
+        noise = torch.randn(z0.shape, generator=gen).to(args.device)
+        t = torch.randint(0, noise_sched.config.num_train_timesteps, (len(idx),), generator=gen).to(args.device)
+        zt = noise_sched.add_noise(z0, noise, t)
+        cond = text_encoder(ids).last_hidden_state
+        pred = unet(zt, t, cond).sample
+        # Min-SNR-5 weighting (Hang et al. 2023): fewer wasted updates on the easiest, noise-free steps.
+        snr = alphas[t] / (1 - alphas[t])
+        w = torch.clamp(snr, max=5.0) / snr
+        loss = (w * (pred - noise).pow(2).mean(dim=(1, 2, 3))).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
+        opt.step()
+        ema.step(unet.parameters())
+        if step % 50 == 0:
+            bar.set_postfix(loss=f"{loss.item():.4f}")
+            _log(args.work, "unet", {"step": step, "loss": loss.item(), "s": time.time() - t0})
+        if time.time() - last_save > args.save_every_min * 60:
+            save(step)
+            last_save = time.time()
+    save(args.unet_steps)
+    print(f"saved {args.out}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m explainer.train", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--stage", choices=["all", "vae", "clip", "unet"], default="all")
+    p.add_argument("--work", type=Path, default=Path("runs/train"), help="scratch folder for stage outputs")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where the pipeline folder is written")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--vae-images", type=int, default=20_000)
+    p.add_argument("--vae-steps", type=int, default=1_200)
+    p.add_argument("--vae-batch", type=int, default=16)
+    p.add_argument("--vae-lr", type=float, default=1e-3)
+    p.add_argument("--clip-images", type=int, default=30_000)
+    p.add_argument("--clip-steps", type=int, default=1_400)
+    p.add_argument("--clip-batch", type=int, default=64)
+    p.add_argument("--clip-lr", type=float, default=5e-4)
+    p.add_argument("--unet-images", type=int, default=60_000)
+    p.add_argument("--unet-steps", type=int, default=10_000)
+    p.add_argument("--unet-batch", type=int, default=32)
+    p.add_argument("--unet-lr", type=float, default=4e-4)
+    p.add_argument("--text-lr", type=float, default=1e-4)
+    p.add_argument("--ema", type=float, default=0.999)
+    p.add_argument("--cond-dropout", type=float, default=0.1)
+    p.add_argument("--save-every-min", type=float, default=10.0, help="write the pipeline folder this often")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    args.work.mkdir(parents=True, exist_ok=True)
+    if args.stage in ("all", "vae"):
+        train_vae(args)
+    if args.stage in ("all", "clip"):
+        train_clip(args)
+    if args.stage in ("all", "unet"):
+        train_unet(args)
+
+
+if __name__ == "__main__":
+    main()
