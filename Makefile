@@ -1,0 +1,32 @@
+# Two commands for a fresh machine:  `make lab` (install + open the lessons)  and  `make test`.
+PY ?= python3
+PIP := $(PY) -m pip
+TORCH ?= torch==2.13.0
+PORT ?= 8866
+
+.PHONY: install lab test test-fast demo lint notebooks browser-deps
+
+# torch first, CPU build: a plain `torch` requirement on a machine without it pulls a multi-GB CUDA build.
+install:
+	@$(PY) -c "import torch" 2>/dev/null || $(PIP) install $(TORCH)
+	$(PIP) install -q -e ".[dev,classroom]"
+
+lab: install
+	$(PY) -m jupyter lab notebooks/00_start_here.ipynb
+
+# The whole suite: unit, property, notebook (lessons) and browser tests.
+test: install
+	$(PY) -m pytest -q --timeout=900
+
+test-fast: install
+	$(PY) -m pytest -q -m "not slow and not browser"
+
+demo: install
+	$(PY) -m voila notebooks/playground.ipynb --port=$(PORT) --no-browser
+
+lint:
+	$(PY) -m ruff check explainer tests benchmarks lessons
+
+# Rebuild the paired notebooks from their jupytext sources (lessons/*.py are the truth).
+notebooks:
+	for f in lessons/[0-9]*.py; do $(PY) -m jupytext --to ipynb -o notebooks/$$(basename $${f%.py}).ipynb $$f; done

@@ -1,0 +1,56 @@
+"""Loading: the shipped model offline, any pipeline folder, and clear errors for bad arguments."""
+
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors import safe_open
+
+import explainer as ex
+from explainer.models import SHIPPED_MODEL
+
+needs_model = pytest.mark.skipif(not (SHIPPED_MODEL / "model_index.json").exists(), reason="shipped model absent")
+
+
+@needs_model
+def test_shipped_model_loads_offline(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    pipe = ex.load_pipeline()
+    assert type(pipe).__name__ == "StableDiffusionPipeline"
+    assert pipe.unet.dtype == torch.float32 and pipe.device.type == "cpu"
+    assert pipe.unet.config.cross_attention_dim == pipe.text_encoder.config.hidden_size
+    assert pipe.vae_scale_factor == 4 and pipe.unet.config.sample_size == 8
+
+
+@needs_model
+def test_shipped_weights_are_safetensors_and_small():
+    files = [p for p in SHIPPED_MODEL.rglob("*") if p.is_file()]
+    weights = [p for p in files if p.suffix in (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".pkl")]
+    assert weights and all(p.suffix == ".safetensors" for p in weights)
+    total = sum(p.stat().st_size for p in files)
+    assert total <= 30 * 2**20, f"shipped model is {total / 2**20:.1f} MiB, budget 30 MiB"
+    for p in weights:  # every file opens as safetensors (no pickle inside)
+        with safe_open(p, "pt") as f:
+            assert len(list(f.keys())) > 0
+
+
+def test_bad_arguments_raise_clear_errors(tmp_path: Path):
+    with pytest.raises(ValueError, match="device"):
+        ex.load_pipeline(device="tpu")
+    with pytest.raises(ValueError, match="dtype"):
+        ex.load_pipeline(dtype="float8")
+    with pytest.raises(ValueError, match="model_index.json"):
+        ex.load_pipeline(tmp_path)
+    with pytest.raises(ValueError, match="path_or_id"):
+        ex.load_pipeline("not a model id at all")
+    with pytest.raises(ValueError, match="path_or_id"):
+        ex.load_pipeline(42)
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA"):
+            ex.load_pipeline(device="cuda")
+
+
+def test_unreachable_hub_id_says_how_to_use_a_local_folder(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(OSError, match="local folder"):
+        ex.load_pipeline("someone/not-cached-model")

@@ -1,0 +1,76 @@
+"""The shapes world: deterministic scenes, captions that say what is drawn, held-out combinations."""
+
+import numpy as np
+import pytest
+
+from explainer import shapes
+from explainer.train.components import MAX_TOKENS, build_tokenizer
+
+
+def test_same_seed_same_scene_and_pixels():
+    a, b = shapes.sample_scene(123), shapes.sample_scene(123)
+    assert a == b and a.caption == b.caption
+    assert np.array_equal(np.asarray(shapes.render(a)), np.asarray(shapes.render(b)))
+    assert shapes.sample_scene(124) != a
+
+
+def test_dataset_is_deterministic_and_uint8():
+    im1, cap1, _ = shapes.make_dataset(20, start_seed=5)
+    im2, cap2, _ = shapes.make_dataset(20, start_seed=5)
+    assert im1.shape == (20, 32, 32, 3) and im1.dtype == np.uint8
+    assert np.array_equal(im1, im2) and cap1 == cap2
+
+
+def test_training_scenes_never_hold_held_out_combinations():
+    for seed in range(3000):
+        for obj in shapes.sample_scene(seed).objects:
+            assert (obj.color, obj.shape) not in shapes.HELD_OUT
+    assert len(shapes.HELD_OUT) >= 5
+    held = shapes.sample_scene(7, held_out="only")
+    assert all((o.color, o.shape) in shapes.HELD_OUT for o in held.objects)
+
+
+def test_caption_names_what_is_drawn():
+    for seed in range(200):
+        scene = shapes.sample_scene(seed)
+        cap = shapes.caption_for(scene)  # canonical caption
+        for obj in scene.objects:
+            assert obj.color in cap and obj.shape in cap
+        if scene.relation:
+            assert scene.relation in cap
+        else:
+            assert scene.objects[0].position in cap
+
+
+def test_one_object_position_matches_pixels():
+    scene = shapes.Scene((shapes.ShapeObject("red", "square", "large", *shapes.ANCHORS["left"]),), "black")
+    img = np.asarray(shapes.render(scene)).astype(int)
+    red = (img[..., 0] > 150) & (img[..., 1] < 100)
+    ys, xs = np.nonzero(red)
+    assert xs.mean() < 12 and abs(ys.mean() - 16) < 2
+
+
+def test_two_object_relation_is_geometric():
+    for seed in range(300):
+        s = shapes.sample_scene(seed, two_object_p=1.0)
+        a, b = s.objects
+        expect = {"left of": a.x < b.x, "right of": a.x > b.x, "above": a.y < b.y, "below": a.y > b.y}
+        assert expect[s.relation]
+        assert a.color != b.color
+
+
+def test_bad_held_out_argument():
+    with pytest.raises(ValueError, match="held_out"):
+        shapes.sample_scene(0, held_out="sometimes")
+
+
+def test_tokenizer_round_trip_word_level():
+    tok = build_tokenizer()
+    for seed in range(100):
+        cap = shapes.sample_scene(seed).caption
+        ids = tok(cap).input_ids
+        assert len(ids) <= MAX_TOKENS
+        assert tok.convert_ids_to_tokens(ids)[0] == tok.bos_token and ids[-1] == tok.eos_token_id
+        assert tok.decode(ids, skip_special_tokens=True) == cap.lower()
+        assert tok.unk_token_id not in ids  # every caption word is a whole token
+    assert tok.convert_ids_to_tokens(tok("a purple dragon").input_ids)[1:-1] == ["a", "purple", "<unk>"]
