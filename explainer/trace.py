@@ -1,0 +1,728 @@
+"""Trace one generation: run a real diffusers pipeline once and keep every intermediate a lesson needs.
+
+    tr = trace(pipe, "a red circle left of a blue square", seed=0, steps=25, cfg=7.5)
+    tr.image, tr.tokens, tr.steps[i].x0, tr.attention(token="circle"), tr.decode(10), tr.save("run.safetensors")
+
+The capture itself lives in `explainer.hooks`; this module runs it, validates the arguments first, and packs the
+result into a `Trace` (saved as one safetensors file whose header carries the JSON metadata; never pickle).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import struct
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import hooks
+from .schedulers import check_scheduler_name, make_scheduler, scheduler_name_of
+from .validation import (check_bool, check_cfg, check_choice, check_optional_prompt, check_prompt, check_seed,
+                         check_size, check_step_index, check_steps, check_token)
+
+FORMAT = "explainer.trace"
+FORMAT_VERSION = 1
+_META_KEY = "explainer.trace"
+
+
+class TraceFileError(ValueError):
+    """A trace file that cannot be read back: truncated, modified, or not a trace at all."""
+
+
+class StepIndexError(IndexError, ValueError):
+    """A step index out of range (an IndexError for sequence protocols, a ValueError like other bad input)."""
+
+
+# --------------------------------------------------------------------------------------------- tokens
+class Token(str):
+    """One position of the text encoder's input. Compares and prints as its text ("red"); carries
+    .index (position = attention column), .id, .raw (the tokenizer's piece, e.g. "red</w>"),
+    .special (start/end of text), .padding (filler after the end; the U-Net still attends to it)."""
+
+    index: int
+    id: int
+    raw: str
+    special: bool
+    padding: bool
+
+    def __new__(cls, text: str, index: int, id: int, raw: str, special: bool, padding: bool) -> Token:
+        obj = super().__new__(cls, text)
+        obj.index, obj.id, obj.raw, obj.special, obj.padding = index, int(id), raw, bool(special), bool(padding)
+        return obj
+
+    @property
+    def kind(self) -> str:
+        return "padding" if self.padding else "special" if self.special else "word"
+
+    def __repr__(self) -> str:
+        mark = {"padding": "·pad", "special": "·special", "word": ""}[self.kind]
+        return f"{str.__repr__(self)}{mark}"
+
+    def __reduce__(self):  # copy/deepcopy support (no pickling of traces happens anywhere)
+        return (Token, (str(self), self.index, self.id, self.raw, self.special, self.padding))
+
+    def to_dict(self) -> dict:
+        return {"text": str(self), "index": self.index, "id": self.id, "raw": self.raw, "special": self.special,
+                "padding": self.padding}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Token:
+        return cls(d["text"], d["index"], d["id"], d["raw"], d["special"], d["padding"])
+
+
+def tokenize(tokenizer: Any, text: str) -> tuple[list[Token], list[str]]:
+    """Tokens exactly as the pipeline feeds them to the text encoder (padded to max length, truncated), and the
+    words the truncation dropped (the pipeline's own rule: ids between max_length-1 and the final end token)."""
+    max_len = tokenizer.model_max_length
+    enc = tokenizer(text, padding="max_length", max_length=max_len, truncation=True)
+    ids, mask = enc["input_ids"], enc["attention_mask"]
+    special_ids = set(tokenizer.all_special_ids)
+    pieces = tokenizer.convert_ids_to_tokens(ids)
+    tokens = []
+    for i, (tid, piece, m) in enumerate(zip(ids, pieces, mask)):
+        text_i = tokenizer.convert_tokens_to_string([piece]).strip() or piece
+        tokens.append(Token(text_i, i, tid, piece, special=tid in special_ids and m == 1, padding=m == 0))
+    dropped: list[str] = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        full = tokenizer(text, padding="longest", truncation=False)["input_ids"]
+    if len(full) > max_len:
+        dropped = [tokenizer.convert_tokens_to_string([p]).strip()
+                   for p in tokenizer.convert_ids_to_tokens(full[max_len - 1:-1])]
+    return tokens, dropped
+
+
+# --------------------------------------------------------------------------------------------- steps
+@dataclass(frozen=True)
+class Eval:
+    """One U-Net evaluation. Heun (and PNDM's first step) make two per step; other samplers one."""
+
+    timestep: float
+    sigma: float
+    latents: torch.Tensor  # x_t given to scheduler.step (the U-Net saw scheduler.scale_model_input of it)
+    noise_uncond: torch.Tensor | None
+    noise_cond: torch.Tensor
+    noise_guided: torch.Tensor
+    latents_next: torch.Tensor  # what scheduler.step returned for this evaluation
+
+
+@dataclass(frozen=True)
+class Step:
+    """One sampler step. Tensors are (C, h, w) latents-space views into the trace (no copies)."""
+
+    index: int
+    timestep: float
+    sigma: float  # sqrt((1 - alpha_bar) / alpha_bar) at this step (k-diffusion's sigma)
+    latents: torch.Tensor  # x_t going in
+    noise_uncond: torch.Tensor | None  # U-Net prediction for the negative/empty prompt (None when cfg <= 1)
+    noise_cond: torch.Tensor  # U-Net prediction for the prompt
+    noise_guided: torch.Tensor  # uncond + cfg * (cond - uncond): what the scheduler used
+    cfg_delta: torch.Tensor | None  # cond - uncond: the direction the prompt pushes in
+    x0: torch.Tensor  # predicted clean latents from the guided prediction at this step
+    latents_next: torch.Tensor  # x after the step (== the next step's latents)
+    evals: tuple[Eval, ...]
+
+
+class StepList(Sequence):
+    def __init__(self, trace: Trace):
+        self._trace = trace
+
+    def __len__(self) -> int:
+        return self._trace._n_steps
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        try:
+            i = check_step_index(i, len(self), "steps[i]")
+        except ValueError as err:
+            raise StepIndexError(str(err)) from None
+        return self._trace._step(i)
+
+    def __iter__(self):
+        return (self._trace._step(i) for i in range(len(self)))
+
+    def __repr__(self) -> str:
+        return f"<{len(self)} steps>"
+
+
+# --------------------------------------------------------------------------------------------- trace
+class Trace:
+    """Everything recorded in one generation. Build with `trace()`; read back with `Trace.load()`."""
+
+    def __init__(self, tensors: dict[str, torch.Tensor], meta: dict, pipe: Any = None):
+        self._t = tensors
+        self._meta = meta
+        self._pipe = pipe
+        self._decoded: dict = {}
+        self._image = None
+        self._tokens = [Token.from_dict(d) for d in meta["tokens"]]
+        self._negative_tokens = [Token.from_dict(d) for d in meta.get("negative_tokens", [])]
+        self._n_steps = int(tensors["timesteps"].shape[0])
+
+    # basic views ---------------------------------------------------------------------------------------
+    @property
+    def image(self):
+        """The final image (PIL), bit-identical to the untraced pipeline's."""
+        if self._image is None:
+            from PIL import Image
+
+            self._image = Image.fromarray(self._t["image"].numpy())
+        return self._image
+
+    @property
+    def tokens(self) -> list[Token]:
+        """Every position the U-Net attends to, in order (index = attention column); .special/.padding marked."""
+        return list(self._tokens)
+
+    @property
+    def negative_tokens(self) -> list[Token]:
+        """Tokens of the unconditional branch: the negative prompt, or "" (empty when SDXL uses zero embeddings)."""
+        return list(self._negative_tokens)
+
+    @property
+    def dropped_tokens(self) -> list[str]:
+        """Words beyond the text encoder's limit, which the model never saw."""
+        return list(self._meta.get("dropped_tokens", []))
+
+    @property
+    def settings(self) -> dict:
+        """seed, steps, cfg, scheduler (name, class, config), model id, sizes, dtype, device, notes, versions."""
+        return json.loads(json.dumps(self._meta["settings"]))
+
+    @property
+    def prompt(self) -> str:
+        return self._meta["settings"]["prompt"]
+
+    @property
+    def steps(self) -> StepList:
+        return StepList(self)
+
+    @property
+    def has_uncond(self) -> bool:
+        """False when cfg <= 1: the pipeline made no unconditional pass, so there is no uncond/delta."""
+        return "noise_uncond" in self._t
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the trace's tensors (latents, predictions, attention maps, embeddings, image)."""
+        return sum(t.numel() * t.element_size() for t in self._t.values())
+
+    @property
+    def text_embeddings(self) -> dict[str, dict[str, torch.Tensor | None]]:
+        """Per text encoder: "cond"/"uncond" per-token hidden states as the U-Net saw them (T, D), and
+        "cond_pooled"/"uncond_pooled" pooled outputs (None where the encoder was not run for that branch)."""
+        out = {}
+        for name in self._meta["text_encoders"]:
+            out[name] = {k: self._t.get(f"text.{name}.{k}") for k in ("cond", "uncond", "cond_pooled", "uncond_pooled")}
+        return out
+
+    @property
+    def levels(self) -> list[str]:
+        """Attention levels ("8x8", "4x4", ...), finest first."""
+        return list(self._meta.get("levels", {}))
+
+    def _step(self, i: int) -> Step:
+        t = self._t
+        unc = t["noise_uncond"][i] if self.has_uncond else None
+        if "evals.step" in t:
+            idx = (t["evals.step"] == i).nonzero().flatten().tolist()
+            evals = tuple(Eval(float(t["evals.timesteps"][j]), float(t["evals.sigmas"][j]), t["evals.latents"][j],
+                               t["evals.noise_uncond"][j] if self.has_uncond else None, t["evals.noise_cond"][j],
+                               t["evals.noise_guided"][j], t["evals.latents_next"][j]) for j in idx)
+        else:
+            evals = (Eval(float(t["timesteps"][i]), float(t["sigmas"][i]), t["latents"][i], unc, t["noise_cond"][i],
+                          t["noise_guided"][i], t["latents_next"][i]),)
+        return Step(i, float(t["timesteps"][i]), float(t["sigmas"][i]), t["latents"][i], unc, t["noise_cond"][i],
+                    t["noise_guided"][i], None if unc is None else t["noise_cond"][i] - unc, t["x0"][i],
+                    t["latents_next"][i], evals)
+
+    # attention -----------------------------------------------------------------------------------------
+    def _level_names(self, level: str | int | None) -> list[str]:
+        names = self.levels
+        if not names:
+            raise ValueError("this trace has no attention maps: it was traced with attention=False")
+        if level is None:
+            return names
+        if isinstance(level, str) and level in names:
+            return [level]
+        if isinstance(level, int) and not isinstance(level, bool) and -len(names) <= level < len(names):
+            return [names[level]]
+        raise ValueError(f"level must be None (all levels), one of {names}, or an index 0..{len(names) - 1} "
+                         f"(0 = finest), got {level!r}")
+
+    def attention_maps(self, step: int | None = None, level: str | int | None = None) -> torch.Tensor:
+        """(h, w, tokens) cross-attention probabilities: mean over heads and the level's layers; `step` None = mean
+        over steps; `level` None = every level upsampled (bilinear) to the finest and averaged, levels equally."""
+        names = self._level_names(level)
+        s = None if step is None else check_step_index(step, self._n_steps)
+        maps = []
+        for name in names:
+            a = self._t[f"attention.{name}"]
+            maps.append(a[s].float() if s is not None else a.float().mean(0))
+        if len(maps) == 1:
+            return maps[0]
+        h, w = maps[0].shape[:2]
+        up = [F.interpolate(m.permute(2, 0, 1)[None], size=(h, w), mode="bilinear", align_corners=False)[0]
+              if m.shape[:2] != (h, w) else m.permute(2, 0, 1) for m in maps]
+        return torch.stack(up).mean(0).permute(1, 2, 0)
+
+    def attention(self, token: str | int, step: int | None = None, level: str | int | None = None) -> torch.Tensor:
+        """2D map (h, w) of how much each latent position attends to `token` (a prompt word or a token position).
+
+        A word split into several pieces, or repeated, gives the sum over its positions. step/level as in
+        `attention_maps`. Values are probabilities over the prompt's tokens (every position's row sums to 1).
+        """
+        pos = check_token(token, self._tokens)
+        names = self._level_names(level)
+        s = None if step is None else check_step_index(step, self._n_steps)
+        maps = []
+        for name in names:
+            a = self._t[f"attention.{name}"][..., pos].float().sum(-1)  # (S, h, w)
+            maps.append(a[s] if s is not None else a.mean(0))
+        if len(maps) == 1:
+            return maps[0]
+        size = maps[0].shape
+        up = [F.interpolate(m[None, None], size=size, mode="bilinear", align_corners=False)[0, 0]
+              if m.shape != size else m for m in maps]
+        return torch.stack(up).mean(0)
+
+    # decoding ------------------------------------------------------------------------------------------
+    def attach(self, pipe: Any) -> Trace:
+        """Give a loaded trace a pipeline (for `decode`). Returns the trace."""
+        latent_channels = int(self._t["latents"].shape[1])
+        if getattr(getattr(pipe, "vae", None), "config", None) is None:
+            raise ValueError(f"pipe must be a diffusers pipeline with a VAE, got {type(pipe).__name__}")
+        if pipe.vae.config.latent_channels != latent_channels:
+            raise ValueError(f"pipe's VAE has {pipe.vae.config.latent_channels} latent channels, this trace has "
+                             f"{latent_channels}: it comes from another model ({self.settings.get('model_id')})")
+        self._pipe = pipe
+        self._decoded.clear()
+        return self
+
+    def decode(self, step: int, pipe: Any = None, what: str = "x0"):
+        """The VAE's picture (PIL) of step `step`'s predicted clean latents (what="x0", default), its noisy input
+        ("latents") or output ("latents_next"). Lazy and cached. A trace loaded from disk has no pipeline:
+        pass pipe=... once (or call tr.attach(pipe))."""
+        i = check_step_index(step, self._n_steps)
+        check_choice(what, ("x0", "latents", "latents_next"), "what")
+        if pipe is not None and pipe is not self._pipe:
+            self.attach(pipe)
+        if self._pipe is None:
+            raise ValueError("decode needs the pipeline, and this trace has none (it was loaded from disk): "
+                             "call tr.decode(step, pipe=pipe) or tr.attach(pipe) first")
+        key = (i, what)
+        if key not in self._decoded:
+            lat = self._t[what][i:i + 1].double()
+            if what != "x0" and self._meta["settings"].get("latent_space") == "ve":
+                # Euler/Heun keep x = x0 + sigma*eps; the VAE expects the VP scale x / sqrt(sigma^2 + 1)
+                sig = float(self._t["sigmas"][i if what == "latents" else min(i + 1, self._n_steps - 1)])
+                sig = 0.0 if what == "latents_next" and i == self._n_steps - 1 else sig
+                lat = lat / math.sqrt(sig**2 + 1)
+            self._decoded[key] = _decode_latents(self._pipe, lat)
+        return self._decoded[key]
+
+    # saving ------------------------------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        """One safetensors file: the tensors, plus JSON metadata (settings, tokens, checksum) in its header."""
+        from safetensors.torch import save_file
+
+        path = Path(path)
+        tensors = {k: v.contiguous() for k, v in self._t.items()}
+        meta = dict(self._meta, format=FORMAT, version=FORMAT_VERSION, checksum=_checksum(tensors))
+        save_file(tensors, str(path), metadata={_META_KEY: json.dumps(meta)})
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path, pipe: Any = None) -> Trace:
+        """Read a file written by `save`. Raises TraceFileError (a ValueError) for a truncated, modified or foreign
+        file. Pass `pipe` (or attach later) to decode steps."""
+        path = Path(path)
+        if not path.is_file():
+            raise TraceFileError(f"no trace file at {str(path)!r}")
+        data = path.read_bytes()
+        meta = _read_meta(data, path)
+        from safetensors.torch import load as st_load
+
+        try:
+            tensors = st_load(data)
+        except Exception as err:  # safetensors' own error for bad offsets / truncation
+            raise TraceFileError(f"{path} is damaged (truncated or modified): {err}") from None
+        if _checksum(tensors) != meta.get("checksum"):
+            raise TraceFileError(f"{path} was modified or corrupted: its tensors do not match the checksum written "
+                                 "when it was saved")
+        _check_layout(tensors, meta, path)
+        tr = cls(tensors, meta)
+        if pipe is not None:
+            tr.attach(pipe)
+        return tr
+
+    def __repr__(self) -> str:
+        s = self._meta["settings"]
+        return (f"Trace({s['prompt']!r}, seed={s['seed']}, steps={self._n_steps}, cfg={s['cfg']}, "
+                f"scheduler={s['scheduler']!r}, levels={self.levels}, {self.nbytes / 1e6:.2f} MB)")
+
+
+def _decode_latents(pipe: Any, latents: torch.Tensor):
+    vae = pipe.vae
+    cfg = vae.config
+    lat = latents.to(device=vae.device, dtype=torch.float32 if vae.dtype == torch.float16 and
+                     getattr(cfg, "force_upcast", False) else vae.dtype)
+    mean, std = getattr(cfg, "latents_mean", None), getattr(cfg, "latents_std", None)
+    if mean is not None and std is not None:
+        mean = torch.tensor(mean, device=lat.device, dtype=lat.dtype).view(1, -1, 1, 1)
+        std = torch.tensor(std, device=lat.device, dtype=lat.dtype).view(1, -1, 1, 1)
+        lat = lat * std / cfg.scaling_factor + mean
+    else:
+        lat = lat / cfg.scaling_factor
+    saved_dtype = vae.dtype
+    try:
+        if lat.dtype != saved_dtype:
+            vae.to(lat.dtype)
+        with torch.no_grad():
+            img = vae.decode(lat, return_dict=False)[0]
+    finally:
+        if vae.dtype != saved_dtype:
+            vae.to(saved_dtype)
+    return pipe.image_processor.postprocess(img, output_type="pil")[0]
+
+
+def _checksum(tensors: dict[str, torch.Tensor]) -> str:
+    h = hashlib.sha256()
+    for k in sorted(tensors):
+        t = tensors[k].contiguous()
+        h.update(f"{k}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def _read_meta(data: bytes, path: Path) -> dict:
+    """Parse the safetensors header ourselves: 8-byte little-endian length, then JSON."""
+    if len(data) < 8:
+        raise TraceFileError(f"{path} is not a trace file (only {len(data)} bytes)")
+    (n,) = struct.unpack("<Q", data[:8])
+    if n > len(data) - 8:
+        raise TraceFileError(f"{path} is truncated: its header says {n} bytes, the file has {len(data) - 8}")
+    try:
+        header = json.loads(data[8:8 + n])
+        meta = json.loads(header["__metadata__"][_META_KEY])
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        raise TraceFileError(f"{path} is not an explainer trace (no readable trace metadata in its header)") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise TraceFileError(f"{path} is not an explainer trace")
+    if meta.get("version") != FORMAT_VERSION:
+        raise TraceFileError(f"{path} is a trace of format version {meta.get('version')}; this explainer reads "
+                             f"version {FORMAT_VERSION}")
+    for key in ("settings", "tokens", "levels", "text_encoders", "checksum"):
+        if key not in meta:
+            raise TraceFileError(f"{path} is damaged: its metadata lacks {key!r}")
+    return meta
+
+
+def _check_layout(tensors: dict[str, torch.Tensor], meta: dict, path: Path) -> None:
+    need = ["timesteps", "sigmas", "latents", "latents_next", "noise_cond", "noise_guided", "x0", "image"]
+    missing = [k for k in need if k not in tensors]
+    if missing:
+        raise TraceFileError(f"{path} is damaged: tensors {missing} are missing")
+    n = tensors["timesteps"].shape[0]
+    for k in need[1:7] + [f"attention.{lv}" for lv in meta["levels"]]:
+        if k not in tensors or tensors[k].shape[0] != n:
+            raise TraceFileError(f"{path} is damaged: tensor {k!r} does not have one entry per step ({n})")
+
+
+# --------------------------------------------------------------------------------------------- running
+def _check_scheduler_steps(sched: Any, steps: int) -> None:
+    limit = int(sched.config.get("num_train_timesteps", 1000))
+    if type(sched).__name__ == "LCMScheduler":
+        limit = min(limit, int(sched.config.get("original_inference_steps", 50)))
+    if steps > limit:
+        raise ValueError(f"steps must be at most {limit} for the {type(sched).__name__} sampler, got {steps}")
+
+
+def _model_id(pipe: Any) -> str | None:
+    return (getattr(pipe, "explainer_model_id", None) or getattr(pipe, "name_or_path", None)
+            or pipe.config.get("_name_or_path") or None)
+
+
+def _jsonable(obj: Any) -> Any:
+    return json.loads(json.dumps(obj, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
+
+
+def _run(pipe: Any, prompts: list[str], seeds: list[int], single: bool, steps: int, cfg: float,
+         negative_prompt: str | None, scheduler: str | None, height: int | None, width: int | None,
+         attention: bool, attention_max_res: int | None) -> list[Trace]:
+    adapter = hooks.get_adapter(pipe)
+    # ---- every check before any heavy work
+    prompts = [check_prompt(p, "prompt") for p in prompts]
+    negative_prompt = check_optional_prompt(negative_prompt, "negative_prompt")
+    seeds = [check_seed(s, "seed") for s in seeds]
+    steps = check_steps(steps, "steps")
+    cfg = check_cfg(cfg, "cfg")
+    scheduler = check_scheduler_name(scheduler)
+    height = check_size(height, "height", adapter.size_multiple)
+    width = check_size(width, "width", adapter.size_multiple)
+    attention = check_bool(attention, "attention")
+    if attention_max_res is not None and (isinstance(attention_max_res, bool) or not isinstance(attention_max_res, int)
+                                          or attention_max_res < 1):
+        raise ValueError(f"attention_max_res must be None (never pool) or a positive int, got {attention_max_res!r}")
+    sched = make_scheduler(scheduler, pipe.scheduler.config) if scheduler else None
+    used = sched if sched is not None else pipe.scheduler
+    _check_scheduler_steps(used, steps)
+
+    tokenizer = adapter.tokenizer
+    cfg_on = cfg > 1 and pipe.unet.config.get("time_cond_proj_dim") is None  # the pipeline's own rule
+    zero_uncond = cfg_on and adapter.zero_uncond(negative_prompt)
+    notes = []
+    if not cfg_on:
+        notes.append("cfg <= 1: the pipeline makes no unconditional pass, so there is no noise_uncond or cfg_delta "
+                     "and noise_guided == noise_cond")
+        if negative_prompt is not None:
+            warnings.warn("negative_prompt is ignored when cfg <= 1 (no unconditional pass)", UserWarning, 2)
+    elif zero_uncond:
+        notes.append("SDXL with force_zeros_for_empty_prompt: the unconditional branch uses all-zero text embeddings")
+    elif negative_prompt is None:
+        notes.append('the unconditional branch is the empty prompt ""')
+    else:
+        notes.append("the negative prompt replaces the empty prompt in the unconditional branch")
+    per_prompt = []
+    for p in prompts:
+        toks, dropped = tokenize(tokenizer, p)
+        if dropped:
+            warnings.warn(f"the prompt is longer than the text encoder's {tokenizer.model_max_length} tokens; "
+                          f"these words are dropped (the model never sees them): {' '.join(dropped)}", UserWarning, 3)
+        per_prompt.append((toks, dropped))
+    neg_tokens = [] if (not cfg_on or zero_uncond) else tokenize(tokenizer, negative_prompt or "")[0]
+    if any(not p.strip() for p in prompts):
+        notes.append("the prompt is empty: it is the unconditional prompt, so cond and uncond coincide"
+                     + ("" if not zero_uncond else " (except SDXL's zeroed uncond)"))
+
+    vf = adapter.vae_factor
+    dh, dw = adapter.default_size()
+    H, W = height or dh, width or dw
+    n = len(prompts)
+    generator = (torch.Generator().manual_seed(seeds[0]) if single
+                 else [torch.Generator().manual_seed(s) for s in seeds])
+    call = dict(prompt=prompts[0] if single else prompts, negative_prompt=negative_prompt if single or
+                negative_prompt is None else [negative_prompt] * n, num_inference_steps=steps, guidance_scale=cfg,
+                generator=generator, height=height, width=width)
+    rec = hooks.Recorder(n, (H // vf, W // vf), attention, attention_max_res)
+    with hooks.capture(pipe, adapter, rec, sched):
+        used = pipe.scheduler
+        out = pipe(**call)
+        images = out.images
+    return _pack(pipe, adapter, used, rec, images, prompts, seeds, per_prompt, neg_tokens, dict(
+        negative_prompt=negative_prompt, steps=steps, cfg=cfg, cfg_applied=bool(rec.cfg),
+        scheduler=scheduler or scheduler_name_of(used), height=H, width=W, attention_max_res=attention_max_res,
+        notes=notes, batch_size=n))
+
+
+def _pack(pipe, adapter, sched, rec, images, prompts, seeds, per_prompt, neg_tokens, common) -> list[Trace]:
+    ev = rec.evals
+    if not ev:
+        raise RuntimeError("the pipeline ran no denoising step: nothing was recorded")
+    n, cfg = len(prompts), bool(rec.cfg)
+    starts = torch.tensor([e["new_step"] for e in ev])
+    step_of = starts.long().cumsum(0) - 1
+    S = int(step_of[-1]) + 1
+    first = starts.nonzero().flatten()
+    last = torch.cat([first[1:] - 1, torch.tensor([len(ev) - 1])])
+    lat = torch.stack([e["latents"] for e in ev])  # (E, n, C, h, w)
+    nxt = torch.stack([e["next"] for e in ev])
+    guided = torch.stack([e["guided"] for e in ev])
+    raw = torch.stack([e["raw"] for e in ev])  # (E, 2n or n, C, h, w)
+    cond, uncond = (raw[:, n:], raw[:, :n]) if cfg else (raw, None)
+    ts = [e["timestep"] for e in ev]
+    sig = hooks.eval_sigmas(sched, ts, [e["step_index"] for e in ev])
+    x0 = hooks.predict_x0(sched, lat[first].flatten(0, 1), guided[first].flatten(0, 1),
+                          sig[first].repeat_interleave(n)).view(S, n, *lat.shape[2:])
+    ts_t = torch.tensor(ts, dtype=torch.float64)
+    levels = list(ev[0]["attn"]) if rec.attention else []
+    levels.sort(key=lambda name: -rec.level_source[name][0] * rec.level_source[name][1])
+    attn = {}
+    for name in levels:
+        a = torch.stack([e["attn"][name] for e in ev])  # (E, n, h, w, T) fp16
+        if len(ev) != S:  # several evaluations per step: average them into the step
+            summed = torch.zeros((S, *a.shape[1:]), dtype=torch.float32).index_add_(0, step_of, a.float())
+            a = (summed / torch.bincount(step_of, minlength=S).view(-1, 1, 1, 1, 1)).to(torch.float16)
+        attn[name] = a
+    ehs = rec.unet_inputs["encoder_hidden_states"]
+    dims = adapter.text_dims(ehs.shape[-1])
+    added = {k[len("added."):]: v for k, v in rec.unet_inputs.items() if k.startswith("added.")}
+    settings_base = dict(
+        pipeline=type(pipe).__name__, model_id=_model_id(pipe), scheduler_class=type(sched).__name__,
+        scheduler_config=_jsonable(dict(sched.config)), prediction_type=sched.config.get("prediction_type"),
+        latent_space="ve" if type(sched).__name__ in hooks.VE_SCHEDULERS else "vp",
+        latent_shape=list(lat.shape[2:]), vae_scale_factor=adapter.vae_factor, dtype=str(pipe.unet.dtype),
+        device=str(pipe.device), attention=rec.attention, unet_calls=rec.unet_calls, n_evals=len(ev),
+        generator="torch.Generator('cpu').manual_seed(seed)",
+        versions=_versions(),
+    )
+    traces = []
+    for b in range(n):
+        t: dict[str, torch.Tensor] = {
+            "timesteps": ts_t[first], "sigmas": sig[first], "latents": lat[first, b], "latents_next": nxt[last, b],
+            "noise_cond": cond[first, b], "noise_guided": guided[first, b], "x0": x0[:, b],
+        }
+        if cfg:
+            t["noise_uncond"] = uncond[first, b]
+        if len(ev) != S:
+            t.update({"evals.step": step_of, "evals.timesteps": ts_t, "evals.sigmas": sig, "evals.latents": lat[:, b],
+                      "evals.latents_next": nxt[:, b], "evals.noise_cond": cond[:, b],
+                      "evals.noise_guided": guided[:, b]})
+            if cfg:
+                t["evals.noise_uncond"] = uncond[:, b]
+        for name in levels:
+            t[f"attention.{name}"] = attn[name][:, b]
+        col = 0
+        for enc_name, d in dims:
+            t[f"text.{enc_name}.cond"] = ehs[n + b if cfg else b, :, col:col + d]
+            if cfg:
+                t[f"text.{enc_name}.uncond"] = ehs[b, :, col:col + d]
+            col += d
+        for enc_name, calls in rec.text_calls.items():
+            if calls and calls[0]["pooled"] is not None:
+                t[f"text.{enc_name}.cond_pooled"] = calls[0]["pooled"][b]
+            if cfg and len(calls) > 1 and calls[1]["pooled"] is not None:
+                t[f"text.{enc_name}.uncond_pooled"] = calls[1]["pooled"][b]
+        if "text_embeds" in added and len(dims) > 1:  # SDXL: the pooled embedding the U-Net actually got
+            t[f"text.{dims[-1][0]}.cond_pooled"] = added["text_embeds"][n + b if cfg else b]
+            if cfg:
+                t[f"text.{dims[-1][0]}.uncond_pooled"] = added["text_embeds"][b]
+        t["image"] = torch.from_numpy(np.array(images[b].convert("RGB"), dtype=np.uint8))
+        t = {k: v.contiguous().clone() for k, v in t.items()}
+        settings = dict(settings_base, prompt=prompts[b], seed=seeds[b], **common)
+        if "time_ids" in added:
+            settings["micro_conditioning_time_ids"] = added["time_ids"][n + b if cfg else b].tolist()
+        toks, dropped = per_prompt[b]
+        meta = {"settings": settings, "tokens": [x.to_dict() for x in toks],
+                "negative_tokens": [x.to_dict() for x in neg_tokens], "dropped_tokens": dropped,
+                "text_encoders": [name for name, _ in dims],
+                "levels": {name: {"size": list(attn[name].shape[2:4]), "source_size": list(rec.level_source[name]),
+                                  "layers": rec.level_layers[name]} for name in levels}}
+        traces.append(Trace(t, meta, pipe))
+    return traces
+
+
+def _versions() -> dict[str, str]:
+    import diffusers
+    import transformers
+
+    from . import __version__
+
+    return {"torch": torch.__version__, "diffusers": diffusers.__version__, "transformers": transformers.__version__,
+            "explainer": __version__}
+
+
+def trace(pipe: Any, prompt: str, seed: int = 0, steps: int = 25, cfg: float = 7.5,
+          negative_prompt: str | None = None, scheduler: str | None = "dpm++2m", height: int | None = None,
+          width: int | None = None, attention: bool = True, *,
+          attention_max_res: int | None = hooks.ATTENTION_MAX_RES) -> Trace:
+    """Run `pipe` once on `prompt` and record every denoising step.
+
+    The image is bit-identical (same machine, same thread count) to this untraced call:
+
+        if scheduler is not None:
+            pipe.scheduler = explainer.schedulers.make_scheduler(scheduler, pipe.scheduler.config)
+        pipe(prompt, negative_prompt=negative_prompt, num_inference_steps=steps, guidance_scale=cfg,
+             generator=torch.Generator().manual_seed(seed), height=height, width=width).images[0]
+
+    (`trace` installs that scheduler only for the run; the pipeline keeps its own afterwards.)
+
+    scheduler: a short name ("ddim", "ddpm", "pndm", "euler", "euler_a", "dpm++2m", "dpm++2m_karras", "heun", "lcm"),
+        or None to keep the pipeline's own.
+    cfg: guidance scale; <= 1 turns classifier-free guidance off (no unconditional pass is made or recorded).
+    attention: record cross-attention maps (conditional branch, mean over heads, per step and level, fp16 on CPU).
+    attention_max_res: levels finer than this many positions per side are average-pooled down (None = never).
+    Every argument is checked before any heavy work (ValueError naming the parameter).
+    """
+    return _run(pipe, [prompt], [seed], True, steps, cfg, negative_prompt, scheduler, height, width, attention,
+                attention_max_res)[0]
+
+
+def trace_batch(pipe: Any, prompts: str | Sequence[str], seeds: int | Sequence[int] = 0, steps: int = 25,
+                cfg: float = 7.5, negative_prompt: str | None = None, scheduler: str | None = "dpm++2m",
+                height: int | None = None, width: int | None = None, attention: bool = True, *,
+                attention_max_res: int | None = hooks.ATTENTION_MAX_RES) -> list[Trace]:
+    """Several prompts and/or seeds in one batched pipeline call; one Trace each.
+
+    A single prompt or seed is repeated to match the other list. Trace k equals image k of the untraced call
+        pipe(prompts, negative_prompt=[negative_prompt] * n or None, num_inference_steps=steps, guidance_scale=cfg,
+             generator=[torch.Generator().manual_seed(s) for s in seeds], height=height, width=width)
+    (batched arithmetic may differ in the last bits from one-prompt runs, so compare with this call, not `trace`).
+    """
+    p_list = [prompts] if isinstance(prompts, str) else list(prompts)
+    s_list = [seeds] if not isinstance(seeds, Sequence) else list(seeds)
+    if not p_list or not s_list:
+        raise ValueError("prompts and seeds must not be empty")
+    if len(p_list) == 1:
+        p_list = p_list * len(s_list)
+    if len(s_list) == 1:
+        s_list = s_list * len(p_list)
+    if len(p_list) != len(s_list):
+        raise ValueError(f"prompts and seeds must have the same length (or one of them be single), got "
+                         f"{len(p_list)} prompts and {len(s_list)} seeds")
+    return _run(pipe, p_list, s_list, False, steps, cfg, negative_prompt, scheduler, height, width, attention,
+                attention_max_res)
+
+
+# --------------------------------------------------------------------------------------------- embeddings
+@dataclass
+class PromptEmbeddings:
+    """Text-encoder outputs for many prompts: what the U-Net would see for each (for maps of meaning, UMAP...)."""
+
+    prompts: list[str]
+    tokens: list[list[Token]]
+    hidden_states: dict[str, torch.Tensor]  # encoder name -> (N, T, D) per-token states as the U-Net gets them
+    pooled: dict[str, torch.Tensor]  # encoder name -> (N, D') pooled output (end-of-text token, projected if any)
+    mask: torch.Tensor  # (N, T) bool: True at real (non-padding) tokens
+
+    def mean_tokens(self, encoder: str | None = None) -> torch.Tensor:
+        """(N, D) mean over each prompt's real tokens: a simple per-prompt vector besides the pooled one."""
+        h = self.hidden_states[encoder or next(iter(self.hidden_states))]
+        m = self.mask.to(h.dtype).unsqueeze(-1)
+        return (h * m).sum(1) / m.sum(1).clamp(min=1)
+
+
+def encode_prompts(pipe: Any, prompts: Sequence[str], batch_size: int = 64) -> PromptEmbeddings:
+    """Embed many prompts at once with the pipeline's own `encode_prompt` (no guidance branch)."""
+    adapter = hooks.get_adapter(pipe)
+    if isinstance(prompts, str) or not isinstance(prompts, Sequence) or not prompts:
+        raise ValueError("prompts must be a non-empty list of strings")
+    prompts = [check_prompt(p, f"prompts[{i}]") for i, p in enumerate(prompts)]
+    from .validation import check_steps as _positive
+
+    batch_size = _positive(batch_size, "batch_size", maximum=100_000)
+    rec = hooks.Recorder(1, (1, 1), attention=False)
+    hidden, pooled = [], {}
+    handles = [enc.register_forward_hook(rec.text_hook(name), with_kwargs=True) for name, enc in adapter.text_encoders]
+    try:
+        with torch.no_grad():
+            for i in range(0, len(prompts), batch_size):
+                chunk = prompts[i:i + batch_size]
+                out = pipe.encode_prompt(prompt=chunk, device=pipe.device, num_images_per_prompt=1,
+                                         do_classifier_free_guidance=False)
+                hidden.append(out[0].detach().cpu())
+                if adapter.kind == "sdxl" and out[2] is not None:
+                    pooled.setdefault("text_encoder_2", []).append(out[2].detach().cpu())
+    finally:
+        for h in handles:
+            h.remove()
+    for name, calls in rec.text_calls.items():
+        if name not in pooled and calls and calls[0]["pooled"] is not None:
+            pooled[name] = [c["pooled"] for c in calls]
+    h_all = torch.cat(hidden)
+    dims, col, hs = adapter.text_dims(h_all.shape[-1]), 0, {}
+    for name, d in dims:
+        hs[name] = h_all[..., col:col + d].contiguous()
+        col += d
+    tokens = [tokenize(adapter.tokenizer, p)[0] for p in prompts]
+    mask = torch.tensor([[not t.padding for t in toks] for toks in tokens])
+    return PromptEmbeddings(prompts, tokens, hs, {k: torch.cat(v) for k, v in pooled.items()}, mask)

@@ -1,0 +1,121 @@
+"""Argument checks shared by the trace and the views: raised before any heavy work, each naming the parameter
+and what is allowed. All raise ValueError (TypeError-like mistakes included, so one `except ValueError` catches them).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Sequence
+
+MAX_STEPS = 1000
+MAX_SEED = 2**64 - 1
+
+
+def check_prompt(prompt: object, name: str = "prompt", allow_empty: bool = True) -> str:
+    """A string. Empty (or blank) is allowed where the pipeline allows it: it is the unconditional prompt."""
+    if not isinstance(prompt, str):
+        raise ValueError(f"{name} must be a string, got {type(prompt).__name__} {prompt!r:.60}")
+    if not allow_empty and not prompt.strip():
+        raise ValueError(f"{name} must be a non-empty string")
+    return prompt
+
+
+def check_optional_prompt(prompt: object, name: str = "negative_prompt") -> str | None:
+    return None if prompt is None else check_prompt(prompt, name)
+
+
+def check_steps(steps: object, name: str = "steps", maximum: int = MAX_STEPS) -> int:
+    """An integer number of denoising steps, 1..maximum."""
+    if isinstance(steps, bool) or not isinstance(steps, numbers.Integral):
+        raise ValueError(f"{name} must be an integer from 1 to {maximum}, got {steps!r}")
+    steps = int(steps)
+    if not 1 <= steps <= maximum:
+        raise ValueError(f"{name} must be from 1 to {maximum}, got {steps}")
+    return steps
+
+
+def check_cfg(cfg: object, name: str = "cfg") -> float:
+    """Classifier-free guidance scale: a finite number >= 0 (<= 1 means no unconditional pass)."""
+    if isinstance(cfg, bool) or not isinstance(cfg, numbers.Real):
+        raise ValueError(f"{name} must be a finite number >= 0 (e.g. 7.5), got {cfg!r}")
+    cfg = float(cfg)
+    if not math.isfinite(cfg) or cfg < 0:
+        raise ValueError(f"{name} must be a finite number >= 0 (e.g. 7.5), got {cfg}")
+    return cfg
+
+
+def check_seed(seed: object, name: str = "seed") -> int:
+    """An integer from 0 to 2**64 - 1 (what torch.Generator.manual_seed accepts)."""
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise ValueError(f"{name} must be an integer from 0 to 2**64-1, got {type(seed).__name__} {seed!r}")
+    if not 0 <= int(seed) <= MAX_SEED:
+        raise ValueError(f"{name} must be from 0 to 2**64-1, got {seed}")
+    return int(seed)
+
+
+def check_size(value: object, name: str, multiple: int, maximum: int = 8192) -> int | None:
+    """Image height or width in pixels: None (the model's default) or a positive multiple of `multiple`."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{name} must be None or an integer multiple of {multiple}, got {value!r}")
+    value = int(value)
+    if value <= 0 or value % multiple or value > maximum:
+        raise ValueError(f"{name} must be a positive multiple of {multiple} (at most {maximum}) for this pipeline, "
+                         f"got {value}")
+    return value
+
+
+def check_bool(value: object, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+    return value
+
+
+def check_step_index(step: object, n_steps: int, name: str = "step") -> int:
+    """A step index in -n..n-1 (negative counts from the end); returns it as 0..n-1."""
+    if isinstance(step, bool) or not isinstance(step, numbers.Integral):
+        raise ValueError(f"{name} must be an integer step index from 0 to {n_steps - 1}, got {step!r}")
+    step = int(step)
+    if not -n_steps <= step < n_steps:
+        raise ValueError(f"{name} must be from 0 to {n_steps - 1} (or -{n_steps} to -1 from the end): "
+                         f"this trace has {n_steps} steps, got {step}")
+    return step % n_steps
+
+
+def check_choice(value: object, allowed: Sequence, name: str) -> object:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {list(allowed)}, got {value!r}")
+    return value
+
+
+def check_token(token: object, tokens: Sequence[str], name: str = "token") -> list[int]:
+    """Positions of `token` (a word or token string, case-insensitive, or an int position) among `tokens`.
+
+    A word split into several sub-word pieces ("cir", "cle</w>") matches the run of pieces that spells it.
+    Padding is never matched by text; ask for it by position.
+    """
+    texts = [str(t) for t in tokens]
+    real = [i for i, t in enumerate(tokens) if not getattr(t, "padding", False)]
+    if isinstance(token, numbers.Integral) and not isinstance(token, bool):
+        if not -len(texts) <= int(token) < len(texts):
+            raise ValueError(f"{name} position must be from 0 to {len(texts) - 1}, got {token}")
+        return [int(token) % len(texts)]
+    if not isinstance(token, str) or not token.strip():
+        raise ValueError(f"{name} must be a prompt word (str) or a token position (int), got {token!r}")
+    want = token.strip().lower()
+    hits = [i for i in real if texts[i].lower() == want]
+    if not hits:  # a word spelled by consecutive sub-word pieces
+        for start in real:
+            acc, j = "", start
+            while j in real and len(acc) < len(want) and not getattr(tokens[j], "special", False):
+                acc += texts[j].lower()
+                j += 1
+                if acc == want:
+                    hits.extend(range(start, j))
+                    break
+    if not hits:
+        shown = [texts[i] for i in real]
+        raise ValueError(f"{name} {token!r} is not in the prompt; its tokens are {shown}")
+    return sorted(set(hits))
