@@ -1,0 +1,117 @@
+"""Prompt adherence of a pipeline on the shapes world, judged by `explainer.judge`.
+
+    python benchmarks/adherence.py                      # the full table of the model card (~10 min on 2 cores)
+    python benchmarks/adherence.py --n 64 --quick       # a smoke run
+
+Prompts come from scenes with seeds >= 10,000,000 (never used in training), written as canonical captions.
+Prints, per setting: single object colour/shape/size/position, held-out colour x shape combinations (both right),
+two objects (both objects and their relation right); then the seconds for one 25-step image and a batch of 16.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+import explainer as ex
+from explainer.judge import judge_against
+from explainer.schedulers import make_scheduler
+from explainer.shapes import caption_for, sample_scene
+
+EVAL_SEED = 10_000_000
+
+
+def prompt_sets(n: int) -> dict[str, list[str]]:
+    return {
+        "single": [caption_for(sample_scene(EVAL_SEED + i, two_object_p=0.0, held_out="allow")) for i in range(n)],
+        "held_out": [caption_for(sample_scene(EVAL_SEED + 50_000 + i, two_object_p=0.0, held_out="only"))
+                     for i in range(max(n // 2, 50))],
+        "two": [caption_for(sample_scene(EVAL_SEED + 100_000 + i, two_object_p=1.0, held_out="allow")) for i in range(n)],
+    }
+
+
+def generate(pipe, prompts: list[str], steps: int, cfg: float, batch: int = 16) -> list:
+    images = []
+    for i in range(0, len(prompts), batch):
+        chunk = prompts[i:i + batch]
+        gens = [torch.Generator().manual_seed(i + k) for k in range(len(chunk))]
+        images += pipe(chunk, num_inference_steps=steps, guidance_scale=cfg, generator=gens).images
+    return images
+
+
+def score(pipe, sets: dict[str, list[str]], steps: int, cfg: float) -> dict[str, float]:
+    out: dict[str, float] = {}
+    single = [judge_against(im, p) for im, p in zip(generate(pipe, sets["single"], steps, cfg), sets["single"])]
+    for key in ("color", "shape", "size", "position"):
+        out[key] = float(np.mean([r[key] for r in single]))
+    held = [judge_against(im, p) for im, p in zip(generate(pipe, sets["held_out"], steps, cfg), sets["held_out"])]
+    out["held_out"] = float(np.mean([r["color"] and r["shape"] for r in held]))
+    two = [judge_against(im, p) for im, p in zip(generate(pipe, sets["two"], steps, cfg), sets["two"])]
+    out["two_objects"] = float(np.mean([r["objects"] for r in two]))
+    out["two_all"] = float(np.mean([r["objects"] and r["relation"] for r in two]))
+    return out
+
+
+def timing(pipe, steps: int = 25, cfg: float = 7.5, repeats: int = 3) -> dict[str, float]:
+    res = {}
+    for n in (1, 16):
+        ts = []
+        for r in range(repeats):
+            t0 = time.perf_counter()
+            pipe(["a red circle on the left"] * n, num_inference_steps=steps, guidance_scale=cfg,
+                 generator=[torch.Generator().manual_seed(r * 100 + k) for k in range(n)])
+            ts.append(time.perf_counter() - t0)
+        res[f"seconds_batch_{n}"] = float(np.median(ts))
+    return res
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default=None, help="pipeline folder (default: the shipped model)")
+    p.add_argument("--n", type=int, default=200, help="prompts per set (single, two objects); held-out gets n/2")
+    p.add_argument("--cfg", type=float, default=None, help="the recommended CFG (default: best of the sweep)")
+    p.add_argument("--scheduler", default="dpm++2m")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--quick", action="store_true", help="only the default setting, no sweeps")
+    p.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    pipe = ex.load_pipeline(args.model)
+    pipe.scheduler = make_scheduler(args.scheduler, pipe.scheduler.config)
+    sets = prompt_sets(args.n)
+    print(f"prompts: {len(sets['single'])} single, {len(sets['held_out'])} held-out, {len(sets['two'])} two-object; "
+          f"scheduler {args.scheduler}; threads {args.threads}")
+    results: dict = {"cfg": {}, "steps": {}}
+    header = f"{'setting':<16}" + "".join(f"{k:>12}" for k in
+                                          ("color", "shape", "size", "position", "held_out", "two_objects", "two_all"))
+    print(header)
+
+    def row(name: str, r: dict) -> None:
+        print(f"{name:<16}" + "".join(f"{100 * r[k]:>11.1f}%" for k in
+                                      ("color", "shape", "size", "position", "held_out", "two_objects", "two_all")))
+
+    cfgs = [args.cfg or 7.5] if args.quick else [1.0, 3.0, 5.0, 7.5, 12.0, 20.0]
+    for cfg in tqdm(cfgs, desc="CFG sweep", leave=False):
+        results["cfg"][cfg] = score(pipe, sets, 25, cfg)
+        row(f"cfg {cfg:g}, 25 st", results["cfg"][cfg])
+    best = args.cfg or max(results["cfg"], key=lambda c: results["cfg"][c]["two_all"] + results["cfg"][c]["shape"])
+    results["recommended_cfg"] = best
+    if not args.quick:
+        for steps in tqdm((5, 10, 20, 40), desc="steps sweep", leave=False):
+            results["steps"][steps] = score(pipe, sets, steps, best)
+            row(f"cfg {best:g}, {steps} st", results["steps"][steps])
+    results["timing"] = timing(pipe, cfg=best)
+    print(f"recommended CFG {best:g}; one 25-step image {results['timing']['seconds_batch_1']:.2f} s, "
+          f"a batch of 16 {results['timing']['seconds_batch_16']:.2f} s ({args.threads} threads)")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,54 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Start here: how a text-to-image model works, opened up
+#
+# These lessons take a real text-to-image diffusion pipeline apart while it runs. The model is small — it draws
+# 32×32 pictures of coloured shapes — but it has every part Stable Diffusion has: a tokenizer, a CLIP text encoder,
+# a U-Net with cross-attention, a VAE and a scheduler. It runs on a laptop CPU in about a second, so every claim in
+# these lessons is an experiment you run yourself.
+#
+# Work through them in order; each takes a few minutes to read and under a minute and a half to run.
+#
+# **Part 1 — from a prompt to pixels**
+#
+# | # | lesson | the idea |
+# |---|---|---|
+# | 1 | [The whole machine in one run](01_whole_machine.ipynb) | prompt → tokens → embedding → noise → U-Net × N → VAE → image, with real shapes |
+# | 2 | [Your words become numbers](02_words_to_numbers.ipynb) | tokens, embeddings, similarity of prompts, CLIP's image↔caption matching |
+# | 3 | [Latent space and the VAE](03_latent_space.ipynb) | the compressed space where generation happens, and how close similar scenes sit |
+# | 4 | [Noise in, picture out](04_noise_to_picture.ipynb) | the forward and reverse processes; does structure come before detail? |
+# | 5 | [How the model learned to see](05_how_it_learned.ipynb) | the training objective, trained live; does the model memorise? |
+# | 6 | [Inside the U-Net: attention](06_unet_attention.ipynb) | the U shape, where each word looks, how text and time enter |
+#
+# **Part 2 — the controls people turn**
+#
+# | # | lesson | the idea |
+# |---|---|---|
+# | 7 | [Classifier-free guidance](07_cfg.ipynb) | what the CFG slider really computes, and what too little or too much does |
+# | 8 | [Negative prompts](08_negative_prompts.ipynb) | the unconditional branch, replaced |
+# | 9 | [Samplers and steps](09_samplers_steps.ipynb) | Euler, DPM++, DDIM, Heun; how many steps are worth it |
+# | 10 | [Seeds and reproducibility](10_seeds.ipynb) | same seed, same image; what a seed decides |
+# | 11 | [Resolution, aspect ratio and memory](11_resolution.ipynb) | latent size, time, memory, and sizes the model never saw |
+# | 12 | [Model families](12_model_families.ipynb) | parameter counts, U-Net vs Diffusion Transformer, the families people use |
+# | 13 | [Your turn: a playground](13_playground.ipynb) | challenges to try with every control at hand |
+
+# %% [markdown]
+# ## Check that everything works
+# The next cell loads the shipped model and draws one picture. It should take a few seconds.
+
+# %%
+import explainer as ex
+
+pipe = ex.load_pipeline()
+image = pipe("a large red circle on the left", num_inference_steps=25).images[0]
+image.resize((128, 128), 0)
+
+# %% [markdown]
+# If you see a red circle on the left, you are ready: open [lesson 1](01_whole_machine.ipynb).

@@ -1,0 +1,55 @@
+"""Lessons: each jupytext source has a paired notebook with the same cells, committed without outputs,
+and every notebook runs headless top to bottom without an error (the slow part of the suite)."""
+
+import json
+import os
+import time
+from pathlib import Path
+
+import jupytext
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SOURCES = sorted((ROOT / "lessons").glob("[0-9][0-9]_*.py"))
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+TIMES = ROOT / "test-artifacts" / "lesson_times.json"
+
+
+def _cells(nb) -> list[tuple[str, str]]:
+    return [(c.cell_type, c.source.strip()) for c in nb.cells]
+
+
+def test_there_are_lessons_and_an_index():
+    assert (ROOT / "notebooks" / "00_start_here.ipynb").exists()
+    assert len(SOURCES) >= 2
+
+
+@pytest.mark.parametrize("src", SOURCES, ids=lambda p: p.stem)
+def test_notebook_is_paired_with_its_source(src: Path):
+    nb_path = ROOT / "notebooks" / f"{src.stem}.ipynb"
+    assert nb_path.exists(), f"{src.name} has no paired notebook: run `make notebooks`"
+    nb = nbformat.read(nb_path, as_version=4)
+    assert _cells(jupytext.read(src)) == _cells(nb), f"{nb_path.name} drifted from {src.name}: run `make notebooks`"
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            assert not cell.outputs and cell.execution_count is None, f"{nb_path.name} is committed with outputs"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_lesson_runs_headless(nb_path: Path):
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(nb_path, as_version=4)
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    client = NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(nb_path.parent)}})
+    t0 = time.perf_counter()
+    client.execute()
+    seconds = time.perf_counter() - t0
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
+    assert not errors, errors[0].get("evalue")
+    TIMES.parent.mkdir(exist_ok=True)
+    times = json.loads(TIMES.read_text()) if TIMES.exists() else {}
+    times[nb_path.stem] = round(seconds, 1)
+    TIMES.write_text(json.dumps(times, indent=1, sort_keys=True))
