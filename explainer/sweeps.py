@@ -1,0 +1,686 @@
+"""Sweeps: image grids over seeds / CFG / steps / samplers / negative prompts, and interpolation filmstrips.
+
+    res = ex.grid(pipe, "a red circle left of a blue square", seeds=[0, 1, 2], cfgs=[1, 3, 7.5, 12])
+    res.figure()            # labelled grid: rows = seeds, columns = CFG; title = prompt + the fixed settings
+    res.image(row, col)     # PIL image of one cell
+
+Every cell equals the single run (`generate`, which is also what `ex.trace(...).image` equals) bit for bit.
+
+How cells are batched, and why it stays exact (measured on CPU, fp32, 1 and 2 threads)
+------------------------------------------------------------------------------------
+Cells that share steps and sampler and use CFG (> 1) run as one pipeline call: a list of generators (one per cell, so
+each cell's noise is its own seed's), per-cell negative-prompt embeddings and per-cell guidance scales. Batching
+alone changes the last bits of the result, because some CPU kernels pick their algorithm by batch size:
+  * matrix products with <= 3 rows (the timestep-embedding linears: one row per sample; a single CFG run has 2 rows);
+  * 1x1 convolutions (attention proj_in/proj_out, resnet shortcuts) at batch 2 vs batch 2n;
+  * the VAE decoder, which a single run calls at batch 1 (convolutions at batch 1 differ from batch >= 2).
+So inside a batched call those layers run in chunks of the single run's batch (2 rows/samples), and the VAE decodes
+one image at a time. Everything else (3x3 convolutions, big matrix products, attention, norms, the sampler) gives the
+same bits at batch 2n. Because this is an empirical property of kernels, each batched call also checks itself: on
+its first U-Net evaluation one (uncond, cond) pair is recomputed at batch 2 and compared bit for bit; on any
+difference the cells are rerun one by one (a warning says so). The verdict is cached per U-Net and shape.
+Not batched: CFG <= 1 (a single run then calls the U-Net at batch 1, whose convolutions differ from batch >= 2),
+different step counts or samplers (different timesteps), and pipelines other than SD / SDXL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import numbers
+import time
+import warnings
+import weakref
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+
+from . import validation as V
+from .schedulers import check_scheduler_name, make_scheduler, scheduler_name_of
+
+AXES = ("seeds", "cfgs", "steps", "schedulers", "negative_prompts")
+_SINGULAR = {"seeds": "seed", "cfgs": "cfg", "steps": "steps", "schedulers": "scheduler",
+             "negative_prompts": "negative_prompt"}
+DEFAULT_SCHEDULER = "dpm++2m"  # the same default as ex.trace, so a cell equals a trace with the same settings
+
+Progress = Callable[[int, int], None]
+
+
+# --------------------------------------------------------------------------------------------- single runs
+def _generator(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)  # CPU generator, as trace() uses: same noise on every device
+
+
+@contextlib.contextmanager
+def _scheduler(pipe: Any, name: str | None, base_config: Any = None) -> Iterator[None]:
+    """Install the named sampler (fresh, from the pipeline's own config) for the duration; put the original back."""
+    original = pipe.scheduler
+    if name is not None:
+        pipe.scheduler = make_scheduler(name, base_config if base_config is not None else original.config)
+    try:
+        yield
+    finally:
+        pipe.scheduler = original
+
+
+def _check_common(pipe: Any, height: int | None, width: int | None) -> tuple[int | None, int | None]:
+    factor = int(getattr(pipe, "vae_scale_factor", 8))
+    multiple = math.lcm(8, factor)
+    return V.check_size(height, "height", multiple), V.check_size(width, "width", multiple)
+
+
+def generate(pipe: Any, prompt: str, seed: int = 0, cfg: float = 7.5, steps: int = 25,
+             scheduler: str | None = DEFAULT_SCHEDULER, negative_prompt: str | None = None,
+             height: int | None = None, width: int | None = None) -> Any:
+    """One plain, untraced pipeline call -> PIL image. The reference every grid cell equals (and `trace` too)."""
+    V.check_prompt(prompt)
+    seed, cfg, steps = V.check_seed(seed), V.check_cfg(cfg), V.check_steps(steps)
+    negative_prompt = V.check_optional_prompt(negative_prompt)
+    scheduler = check_scheduler_name(scheduler)
+    height, width = _check_common(pipe, height, width)
+    with _scheduler(pipe, scheduler):
+        return pipe(prompt, negative_prompt=negative_prompt, num_inference_steps=steps, guidance_scale=cfg,
+                    generator=_generator(seed), height=height, width=width).images[0]
+
+
+# --------------------------------------------------------------------------------------------- exact batching
+class _NotExact(RuntimeError):
+    """A batched call would not reproduce the single runs bit for bit."""
+
+
+class _PerSampleScale(float):
+    """A guidance scale that is one number per sample: `scale * tensor` multiplies row i by scale i.
+
+    Its float value is the smallest scale (> 1 here), so the pipeline's `guidance_scale > 1` test holds. `calls`
+    counts the multiplications it served: if a pipeline ever multiplied the other way round (tensor * scale), torch
+    would read the float value instead and `calls` stays 0; the caller checks that and refuses the result.
+    """
+
+    values: list[float]
+    calls: int
+
+    def __new__(cls, values: Sequence[float]) -> _PerSampleScale:
+        obj = super().__new__(cls, min(values))
+        obj.values = [float(v) for v in values]
+        obj.calls = 0
+        return obj
+
+    def __mul__(self, other: Any) -> Any:
+        if isinstance(other, torch.Tensor):
+            if other.shape[0] != len(self.values):
+                raise _NotExact(f"per-sample guidance got a batch of {other.shape[0]}, expected {len(self.values)}")
+            self.calls += 1
+            col = torch.tensor(self.values, dtype=other.dtype, device=other.device)
+            return col.view(-1, *([1] * (other.dim() - 1))) * other
+        return float(self) * other
+
+    __rmul__ = __mul__
+
+
+_VERDICTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # unet -> {signature: bool}
+
+
+def _slice_batch(obj: Any, idx: torch.Tensor, batch: int) -> Any:
+    if isinstance(obj, torch.Tensor):
+        return obj.index_select(0, idx.to(obj.device)) if obj.dim() and obj.shape[0] == batch else obj
+    if isinstance(obj, dict):
+        return {k: _slice_batch(v, idx, batch) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_slice_batch(v, idx, batch) for v in obj)
+    return obj
+
+
+@contextlib.contextmanager
+def _exact_batching(pipe: Any, unit: int = 2, verify: bool = True, chunk: bool = True) -> Iterator[None]:
+    """Make a batched CFG call compute each sample as a single (batch `unit`) run does. See the module docstring.
+
+    chunk=False leaves the layers alone (only for tests: the self-check must then catch the difference).
+    """
+    unet = pipe.unet
+    patched: list[tuple[torch.nn.Module, Any]] = []
+
+    def chunked(module: torch.nn.Module, only_2d: bool) -> None:
+        forward = module.forward
+
+        def fwd(x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+            if x.shape[0] > unit and (not only_2d or x.dim() == 2):
+                return torch.cat([forward(c, *args, **kwargs) for c in x.split(unit)])
+            return forward(x, *args, **kwargs)
+
+        patched.append((module, module.__dict__.get("forward")))
+        module.forward = fwd
+
+    for m in unet.modules() if chunk else ():
+        if isinstance(m, torch.nn.Linear):
+            chunked(m, only_2d=True)
+        elif isinstance(m, torch.nn.Conv2d) and m.kernel_size == (1, 1):
+            chunked(m, only_2d=False)
+
+    vae = pipe.vae
+    vae_decode_own = vae.__dict__.get("decode")
+    decode = vae.decode
+
+    def decode_one_by_one(z: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+        gen = kwargs.pop("generator", None)
+        outs = []
+        for i in range(z.shape[0]):
+            g = gen[i] if isinstance(gen, list) else gen
+            outs.append(decode(z[i:i + 1], *args, **({**kwargs, "generator": g} if gen is not None else kwargs)))
+        if isinstance(outs[0], tuple):
+            return (torch.cat([o[0] for o in outs]),) + tuple(outs[0][1:])
+        first = outs[0]
+        first.sample = torch.cat([o.sample for o in outs])
+        return first
+
+    vae.decode = decode_one_by_one
+
+    state = {"checked": not verify, "inside": False}
+    verdicts = _VERDICTS.setdefault(unet, {})
+
+    def check(module: Any, args: tuple, kwargs: dict, output: Any) -> None:
+        if state["checked"] or state["inside"]:
+            return
+        state["checked"] = True
+        sample = args[0] if args else kwargs["sample"]
+        batch = sample.shape[0]
+        sig = (batch, tuple(sample.shape[1:]), str(sample.dtype), str(sample.device), torch.get_num_threads())
+        if sig in verdicts:
+            if not verdicts[sig]:
+                raise _NotExact("batched U-Net differs from single runs here (cached verdict)")
+            return
+        if batch <= unit:
+            return
+        out = output[0] if isinstance(output, tuple) else output.sample
+        idx = torch.tensor([0, batch // 2])  # sample 0's (uncond, cond) pair, as a single CFG run batches it
+        state["inside"] = True
+        try:
+            ref = module(*_slice_batch(args, idx, batch), **_slice_batch(kwargs, idx, batch))
+        finally:
+            state["inside"] = False
+        ref = ref[0] if isinstance(ref, tuple) else ref.sample
+        verdicts[sig] = bool(torch.equal(out.index_select(0, idx.to(out.device)), ref))
+        if not verdicts[sig]:
+            raise _NotExact("batched U-Net differs from single runs in the last bits on this machine")
+
+    handle = unet.register_forward_hook(check, with_kwargs=True)
+    try:
+        yield
+    finally:
+        handle.remove()
+        for module, own in patched:
+            if own is None:
+                del module.forward
+            else:
+                module.forward = own
+        if vae_decode_own is None:
+            del vae.decode
+        else:
+            vae.decode = vae_decode_own
+
+
+def _pipeline_kind(pipe: Any) -> str | None:
+    from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
+
+    if isinstance(pipe, StableDiffusionXLPipeline):
+        return "sdxl"
+    if isinstance(pipe, StableDiffusionPipeline):
+        return "sd"
+    return None
+
+
+def _encode(pipe: Any, prompt: str, negative_prompt: str | None, cfg_on: bool) -> dict[str, torch.Tensor]:
+    """The text embeddings a single run computes (batch 1), as keyword arguments for `pipe(...)`."""
+    out = pipe.encode_prompt(prompt=prompt, device=pipe._execution_device, num_images_per_prompt=1,
+                             do_classifier_free_guidance=cfg_on, negative_prompt=negative_prompt)
+    names = ("prompt_embeds", "negative_prompt_embeds", "pooled_prompt_embeds", "negative_pooled_prompt_embeds")
+    return {k: v for k, v in zip(names, out, strict=False) if v is not None}
+
+
+def _cat_embeds(embeds: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    return {k: torch.cat([e[k] for e in embeds]) for k in embeds[0]}
+
+
+def _batched_call(pipe: Any, embeds: list[dict[str, torch.Tensor]], generators: list[torch.Generator],
+                  cfgs: list[float], steps: int, height: int | None, width: int | None,
+                  latents: torch.Tensor | None = None) -> list[Any]:
+    """One pipeline call for n samples (CFG > 1 for all), each computed as its single run. Raises _NotExact."""
+    scale: float | _PerSampleScale = cfgs[0] if len(set(cfgs)) == 1 else _PerSampleScale(cfgs)
+    with _exact_batching(pipe):
+        images = pipe(**_cat_embeds(embeds), num_inference_steps=steps, guidance_scale=scale, generator=generators,
+                      height=height, width=width, latents=latents).images
+    if isinstance(scale, _PerSampleScale) and scale.calls == 0:
+        raise _NotExact(f"{type(pipe).__name__} did not apply the guidance scale as `scale * (cond - uncond)`")
+    return list(images)
+
+
+def _can_batch(pipe: Any) -> bool:
+    return _pipeline_kind(pipe) is not None and pipe.unet.config.get("time_cond_proj_dim") is None
+
+
+# --------------------------------------------------------------------------------------------- labels
+def axis_label(axis: str, value: Any) -> str:
+    """How a value of an axis is written on a grid: 'seed 3', 'CFG 7.5', '25 steps', 'euler_a', 'neg: “blue”'."""
+    if axis == "seeds":
+        return f"seed {value}"
+    if axis == "cfgs":
+        return f"CFG {value:g}"
+    if axis == "steps":
+        return f"{value} steps"
+    if axis == "schedulers":
+        return str(value)
+    if axis == "negative_prompts":
+        return "no negative" if value is None else f"neg: \u201c{value}\u201d"
+    raise ValueError(f"axis must be one of {list(AXES)}, got {axis!r}")
+
+
+def _wrap(text: str, width: int) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width)) or text
+
+
+def _caption(prompt: str, fixed: dict) -> str:
+    parts = [f"\u201c{prompt}\u201d"]
+    for axis in AXES:
+        if axis in fixed:
+            v = fixed[axis]
+            if axis == "negative_prompts" and v is None:
+                continue
+            parts.append(_nobreak(axis_label(axis, v)))
+    return " \u00b7 ".join(parts)
+
+
+def _nobreak(label: str) -> str:
+    """Keep a short setting ('25 steps') on one line when a title wraps."""
+    return label if len(label) > 24 else label.replace(" ", "\u00a0")
+
+
+def _show(ax: Any, image: Any) -> None:
+    ax.imshow(np.asarray(image.convert("RGB")), interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for s in ax.spines.values():
+        s.set_visible(False)
+
+
+# --------------------------------------------------------------------------------------------- grid
+@dataclass
+class GridResult:
+    """Images of a grid sweep. `images[r][c]` is the cell at row value r, column value c (PIL images)."""
+
+    prompt: str
+    row_axis: str | None
+    row_values: list
+    col_axis: str
+    col_values: list
+    images: list[list[Any]]
+    fixed: dict  # the scalar settings shared by every cell (axis name -> value), plus height/width
+    seconds: float = 0.0
+    pipeline_calls: int = 0
+    batched_cells: int = 0  # cells computed inside a batched call (the rest ran one by one)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return len(self.images), len(self.images[0])
+
+    def image(self, row: int, col: int) -> Any:
+        return self.images[row][col]
+
+    def cell_settings(self, row: int, col: int) -> dict:
+        """Every setting of one cell (seed, cfg, steps, scheduler, negative_prompt), as `generate` takes them."""
+        s = {_SINGULAR[a]: v for a, v in self.fixed.items() if a in _SINGULAR}
+        if self.row_axis is not None:
+            s[_SINGULAR[self.row_axis]] = self.row_values[row]
+        s[_SINGULAR[self.col_axis]] = self.col_values[col]
+        return s
+
+    def row_labels(self) -> list[str]:
+        return [axis_label(self.row_axis, v) for v in self.row_values] if self.row_axis else [""]
+
+    def col_labels(self) -> list[str]:
+        return [axis_label(self.col_axis, v) for v in self.col_values]
+
+    def title(self) -> str:
+        return _caption(self.prompt, self.fixed)
+
+    def figure(self, cell_inches: float = 1.5) -> Figure:
+        """The labelled grid: column labels on top, row labels on the left, prompt + fixed settings as the title."""
+        rows, cols = self.shape
+        fig = Figure(figsize=(max(3.0, cols * cell_inches + (1.0 if self.row_axis else 0.2)),
+                              rows * cell_inches + 1.0), layout="constrained")
+        axes = fig.subplots(rows, cols, squeeze=False)
+        for r in range(rows):
+            for c in range(cols):
+                ax = axes[r][c]
+                _show(ax, self.images[r][c])
+                if r == 0:
+                    ax.set_title(_wrap(self.col_labels()[c], 18), fontsize=9)
+                if c == 0 and self.row_axis:
+                    ax.set_ylabel(_wrap(self.row_labels()[r], 18), fontsize=9)
+        fig.suptitle(_wrap(self.title(), max(40, int(cols * cell_inches * 11))), fontsize=10)
+        return fig
+
+    def __repr__(self) -> str:
+        return (f"GridResult({self.shape[0]}x{self.shape[1]}, rows={self.row_axis}, cols={self.col_axis}, "
+                f"{self.seconds:.1f} s, {self.pipeline_calls} pipeline calls, {self.batched_cells} cells batched)")
+
+
+def _as_axis(name: str, value: Any) -> tuple[bool, list]:
+    """(is_axis, values): a list/tuple/range is an axis; anything else (including a string) is a fixed value."""
+    if isinstance(value, (list, tuple, range, np.ndarray)):
+        values = list(value)
+        if not values:
+            raise ValueError(f"{name} must not be an empty list")
+        return True, values
+    return False, [value]
+
+
+def _check_value(axis: str, v: Any) -> Any:
+    if axis == "seeds":
+        return V.check_seed(v, "seeds")
+    if axis == "cfgs":
+        return V.check_cfg(v, "cfgs")
+    if axis == "steps":
+        return V.check_steps(v, "steps")
+    if axis == "schedulers":
+        return check_scheduler_name(v)
+    return V.check_optional_prompt(v, "negative_prompts")
+
+
+def grid(pipe: Any, prompt: str, seeds: int | Sequence[int] = 0, cfgs: float | Sequence[float] = 7.5,
+         steps: int | Sequence[int] = 25, schedulers: str | None | Sequence[str | None] = DEFAULT_SCHEDULER,
+         negative_prompts: str | None | Sequence[str | None] = None, height: int | None = None,
+         width: int | None = None, rows: str | None = None, batch: bool = True, max_batch: int = 16,
+         progress: Progress | bool | None = None) -> GridResult:
+    """Images over one or two axes, the other settings fixed. Each cell equals `generate(...)` with its settings.
+
+    An axis is any argument given as a list: seeds, cfgs, steps, schedulers (short names; None = the pipeline's own)
+    or negative_prompts (None = no negative prompt). At most two lists. The first list (in the order above) gives
+    the rows, the second the columns; one list gives a single row. `rows` names the row axis to transpose.
+    batch: run cells that can share a pipeline call together (see the module docstring; the result is identical).
+    max_batch: the most cells per pipeline call. progress: a callable (done, total) or True for a tqdm bar.
+    """
+    V.check_prompt(prompt)
+    height, width = _check_common(pipe, height, width)
+    V.check_bool(batch, "batch")
+    if isinstance(max_batch, bool) or not isinstance(max_batch, numbers.Integral) or max_batch < 1:
+        raise ValueError(f"max_batch must be a positive integer, got {max_batch!r}")
+    given = {"seeds": seeds, "cfgs": cfgs, "steps": steps, "schedulers": schedulers,
+             "negative_prompts": negative_prompts}
+    axes, fixed = [], {}
+    values: dict[str, list] = {}
+    for name in AXES:
+        is_axis, vals = _as_axis(name, given[name])
+        values[name] = [_check_value(name, v) for v in vals]
+        if is_axis:
+            axes.append(name)
+        else:
+            fixed[name] = values[name][0]
+    if len(axes) > 2:
+        raise ValueError(f"a grid has at most two axes, got lists for {axes}: give the others a single value")
+    if not axes:
+        axes = ["seeds"]  # one cell: a 1x1 grid labelled by its seed
+        del fixed["seeds"]
+    if rows is not None:
+        if rows not in axes:
+            raise ValueError(f"rows must name one of the grid's axes {axes}, got {rows!r}")
+        axes = [rows] + [a for a in axes if a != rows]
+    row_axis, col_axis = (axes[0], axes[1]) if len(axes) == 2 else (None, axes[0])
+    row_vals = values[row_axis] if row_axis else [None]
+    col_vals = values[col_axis]
+    fixed_display = dict(fixed)
+    if fixed_display.get("schedulers", "") is None:
+        fixed_display["schedulers"] = scheduler_name_of(pipe.scheduler)
+    if height or width:
+        fixed_display.update(height=height, width=width)
+
+    cells = []  # (row, col, settings)
+    for r, rv in enumerate(row_vals):
+        for c, cv in enumerate(col_vals):
+            s = {_SINGULAR[a]: v for a, v in fixed.items()}
+            if row_axis:
+                s[_SINGULAR[row_axis]] = rv
+            s[_SINGULAR[col_axis]] = cv
+            cells.append((r, c, s))
+
+    images: list[list[Any]] = [[None] * len(col_vals) for _ in row_vals]
+    total, done = len(cells), 0
+    bar = None
+    if progress is True:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total, desc="grid", unit="image")
+    report: Progress | None = progress if callable(progress) else None
+
+    def advance(k: int) -> None:
+        nonlocal done
+        done += k
+        if bar is not None:
+            bar.update(k)
+        if report is not None:
+            report(done, total)
+
+    groups: dict[tuple, list] = {}
+    for cell in cells:
+        s = cell[2]
+        groups.setdefault((s["steps"], s["scheduler"], s["cfg"] > 1), []).append(cell)
+    result = GridResult(prompt, row_axis, [] if row_axis is None else row_vals, col_axis, col_vals, images,
+                        fixed_display)
+    t0 = time.perf_counter()
+    base_config = pipe.scheduler.config
+    fell_back = False
+    try:
+        for (n_steps, sched, cfg_on), members in groups.items():
+            chunks = ([members[i:i + max_batch] for i in range(0, len(members), max_batch)]
+                      if batch and cfg_on and _can_batch(pipe) else [[m] for m in members])
+            for chunk in chunks:
+                done_chunk = False
+                if len(chunk) > 1:
+                    try:
+                        embeds_cache: dict = {}
+                        embeds = []
+                        for _, _, s in chunk:
+                            neg = s["negative_prompt"]
+                            if neg not in embeds_cache:
+                                embeds_cache[neg] = _encode(pipe, prompt, neg, True)
+                            embeds.append(embeds_cache[neg])
+                        with _scheduler(pipe, sched, base_config):
+                            out = _batched_call(pipe, embeds, [_generator(s["seed"]) for _, _, s in chunk],
+                                                [s["cfg"] for _, _, s in chunk], n_steps, height, width)
+                        result.pipeline_calls += 1
+                        for (r, c, _), im in zip(chunk, out, strict=True):
+                            images[r][c] = im
+                        result.batched_cells += len(chunk)
+                        done_chunk = True
+                        advance(len(chunk))
+                    except _NotExact as err:
+                        if not fell_back:
+                            warnings.warn(f"grid: not batching ({err}); running the cells one by one", stacklevel=2)
+                            result.notes.append(f"batching refused: {err}")
+                        fell_back = True
+                if not done_chunk:
+                    for r, c, s in chunk:
+                        images[r][c] = generate(pipe, prompt, s["seed"], s["cfg"], n_steps, sched,
+                                                s["negative_prompt"], height, width)
+                        result.pipeline_calls += 1
+                        advance(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+# --------------------------------------------------------------------------------------------- interpolation
+def slerp(a: torch.Tensor, b: torch.Tensor, t: float, dim: int | None = None, eps: float = 1e-6) -> torch.Tensor:
+    """Spherical interpolation from a (t=0) to b (t=1), over the whole tensor (dim=None) or along `dim`.
+
+    Keeps Gaussian noise looking like Gaussian noise in between (a straight line would shrink its norm).
+    Falls back to the straight line where a and b are (nearly) parallel. t=0 and t=1 return exact copies.
+    """
+    if t == 0:
+        return a.clone()
+    if t == 1:
+        return b.clone()
+    a64, b64 = a.double(), b.double()
+    if dim is None:
+        dot, na, nb = (a64 * b64).sum(), a64.norm(), b64.norm()
+    else:
+        dot = (a64 * b64).sum(dim, keepdim=True)
+        na, nb = a64.norm(dim=dim, keepdim=True), b64.norm(dim=dim, keepdim=True)
+    cos = (dot / (na * nb).clamp_min(1e-300)).clamp(-1, 1)
+    theta = torch.arccos(cos)
+    sin = torch.sin(theta)
+    straight = sin.abs() < eps
+    safe = torch.where(straight, torch.ones_like(sin), sin)
+    wa = torch.where(straight, torch.full_like(sin, 1 - t), torch.sin((1 - t) * theta) / safe)
+    wb = torch.where(straight, torch.full_like(sin, t), torch.sin(t * theta) / safe)
+    return (wa * a64 + wb * b64).to(a.dtype)
+
+
+@dataclass
+class Filmstrip:
+    """Frames of an interpolation: `images[i]` at fraction `ts[i]` of the way from the first end to the second."""
+
+    images: list[Any]
+    ts: list[float]
+    labels: list[str]
+    title: str
+    seconds: float = 0.0
+    batched: bool = False
+
+    def figure(self, cell_inches: float = 1.4) -> Figure:
+        n = len(self.images)
+        fig = Figure(figsize=(max(4.0, n * cell_inches), cell_inches + 1.1), layout="constrained")
+        axes = fig.subplots(1, n, squeeze=False)[0]
+        for ax, im, lab in zip(axes, self.images, self.labels, strict=True):
+            _show(ax, im)
+            ax.set_title(_wrap(lab, 16), fontsize=8)
+        fig.suptitle(_wrap(self.title, max(50, int(n * cell_inches * 11))), fontsize=10)
+        return fig
+
+    def __repr__(self) -> str:
+        return f"Filmstrip({len(self.images)} frames, {self.title!r})"
+
+
+def _check_frames(frames: Any) -> list[float]:
+    if isinstance(frames, bool) or not isinstance(frames, numbers.Integral) or not 2 <= frames <= 64:
+        raise ValueError(f"frames must be an integer from 2 to 64, got {frames!r}")
+    return [i / (frames - 1) for i in range(frames)]
+
+
+def _latent_shape(pipe: Any, height: int | None, width: int | None) -> tuple[int, int, int, int]:
+    from .hooks import get_adapter
+
+    dh, dw = get_adapter(pipe).default_size()
+    f = int(pipe.vae_scale_factor)
+    return (1, int(pipe.unet.config.in_channels), (height or dh) // f, (width or dw) // f)
+
+
+def _run_frames(pipe: Any, embeds: list[dict], latents: list[torch.Tensor], generators: list[torch.Generator],
+                cfg: float, steps: int, scheduler: str | None, height: int | None, width: int | None,
+                batch: bool) -> tuple[list[Any], bool]:
+    with _scheduler(pipe, scheduler):
+        if batch and cfg > 1 and len(embeds) > 1 and _can_batch(pipe):
+            try:
+                return _batched_call(pipe, embeds, generators, [cfg] * len(embeds), steps, height, width,
+                                     latents=torch.cat(latents)), True
+            except _NotExact as err:
+                warnings.warn(f"interpolation: not batching ({err}); running the frames one by one", stacklevel=3)
+        images = [pipe(**e, num_inference_steps=steps, guidance_scale=cfg, generator=g, height=height, width=width,
+                       latents=lat).images[0] for e, lat, g in zip(embeds, latents, generators, strict=True)]
+        return images, False
+
+
+def _advanced_generator(seed: int, shape: tuple, dtype: torch.dtype) -> torch.Generator:
+    """The generator state a single run has after drawing its starting noise (ancestral samplers draw on from here)."""
+    from diffusers.utils.torch_utils import randn_tensor
+
+    g = _generator(seed)
+    randn_tensor(shape, generator=g, dtype=dtype)
+    return g
+
+
+def _settings_text(seed: Any, cfg: float, steps: int, scheduler: str | None, pipe: Any, negative: str | None) -> str:
+    parts = [] if seed is None else [f"seed {seed}"]
+    parts += [f"{steps} steps", f"CFG {cfg:g}", scheduler or scheduler_name_of(pipe.scheduler)]
+    if negative:
+        parts.append(f"neg: \u201c{negative}\u201d")
+    return " \u00b7 ".join(_nobreak(p) for p in parts)
+
+
+def interpolate_seeds(pipe: Any, prompt: str, seed_a: int = 0, seed_b: int = 1, frames: int = 7, cfg: float = 7.5,
+                      steps: int = 25, scheduler: str | None = DEFAULT_SCHEDULER, negative_prompt: str | None = None,
+                      height: int | None = None, width: int | None = None, batch: bool = True) -> Filmstrip:
+    """Slerp between two seeds' starting noise, one image per frame; prompt and settings fixed.
+
+    The first frame equals `generate(pipe, prompt, seed_a, ...)` exactly (for every sampler: ancestral samplers draw
+    their later noise from seed_a's generator, as a single run does); the last one starts from seed_b's noise.
+    """
+    V.check_prompt(prompt)
+    seed_a, seed_b = V.check_seed(seed_a, "seed_a"), V.check_seed(seed_b, "seed_b")
+    cfg, steps = V.check_cfg(cfg), V.check_steps(steps)
+    negative_prompt, scheduler = V.check_optional_prompt(negative_prompt), check_scheduler_name(scheduler)
+    height, width = _check_common(pipe, height, width)
+    ts = _check_frames(frames)
+    if _pipeline_kind(pipe) is None:
+        raise NotImplementedError(f"interpolation supports SD and SDXL pipelines, not {type(pipe).__name__}")
+    t0 = time.perf_counter()
+    emb = _encode(pipe, prompt, negative_prompt, cfg > 1)
+    from diffusers.utils.torch_utils import randn_tensor
+
+    shape, dtype = _latent_shape(pipe, height, width), emb["prompt_embeds"].dtype
+    na = randn_tensor(shape, generator=_generator(seed_a), dtype=dtype)
+    nb = randn_tensor(shape, generator=_generator(seed_b), dtype=dtype)
+    latents = [slerp(na, nb, t) for t in ts]
+    gens = [_advanced_generator(seed_a, shape, dtype) for _ in ts]
+    images, batched = _run_frames(pipe, [emb] * len(ts), latents, gens, cfg, steps, scheduler, height, width, batch)
+    labels = [f"seed {seed_a}" if t == 0 else f"seed {seed_b}" if t == 1 else f"t = {t:.2f}" for t in ts]
+    title = (f"Noise slerp seed {seed_a} \u2192 {seed_b}: \u201c{prompt}\u201d \u00b7 "
+             + _settings_text(None, cfg, steps, scheduler, pipe, negative_prompt))
+    return Filmstrip(images, ts, labels, title, time.perf_counter() - t0, batched)
+
+
+def interpolate_prompts(pipe: Any, prompt_a: str, prompt_b: str, seed: int = 0, frames: int = 7, cfg: float = 7.5,
+                        steps: int = 25, scheduler: str | None = DEFAULT_SCHEDULER,
+                        negative_prompt: str | None = None, height: int | None = None, width: int | None = None,
+                        batch: bool = True) -> Filmstrip:
+    """Slerp between two prompts' text embeddings (token by token; SDXL's pooled embedding too), seed fixed.
+
+    The end frames equal `generate(pipe, prompt_a, seed, ...)` and `generate(pipe, prompt_b, seed, ...)` exactly.
+    """
+    V.check_prompt(prompt_a, "prompt_a")
+    V.check_prompt(prompt_b, "prompt_b")
+    seed, cfg, steps = V.check_seed(seed), V.check_cfg(cfg), V.check_steps(steps)
+    negative_prompt, scheduler = V.check_optional_prompt(negative_prompt), check_scheduler_name(scheduler)
+    height, width = _check_common(pipe, height, width)
+    ts = _check_frames(frames)
+    if _pipeline_kind(pipe) is None:
+        raise NotImplementedError(f"interpolation supports SD and SDXL pipelines, not {type(pipe).__name__}")
+    t0 = time.perf_counter()
+    ea = _encode(pipe, prompt_a, negative_prompt, cfg > 1)
+    eb = _encode(pipe, prompt_b, negative_prompt, cfg > 1)
+    embeds = []
+    for t in ts:
+        e = dict(ea)  # the unconditional branch depends only on the negative prompt: the same for both
+        e["prompt_embeds"] = slerp(ea["prompt_embeds"], eb["prompt_embeds"], t, dim=-1)
+        if "pooled_prompt_embeds" in ea:
+            e["pooled_prompt_embeds"] = slerp(ea["pooled_prompt_embeds"], eb["pooled_prompt_embeds"], t, dim=-1)
+        embeds.append(e)
+    from diffusers.utils.torch_utils import randn_tensor
+
+    shape = _latent_shape(pipe, height, width)
+    noise = randn_tensor(shape, generator=_generator(seed), dtype=ea["prompt_embeds"].dtype)
+    gens = [_advanced_generator(seed, shape, noise.dtype) for _ in ts]
+    images, batched = _run_frames(pipe, embeds, [noise] * len(ts), gens, cfg, steps, scheduler, height, width,
+                                  batch)
+    labels = [f"\u201c{prompt_a}\u201d" if t == 0 else f"\u201c{prompt_b}\u201d" if t == 1 else f"t = {t:.2f}"
+              for t in ts]
+    title = (f"Prompt-embedding slerp \u201c{prompt_a}\u201d \u2192 \u201c{prompt_b}\u201d \u00b7 "
+             + _settings_text(seed, cfg, steps, scheduler, pipe, negative_prompt))
+    return Filmstrip(images, ts, labels, title, time.perf_counter() - t0, batched)
