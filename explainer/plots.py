@@ -115,12 +115,14 @@ def _no_ticks(ax: Any) -> None:
 
 
 def _setting(tr: Any, name: str, default: Any = None) -> Any:
-    if hasattr(tr, name) and not callable(getattr(tr, name)):
-        return getattr(tr, name)
+    """A value of `tr.settings` (dict or object); falls back to a plain attribute (e.g. tr.prompt)."""
     s = getattr(tr, "settings", None)
-    if isinstance(s, dict):
-        return s.get(name, default)
-    return getattr(s, name, default)
+    if isinstance(s, dict) and name in s:
+        return s[name]
+    if s is not None and not isinstance(s, dict) and hasattr(s, name):
+        return getattr(s, name)
+    value = getattr(tr, name, default)
+    return value if isinstance(value, (str, int, float, type(None))) else default
 
 
 def trace_caption(tr: Any) -> str:
@@ -376,7 +378,7 @@ def plot_unet_anatomy(unet: Any, latent_size: int | tuple[int, int] | None = Non
     # the main path
     path = [pos_down[i] for i in sorted(pos_down)] + [(5.0, depth - 0.5 - levels)] + \
            [pos_up[i] for i in sorted(pos_up)]
-    for (x0, y0), (x1, y1) in zip(path[:-1], path[1:]):
+    for (x0, y0), (x1, y1) in zip(path[:-1], path[1:], strict=True):
         d = bh / 2 if y1 < y0 else -bh / 2  # leave the bottom edge going down, the top edge going up
         ax.add_patch(FancyArrowPatch((x0, y0 - d), (x1, y1 + d),
                                      arrowstyle="-|>", mutation_scale=12, color="#555555", linewidth=1.2,
@@ -423,7 +425,7 @@ def prompt_tokens(pipe: Any, prompt: str) -> list[dict]:
     ids = tok(prompt, padding="max_length", max_length=tok.model_max_length, truncation=True).input_ids
     n_real = len(tok(prompt, truncation=True, max_length=tok.model_max_length).input_ids)
     out = []
-    for i, (t, s) in enumerate(zip(ids, tok.convert_ids_to_tokens(ids))):
+    for i, (t, s) in enumerate(zip(ids, tok.convert_ids_to_tokens(ids), strict=True)):
         kind = "padding" if i >= n_real else "start" if t == tok.bos_token_id and i == 0 else \
             "end" if i == n_real - 1 and t == tok.eos_token_id else "word"
         out.append(dict(index=i, token=s, id=int(t), kind=kind))
@@ -431,25 +433,20 @@ def prompt_tokens(pipe: Any, prompt: str) -> list[dict]:
 
 
 def prompt_embeddings(pipe: Any, prompts: str | Sequence[str]) -> dict:
-    """Run the (first) text encoder on prompts as the pipeline does: {"hidden": (n, L, D), "pooled": (n, P),
-    "tokens": [[...], ...], "n_real": [...]} as numpy float32. "pooled" is the text encoder's pooled output (the
-    end-of-text token's state), the vector CLIP compares with images.
+    """Text-encoder outputs for prompts, as the U-Net gets them (via `explainer.trace.encode_prompts`):
+    {"hidden": (n, L, D) (encoders concatenated, as SDXL feeds them), "pooled": (n, P) (the last encoder's pooled
+    vector: the end-of-text state CLIP compares with images), "tokens": [[str, ...], ...], "n_real": [...]}, numpy.
     """
+    from .trace import encode_prompts
+
     prompts = [prompts] if isinstance(prompts, str) else list(prompts)
     if not prompts or not all(isinstance(p, str) for p in prompts):
         raise ValueError("prompts must be a string or a non-empty list of strings")
-    _, tok, _, enc = _text_pairs(pipe)[0]
-    batch = tok(prompts, padding="max_length", max_length=tok.model_max_length, truncation=True,
-                return_tensors="pt")
-    with torch.no_grad():
-        out = enc(batch.input_ids.to(enc.device))
-    hidden = out[0]
-    pooled = getattr(out, "pooler_output", None)
-    if pooled is None:
-        pooled = getattr(out, "text_embeds", hidden[:, -1])
+    e = encode_prompts(pipe, prompts)
+    hidden = torch.cat(list(e.hidden_states.values()), dim=-1)
+    pooled = list(e.pooled.values())[-1] if e.pooled else e.mean_tokens()
     return dict(hidden=_numpy(hidden).astype(np.float32), pooled=_numpy(pooled).astype(np.float32),
-                tokens=[tok.convert_ids_to_tokens(ids) for ids in batch.input_ids.tolist()],
-                n_real=[int(m.sum()) for m in batch.attention_mask])
+                tokens=[[str(t) for t in toks] for toks in e.tokens], n_real=[int(m.sum()) for m in e.mask])
 
 
 def plot_tokens(pipe: Any, prompt: str = DEFAULT_PROMPT, show_padding: int = 2) -> Figure:
@@ -628,4 +625,621 @@ def plot_clip_similarity(clip: Any, images: Any, captions: Sequence[str], tokeni
         if n == m else ""
     fig.suptitle("CLIP: image \u2194 caption similarity. Training pulls matching pairs (the diagonal) together\n"
                  f"and pushes the rest apart. Green: each image's best caption{acc}", fontsize=11)
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# noise schedules and the forward process
+
+
+def _base_config(source: Any) -> Any:
+    """A scheduler config from a pipeline, a scheduler or a config; None = Stable Diffusion's training schedule."""
+    if source is None:
+        from diffusers import DDPMScheduler
+
+        return DDPMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear").config
+    if hasattr(source, "scheduler"):
+        return source.scheduler.config
+    return getattr(source, "config", source)
+
+
+def noise_schedule(name: str, source: Any = None, steps: int = 25) -> dict:
+    """Timesteps and noise level of each U-Net call for scheduler `name` (a short name of `explainer.schedulers`).
+
+    source: a pipeline / scheduler / scheduler config whose training schedule (betas) to use.
+    Returns {"name", "timesteps", "sigma", "noise_level"} (numpy); noise_level = sqrt(1 - alpha_bar) =
+    sigma / sqrt(1 + sigma^2): the share of the latent that is noise, 0 = clean, 1 = pure noise.
+    """
+    from .schedulers import make_scheduler
+
+    if not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be a positive int, got {steps!r}")
+    sched = make_scheduler(name, _base_config(source))
+    sched.set_timesteps(steps)
+    ts = _numpy(sched.timesteps).astype(np.float64)
+    sig = getattr(sched, "sigmas", None)
+    if sig is not None and len(sig) == len(ts) + 1:
+        sigma = _numpy(sig).astype(np.float64)[:-1]
+    else:
+        ac = _numpy(sched.alphas_cumprod).astype(np.float64)
+        abar = ac[np.clip(ts.round().astype(int), 0, len(ac) - 1)]
+        sigma = np.sqrt((1 - abar) / abar)
+    return dict(name=name, timesteps=ts, sigma=sigma, noise_level=sigma / np.sqrt(1 + sigma ** 2))
+
+
+def plot_noise_schedules(source: Any = None, names: Sequence[str] | None = None, steps: int = 25) -> Figure:
+    """Noise level per U-Net call for several schedulers on one plot (left), and sigma on a log scale (right)."""
+    from .schedulers import SCHEDULERS
+
+    names = list(names) if names is not None else ["ddim", "euler", "dpm++2m", "dpm++2m_karras", "heun", "lcm"]
+    fig = _new_figure(13, 4.8)
+    ax, ax2 = fig.subplots(1, 2)
+    markers = "os^Dvx*P"
+    for i, n in enumerate(names):
+        s = noise_schedule(n, source, steps)
+        # second-order samplers call the U-Net more than once per step: spread those calls within their step
+        x = np.arange(len(s["timesteps"])) * steps / len(s["timesteps"])
+        label = f"{n} ({len(x)} U-Net calls)"
+        ax.plot(x, s["noise_level"], marker=markers[i % len(markers)], markersize=3.5, label=label, linewidth=1.4)
+        ax2.plot(x, s["sigma"], marker=markers[i % len(markers)], markersize=3.5, label=label, linewidth=1.4)
+    ax.set_xlabel("step (denoising goes left to right; extra calls of 2nd-order samplers sit between steps)")
+    ax.set_ylabel("noise level  \u221a(1\u2212\u0101) = \u03c3/\u221a(1+\u03c3\u00b2)")
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title("share of the latent that is noise")
+    ax2.set_yscale("log")
+    ax2.set_xlabel("step")
+    ax2.set_ylabel("\u03c3 (noise / signal), log scale")
+    ax2.grid(alpha=0.3, which="both")
+    ax2.set_title("the same schedules as \u03c3: Karras spends more calls at low noise")
+    unknown = [n for n in names if n not in SCHEDULERS]
+    if unknown:
+        raise ValueError(f"unknown scheduler names {unknown}; valid: {list(SCHEDULERS)}")
+    fig.suptitle(f"Noise schedules: {steps} steps, the same training schedule (betas) under every sampler",
+                 fontsize=12)
+    return fig
+
+
+def forward_process(image: Any, alphas_cumprod: Any, timesteps: Sequence[int], seed: int = 0) -> list[np.ndarray]:
+    """x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps for each t, one eps from `seed` (pixels or latents, any shape).
+
+    image: uint8 (h, w, 3) / PIL (then the result is in [-1, 1] pixel units) or a float array / tensor.
+    """
+    x0 = _numpy(image) if not hasattr(image, "convert") else np.asarray(image.convert("RGB"))
+    x0 = x0.astype(np.float64) / 127.5 - 1.0 if x0.dtype == np.uint8 else x0.astype(np.float64)
+    eps = np.random.default_rng(seed).standard_normal(x0.shape)
+    ac = _numpy(alphas_cumprod).astype(np.float64)
+    out = []
+    for t in timesteps:
+        if not 0 <= int(t) < len(ac):
+            raise ValueError(f"timesteps must lie in [0, {len(ac) - 1}], got {t}")
+        a = ac[int(t)]
+        out.append(np.sqrt(a) * x0 + np.sqrt(1 - a) * eps)
+    return out
+
+
+def plot_forward_process(pipe: Any = None, image: Any = None, timesteps: Sequence[int] | None = None,
+                         seed: int = 0, scale: int = 4) -> Figure:
+    """A real image dissolving as t grows. Top: noise added to the pixels. Bottom (with a pipeline): noise added to
+    the VAE latents, then decoded: the world the U-Net actually works in.
+
+    image: PIL / uint8 array; None renders a shapes-world scene (seed `seed`). The training schedule comes from the
+    pipeline's scheduler (Stable Diffusion's when pipe is None).
+    """
+    from .shapes import render, sample_scene
+
+    if image is None:
+        image = render(sample_scene(seed, two_object_p=1.0), size=32 * scale)
+    rgb = to_rgb(image)
+    ac = _numpy(getattr(pipe.scheduler, "alphas_cumprod", None) if pipe is not None else
+                _base_config_scheduler_alphas())
+    ts = list(timesteps) if timesteps is not None else [0, 50, 100, 200, 300, 500, 700, len(ac) - 1]
+    pixel_rows = forward_process(rgb, ac, ts, seed)
+    rows = [("pixels + noise", [((x.clip(-1, 1) + 1) * 127.5).round().astype(np.uint8) for x in pixel_rows])]
+    if pipe is not None and getattr(pipe, "vae", None) is not None:
+        vae = pipe.vae
+        size = _latent_size(pipe, None, None)[1] * int(getattr(pipe, "vae_scale_factor", 8))
+        from PIL import Image
+
+        small = np.array(Image.fromarray(rgb).resize((size, size), Image.Resampling.BOX))
+        x = torch.from_numpy(small).permute(2, 0, 1)[None].to(vae.dtype).div(127.5).sub(1).to(vae.device)
+        sf = float(vae.config.scaling_factor)
+        with torch.no_grad():
+            z0 = vae.encode(x).latent_dist.mean * sf
+            zs = forward_process(z0[0].float().cpu(), ac, ts, seed)
+            dec = [vae.decode(torch.from_numpy(z).to(vae.dtype).to(vae.device)[None] / sf).sample for z in zs]
+        rows.append(("latents + noise, decoded", [to_rgb(d) for d in dec]))
+    n = len(ts)
+    fig = _new_figure(1.75 * n + 0.6, 1.85 * len(rows) + 0.9)
+    axes = np.atleast_2d(fig.subplots(len(rows), n))
+    for r, (label, imgs) in enumerate(rows):
+        for c, (t, im) in enumerate(zip(ts, imgs, strict=True)):
+            ax = axes[r, c]
+            ax.imshow(im, interpolation="nearest")
+            _no_ticks(ax)
+            if r == 0:
+                ax.set_title(f"t = {t}\nnoise level {np.sqrt(1 - ac[int(t)]):.2f}", fontsize=9)
+            if c == 0:
+                ax.set_ylabel(label, fontsize=9)
+    fig.suptitle("The forward process: x\u209c = \u221a\u0101\u209c\u00b7x\u2080 + "
+                 "\u221a(1\u2212\u0101\u209c)\u00b7\u03b5 "
+                 f"(one \u03b5, seed {seed}); training teaches the U-Net to undo it", fontsize=12)
+    return fig
+
+
+def _base_config_scheduler_alphas() -> Any:
+    from diffusers import DDPMScheduler
+
+    return DDPMScheduler.from_config(_base_config(None)).alphas_cumprod
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# projections: prompt embeddings, final latents, denoising trajectories
+
+
+def _colours_for(labels: Sequence[Any]) -> tuple[list[Any], dict[Any, Any]]:
+    """A colour per label; shape-world colour words get their own colour, other labels a tab10/tab20 colour."""
+    from matplotlib import colormaps
+
+    from .shapes import COLORS
+
+    uniq = list(dict.fromkeys(labels))
+    cmap = colormaps["tab10" if len(uniq) <= 10 else "tab20"]
+    table = {}
+    for i, u in enumerate(uniq):
+        if isinstance(u, str) and u in COLORS and u != "white":
+            table[u] = tuple(c / 255 for c in COLORS[u])
+        else:
+            table[u] = cmap(i % cmap.N)
+    return [table[v] for v in labels], table
+
+
+def _scatter_labelled(ax: Any, xy: np.ndarray, labels: Sequence[Any] | None, legend_title: str | None) -> None:
+    if labels is None:
+        ax.scatter(xy[:, 0], xy[:, 1], s=40, color="#3182bd", edgecolor="black", linewidth=0.4)
+        return
+    if len(labels) != len(xy):
+        raise ValueError(f"got {len(labels)} labels for {len(xy)} points")
+    colours, table = _colours_for(labels)
+    ax.scatter(xy[:, 0], xy[:, 1], s=40, c=colours, edgecolor="black", linewidth=0.4)
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], marker="o", linestyle="", markerfacecolor=c, markeredgecolor="black", label=str(k))
+               for k, c in table.items()]
+    ax.legend(handles=handles, title=legend_title, fontsize=8, title_fontsize=9, loc="best")
+
+
+def plot_prompt_map(pipe: Any, prompts: Sequence[str], labels: Sequence[Any] | None = None, method: str = "pca",
+                    kind: str = "pooled", random_state: int = 0, annotate: bool = True,
+                    reducer: projections.Projector | None = None) -> Figure:
+    """Prompt embeddings projected to 2D (PCA or UMAP), each point labelled with its prompt, coloured by `labels`.
+
+    kind: "pooled" (CLIP's sentence vector) or "tokens" (all token vectors, flattened).
+    """
+    if kind not in ("pooled", "tokens"):
+        raise ValueError(f"kind must be 'pooled' or 'tokens', got {kind!r}")
+    emb = prompt_embeddings(pipe, prompts)
+    data = emb["pooled"] if kind == "pooled" else emb["hidden"]
+    xy, red = projections.project(data, method, 2, random_state, reducer=reducer)
+    fig = _new_figure(10, 7)
+    ax = fig.add_subplot()
+    _scatter_labelled(ax, xy, labels, "label")
+    if annotate and len(prompts) <= 60:
+        for (x, y), p in zip(xy, prompts, strict=True):
+            ax.annotate(p, (x, y), xytext=(4, 3), textcoords="offset points", fontsize=7.5, alpha=0.85)
+    ax.set_xlabel(red.axis_labels[0])
+    ax.set_ylabel(red.axis_labels[1])
+    ax.grid(alpha=0.3)
+    space = "sentence vectors" if kind == "pooled" else "token matrices"
+    fig.suptitle(f"{len(prompts)} prompts in the text encoder's space ({space}, {red.method.upper()}, "
+                 f"random_state={red.random_state})", fontsize=12)
+    return fig
+
+
+def final_latents(traces: Sequence[Any]) -> np.ndarray:
+    """The last latents (after the final step) of each trace, stacked: (n, c, h, w)."""
+    return np.stack([_numpy(tr.steps[-1].latents_next)[0] if _numpy(tr.steps[-1].latents_next).ndim == 4
+                     else _numpy(tr.steps[-1].latents_next) for tr in traces])
+
+
+def plot_latent_map(latents: Any, labels: Sequence[Any] | None = None, method: str = "pca",
+                    attribute: str = "attribute", random_state: int = 0, images: Sequence[Any] | None = None,
+                    reducer: projections.Projector | None = None) -> Figure:
+    """Final latents of many generations in 2D, coloured by an attribute (colour, shape, position ...).
+
+    latents: (n, ...) array / tensor, or a list of Traces (their final latents are used). images: optional
+    thumbnails drawn next to the points.
+    """
+    if len(latents) and hasattr(latents[0], "steps"):
+        images = images if images is not None else [getattr(t, "image", None) for t in latents]
+        latents = final_latents(latents)
+    xy, red = projections.project(latents, method, 2, random_state, reducer=reducer)
+    fig = _new_figure(9, 7)
+    ax = fig.add_subplot()
+    _scatter_labelled(ax, xy, labels, attribute)
+    if images is not None and all(im is not None for im in images) and len(images) <= 80:
+        from matplotlib.offsetbox import AnnotationBbox, OffsetImage
+
+        for (x, y), im in zip(xy, images, strict=True):
+            box = AnnotationBbox(OffsetImage(to_rgb(im), zoom=0.9), (x, y), xybox=(14, 14),
+                                 boxcoords="offset points", frameon=False, pad=0)
+            ax.add_artist(box)
+    ax.set_xlabel(red.axis_labels[0])
+    ax.set_ylabel(red.axis_labels[1])
+    ax.grid(alpha=0.3)
+    fig.suptitle(f"Final latents of {len(xy)} generations, coloured by {attribute} "
+                 f"({red.method.upper()}, random_state={red.random_state})", fontsize=12)
+    return fig
+
+
+def trajectory(tr: Any) -> np.ndarray:
+    """One trace's path through latent space: x_t before every step, then the final latents: (steps + 1, ...)."""
+    steps = list(tr.steps)
+    lat = [_numpy(s.latents) for s in steps] + [_numpy(steps[-1].latents_next)]
+    return np.stack([x[0] if x.ndim == 4 else x for x in lat])
+
+
+def plot_trajectories(traces: Sequence[Any], labels: Sequence[str] | None = None, method: str = "pca",
+                      random_state: int = 0, reducer: projections.Projector | None = None) -> Figure:
+    """Denoising trajectories of several traces (seeds, samplers, prompts) in one shared 2D map.
+
+    Every path starts at its noise (circle) and ends at its final latents (star); the map is fitted on all points.
+    labels: one legend entry per trace (default: seed and scheduler).
+    """
+    if not traces:
+        raise ValueError("plot_trajectories needs at least one trace")
+    paths, red = projections.trajectories([trajectory(t) for t in traces], method, random_state, reducer=reducer)
+    if labels is None:
+        labels = [f"seed {_setting(t, 'seed')} \u00b7 {_setting(t, 'scheduler')} \u00b7 {_setting(t, 'steps')} steps"
+                  for t in traces]
+    fig = _new_figure(9.5, 7)
+    ax = fig.add_subplot()
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab10"]
+    for i, (xy, lab) in enumerate(zip(paths, labels, strict=True)):
+        c = cmap(i % 10)
+        ax.plot(xy[:, 0], xy[:, 1], "-", color=c, linewidth=1.4, alpha=0.9, label=lab, marker=".", markersize=5)
+        ax.scatter(xy[0, 0], xy[0, 1], s=70, marker="o", facecolor="white", edgecolor=c, linewidth=1.8, zorder=3)
+        ax.scatter(xy[-1, 0], xy[-1, 1], s=160, marker="*", color=c, edgecolor="black", linewidth=0.5, zorder=3)
+    ax.set_xlabel(red.axis_labels[0])
+    ax.set_ylabel(red.axis_labels[1])
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    title = "Denoising trajectories in latent space: \u25cb noise \u2192 \u2605 final latents"
+    prompts = {_setting(t, "prompt") for t in traces}
+    if len(prompts) == 1:
+        title += f"\n\u201c{prompts.pop()}\u201d, CFG {_setting(traces[0], 'cfg')}"
+    fig.suptitle(title + f" ({red.method.upper()}, random_state={red.random_state})", fontsize=12)
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# a trace: filmstrip, CFG, attention
+
+
+def _pick_steps(tr: Any, steps: Sequence[int] | None, n: int) -> list[int]:
+    total = len(tr.steps)
+    if steps is None:
+        return sorted({round(x) for x in np.linspace(0, total - 1, min(n, total))})
+    out = []
+    for s in steps:
+        if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or not -total <= s < total:
+            raise ValueError(f"steps must hold step indices in 0..{total - 1}, got {s!r}")
+        out.append(int(s) % total)
+    return out
+
+
+def _step_label(tr: Any, i: int) -> str:
+    st = tr.steps[i]
+    return f"step {i + 1}/{len(tr.steps)}\nt={st.timestep:.0f}, \u03c3={st.sigma:.2f}"
+
+
+def plot_filmstrip(tr: Any, steps: Sequence[int] | None = None, n: int = 6,
+                   rows: Sequence[str] = ("latents", "noise_guided", "x0")) -> Figure:
+    """Chosen steps side by side: the noisy latents x_t going in, the predicted noise, and the predicted clean image
+    (x0 decoded by the VAE). Latent rows show the channels as tiles, blue < 0 < red, one colour scale per row.
+
+    rows: any of "latents", "noise_guided", "noise_cond", "noise_uncond", "cfg_delta", "x0", "latents_next".
+    """
+    idx = _pick_steps(tr, steps, n)
+    names = {"latents": "x\u209c (noisy latents in)", "noise_guided": "predicted noise \u03b5 (guided)",
+             "noise_cond": "\u03b5 conditional", "noise_uncond": "\u03b5 unconditional",
+             "cfg_delta": "CFG delta (cond \u2212 uncond)", "x0": "predicted x\u2080, decoded",
+             "latents_next": "x\u209c\u208b\u2081 (latents out)"}
+    for r in rows:
+        if r not in names:
+            raise ValueError(f"rows must be among {list(names)}, got {r!r}")
+    fig = _new_figure(2.0 * len(idx) + 1.6, 2.1 * len(rows) + 1.0)
+    axes = np.atleast_2d(fig.subplots(len(rows), len(idx), squeeze=False))
+    for r, row in enumerate(rows):
+        if row == "x0":
+            for c, i in enumerate(idx):
+                axes[r, c].imshow(to_rgb(tr.decode(i)), interpolation="nearest")
+        else:
+            data = [getattr(tr.steps[i], row) for i in idx]
+            if any(d is None for d in data):
+                raise ValueError(f"this trace has no {row!r} (cfg <= 1 makes no unconditional pass)")
+            mos = [latent_mosaic(d) for d in data]
+            lim = _sym_limit(*mos)
+            for c, m in enumerate(mos):
+                im = axes[r, c].imshow(m, cmap=DIVERGING, vmin=-lim, vmax=lim, interpolation="nearest")
+            fig.colorbar(im, ax=axes[r, :].tolist(), shrink=0.85, pad=0.01, label="value")
+        axes[r, 0].set_ylabel(_wrap(names[row], 16), fontsize=9)
+        for c, i in enumerate(idx):
+            _no_ticks(axes[r, c])
+            if r == 0:
+                axes[r, c].set_title(_step_label(tr, i), fontsize=9)
+    _title(fig, "Denoising filmstrip (latent channels as tiles)", tr)
+    return fig
+
+
+def cfg_delta_norms(tr: Any) -> np.ndarray:
+    """L2 norm of the CFG delta (cond \u2212 uncond) at every step; raises if the trace has no unconditional pass."""
+    _need_uncond(tr)
+    return np.array([float(torch.linalg.vector_norm(s.cfg_delta.float())) for s in tr.steps])
+
+
+def cfg_delta_map(tr: Any, step: int) -> np.ndarray:
+    """(h, w): the CFG delta's L2 norm over latent channels at each latent position, at `step`."""
+    _need_uncond(tr)
+    i = _pick_steps(tr, [step], 1)[0]
+    return _numpy(torch.linalg.vector_norm(tr.steps[i].cfg_delta.float(), dim=0))
+
+
+def _need_uncond(tr: Any) -> None:
+    if not getattr(tr, "has_uncond", True) or tr.steps[0].cfg_delta is None:
+        raise ValueError("this trace has no CFG delta: it was made with cfg <= 1, so the pipeline made no "
+                         "unconditional pass; trace again with cfg > 1")
+
+
+def _uncond_name(tr: Any) -> str:
+    neg = _setting(tr, "negative_prompt")
+    return f"negative \u201c{neg}\u201d" if neg else "unconditional (\u201c\u201d)"
+
+
+def plot_cfg_delta_norm(tr: Any) -> Figure:
+    """How hard the prompt pushes at each step: ||cond \u2212 uncond|| (left) and the same relative to
+    ||uncond|| (right). The guided prediction is uncond + CFG \u00b7 delta."""
+    norms = cfg_delta_norms(tr)
+    unc = np.array([float(torch.linalg.vector_norm(s.noise_uncond.float())) for s in tr.steps])
+    x = np.arange(1, len(norms) + 1)
+    fig = _new_figure(12, 4.4)
+    ax, ax2 = fig.subplots(1, 2)
+    ax.plot(x, norms, marker="o", markersize=4, color="#d6604d", label="\u2016\u03b5 cond \u2212 \u03b5 uncond\u2016")
+    ax.set_xlabel("step")
+    ax.set_ylabel("L2 norm of the CFG delta")
+    ax.set_title(f"delta vs {_uncond_name(tr)}", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.set_ylim(bottom=0)
+    ax2.plot(x, norms / np.maximum(unc, 1e-12), marker="o", markersize=4, color="#4393c3")
+    ax2.set_xlabel("step")
+    ax2.set_ylabel("\u2016delta\u2016 / \u2016\u03b5 uncond\u2016")
+    ax2.set_title("relative size (scaled by CFG in the guided prediction)", fontsize=10)
+    ax2.grid(alpha=0.3)
+    ax2.set_ylim(bottom=0)
+    _title(fig, "Classifier-free guidance: how much the prompt changes the prediction, step by step", tr)
+    return fig
+
+
+def plot_cfg_delta_maps(tr: Any, steps: Sequence[int] | None = None, n: int = 6) -> Figure:
+    """Where the prompt pushes: the CFG delta's norm over channels at each latent position, per chosen step, on one
+    colour scale, with the final image for reference."""
+    idx = _pick_steps(tr, steps, n)
+    maps = [cfg_delta_map(tr, i) for i in idx]
+    vmax = max(float(m.max()) for m in maps) or 1.0
+    fig = _new_figure(2.1 * (len(idx) + 1) + 1.2, 3.4)
+    axes = fig.subplots(1, len(idx) + 1)
+    for ax, i, m in zip(axes, idx, maps, strict=False):
+        im = ax.imshow(m, cmap=MAGNITUDE, vmin=0, vmax=vmax, interpolation="nearest")
+        ax.set_title(_step_label(tr, i), fontsize=9)
+        _no_ticks(ax)
+    axes[0].set_ylabel("latent rows")
+    axes[-1].imshow(to_rgb(tr.image), interpolation="nearest")
+    axes[-1].set_title("final image", fontsize=9)
+    _no_ticks(axes[-1])
+    fig.colorbar(im, ax=axes[:-1].tolist(), shrink=0.8, pad=0.01, label="\u2016delta\u2016 over channels")
+    _title(fig, f"Where the prompt pushes: CFG delta per latent position (vs {_uncond_name(tr)})", tr)
+    return fig
+
+
+def implied_x0(tr: Any, step: int, noise: Any) -> torch.Tensor:
+    """The clean latents a noise prediction implies at `step` (epsilon-prediction models): the same formula the
+    sampler uses, applied to one branch. VP latents: (x - sqrt(1-abar) eps) / sqrt(abar); VE (Euler/Heun): x - sigma
+    eps. Other prediction types raise ValueError."""
+    pred = _setting(tr, "prediction_type", "epsilon")
+    if pred not in (None, "epsilon"):
+        raise ValueError(f"implied_x0 supports epsilon-prediction models, this trace's model predicts {pred!r}")
+    st = tr.steps[step]
+    x, eps, sigma = st.latents.double(), torch.as_tensor(noise).double(), float(st.sigma)
+    if _setting(tr, "latent_space", "vp") == "ve":
+        return (x - sigma * eps).float()
+    abar = 1.0 / (1.0 + sigma ** 2)
+    return ((x - math.sqrt(1 - abar) * eps) / math.sqrt(abar)).float()
+
+
+def _vae_decode(pipe: Any, latents: torch.Tensor) -> np.ndarray:
+    vae = pipe.vae
+    with torch.no_grad():
+        img = vae.decode(latents[None].to(vae.device, vae.dtype) / vae.config.scaling_factor).sample
+    return to_rgb(img)
+
+
+def plot_cfg_branches(tr: Any, step: int | None = None, pipe: Any = None) -> Figure:
+    """The two U-Net predictions at one step and what guidance makes of them: unconditional (or negative prompt),
+    conditional, guided = uncond + CFG \u00b7 (cond \u2212 uncond), and the delta. With `pipe`, a second row decodes
+    the clean image each prediction implies, so the effect of the prompt (and of CFG) is visible as pictures."""
+    _need_uncond(tr)
+    i = _pick_steps(tr, [step if step is not None else len(tr.steps) // 3], 1)[0]
+    st = tr.steps[i]
+    cfg = _setting(tr, "cfg", "?")
+    cols = [(_uncond_name(tr), st.noise_uncond), ("conditional (the prompt)", st.noise_cond),
+            (f"guided (CFG {cfg})", st.noise_guided), ("delta = cond \u2212 uncond", st.cfg_delta)]
+    decode = pipe is not None and _setting(tr, "prediction_type", "epsilon") in (None, "epsilon")
+    nrows = 2 if decode else 1
+    fig = _new_figure(11.5, 3.0 * nrows + 1.0)
+    axes = np.atleast_2d(fig.subplots(nrows, 4, squeeze=False))
+    mos = [latent_mosaic(d) for _, d in cols[:3]]
+    lim = _sym_limit(*mos)
+    for c, ((name, _), m) in enumerate(zip(cols[:3], mos, strict=True)):
+        im = axes[0, c].imshow(m, cmap=DIVERGING, vmin=-lim, vmax=lim, interpolation="nearest")
+        axes[0, c].set_title(_wrap(name, 30), fontsize=10)
+    fig.colorbar(im, ax=axes[0, :3].tolist(), shrink=0.8, pad=0.01, label="predicted noise")
+    dm = latent_mosaic(st.cfg_delta)
+    dl = _sym_limit(dm)
+    im2 = axes[0, 3].imshow(dm, cmap=DIVERGING, vmin=-dl, vmax=dl, interpolation="nearest")
+    axes[0, 3].set_title(cols[3][0], fontsize=10)
+    fig.colorbar(im2, ax=axes[0, 3], shrink=0.8, pad=0.01, label="delta (own scale)")
+    axes[0, 0].set_ylabel("U-Net output\n(channels as tiles)", fontsize=9)
+    if decode:
+        for c, (_, noise) in enumerate(cols[:3]):
+            axes[1, c].imshow(_vae_decode(pipe, implied_x0(tr, i, noise)), interpolation="nearest")
+        axes[1, 3].imshow(to_rgb(tr.image), interpolation="nearest")
+        axes[1, 3].set_title("final image", fontsize=10)
+        axes[1, 0].set_ylabel("implied clean image\n(x\u2080, decoded)", fontsize=9)
+    for ax in axes.flat:
+        _no_ticks(ax)
+    _title(fig, f"CFG at {_step_label(tr, i).replace(chr(10), ', ')}", tr)
+    return fig
+
+
+def _attention_tokens(tr: Any, tokens: Sequence[Any] | None) -> list[Any]:
+    """Token objects to plot: given words / positions, or every word token (no start/end/padding)."""
+    all_toks = list(tr.tokens)
+    if tokens is None:
+        return [t for t in all_toks if not getattr(t, "special", False) and not getattr(t, "padding", False)]
+    out = []
+    for t in tokens:
+        if isinstance(t, (int, np.integer)) and not isinstance(t, bool):
+            if not 0 <= t < len(all_toks):
+                raise ValueError(f"token position {t} is out of range 0..{len(all_toks) - 1}")
+            out.append(all_toks[int(t)])
+        else:
+            match = [x for x in all_toks if str(x) == str(t)]
+            if not match:
+                words = [str(x) for x in all_toks if not getattr(x, "padding", False)]
+                raise ValueError(f"token {t!r} is not in the prompt; its tokens are {words}")
+            out.append(match[0])
+    return out
+
+
+def _attn_map(tr: Any, tok: Any, step: int | None, level: Any) -> np.ndarray:
+    return _numpy(tr.attention(getattr(tok, "index", tok), step=step, level=level))
+
+
+def _overlay(ax: Any, tr: Any, amap: np.ndarray, vmax: float, overlay: bool, alpha: float = 0.6) -> Any:
+    """Draw the final image and the attention map over it (same extent; the map keeps its own resolution)."""
+    img = to_rgb(tr.image)
+    h, w = img.shape[:2]
+    if overlay:  # the image in grey underneath, so the heat map's colours read as attention only
+        grey = img.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+        ax.imshow(grey, extent=(0, w, h, 0), cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+    im = ax.imshow(amap, extent=(0, w, h, 0), cmap=ATTENTION, vmin=0, vmax=vmax, alpha=alpha if overlay else 1.0,
+                   interpolation="bilinear")
+    ax.set_xlim(0, w)
+    ax.set_ylim(h, 0)
+    _no_ticks(ax)
+    return im
+
+
+def _level_text(tr: Any, level: Any) -> str:
+    if level is None:
+        return "all levels averaged"
+    names = list(getattr(tr, "levels", []))
+    return f"level {names[level] if isinstance(level, int) and names else level}"
+
+
+def plot_attention(tr: Any, tokens: Sequence[Any] | None = None, step: int | None = None, level: Any = None,
+                   overlay: bool = True, cols: int = 8) -> Figure:
+    """Per-token cross-attention heat maps over the final image: where each word looks.
+
+    tokens: words or token positions (default: every word of the prompt); step: a step index or None (mean over
+    steps); level: a level name / index or None (levels averaged). One colour scale for all panels.
+    """
+    toks = _attention_tokens(tr, tokens)
+    maps = [_attn_map(tr, t, step, level) for t in toks]
+    vmax = max(float(m.max()) for m in maps) or 1.0
+    cols = min(cols, len(toks))
+    rows = math.ceil(len(toks) / cols)
+    fig = _new_figure(2.3 * cols + 1.2, 2.5 * rows + 1.0)
+    axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
+    for ax, t, m in zip(axes, toks, maps, strict=False):
+        im = _overlay(ax, tr, m, vmax, overlay)
+        ax.set_title(f"\u201c{t}\u201d (#{getattr(t, 'index', '?')})", fontsize=10)
+    for ax in axes[len(toks):]:
+        ax.axis("off")
+    fig.colorbar(im, ax=axes.tolist(), shrink=0.8, pad=0.01, label="attention probability")
+    when = "mean over steps" if step is None else _step_label(tr, _pick_steps(tr, [step], 1)[0]).replace("\n", ", ")
+    _title(fig, f"Cross-attention per token ({when}; {_level_text(tr, level)})", tr)
+    return fig
+
+
+def plot_attention_levels(tr: Any, token: Any, step: int | None = None, overlay: bool = True) -> Figure:
+    """One token's attention at every U-Net resolution level, and all levels averaged."""
+    tok = _attention_tokens(tr, [token])[0]
+    levels = list(tr.levels)
+    if not levels:
+        raise ValueError("this trace has no attention maps: trace with attention=True")
+    entries = [(lv, _attn_map(tr, tok, step, lv)) for lv in levels] + [("all levels", _attn_map(tr, tok, step, None))]
+    vmax = max(float(m.max()) for _, m in entries) or 1.0
+    fig = _new_figure(2.5 * len(entries) + 1.2, 3.4)
+    axes = fig.subplots(1, len(entries))
+    for ax, (name, m) in zip(axes, entries, strict=True):
+        im = _overlay(ax, tr, m, vmax, overlay)
+        ax.set_title(f"{name} ({m.shape[0]}\u00d7{m.shape[1]} map)" if name != "all levels" else name, fontsize=10)
+    fig.colorbar(im, ax=axes.tolist(), shrink=0.8, pad=0.01, label="attention probability")
+    when = "mean over steps" if step is None else f"step {step}"
+    _title(fig, f"Attention to \u201c{tok}\u201d at each resolution level ({when})", tr)
+    return fig
+
+
+def plot_attention_grid(tr: Any, tokens: Sequence[Any] | None = None, steps: Sequence[int] | None = None, n: int = 6,
+                        level: Any = None) -> Figure:
+    """Token \u00d7 step grid of attention maps: how each word's attention sharpens as the image forms.
+    Rows are tokens, columns steps; one colour scale."""
+    toks = _attention_tokens(tr, tokens)
+    idx = _pick_steps(tr, steps, n)
+    maps = [[_attn_map(tr, t, i, level) for i in idx] for t in toks]
+    vmax = max(float(m.max()) for row in maps for m in row) or 1.0
+    fig = _new_figure(1.7 * len(idx) + 2.0, 1.7 * len(toks) + 1.3)
+    axes = np.atleast_2d(fig.subplots(len(toks), len(idx), squeeze=False))
+    for r, t in enumerate(toks):
+        for c, i in enumerate(idx):
+            ax = axes[r, c]
+            im = ax.imshow(maps[r][c], cmap=ATTENTION, vmin=0, vmax=vmax, interpolation="nearest")
+            _no_ticks(ax)
+            if r == 0:
+                ax.set_title(_step_label(tr, i), fontsize=8)
+        axes[r, 0].set_ylabel(f"\u201c{t}\u201d", fontsize=10, rotation=0, ha="right", va="center")
+    fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.8, pad=0.01, label="attention probability")
+    _title(fig, f"Attention, token \u00d7 step ({_level_text(tr, level)})", tr)
+    return fig
+
+
+def plot_trace_embeddings(tr: Any, encoder: str | None = None, include_padding: int = 1) -> Figure:
+    """The embeddings this trace's U-Net attended to: conditional (the prompt) and unconditional (empty or negative
+    prompt), one row per token, one column per dimension."""
+    emb = tr.text_embeddings
+    name = encoder or next(iter(emb))
+    cond, unc = emb[name]["cond"], emb[name]["uncond"]
+    toks = list(tr.tokens)
+    n = min(sum(1 for t in toks if not getattr(t, "padding", False)) + include_padding, len(toks))
+    panels = [("prompt", _numpy(cond)[:n], [str(t) for t in toks[:n]])]
+    if unc is not None:
+        ntoks = list(getattr(tr, "negative_tokens", [])) or toks
+        m = min(sum(1 for t in ntoks if not getattr(t, "padding", False)) + include_padding, len(ntoks))
+        panels.append((_uncond_name(tr), _numpy(unc)[:m], [str(t) for t in ntoks[:m]]))
+    lim = _sym_limit(*[p[1] for p in panels])
+    heights = [max(2, len(p[2])) for p in panels]
+    fig = _new_figure(12, 1.4 + 0.3 * sum(heights))
+    axes = fig.subplots(len(panels), 1, gridspec_kw={"height_ratios": heights}, squeeze=False)[:, 0]
+    for ax, (title, data, labels) in zip(axes, panels, strict=True):
+        im = ax.imshow(data, aspect="auto", cmap=DIVERGING, vmin=-lim, vmax=lim, interpolation="nearest")
+        ax.set_yticks(range(len(labels)), [f"{t} ({i})" for i, t in enumerate(labels)], fontsize=8)
+        ax.set_title(title, fontsize=10)
+        ax.set_ylabel("token")
+    axes[-1].set_xlabel(f"embedding dimension ({name}, {panels[0][1].shape[1]} dims)")
+    fig.colorbar(im, ax=axes.tolist(), label="value", shrink=0.9, pad=0.01)
+    _title(fig, "Text embeddings the U-Net attended to", tr)
     return fig

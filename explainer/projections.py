@@ -112,8 +112,9 @@ def _fit_umap(data: np.ndarray, n_components: int, random_state: int, n_neighbor
     nn = max(2, min(n_neighbors, data.shape[0] - 1))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "n_jobs overridden by random_state" and friends
+        init = "spectral" if data.shape[0] > n_components + 1 else "random"
         reducer = umap.UMAP(n_components=n_components, n_neighbors=nn, min_dist=min_dist, metric=metric,
-                            random_state=random_state, init="spectral" if data.shape[0] > n_components + 1 else "random")
+                            random_state=random_state, init=init)
         reducer.fit(data)
     _UMAP_COMPILED = True
     return Projector("umap", n_components, random_state, reducer)
