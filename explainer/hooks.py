@@ -243,7 +243,7 @@ class Recorder:
             if self.max_res is not None and max(h, w) > self.max_res:
                 f = 2 ** math.ceil(math.log2(max(h, w) / self.max_res))
                 size = (-(-h // f), -(-w // f))
-                m = F.adaptive_avg_pool2d(m.permute(0, 3, 1, 2), size).permute(0, 2, 3, 1)  # mean keeps rows summing to 1
+                m = F.adaptive_avg_pool2d(m.permute(0, 3, 1, 2), size).permute(0, 2, 3, 1)  # rows still sum to 1
             out[name] = m.to(torch.float16).to("cpu")
             self.level_layers[name] = count
             self.level_source[name] = (h, w)
@@ -312,7 +312,7 @@ def eval_sigmas(scheduler: Any, timesteps: list[float], step_indices: list[int |
     sig = getattr(scheduler, "sigmas", None)
     ac = scheduler.alphas_cumprod.double().cpu()
     out = []
-    for t, idx in zip(timesteps, step_indices):
+    for t, idx in zip(timesteps, step_indices, strict=True):
         if sig is not None and idx is not None and 0 < idx <= len(sig):
             out.append(float(sig[idx - 1]))
         else:

@@ -25,8 +25,18 @@ import torch.nn.functional as F
 
 from . import hooks
 from .schedulers import check_scheduler_name, make_scheduler, scheduler_name_of
-from .validation import (check_bool, check_cfg, check_choice, check_optional_prompt, check_prompt, check_seed,
-                         check_size, check_step_index, check_steps, check_token)
+from .validation import (
+    check_bool,
+    check_cfg,
+    check_choice,
+    check_optional_prompt,
+    check_prompt,
+    check_seed,
+    check_size,
+    check_step_index,
+    check_steps,
+    check_token,
+)
 
 FORMAT = "explainer.trace"
 FORMAT_VERSION = 1
@@ -87,7 +97,7 @@ def tokenize(tokenizer: Any, text: str) -> tuple[list[Token], list[str]]:
     special_ids = set(tokenizer.all_special_ids)
     pieces = tokenizer.convert_ids_to_tokens(ids)
     tokens = []
-    for i, (tid, piece, m) in enumerate(zip(ids, pieces, mask)):
+    for i, (tid, piece, m) in enumerate(zip(ids, pieces, mask, strict=True)):
         text_i = tokenizer.convert_tokens_to_string([piece]).strip() or piece
         tokens.append(Token(text_i, i, tid, piece, special=tid in special_ids and m == 1, padding=m == 0))
     dropped: list[str] = []

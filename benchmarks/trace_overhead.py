@@ -1,0 +1,161 @@
+"""What tracing costs: plain pipeline vs trace(attention=False) vs trace(attention=True), same seed and settings.
+
+    python benchmarks/trace_overhead.py --model shipped            # the shipped shapes model on CPU
+    python benchmarks/trace_overhead.py --model tiny-sd            # shipped architecture, random weights
+    python benchmarks/trace_overhead.py --model sd15-random --device cuda --dtype float16   # SD1.5-size U-Net, 512 px
+    python benchmarks/trace_overhead.py --model sd15-random --size 256 --steps 2 --repeats 2  # ... squeezed onto a CPU
+
+Runs are interleaved (plain, no-attention, attention, plain, ...) so drifting machine load hits all three alike;
+prints the median seconds of each and the ratios to plain. Also prints Trace.nbytes and the projected bytes of an
+SD1.5-architecture trace at 512x512, 50 steps, with attention.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import explainer.trace as T  # noqa: E402
+from explainer.schedulers import make_scheduler  # noqa: E402
+
+PROMPT = "a red circle left of a blue square"
+
+
+def word_tokenizer(max_tokens: int):
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    words = "a red green blue circle square triangle star left right of above below the big small".split()
+    specials = ["<pad>", "<|startoftext|>", "<|endoftext|>", "<unk>"]
+    vocab = {w: i for i, w in enumerate(specials + words)}
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.post_processor = processors.TemplateProcessing(
+        single="<|startoftext|> $A <|endoftext|>", special_tokens=[("<|startoftext|>", 1), ("<|endoftext|>", 2)])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|startoftext|>", eos_token="<|endoftext|>",
+                                   pad_token="<pad>", unk_token="<unk>", model_max_length=max_tokens)
+
+
+def random_pipeline(kind: str, device: str, dtype: torch.dtype):
+    """tiny-sd: the shipped model's architecture; sd15-random: Stable Diffusion 1.5's, with random weights."""
+    from diffusers import AutoencoderKL, DPMSolverMultistepScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    torch.manual_seed(0)
+    if kind == "tiny-sd":
+        from explainer.train.components import build_tokenizer, build_unet, build_vae
+
+        tokenizer, unet, vae = build_tokenizer(), build_unet(), build_vae()
+        text = CLIPTextConfig(vocab_size=len(tokenizer), hidden_size=128, intermediate_size=256, num_hidden_layers=3,
+                              num_attention_heads=4, max_position_embeddings=tokenizer.model_max_length)
+    else:
+        tokenizer = word_tokenizer(77)
+        unet = UNet2DConditionModel(sample_size=64, cross_attention_dim=768, attention_head_dim=8,
+                                    block_out_channels=(320, 640, 1280, 1280))
+        vae = AutoencoderKL(block_out_channels=(128, 256, 512, 512), latent_channels=4, sample_size=512,
+                            down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+                            layers_per_block=2)
+        text = CLIPTextConfig(vocab_size=len(tokenizer), hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
+                              num_attention_heads=12, max_position_embeddings=77)
+    text.bos_token_id, text.eos_token_id, text.pad_token_id = (tokenizer.bos_token_id, tokenizer.eos_token_id,
+                                                               tokenizer.pad_token_id)
+    sched = DPMSolverMultistepScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                                        steps_offset=1)
+    pipe = StableDiffusionPipeline(vae=vae, text_encoder=CLIPTextModel(text), tokenizer=tokenizer, unet=unet,
+                                   scheduler=sched, safety_checker=None, feature_extractor=None, image_encoder=None,
+                                   requires_safety_checker=False)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe.to(device=device, dtype=dtype)
+
+
+def projected_nbytes(latent_hw=(64, 64), channels=4, steps=50, levels=(64, 32, 16, 8), tokens=77, text_dim=768,
+                     latent_bytes=2, image_hw=(512, 512), cfg=True, max_res=64) -> int:
+    """Bytes of a trace from shapes alone: per step 5 (6 with CFG) latent-sized tensors, fp16 attention per level
+    (pooled to max_res per side), per-token text states per branch, pooled outputs, timesteps/sigmas, the image."""
+    h, w = latent_hw
+    per_step = (6 if cfg else 5) * channels * h * w * latent_bytes + 2 * 8
+    attn = sum(min(s, max_res) ** 2 * tokens * 2 for s in levels)
+    text = (2 if cfg else 1) * (tokens * text_dim + text_dim) * latent_bytes
+    return steps * (per_step + attn) + text + image_hw[0] * image_hw[1] * 3
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", choices=["shipped", "tiny-sd", "sd15-random"], default="shipped")
+    ap.add_argument("--steps", type=int, default=25)
+    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--size", type=int, default=None, help="image side in pixels (sd15-random default 512)")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--dtype", choices=["float32", "float16", "bfloat16"], default=None)
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (pinned)")
+    ap.add_argument("--scheduler", default="dpm++2m")
+    args = ap.parse_args()
+
+    torch.set_num_threads(args.threads)
+    dtype = getattr(torch, args.dtype) if args.dtype else (torch.float16 if args.device.startswith("cuda")
+                                                            else torch.float32)
+    if args.model == "shipped":
+        import explainer
+
+        pipe = explainer.load_pipeline(device=args.device, dtype=dtype)
+    else:
+        pipe = random_pipeline(args.model, args.device, dtype)
+    size = args.size or (512 if args.model == "sd15-random" else None)
+    cfg, seed = 7.5, 0
+    pipe.scheduler = make_scheduler(args.scheduler, pipe.scheduler.config)  # plain runs use the same sampler
+
+    def sync():
+        if args.device.startswith("cuda"):
+            torch.cuda.synchronize()
+
+    def plain():
+        return pipe(PROMPT, num_inference_steps=args.steps, guidance_scale=cfg, height=size, width=size,
+                    generator=torch.Generator().manual_seed(seed)).images[0]
+
+    def traced(attention):
+        return lambda: T.trace(pipe, PROMPT, seed=seed, steps=args.steps, cfg=cfg, scheduler=args.scheduler,
+                               height=size, width=size, attention=attention)
+
+    modes = {"plain": plain, "trace(attention=False)": traced(False), "trace(attention=True)": traced(True)}
+    for fn in modes.values():  # warm-up, and a correctness check while we are at it
+        out = fn()
+    ref = plain()
+    assert out.image.tobytes() == ref.tobytes(), "traced image differs from the plain pipeline's"
+    times: dict[str, list[float]] = {m: [] for m in modes}
+    names = list(modes)
+    for r in range(args.repeats):
+        for m in names[r % 3:] + names[:r % 3]:  # rotate the order each round
+            sync()
+            t0 = time.perf_counter()
+            modes[m]()
+            sync()
+            times[m].append(time.perf_counter() - t0)
+    med = {m: statistics.median(v) for m, v in times.items()}
+    print(f"model={args.model} device={args.device} dtype={dtype} steps={args.steps} size={size or 'default'} "
+          f"threads={args.threads} repeats={args.repeats} scheduler={args.scheduler}")
+    for m in names:
+        print(f"  {m:24s} median {med[m]:8.4f} s   ratio {med[m] / med['plain']:.3f}   "
+              f"(min {min(times[m]):.4f}, max {max(times[m]):.4f})")
+    tr = out
+    lat = tr.steps[0].latents
+    proj_same = projected_nbytes(tuple(lat.shape[1:]), lat.shape[0], args.steps,
+                                 [int(lv.split("x")[0]) for lv in tr.levels], len(tr.tokens),
+                                 tr.text_embeddings["text_encoder"]["cond"].shape[-1], lat.element_size(),
+                                 tr.image.size[::-1])
+    print(f"  Trace.nbytes (attention=True): {tr.nbytes:,} B = {tr.nbytes / 1e6:.2f} MB "
+          f"(shape formula: {proj_same:,} B; the formula ignores pooled outputs' exact sizes)")
+    for lb, label in ((2, "fp16"), (4, "fp32")):
+        p = projected_nbytes(latent_bytes=lb)
+        print(f"  projected SD1.5 trace, 512x512, 50 steps, attention, {label} latents: {p / 1e6:.1f} MB "
+              f"(budget 300 MB)")
+
+
+if __name__ == "__main__":
+    main()
