@@ -1,0 +1,612 @@
+"""Interactive explorers (ipywidgets 8; JupyterLab and Voila): move a slider, see the model's insides change.
+
+    ex.widgets.step_explorer(tr)        # slider over steps: x_t, predicted noise, CFG delta, x0, attention of a word
+    ex.widgets.attention_explorer(tr)   # word x level x (one step | mean over steps), over the image
+    ex.widgets.playground(pipe)         # prompt, negative, seed, CFG, steps, sampler, Generate -> image + trace panels
+    ex.widgets.grid_explorer(pipe)      # pick two axes and their values -> labelled image grid
+
+Each returns an ipywidgets container (display it, or leave it as a cell's last line). Widgets are thin: numbers come
+from the Trace, figures from `explainer.plots`; pictures are `ipywidgets.Image` PNGs upscaled with nearest-neighbour
+(a 32x32 image shows as 256x256 with crisp pixels), so a browser test can compare their bytes or pixels.
+Bad input (steps 0, an empty prompt, a word that is not in the prompt, ...) shows a readable message inside the widget
+(`explainer-message`), never a traceback, and the widget keeps working.
+
+Stable CSS classes (for browser tests and styling), by widget:
+  all:        explainer-message (HTML: error/help text; empty when all is well; errors carry `explainer-error`)
+  step explorer (explainer-step-explorer):
+              explainer-step (IntSlider), explainer-token (Dropdown), explainer-level (Dropdown),
+              explainer-step-info (Label), images explainer-xt, explainer-noise, explainer-cfg-delta, explainer-x0,
+              explainer-attention
+  attention explorer (explainer-attention-explorer):
+              explainer-token, explainer-level, explainer-attention-mode (ToggleButtons: "mean over steps" /
+              "one step"), explainer-step, explainer-attention (overlay image), explainer-attention-map (heat map)
+  playground (explainer-playground):
+              inputs explainer-prompt, explainer-negative, explainer-seed, explainer-cfg, explainer-steps
+              (IntText), explainer-sampler (Dropdown); explainer-generate (Button); explainer-progress
+              (IntProgress); explainer-status (Label: timing); outputs explainer-image (final image),
+              explainer-step (IntSlider), explainer-step-image (x0 at that step), explainer-word (Dropdown),
+              explainer-attention (the word's attention at that step), explainer-cfg-curve (CFG-delta curve PNG;
+              hidden when CFG <= 1, with a note in explainer-cfg-note)
+  grid explorer (explainer-grid-explorer):
+              explainer-prompt, explainer-rows-axis, explainer-rows-values, explainer-cols-axis,
+              explainer-cols-values, explainer-seed, explainer-cfg, explainer-steps, explainer-sampler,
+              explainer-generate, explainer-progress, explainer-status, explainer-grid-image
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import ipywidgets as W
+import numpy as np
+from PIL import Image
+
+DISPLAY_PX = 256  # on-screen size of a picture panel (nearest-neighbour upscaling)
+STOPWORDS = {"a", "an", "the", "of", "to", "and", "in", "on", "at", "with", "left", "right", "above", "below",
+             "is", "are", "big", "small"}
+
+
+# --------------------------------------------------------------------------------------------- pictures
+def _png(rgb: np.ndarray, size: int = DISPLAY_PX) -> bytes:
+    """uint8 (h, w, 3) -> PNG bytes, upscaled by an integer factor (nearest) to about `size` pixels on its long side."""
+    img = Image.fromarray(np.ascontiguousarray(rgb))
+    k = max(1, size // max(img.size))
+    if k > 1:
+        img = img.resize((img.size[0] * k, img.size[1] * k), Image.Resampling.NEAREST)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _colour(arr: np.ndarray, cmap: str, vmin: float, vmax: float) -> np.ndarray:
+    """2D array -> uint8 RGB through a matplotlib colour map; NaN (gaps between latent tiles) -> white."""
+    from matplotlib import colormaps
+
+    a = np.asarray(arr, dtype=np.float32)
+    nan = np.isnan(a)
+    span = (vmax - vmin) or 1.0
+    rgb = (colormaps[cmap](np.clip((np.nan_to_num(a, nan=vmin) - vmin) / span, 0, 1))[..., :3] * 255).round()
+    rgb = rgb.astype(np.uint8)
+    rgb[nan] = 255
+    return rgb
+
+
+def _signed_png(arr: np.ndarray) -> bytes:
+    from .plots import DIVERGING
+
+    lim = float(np.nanmax(np.abs(arr))) or 1.0
+    return _png(_colour(arr, DIVERGING, -lim, lim))
+
+
+def _resize_nearest(arr: np.ndarray, h: int, w: int) -> np.ndarray:
+    ys = (np.arange(h) * arr.shape[0] // h).clip(0, arr.shape[0] - 1)
+    xs = (np.arange(w) * arr.shape[1] // w).clip(0, arr.shape[1] - 1)
+    return arr[ys][:, xs]
+
+
+def _attention_rgb(image_rgb: np.ndarray, amap: np.ndarray, overlay: bool = True) -> np.ndarray:
+    """The attention map (own max = brightest) over a grey copy of the image, at the image's resolution."""
+    from .plots import ATTENTION
+
+    h, w = image_rgb.shape[:2]
+    heat = _colour(_resize_nearest(amap, h, w), ATTENTION, 0.0, float(amap.max()) or 1.0).astype(np.float32)
+    if not overlay:
+        return heat.astype(np.uint8)
+    grey = image_rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    return (0.35 * grey[..., None] + 0.65 * heat).round().clip(0, 255).astype(np.uint8)
+
+
+def _figure_png(fig: Any, width_px: int = 720) -> bytes:
+    from .export import figure_to_png_bytes
+
+    return figure_to_png_bytes(fig, width_px)
+
+
+# --------------------------------------------------------------------------------------------- small parts
+def _image(cls: str, width: int | None = None) -> W.Image:
+    img = W.Image(format="png", value=b"")
+    if width:
+        img.layout.width = f"{width}px"
+    img.add_class(cls)
+    return img
+
+
+def _panel(title: str, image: W.Image) -> tuple[W.VBox, W.HTML]:
+    caption = W.HTML(f"<b>{html.escape(title)}</b>")
+    box = W.VBox([caption, image], layout=W.Layout(align_items="center", margin="0 6px"))
+    return box, caption
+
+
+def _message() -> W.HTML:
+    m = W.HTML("")
+    m.add_class("explainer-message")
+    return m
+
+
+def _say(message: W.HTML, text: str = "", error: bool = False) -> None:
+    if not text:
+        message.value = ""
+        return
+    style = "color:#b2182b;font-weight:bold" if error else "color:#444"
+    cls = "explainer-error" if error else "explainer-info"
+    message.value = f'<div class="{cls}" style="{style}">{html.escape(text)}</div>'
+
+
+def _readable(err: BaseException) -> str:
+    text = str(err).strip() or type(err).__name__
+    return text if isinstance(err, ValueError) else f"{type(err).__name__}: {text}"
+
+
+@contextmanager
+def _reporting(message: W.HTML) -> Iterator[None]:
+    """Run a handler; any exception becomes a message in the widget (no traceback), and the widget stays usable."""
+    try:
+        yield
+        _say(message)
+    except Exception as err:  # noqa: BLE001 - a widget must never show a traceback
+        _say(message, _readable(err), error=True)
+
+
+def _word_options(tr: Any) -> list[tuple[str, int]]:
+    toks = [t for t in tr.tokens if not getattr(t, "special", False) and not getattr(t, "padding", False)]
+    counts: dict[str, int] = {}
+    for t in toks:
+        counts[str(t)] = counts.get(str(t), 0) + 1
+    return [(str(t) if counts[str(t)] == 1 else f"{t} (#{t.index})", int(t.index)) for t in toks]
+
+
+def _default_word(options: list[tuple[str, int]]) -> int | None:
+    for label, idx in options:
+        if label.split(" ")[0].lower() not in STOPWORDS:
+            return idx
+    return options[0][1] if options else None
+
+
+def _level_options(tr: Any) -> list[tuple[str, Any]]:
+    return [("all levels", None)] + [(f"{name} level", name) for name in tr.levels]
+
+
+def _step_text(tr: Any, i: int) -> str:
+    st = tr.steps[i]
+    return (f"step {i + 1} of {len(tr.steps)} \u00b7 timestep {st.timestep:.0f} \u00b7 "
+            f"noise level \u03c3 = {st.sigma:.3f}")
+
+
+def _x0_png(tr: Any, i: int) -> bytes:
+    from .plots import to_rgb
+
+    return _png(to_rgb(tr.decode(i)))
+
+
+def _has_attention(tr: Any) -> bool:
+    return bool(getattr(tr, "levels", []))
+
+
+# --------------------------------------------------------------------------------------------- step explorer
+class StepExplorer(W.VBox):
+    """A slider over the denoising steps of a trace; panels for that step:
+    x_t going in (latent channels as tiles), the guided noise prediction, where CFG pushes (|cond - uncond| per
+    position), the predicted clean image x0 (decoded), and where a chosen word attends."""
+
+    def __init__(self, tr: Any, step: int = 0, token: str | int | None = None):
+        n = len(tr.steps)
+        self.trace = tr
+        self.message = _message()
+        self.step = W.IntSlider(value=min(max(step, 0), n - 1), min=0, max=n - 1, description="step",
+                                continuous_update=True, layout=W.Layout(width="480px"))
+        self.step.add_class("explainer-step")
+        self.info = W.Label()
+        self.info.add_class("explainer-step-info")
+        opts = _word_options(tr)
+        self.token = W.Dropdown(options=opts, value=_default_word(opts), description="word")
+        self.token.add_class("explainer-token")
+        self.level = W.Dropdown(options=_level_options(tr), value=None, description="level")
+        self.level.add_class("explainer-level")
+        if not _has_attention(tr):
+            self.token.disabled = self.level.disabled = True
+        self.images = {k: _image(f"explainer-{k}") for k in ("xt", "noise", "cfg-delta", "x0", "attention")}
+        titles = {"xt": "x\u209c in (latent channels)", "noise": "predicted noise \u03b5",
+                  "cfg-delta": "CFG push |cond \u2212 uncond|", "x0": "predicted x\u2080 (decoded)",
+                  "attention": "attention"}
+        boxes, self.captions = [], {}
+        for k, img in self.images.items():
+            box, cap = _panel(titles[k], img)
+            boxes.append(box)
+            self.captions[k] = cap
+        super().__init__([
+            W.HTML(f"<b>Step explorer</b> \u2014 \u201c{html.escape(tr.prompt)}\u201d"),
+            W.HBox([self.step, self.token, self.level]), self.info, self.message,
+            W.HBox(boxes, layout=W.Layout(flex_flow="row wrap"))])
+        self.add_class("explainer-step-explorer")
+        if token is not None:
+            with _reporting(self.message):
+                from .validation import check_token
+
+                self.token.value = check_token(token, tr.tokens)[0]
+        self.step.observe(lambda _: self.update(), "value")
+        self.token.observe(lambda _: self.update(), "value")
+        self.level.observe(lambda _: self.update(), "value")
+        self.update()
+
+    def update(self) -> None:
+        from .plots import MAGNITUDE, cfg_delta_map, latent_mosaic
+
+        tr, i = self.trace, self.step.value
+        with _reporting(self.message):
+            st = tr.steps[i]
+            self.info.value = _step_text(tr, i)
+            self.images["xt"].value = _signed_png(latent_mosaic(st.latents))
+            self.images["noise"].value = _signed_png(latent_mosaic(st.noise_guided))
+            if tr.has_uncond:
+                m = cfg_delta_map(tr, i)
+                self.images["cfg-delta"].value = _png(_colour(m, MAGNITUDE, 0.0, float(m.max()) or 1.0))
+                self.captions["cfg-delta"].value = "<b>CFG push |cond \u2212 uncond|</b>"
+            else:
+                self.images["cfg-delta"].value = _png(np.full((8, 8, 3), 230, np.uint8))
+                self.captions["cfg-delta"].value = "<b>no CFG delta (CFG \u2264 1)</b>"
+            if _has_attention(tr) and self.token.value is not None:
+                word = dict((v, k) for k, v in self.token.options)[self.token.value]
+                amap = tr.attention(self.token.value, step=i, level=self.level.value).float().numpy()
+                from .plots import to_rgb
+
+                self.images["attention"].value = _png(_attention_rgb(to_rgb(tr.image), amap))
+                self.captions["attention"].value = (f"<b>attention to \u201c{html.escape(word)}\u201d</b> "
+                                                    f"(max {amap.max():.2f})")
+            else:
+                self.captions["attention"].value = "<b>no attention recorded</b>"
+            self.images["x0"].value = _x0_png(tr, i)
+
+
+def step_explorer(tr: Any, step: int = 0, token: str | int | None = None) -> StepExplorer:
+    """A step slider over a trace, with x_t, noise, CFG delta, x0 and a word's attention at that step."""
+    return StepExplorer(tr, step, token)
+
+
+# --------------------------------------------------------------------------------------------- attention explorer
+class AttentionExplorer(W.VBox):
+    """Where a word looks: pick the word, the U-Net level (or all), and one step or the mean over steps."""
+
+    MODES = ("mean over steps", "one step")
+
+    def __init__(self, tr: Any, token: str | int | None = None):
+        if not _has_attention(tr):
+            raise ValueError("this trace has no attention maps: trace it with attention=True")
+        n = len(tr.steps)
+        self.trace = tr
+        self.message = _message()
+        opts = _word_options(tr)
+        self.token = W.Dropdown(options=opts, value=_default_word(opts), description="word")
+        self.token.add_class("explainer-token")
+        self.level = W.Dropdown(options=_level_options(tr), value=None, description="level")
+        self.level.add_class("explainer-level")
+        self.mode = W.ToggleButtons(options=self.MODES, value=self.MODES[0])
+        self.mode.add_class("explainer-attention-mode")
+        self.step = W.IntSlider(value=n - 1, min=0, max=n - 1, description="step", disabled=True,
+                                layout=W.Layout(width="420px"))
+        self.step.add_class("explainer-step")
+        self.overlay = _image("explainer-attention")
+        self.heat = _image("explainer-attention-map")
+        box1, self.caption = _panel("over the image", self.overlay)
+        box2, _ = _panel("heat map alone", self.heat)
+        super().__init__([
+            W.HTML(f"<b>Attention explorer</b> \u2014 \u201c{html.escape(tr.prompt)}\u201d"),
+            W.HBox([self.token, self.level]), W.HBox([self.mode, self.step]), self.message, W.HBox([box1, box2])])
+        self.add_class("explainer-attention-explorer")
+        if token is not None:
+            with _reporting(self.message):
+                from .validation import check_token
+
+                self.token.value = check_token(token, tr.tokens)[0]
+        for w in (self.token, self.level, self.mode, self.step):
+            w.observe(lambda _: self.update(), "value")
+        self.update()
+
+    def update(self) -> None:
+        from .plots import to_rgb
+
+        tr = self.trace
+        one = self.mode.value == self.MODES[1]
+        self.step.disabled = not one
+        with _reporting(self.message):
+            step = self.step.value if one else None
+            amap = tr.attention(self.token.value, step=step, level=self.level.value).float().numpy()
+            img = to_rgb(tr.image)
+            self.overlay.value = _png(_attention_rgb(img, amap))
+            self.heat.value = _png(_attention_rgb(img, amap, overlay=False))
+            word = dict((v, k) for k, v in self.token.options)[self.token.value]
+            when = "mean over steps" if step is None else _step_text(tr, step)
+            self.caption.value = (f"<b>\u201c{html.escape(word)}\u201d</b>, {when}, "
+                                  f"{'all levels' if self.level.value is None else self.level.value} "
+                                  f"(max {amap.max():.2f})")
+
+
+def attention_explorer(tr: Any, token: str | int | None = None) -> AttentionExplorer:
+    """Per-word cross-attention over the image, by level and by step (or averaged over steps)."""
+    return AttentionExplorer(tr, token)
+
+
+# --------------------------------------------------------------------------------------------- playground
+@contextmanager
+def _count_unet_calls(pipe: Any, callback: Callable[[int], None]) -> Iterator[None]:
+    """Call `callback(n)` after the U-Net's n-th evaluation (an observing hook; removed afterwards)."""
+    count = [0]
+
+    def hook(module: Any, args: Any, output: Any) -> None:
+        count[0] += 1
+        callback(count[0])
+
+    handle = pipe.unet.register_forward_hook(hook)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+def _expected_evals(scheduler: str, steps: int) -> int:
+    return {"heun": 2 * steps - 1, "pndm": steps + 1}.get(scheduler, steps)
+
+
+class Playground(W.VBox):
+    """Type a prompt, set the knobs, press Generate: the image, then the run's insides (a step slider over the
+    predicted clean image, where a chosen word attends at that step, and how hard CFG pushed at each step)."""
+
+    def __init__(self, pipe: Any, prompt: str = "a red circle left of a blue square", negative_prompt: str = "",
+                 seed: int = 0, cfg: float = 7.5, steps: int = 25, scheduler: str = "dpm++2m"):
+        from .schedulers import scheduler_names
+
+        self.pipe = pipe
+        self.trace: Any = None
+        self._busy = False
+        self.message = _message()
+        lay = W.Layout(width="420px")
+        self.prompt = W.Text(value=prompt, description="prompt", placeholder="describe a picture", layout=lay)
+        self.negative = W.Text(value=negative_prompt, description="negative", placeholder="(optional) what to avoid",
+                               layout=lay)
+        self.seed = W.IntText(value=seed, description="seed", layout=W.Layout(width="200px"))
+        self.cfg = W.FloatText(value=cfg, description="CFG", step=0.5, layout=W.Layout(width="200px"))
+        self.steps = W.IntText(value=steps, description="steps", layout=W.Layout(width="200px"))
+        self.sampler = W.Dropdown(options=scheduler_names(), value=scheduler, description="sampler",
+                                  layout=W.Layout(width="260px"))
+        self.generate = W.Button(description="Generate", button_style="primary", icon="play")
+        self.progress = W.IntProgress(value=0, min=0, max=1, description="", layout=W.Layout(width="260px"))
+        self.status = W.Label("")
+        for w, cls in ((self.prompt, "prompt"), (self.negative, "negative"), (self.seed, "seed"), (self.cfg, "cfg"),
+                       (self.steps, "steps"), (self.sampler, "sampler"), (self.generate, "generate"),
+                       (self.progress, "progress"), (self.status, "status")):
+            w.add_class(f"explainer-{cls}")
+        self.image = _image("explainer-image")
+        self.step = W.IntSlider(value=0, min=0, max=1, description="step", disabled=True,
+                                layout=W.Layout(width="420px"))
+        self.step.add_class("explainer-step")
+        self.step_info = W.Label("")
+        self.step_info.add_class("explainer-step-info")
+        self.step_image = _image("explainer-step-image")
+        self.word = W.Dropdown(options=[], description="word", disabled=True)
+        self.word.add_class("explainer-word")
+        self.attention = _image("explainer-attention")
+        self.cfg_curve = _image("explainer-cfg-curve", width=640)
+        self.cfg_note = W.HTML("")
+        self.cfg_note.add_class("explainer-cfg-note")
+        b1, _ = _panel("image", self.image)
+        b2, self.step_caption = _panel("predicted x\u2080 at this step", self.step_image)
+        b3, self.attention_caption = _panel("attention", self.attention)
+        self.results = W.VBox([W.HBox([self.step, self.word]), self.step_info, W.HBox([b1, b2, b3]), self.cfg_note,
+                               self.cfg_curve], layout=W.Layout(display="none"))
+        super().__init__([
+            W.HTML("<b>Playground</b> \u2014 generate an image and look inside the run"),
+            self.prompt, self.negative, W.HBox([self.seed, self.cfg, self.steps, self.sampler]),
+            W.HBox([self.generate, self.progress, self.status]), self.message, self.results])
+        self.add_class("explainer-playground")
+        self.generate.on_click(lambda _: self.run())
+        self.step.observe(lambda _: self.update(), "value")
+        self.word.observe(lambda _: self.update(), "value")
+
+    def _read(self) -> dict:
+        from .validation import check_cfg, check_seed, check_steps
+
+        prompt = self.prompt.value
+        if not prompt.strip():
+            raise ValueError("prompt is empty: type what the picture should show, e.g. "
+                             "\u201ca red circle left of a blue square\u201d")
+        return dict(prompt=prompt, negative_prompt=self.negative.value.strip() or None,
+                    seed=check_seed(self.seed.value), cfg=check_cfg(self.cfg.value, "CFG"),
+                    steps=check_steps(self.steps.value, "steps", maximum=200), scheduler=self.sampler.value)
+
+    def run(self) -> None:
+        """What the Generate button does (callable directly, e.g. from tests)."""
+        from .trace import trace
+
+        self.generate.disabled = True
+        try:
+            with _reporting(self.message):
+                args = self._read()
+                total = _expected_evals(args["scheduler"], args["steps"])
+                self.progress.max, self.progress.value = total, 0
+                self.status.value = "generating\u2026"
+                t0 = time.perf_counter()
+                with _count_unet_calls(self.pipe, lambda n: setattr(self.progress, "value", min(n, total))):
+                    tr = trace(self.pipe, **args)
+                self.progress.value = total
+                self.status.value = f"done in {time.perf_counter() - t0:.1f} s"
+                self.show(tr)
+            if self.message.value:
+                self.status.value = ""
+        finally:
+            self.generate.disabled = False
+
+    def show(self, tr: Any) -> None:
+        """Show a trace in the result panels (the Generate button calls this)."""
+        from .plots import plot_cfg_delta_norm, to_rgb
+
+        self.trace = tr
+        self.image.value = _png(to_rgb(tr.image))
+        n = len(tr.steps)
+        self._busy = True  # one update at the end, not one per control change
+        try:
+            first = self.step.disabled
+            self.step.max = n - 1
+            self.step.value = n // 2 if first else min(self.step.value, n - 1)
+            self.step.disabled = False
+            opts = _word_options(tr)
+            old = self.word.label
+            self.word.options = opts
+            labels = [k for k, _ in opts]
+            self.word.value = opts[labels.index(old)][1] if old in labels else _default_word(opts)
+            self.word.disabled = not (_has_attention(tr) and opts)
+        finally:
+            self._busy = False
+        if tr.has_uncond:
+            fig = plot_cfg_delta_norm(tr)
+            self.cfg_curve.value = _figure_png(fig, 960)
+            self.cfg_curve.layout.display = None
+            self.cfg_note.value = ""
+        else:
+            self.cfg_curve.value = b""
+            self.cfg_curve.layout.display = "none"
+            self.cfg_note.value = ("<i>CFG \u2264 1: the model made no unconditional pass, so there is no CFG delta "
+                                   "to plot. Raise CFG above 1 to see guidance at work.</i>")
+        self.results.layout.display = None
+        self.update()
+
+    def update(self) -> None:
+        tr = self.trace
+        if tr is None or self._busy:
+            return
+        from .plots import to_rgb
+
+        with _reporting(self.message):
+            i = self.step.value
+            self.step_info.value = _step_text(tr, i)
+            self.step_image.value = _x0_png(tr, i)
+            if _has_attention(tr) and self.word.value is not None:
+                amap = tr.attention(self.word.value, step=i).float().numpy()
+                self.attention.value = _png(_attention_rgb(to_rgb(tr.image), amap))
+                self.attention_caption.value = (f"<b>where \u201c{html.escape(self.word.label or '')}\u201d "
+                                                f"attends at this step</b>")
+
+
+def playground(pipe: Any = None, **defaults: Any) -> Playground:
+    """The playground app. pipe=None loads the shipped model. defaults: prompt, negative_prompt, seed, cfg, steps,
+    scheduler (the initial values of the controls)."""
+    if pipe is None:
+        from .models import load_pipeline
+
+        pipe = load_pipeline()
+    return Playground(pipe, **defaults)
+
+
+# --------------------------------------------------------------------------------------------- grid explorer
+GRID_AXES = {"seeds": "seed", "cfgs": "CFG", "steps": "steps", "schedulers": "sampler",
+             "negative_prompts": "negative prompt"}
+GRID_HELP = ("Values are separated by commas (e.g. 0, 1, 2 or 1, 3, 7.5); negative prompts by | "
+             "(write none for no negative prompt).")
+
+
+def _parse_values(axis: str, text: str) -> list:
+    if axis == "negative_prompts":
+        parts = [p.strip() for p in text.split("|")]
+        return [None if p.lower() in ("", "none") else p for p in parts]
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if not parts:
+        raise ValueError(f"give at least one value for {GRID_AXES[axis]}. {GRID_HELP}")
+    out = []
+    for p in parts:
+        try:
+            out.append(int(p) if axis in ("seeds", "steps") else float(p) if axis == "cfgs" else
+                       None if p.lower() == "none" else p)
+        except ValueError:
+            kind = "whole number" if axis in ("seeds", "steps") else "number"
+            raise ValueError(f"{GRID_AXES[axis]} values must each be a {kind}; could not read {p!r}") from None
+    return out
+
+
+class GridExplorer(W.VBox):
+    """Pick two settings to vary (rows, columns) and their values; the others stay fixed; Generate -> labelled grid."""
+
+    def __init__(self, pipe: Any, prompt: str = "a red circle left of a blue square"):
+        from .schedulers import scheduler_names
+
+        self.pipe = pipe
+        self.result: Any = None
+        self.message = _message()
+        axes = [(label, key) for key, label in GRID_AXES.items()]
+        self.prompt = W.Text(value=prompt, description="prompt", layout=W.Layout(width="420px"))
+        self.rows_axis = W.Dropdown(options=axes, value="seeds", description="rows")
+        self.rows_values = W.Text(value="0, 1, 2", description="values", placeholder="0, 1, 2")
+        self.cols_axis = W.Dropdown(options=axes, value="cfgs", description="columns")
+        self.cols_values = W.Text(value="1, 3, 7.5, 12", description="values", placeholder="1, 3, 7.5")
+        self.seed = W.IntText(value=0, description="seed", layout=W.Layout(width="200px"))
+        self.cfg = W.FloatText(value=7.5, description="CFG", layout=W.Layout(width="200px"))
+        self.steps = W.IntText(value=20, description="steps", layout=W.Layout(width="200px"))
+        self.sampler = W.Dropdown(options=scheduler_names(), value="dpm++2m", description="sampler",
+                                  layout=W.Layout(width="260px"))
+        self.generate = W.Button(description="Generate grid", button_style="primary", icon="th")
+        self.progress = W.IntProgress(value=0, min=0, max=1, layout=W.Layout(width="260px"))
+        self.status = W.Label("")
+        self.image = _image("explainer-grid-image")
+        for w, cls in ((self.prompt, "prompt"), (self.rows_axis, "rows-axis"), (self.rows_values, "rows-values"),
+                       (self.cols_axis, "cols-axis"), (self.cols_values, "cols-values"), (self.seed, "seed"),
+                       (self.cfg, "cfg"), (self.steps, "steps"), (self.sampler, "sampler"),
+                       (self.generate, "generate"), (self.progress, "progress"), (self.status, "status")):
+            w.add_class(f"explainer-{cls}")
+        super().__init__([
+            W.HTML("<b>Grid explorer</b> \u2014 vary two settings, keep the rest fixed"), self.prompt,
+            W.HBox([self.rows_axis, self.rows_values]), W.HBox([self.cols_axis, self.cols_values]),
+            W.HTML(f"<small>{html.escape(GRID_HELP)} Fixed settings (used where not varied):</small>"),
+            W.HBox([self.seed, self.cfg, self.steps, self.sampler]),
+            W.HBox([self.generate, self.progress, self.status]), self.message, self.image])
+        self.add_class("explainer-grid-explorer")
+        self.generate.on_click(lambda _: self.run())
+
+    def _args(self) -> dict:
+        if not self.prompt.value.strip():
+            raise ValueError("prompt is empty: type what the pictures should show")
+        r, c = self.rows_axis.value, self.cols_axis.value
+        if r == c:
+            raise ValueError(f"rows and columns both vary {GRID_AXES[r]}: choose two different settings")
+        args: dict[str, Any] = {"seeds": self.seed.value, "cfgs": self.cfg.value, "steps": self.steps.value,
+                                "schedulers": self.sampler.value, "negative_prompts": None}
+        args[r] = _parse_values(r, self.rows_values.value)
+        args[c] = _parse_values(c, self.cols_values.value)
+        n = len(args[r]) * len(args[c])
+        if n > 64:
+            raise ValueError(f"that is {n} images; keep the grid to 64 or fewer (e.g. 8 x 8)")
+        return dict(args, prompt=self.prompt.value, rows=r)
+
+    def run(self) -> None:
+        """What the Generate button does."""
+        from .sweeps import grid
+
+        self.generate.disabled = True
+        try:
+            with _reporting(self.message):
+                args = self._args()
+                self.progress.value, self.progress.max = 0, len(args[args["rows"]]) * len(
+                    args[self.cols_axis.value])
+                self.status.value = "generating\u2026"
+
+                def report(done: int, total: int) -> None:
+                    self.progress.max, self.progress.value = total, done
+
+                self.result = grid(self.pipe, progress=report, **args)
+                self.image.value = _figure_png(self.result.figure(), 900)
+                self.status.value = f"{self.result.shape[0] * self.result.shape[1]} images in " \
+                                    f"{self.result.seconds:.1f} s"
+            if self.message.value:
+                self.status.value = ""
+        finally:
+            self.generate.disabled = False
+
+
+def grid_explorer(pipe: Any = None, prompt: str = "a red circle left of a blue square") -> GridExplorer:
+    """Choose two axes (seed, CFG, steps, sampler, negative prompt) and their values; see the labelled grid."""
+    if pipe is None:
+        from .models import load_pipeline
+
+        pipe = load_pipeline()
+    return GridExplorer(pipe, prompt)
