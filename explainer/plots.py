@@ -610,7 +610,7 @@ def plot_clip_similarity(clip: Any, images: Any, captions: Sequence[str], tokeni
         ax.imshow(arr[i], extent=(-1.45, -0.55, i + 0.45, i - 0.45), interpolation="nearest")
     ax.set_xlim(-1.5, m - 0.5)
     ax.set_ylim(n - 0.5, -0.5)
-    ax.set_xticks(range(m), [_wrap(c, 16) for c in captions], fontsize=7.5)
+    ax.set_xticks(range(m), [_wrap(c, 14) for c in captions], fontsize=7.5)
     ax.set_yticks(range(n), [f"image {i}" for i in range(n)], fontsize=8)
     ax.set_xlabel("caption")
     ax.set_ylabel("image")
@@ -1078,7 +1078,7 @@ def plot_cfg_branches(tr: Any, step: int | None = None, pipe: Any = None) -> Fig
             (f"guided (CFG {cfg})", st.noise_guided), ("delta = cond \u2212 uncond", st.cfg_delta)]
     decode = pipe is not None and _setting(tr, "prediction_type", "epsilon") in (None, "epsilon")
     nrows = 2 if decode else 1
-    fig = _new_figure(11.5, 3.0 * nrows + 1.0)
+    fig = _new_figure(11.5, 2.6 * nrows + 0.9)
     axes = np.atleast_2d(fig.subplots(nrows, 4, squeeze=False))
     mos = [latent_mosaic(d) for _, d in cols[:3]]
     lim = _sym_limit(*mos)
