@@ -22,8 +22,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import explainer.trace as T  # noqa: E402
 from explainer.schedulers import make_scheduler  # noqa: E402
+from explainer.trace import trace  # noqa: E402
 
 PROMPT = "a red circle left of a blue square"
 
@@ -120,7 +120,7 @@ def main() -> None:
                     generator=torch.Generator().manual_seed(seed)).images[0]
 
     def traced(attention):
-        return lambda: T.trace(pipe, PROMPT, seed=seed, steps=args.steps, cfg=cfg, scheduler=args.scheduler,
+        return lambda: trace(pipe, PROMPT, seed=seed, steps=args.steps, cfg=cfg, scheduler=args.scheduler,
                                height=size, width=size, attention=attention)
 
     modes = {"plain": plain, "trace(attention=False)": traced(False), "trace(attention=True)": traced(True)}
