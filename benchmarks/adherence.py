@@ -32,7 +32,8 @@ def prompt_sets(n: int) -> dict[str, list[str]]:
         "single": [caption_for(sample_scene(EVAL_SEED + i, two_object_p=0.0, held_out="allow")) for i in range(n)],
         "held_out": [caption_for(sample_scene(EVAL_SEED + 50_000 + i, two_object_p=0.0, held_out="only"))
                      for i in range(max(n // 2, 50))],
-        "two": [caption_for(sample_scene(EVAL_SEED + 100_000 + i, two_object_p=1.0, held_out="allow")) for i in range(n)],
+        "two": [caption_for(sample_scene(EVAL_SEED + 100_000 + i, two_object_p=1.0, held_out="allow"))
+                for i in range(n)],
     }
 
 
@@ -45,14 +46,17 @@ def generate(pipe, prompts: list[str], steps: int, cfg: float, batch: int = 16) 
     return images
 
 
+def judged(pipe, prompts: list[str], steps: int, cfg: float) -> list[dict]:
+    return [judge_against(im, p) for im, p in zip(generate(pipe, prompts, steps, cfg), prompts, strict=True)]
+
+
 def score(pipe, sets: dict[str, list[str]], steps: int, cfg: float) -> dict[str, float]:
     out: dict[str, float] = {}
-    single = [judge_against(im, p) for im, p in zip(generate(pipe, sets["single"], steps, cfg), sets["single"])]
+    single = judged(pipe, sets["single"], steps, cfg)
     for key in ("color", "shape", "size", "position"):
         out[key] = float(np.mean([r[key] for r in single]))
-    held = [judge_against(im, p) for im, p in zip(generate(pipe, sets["held_out"], steps, cfg), sets["held_out"])]
-    out["held_out"] = float(np.mean([r["color"] and r["shape"] for r in held]))
-    two = [judge_against(im, p) for im, p in zip(generate(pipe, sets["two"], steps, cfg), sets["two"])]
+    out["held_out"] = float(np.mean([r["color"] and r["shape"] for r in judged(pipe, sets["held_out"], steps, cfg)]))
+    two = judged(pipe, sets["two"], steps, cfg)
     out["two_objects"] = float(np.mean([r["objects"] for r in two]))
     out["two_all"] = float(np.mean([r["objects"] and r["relation"] for r in two]))
     return out
@@ -75,6 +79,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default=None, help="pipeline folder (default: the shipped model)")
     p.add_argument("--n", type=int, default=200, help="prompts per set (single, two objects); held-out gets n/2")
+    p.add_argument("--sweep-n", type=int, default=64, help="prompts per set in the CFG and steps sweeps")
     p.add_argument("--cfg", type=float, default=None, help="the recommended CFG (default: best of the sweep)")
     p.add_argument("--scheduler", default="dpm++2m")
     p.add_argument("--threads", type=int, default=2)
@@ -84,8 +89,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     pipe = ex.load_pipeline(args.model)
     pipe.scheduler = make_scheduler(args.scheduler, pipe.scheduler.config)
-    sets = prompt_sets(args.n)
-    print(f"prompts: {len(sets['single'])} single, {len(sets['held_out'])} held-out, {len(sets['two'])} two-object; "
+    sets, small = prompt_sets(args.n), prompt_sets(args.sweep_n)
+    print(f"main table: {len(sets['single'])} single, {len(sets['held_out'])} held-out, {len(sets['two'])} two-object "
+          f"prompts; sweeps: {len(small['single'])}/{len(small['held_out'])}/{len(small['two'])}; "
           f"scheduler {args.scheduler}; threads {args.threads}")
     results: dict = {"cfg": {}, "steps": {}}
     header = f"{'setting':<16}" + "".join(f"{k:>12}" for k in
@@ -96,16 +102,25 @@ def main() -> None:
         print(f"{name:<16}" + "".join(f"{100 * r[k]:>11.1f}%" for k in
                                       ("color", "shape", "size", "position", "held_out", "two_objects", "two_all")))
 
-    cfgs = [args.cfg or 7.5] if args.quick else [1.0, 3.0, 5.0, 7.5, 12.0, 20.0]
-    for cfg in tqdm(cfgs, desc="CFG sweep", leave=False):
-        results["cfg"][cfg] = score(pipe, sets, 25, cfg)
-        row(f"cfg {cfg:g}, 25 st", results["cfg"][cfg])
-    best = args.cfg or max(results["cfg"], key=lambda c: results["cfg"][c]["two_all"] + results["cfg"][c]["shape"])
+    cfgs = [1.0, 3.0, 5.0, 7.5, 12.0, 20.0]
+    if args.quick:
+        args.cfg = args.cfg or 7.5
+    if not args.quick:
+        print("-- CFG sweep, 25 steps (sweep prompts)")
+        for cfg in tqdm(cfgs, desc="CFG sweep", leave=False):
+            results["cfg"][cfg] = score(pipe, small, 25, cfg)
+            row(f"cfg {cfg:g}", results["cfg"][cfg])
+    overall = lambda r: r["color"] + r["shape"] + r["position"] + r["size"] + r["held_out"] + 2 * r["two_all"]  # noqa: E731
+    best = args.cfg or max(results["cfg"], key=lambda c: overall(results["cfg"][c]))
     results["recommended_cfg"] = best
     if not args.quick:
+        print(f"-- steps sweep at CFG {best:g} (sweep prompts)")
         for steps in tqdm((5, 10, 20, 40), desc="steps sweep", leave=False):
-            results["steps"][steps] = score(pipe, sets, steps, best)
-            row(f"cfg {best:g}, {steps} st", results["steps"][steps])
+            results["steps"][steps] = score(pipe, small, steps, best)
+            row(f"{steps} steps", results["steps"][steps])
+    print(f"-- main table: CFG {best:g}, 25 steps, {args.scheduler}")
+    results["main"] = score(pipe, sets, 25, best)
+    row("main", results["main"])
     results["timing"] = timing(pipe, cfg=best)
     print(f"recommended CFG {best:g}; one 25-step image {results['timing']['seconds_batch_1']:.2f} s, "
           f"a batch of 16 {results['timing']['seconds_batch_16']:.2f} s ({args.threads} threads)")
