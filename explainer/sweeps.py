@@ -271,7 +271,7 @@ def axis_label(axis: str, value: Any) -> str:
     if axis == "steps":
         return f"{value} steps"
     if axis == "schedulers":
-        return str(value)
+        return "pipeline's own sampler" if value is None else str(value)
     if axis == "negative_prompts":
         return "no negative" if value is None else f"neg: \u201c{value}\u201d"
     raise ValueError(f"axis must be one of {list(AXES)}, got {axis!r}")

@@ -167,6 +167,19 @@ def _default_word(options: list[tuple[str, int]]) -> int | None:
     return options[0][1] if options else None
 
 
+def _choose_token(dropdown: W.Dropdown, token: str | int, tr: Any, message: W.HTML) -> None:
+    """Select a word given by text or position; a word not in the prompt becomes a message listing the words."""
+    from .validation import check_token
+
+    try:
+        pos = check_token(token, tr.tokens)[0]
+        if pos not in [v for _, v in dropdown.options]:
+            raise ValueError(f"token {token!r} is a special or padding token; choose a word of the prompt")
+        dropdown.value = pos
+    except ValueError as err:
+        _say(message, _readable(err), error=True)
+
+
 def _level_options(tr: Any) -> list[tuple[str, Any]]:
     return [("all levels", None)] + [(f"{name} level", name) for name in tr.levels]
 
@@ -223,15 +236,12 @@ class StepExplorer(W.VBox):
             W.HBox([self.step, self.token, self.level]), self.info, self.message,
             W.HBox(boxes, layout=W.Layout(flex_flow="row wrap"))])
         self.add_class("explainer-step-explorer")
-        if token is not None:
-            with _reporting(self.message):
-                from .validation import check_token
-
-                self.token.value = check_token(token, tr.tokens)[0]
         self.step.observe(lambda _: self.update(), "value")
         self.token.observe(lambda _: self.update(), "value")
         self.level.observe(lambda _: self.update(), "value")
         self.update()
+        if token is not None:
+            _choose_token(self.token, token, tr, self.message)
 
     def update(self) -> None:
         from .plots import MAGNITUDE, cfg_delta_map, latent_mosaic
@@ -297,14 +307,11 @@ class AttentionExplorer(W.VBox):
             W.HTML(f"<b>Attention explorer</b> \u2014 \u201c{html.escape(tr.prompt)}\u201d"),
             W.HBox([self.token, self.level]), W.HBox([self.mode, self.step]), self.message, W.HBox([box1, box2])])
         self.add_class("explainer-attention-explorer")
-        if token is not None:
-            with _reporting(self.message):
-                from .validation import check_token
-
-                self.token.value = check_token(token, tr.tokens)[0]
         for w in (self.token, self.level, self.mode, self.step):
             w.observe(lambda _: self.update(), "value")
         self.update()
+        if token is not None:
+            _choose_token(self.token, token, tr, self.message)
 
     def update(self) -> None:
         from .plots import to_rgb

@@ -1,0 +1,149 @@
+"""Grids and interpolation: every cell / end frame equals the single run bit for bit; batching is used and is exact."""
+
+from __future__ import annotations
+
+import functools
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from explainer import sweeps
+from explainer.sweeps import generate, grid, interpolate_prompts, interpolate_seeds, slerp
+
+PROMPT = "a red circle left of a blue square"
+STEPS = 3
+
+
+def same(a, b) -> bool:
+    return np.array_equal(np.asarray(a), np.asarray(b))
+
+
+def assert_cells_equal_single_runs(pipe, res, prompt=PROMPT):
+    rows, cols = res.shape
+    for r in range(rows):
+        for c in range(cols):
+            s = res.cell_settings(r, c)
+            ref = generate(pipe, prompt, **s)
+            assert same(ref, res.image(r, c)), f"cell {r},{c} {s} differs from its single run"
+
+
+def test_seed_by_cfg_grid_is_batched_and_equals_single_runs(tiny_sd):
+    res = grid(tiny_sd, PROMPT, seeds=[0, 1], cfgs=[1.0, 3.0, 7.5], steps=STEPS)
+    assert res.shape == (2, 3) and res.row_axis == "seeds" and res.col_axis == "cfgs"
+    # CFG > 1 cells share one call; CFG <= 1 cells run alone (a single run then uses U-Net batch 1)
+    assert res.batched_cells == 4 and res.pipeline_calls == 3
+    assert_cells_equal_single_runs(tiny_sd, res)
+    assert not same(res.image(0, 1), res.image(0, 2)) and not same(res.image(0, 1), res.image(1, 1))
+
+
+def test_negative_prompt_grid_sdxl_ancestral(tiny_sdxl):
+    res = grid(tiny_sdxl, PROMPT, seeds=[0, 1], negative_prompts=[None, "blue square"], steps=STEPS,
+               schedulers="euler_a")
+    assert res.batched_cells == 4 and res.pipeline_calls == 1
+    assert_cells_equal_single_runs(tiny_sdxl, res)
+
+
+def test_grid_cell_equals_trace_image(tiny_sd):
+    from explainer.trace import trace
+
+    res = grid(tiny_sd, PROMPT, seeds=[5, 6], cfgs=4.0, steps=STEPS)
+    tr = trace(tiny_sd, PROMPT, seed=6, steps=STEPS, cfg=4.0, attention=False)
+    assert same(tr.image, res.image(0, 1))
+
+
+def test_steps_by_scheduler_grid_and_figure_labels(tiny_sd):
+    res = grid(tiny_sd, PROMPT, steps=[2, 3], schedulers=["ddim", "heun"], seeds=3, cfgs=5.0, rows="schedulers")
+    assert res.row_axis == "schedulers" and res.row_values == ["ddim", "heun"] and res.col_values == [2, 3]
+    assert_cells_equal_single_runs(tiny_sd, res)
+    fig = res.figure()
+    texts = [t.get_text() for ax in fig.axes for t in (ax.title, ax.yaxis.label)]
+    assert {"2 steps", "3 steps"} <= set(texts) and {"ddim", "heun"} <= set(texts)
+    title = fig._suptitle.get_text().replace("\n", " ").replace("\u00a0", " ")
+    assert PROMPT in title and "seed 3" in title and "CFG 5" in title
+    assert len(fig.axes) == 4 and all(len(ax.images) == 1 for ax in fig.axes)
+    np.testing.assert_array_equal(fig.axes[3].images[0].get_array(), np.asarray(res.image(1, 1)))
+
+
+def test_one_axis_and_progress(tiny_sd):
+    seen = []
+    res = grid(tiny_sd, PROMPT, seeds=[0, 1, 2], steps=2, progress=lambda d, t: seen.append((d, t)))
+    assert res.shape == (1, 3) and res.row_axis is None
+    assert seen[-1] == (3, 3)
+    assert res.col_labels() == ["seed 0", "seed 1", "seed 2"]
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    (dict(seeds=[0, 1], cfgs=[2, 3], steps=[2, 3]), "at most two axes"),
+    (dict(steps=0), "steps"),
+    (dict(cfgs=[1, float("nan")]), "cfgs"),
+    (dict(schedulers=["ddim", "nope"]), "scheduler"),
+    (dict(seeds=[]), "empty"),
+    (dict(seeds=[-1]), "seeds"),
+    (dict(seeds=[0, 1], rows="cfgs"), "rows"),
+])
+def test_bad_arguments_are_named(tiny_sd, kwargs, words):
+    with pytest.raises(ValueError, match=words):
+        grid(tiny_sd, PROMPT, **kwargs)
+
+
+def test_self_check_refuses_inexact_batching(tiny_sd, monkeypatch):
+    sweeps._VERDICTS.clear()
+    monkeypatch.setattr(sweeps, "_exact_batching", functools.partial(sweeps._exact_batching, chunk=False))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = grid(tiny_sd, PROMPT, seeds=[0, 1, 2], steps=2)
+    sweeps._VERDICTS.clear()
+    assert res.batched_cells == 0 and res.notes and any("not batching" in str(w.message) for w in caught)
+    assert_cells_equal_single_runs(tiny_sd, res)
+
+
+def test_per_sample_scale():
+    s = sweeps._PerSampleScale([2.0, 3.0])
+    assert s > 1 and float(s) == 2.0
+    x = torch.ones(2, 3)
+    assert torch.equal(s * x, torch.tensor([[2.0] * 3, [3.0] * 3])) and s.calls == 1
+    _ = x * s  # the wrong way round: torch sees the float; the counter shows the guess was not used
+    assert s.calls == 1
+    y = torch.randn(2, 4, 8, 8, generator=torch.Generator().manual_seed(0))
+    both = sweeps._PerSampleScale([7.3, 9.1]) * y  # row i must be bit-identical to the plain float scale times row i
+    assert torch.equal(both[0], 7.3 * y[0]) and torch.equal(both[1], 9.1 * y[1])
+
+
+def test_slerp():
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(4, 8, 8, generator=g), torch.randn(4, 8, 8, generator=g)
+    assert torch.equal(slerp(a, b, 0), a) and torch.equal(slerp(a, b, 1), b)
+    mid = slerp(a, b, 0.5)
+    # near-orthogonal Gaussian vectors: the norm stays close to theirs (a straight line would shrink it by ~0.7)
+    assert abs(mid.norm() / a.norm() - 1) < 0.1 and (0.5 * (a + b)).norm() / a.norm() < 0.8
+    assert torch.allclose(slerp(a, 2 * a, 0.5), 1.5 * a, atol=1e-5)  # parallel: the straight line
+    e = torch.randn(1, 5, 16, generator=g)
+    assert slerp(e, -e + 0.1, 0.3, dim=-1).shape == e.shape
+
+
+def test_interpolate_seeds_end_frames_equal_single_runs(tiny_sd):
+    f = interpolate_seeds(tiny_sd, PROMPT, 3, 4, frames=3, steps=STEPS)
+    assert len(f.images) == 3 and f.ts == [0, 0.5, 1] and f.batched
+    assert same(f.images[0], generate(tiny_sd, PROMPT, 3, steps=STEPS))
+    assert same(f.images[-1], generate(tiny_sd, PROMPT, 4, steps=STEPS))
+    serial = interpolate_seeds(tiny_sd, PROMPT, 3, 4, frames=3, steps=STEPS, batch=False)
+    assert all(same(x, y) for x, y in zip(f.images, serial.images, strict=True))
+    fig = f.figure()
+    assert [ax.title.get_text() for ax in fig.axes][0] == "seed 3" and "seed 3" in fig._suptitle.get_text()
+
+
+def test_interpolate_prompts_end_frames_equal_single_runs(tiny_sd):
+    f = interpolate_prompts(tiny_sd, "a red circle", "a blue square", seed=2, frames=3, steps=STEPS,
+                            scheduler="euler_a")
+    assert same(f.images[0], generate(tiny_sd, "a red circle", 2, steps=STEPS, scheduler="euler_a"))
+    assert same(f.images[-1], generate(tiny_sd, "a blue square", 2, steps=STEPS, scheduler="euler_a"))
+    with pytest.raises(ValueError, match="frames"):
+        interpolate_prompts(tiny_sd, "a", "b", frames=1)
+
+
+def test_shipped_model_grid_is_exact(shipped_pipe):
+    res = grid(shipped_pipe, PROMPT, seeds=[0, 1], cfgs=[3.0, 7.5], steps=4)
+    assert res.batched_cells == 4
+    assert_cells_equal_single_runs(shipped_pipe, res)
