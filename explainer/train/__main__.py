@@ -233,7 +233,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--clip-batch", type=int, default=64)
     p.add_argument("--clip-lr", type=float, default=5e-4)
     p.add_argument("--unet-images", type=int, default=60_000)
-    p.add_argument("--unet-steps", type=int, default=10_000)
+    p.add_argument("--unet-steps", type=int, default=6_000)
     p.add_argument("--unet-batch", type=int, default=32)
     p.add_argument("--unet-lr", type=float, default=4e-4)
     p.add_argument("--text-lr", type=float, default=1e-4)
