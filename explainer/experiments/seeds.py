@@ -1,0 +1,122 @@
+"""Lesson 10, seeds and reproducibility: the same seed and settings give the same bits; what a seed decides (the
+layout, measured against a changed prompt); and walking between two seeds' noise."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+
+from ..judge import judge
+from ..shapes import BACKGROUNDS
+from ..sweeps import generate, slerp
+from .guidance import generate_many, image_strip
+
+
+@dataclass
+class Reproducibility:
+    identical: bool  # same seed, same settings, two separate runs: every byte equal
+    max_pixel_difference: int  # over the two runs (0 when identical)
+    other_seed_differs: bool  # a different seed gives a different image
+    other_seed_mean_difference: float  # mean |pixel difference| (0..255) against the other seed
+    noise_identical: bool  # the starting noise itself, drawn twice from the same seed
+
+
+def reproducibility(pipe: Any, prompt: str = "a red circle left of a blue square", seed: int = 0,
+                    other_seed: int = 1, steps: int = 25, cfg: float = 7.5) -> tuple[Reproducibility, list[Any]]:
+    """Run the same settings twice (two independent pipeline calls) and once with another seed."""
+    a = generate(pipe, prompt, seed=seed, steps=steps, cfg=cfg)
+    b = generate(pipe, prompt, seed=seed, steps=steps, cfg=cfg)
+    c = generate(pipe, prompt, seed=other_seed, steps=steps, cfg=cfg)
+    xa, xb, xc = (np.asarray(i, dtype=np.int16) for i in (a, b, c))
+    n1 = torch.randn((1, 4, 8, 8), generator=torch.Generator().manual_seed(seed))
+    n2 = torch.randn((1, 4, 8, 8), generator=torch.Generator().manual_seed(seed))
+    return Reproducibility(a.tobytes() == b.tobytes(), int(np.abs(xa - xb).max()), a.tobytes() != c.tobytes(),
+                           float(np.abs(xa - xc).mean()), bool(torch.equal(n1, n2))), [a, b, c]
+
+
+def foreground(image: Any) -> np.ndarray:
+    """(h, w) bool: pixels that differ clearly from the judged background colour (the objects)."""
+    a = np.asarray(image.convert("RGB"), dtype=np.float64)
+    bg = np.array(BACKGROUNDS[judge(image).background], dtype=np.float64)
+    return np.linalg.norm(a - bg, axis=-1) > 60
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two masks (1 = the same pixels)."""
+    union = (a | b).sum()
+    return float((a & b).sum() / union) if union else 1.0
+
+
+def centroid(mask: np.ndarray) -> np.ndarray:
+    ys, xs = np.nonzero(mask)
+    return np.array([xs.mean(), ys.mean()]) if len(xs) else np.array([np.nan, np.nan])
+
+
+@dataclass
+class Layout:
+    prompts: list[str]
+    seeds: list[int]
+    same_seed_iou: float  # mean foreground IoU between two prompts' images made with the same seed
+    other_seed_iou: float  # ... made with different seeds
+    same_seed_shift: float  # mean distance (pixels) between the objects' centroids, same seed
+    other_seed_shift: float  # ... different seeds
+    same_seed_position: float  # share of same-seed pairs whose judged position word agrees
+    other_seed_position: float
+    images: list[list[Any]] = field(repr=False)  # images[prompt][seed]
+    seconds: float = 0.0
+
+    def figure(self) -> Figure:
+        return image_strip(self.images, self.prompts, [f"seed {s}" for s in self.seeds],
+                           "Columns share a seed, rows share a prompt: does the seed decide where things go?")
+
+
+def layout_study(pipe: Any, prompts: Sequence[str] = ("a large red circle", "a large blue square",
+                                                       "a small green star"),
+                 seeds: Sequence[int] = range(8), steps: int = 25, cfg: float = 7.5) -> Layout:
+    """Prompts without a position word, each with every seed: compare layouts across prompts, same vs other seed."""
+    t0 = time.perf_counter()
+    prompts, seeds = list(prompts), list(seeds)
+    ims = generate_many(pipe, [p for p in prompts for _ in seeds], [s for _ in prompts for s in seeds],
+                        cfg=cfg, steps=steps)
+    grid = [ims[i * len(seeds):(i + 1) * len(seeds)] for i in range(len(prompts))]
+    masks = [[foreground(im) for im in row] for row in grid]
+    pos = [[(judge(im).objects[0].position if judge(im).objects else None) for im in row] for row in grid]
+    same, other = {"iou": [], "shift": [], "pos": []}, {"iou": [], "shift": [], "pos": []}
+    for pa, pb in itertools.combinations(range(len(prompts)), 2):
+        for i, j in itertools.product(range(len(seeds)), repeat=2):
+            d = same if i == j else other
+            d["iou"].append(iou(masks[pa][i], masks[pb][j]))
+            shift = np.linalg.norm(centroid(masks[pa][i]) - centroid(masks[pb][j]))
+            if np.isfinite(shift):
+                d["shift"].append(shift)
+            d["pos"].append(pos[pa][i] is not None and pos[pa][i] == pos[pb][j])
+    return Layout(prompts, seeds, float(np.mean(same["iou"])), float(np.mean(other["iou"])),
+                  float(np.mean(same["shift"])), float(np.mean(other["shift"])), float(np.mean(same["pos"])),
+                  float(np.mean(other["pos"])), grid, time.perf_counter() - t0)
+
+
+def noise_norms(seed_a: int = 0, seed_b: int = 1, shape: tuple[int, ...] = (1, 4, 8, 8)) -> dict[str, float]:
+    """Why slerp: the norm of two seeds' noise, of their straight-line midpoint and of their slerp midpoint."""
+    a = torch.randn(shape, generator=torch.Generator().manual_seed(seed_a))
+    b = torch.randn(shape, generator=torch.Generator().manual_seed(seed_b))
+    return {"seed_a": float(a.norm()), "seed_b": float(b.norm()), "lerp_midpoint": float((0.5 * a + 0.5 * b).norm()),
+            "slerp_midpoint": float(slerp(a, b, 0.5).norm())}
+
+
+def layout_flip_seed(pipe: Any, prompt_a: str, prompt_b: str, seeds: Sequence[int] = range(16), steps: int = 25,
+                     cfg: float = 7.5) -> int | None:
+    """The first seed whose judged position differs between the two prompts (the layout 'flips'), or None."""
+    seeds = list(seeds)
+    ims = generate_many(pipe, [prompt_a] * len(seeds) + [prompt_b] * len(seeds), seeds + seeds, cfg=cfg, steps=steps)
+    for k, s in enumerate(seeds):
+        ja, jb = judge(ims[k]), judge(ims[len(seeds) + k])
+        if ja.objects and jb.objects and ja.objects[0].position != jb.objects[0].position:
+            return s
+    return None
