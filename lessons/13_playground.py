@@ -1,0 +1,109 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 13. Your turn: a playground
+#
+# **You will learn**
+# - to use every control from lessons 7–12 in one place, and to look inside each run you make;
+# - to think like an experimenter: state what you expect, change one thing, check with a number.
+#
+# **The whole lesson in one picture**
+# ```
+#  prompt ─┐  negative ─┐  seed ─┐  CFG ─┐  steps ─┐  sampler ─┐
+#          └────────────┴────────┴───────┴─────────┴───────────┴──► [Generate] ──► image + the run's insides
+#                                                                               (predicted x₀ per step, where a word
+#                                                                                attends, how hard CFG pushed)
+# ```
+#
+# **Claims you can test here:** all of #10–#14 from CLAIMS.md, with your own prompts and seeds.
+
+# %% [markdown]
+# ## The playground
+# Type a prompt, set the knobs, press **Generate**. Under the image: a step slider (the clean image the model
+# predicts at that step), a word menu (where that word's cross-attention looks), and the size of the CFG delta per
+# step (lesson 7). The model only knows the shapes world: colours red, green, blue, yellow, purple, orange, white;
+# shapes circle, square, triangle, star, cross; sizes small/large; positions left/right/top/bottom/center; relations
+# left of / right of / above / below; backgrounds black/gray/brown.
+#
+# (If you run this notebook without a browser, e.g. in a test, the widget is built and one generation is run from code
+# below, so nothing waits for a click.)
+
+# %%
+import explainer as ex
+from explainer import widgets
+from explainer.experiments import guidance, seeds
+from explainer.judge import judge, judge_against
+from explainer.shapes import HELD_OUT
+
+pipe = ex.load_pipeline()
+pg = widgets.playground(pipe, prompt="a red circle left of a blue square", seed=0, cfg=7.5, steps=25)
+pg
+
+# %% [markdown]
+# Pressing Generate is the same as calling `pg.run()`; the cell below does it once so there is something to look at.
+
+# %%
+pg.run()
+print(pg.status.value, "| the judge sees:", judge(pg.trace.image).describe())
+
+# %% [markdown]
+# ## Challenge 1: make the model fail
+# Find a prompt the model gets wrong, and say *why* you expected it to. Ideas: a colour × shape pair it never saw in
+# training (`explainer.shapes.HELD_OUT`: e.g. a red star, a blue cross), three objects (it only ever saw one or two),
+# a word it does not know (it becomes `<unk>`), a relation it has to reverse ("a square right of a circle" vs "a circle
+# left of a square").
+#
+# Check your result with the judge rather than by eye: `judge_against(pg.trace.image, pg.prompt.value)`.
+
+# %%
+print("never seen in training:", HELD_OUT)
+print(judge_against(pg.trace.image, pg.prompt.value))
+
+# %% [markdown]
+# ## Challenge 2: find the CFG where the second object appears
+# Set CFG to 1 and generate "a yellow star above a green square". Raise CFG step by step (1, 1.5, 2, 3, …). At what
+# scale do both objects appear? Is it the same for another seed?
+#
+# When you have an answer, check it against this search (it tries the scales in order and asks the judge):
+
+# %%
+found = guidance.second_object_scale(pipe, "a yellow star above a green square", seed=0)
+print("both objects first appear at CFG", found)
+
+# %% [markdown]
+# ## Challenge 3: find a seed where the layout flips
+# Lesson 10 measured that one seed tends to keep its layout when the prompt changes. Find a seed where it does *not*:
+# generate "a large red circle", then "a small blue square" with the same seed, and look for the one where the object
+# jumps to another place. Check your seed with (the first seed in 0..15 whose judged position differs):
+
+# %%
+print("first layout flip at seed", seeds.layout_flip_seed(pipe, "a large red circle", "a small blue square",
+                                                          seeds=range(16)))
+
+# %% [markdown]
+# ## Challenge 4 (open): your own claim
+# Pick a claim from CLAIMS.md you are not yet convinced of. Write down what you would expect to see if it were true,
+# and what if it were false. Then use the playground (or the experiment functions of lessons 7–11) to decide.
+
+# %% [markdown]
+# ## Check yourself
+# 1. Challenge 2 asks for "the" CFG where the second object appears. Why might the answer differ between seeds?
+# 2. You found a prompt the model fails on. How would you tell whether the model *cannot* draw it or was unlucky?
+# 3. In challenge 3, what makes a layout flip more likely: changing the colour or changing the size?
+#
+# <details><summary>Answer</summary>
+#
+# 1. The starting noise already favours some colours and places; with some seeds the second object is "half there"
+#    from the start and a small push suffices, with others it needs a stronger push (or never appears).
+# 2. Try many seeds and count with the judge (as lessons 7–10 do). One failure is an anecdote; 0 successes in 16
+#    seeds is evidence.
+# 3. Usually the size: a large object covers more of the canvas and is placed differently; a colour change leaves the
+#    shape's outline, and so its layout, mostly alone. Measure it: `seeds.layout_study` with your prompt pairs.
+#
+# </details>
