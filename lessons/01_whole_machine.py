@@ -1,0 +1,134 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Lesson 1 — The whole machine in one run
+#
+# **You will learn**
+# - the five parts of a text-to-image diffusion model and the order in which they run;
+# - what goes in and out of each part, as real tensor shapes and parameter counts;
+# - that the whole pipeline is a short loop you can write yourself — and get exactly the same picture.
+#
+# **The picture to keep in mind**
+# ```
+# prompt ─tokenizer─► token ids ─text encoder─► embeddings ──────────────┐
+#                                                                        ▼
+# seed ─► random noise (latents) ─► [ U-Net predicts the noise ─► scheduler removes a bit of it ] × N ─► VAE ─► image
+# ```
+#
+# **Claim tested** (from the list of popular claims, #4, first half): *generation starts from pure noise and removes it
+# step by step.* We measure the starting latents (is it plain Gaussian noise?) and watch it turn into a picture.
+
+# %% [markdown]
+# ## A few words first
+# - A **token** is a piece of text the model knows (here: one word). The **tokenizer** turns the prompt into token ids.
+# - The **text encoder** (a CLIP text model) turns the token ids into **embeddings**: one list of numbers per token.
+# - A **latent** is a small grid of numbers that stands for an image. Generation happens in this "latent space"
+#   because it is smaller than pixels; the **VAE** (variational auto-encoder) translates latents back into pixels.
+# - The **U-Net** is the neural network that, given a noisy latent, the text embeddings and the **timestep** (how
+#   noisy the latent is), predicts the noise in it. The **scheduler** (also called sampler) uses that prediction to
+#   take one step from a noisier latent to a cleaner one.
+# - **CFG** (classifier-free guidance) runs the U-Net twice per step, with and without the prompt, and pushes the
+#   result towards "with" (lesson 7 is all about it).
+#
+# Our model is small — it draws 32×32 pictures of coloured shapes — but every part is the same class that Stable
+# Diffusion uses, so everything here carries over.
+
+# %%
+import explainer as ex
+from explainer import plots
+from explainer.experiments import pipeline_tour
+
+pipe = ex.load_pipeline()
+PROMPT, SEED = "a large red circle on the left", 0
+
+# %% [markdown]
+# ## The machine at a glance
+# Each box is a real part of the loaded pipeline, with its class, its number of parameters (learned numbers) and the
+# shape of what it hands to the next part.
+
+# %%
+plots.plot_pipeline(pipe, PROMPT)
+
+# %%
+for name, part in pipe.components.items():
+    print(f"{name:<16} {type(part).__name__:<32} {plots.count_params(part):>10,} parameters")
+
+# %% [markdown]
+# Most of the learned numbers sit in the U-Net and the VAE. The tokenizer is a lookup table and the scheduler is a
+# formula: neither learns anything.
+#
+# ## Running it by hand
+# `run_by_hand` does what `pipe(prompt)` does, one part at a time, and times each part. Read its source
+# (`explainer/experiments/pipeline_tour.py`): the denoising loop is six lines.
+
+# %%
+tour = pipeline_tour.run_by_hand(pipe, PROMPT, seed=SEED, steps=25, cfg=7.5)
+print("tokens:", tour.tokens)
+print(tour.table())
+
+# %% [markdown]
+# Read the shapes from top to bottom:
+# - the prompt became a row of token ids, padded to the text encoder's fixed length;
+# - each token became a vector: the embeddings are *tokens × dimensions*;
+# - the noise has the latent's shape, *channels × height × width*, 4 times smaller per side than the picture;
+# - the U-Net's output has exactly the latent's shape — it is a prediction of the noise in it;
+# - only at the very end does the VAE turn the latent into a 3-channel picture.
+
+# %%
+print(f"starting latents: standard deviation {tour.noise_std:.2f} (pure Gaussian noise has 1)")
+print(f"U-Net calls: {tour.unet_calls} (25 steps x 2 for CFG)")
+print(f"largest pixel difference between our hand-made image and pipe(...): {tour.max_pixel_difference} of 255")
+
+# %%
+from PIL import Image  # noqa: E402
+
+side_by_side = Image.new("RGB", (2 * 32, 32))
+side_by_side.paste(tour.image, (0, 0))
+side_by_side.paste(tour.pipeline_image, (32, 0))
+side_by_side.resize((256, 128), Image.Resampling.NEAREST)
+
+# %% [markdown]
+# Left: our loop. Right: `pipe(...)`. They are the same picture: the whole machine is the handful of lines in
+# `run_by_hand`.
+#
+# ## From noise to picture
+# `ex.trace` runs the pipeline once and records every step. Top row: the latent going into each step (its 4 channels
+# as tiles). Bottom row: the U-Net's current guess of the finished picture (lesson 4 explains this "predicted x₀").
+
+# %%
+tr = ex.trace(pipe, PROMPT, seed=SEED, steps=25)
+plots.plot_filmstrip(tr, n=6, rows=("latents", "x0"))
+
+# %% [markdown]
+# **What we measured.** The starting latents have a standard deviation of about 1: pure Gaussian noise, with no trace
+# of a picture. Step by step the scheduler removes predicted noise until the VAE can draw a clean shape from what is
+# left. So on our model the claim holds: generation starts from pure noise and removes it step by step.
+# (*Which* things appear first — layout or detail — is lesson 4.)
+
+# %% [markdown]
+# ## Try it
+# - Change `PROMPT` to `"a small blue star at the top"` or `"a green square right of a white cross"` and rerun.
+# - Change `SEED` to 1, 2, 3: same prompt, other noise, other picture.
+# - `run_by_hand(pipe, PROMPT, steps=5)`: how does the picture change with only 5 steps? And with `cfg=1`? (The
+#   table's U-Net call count changes too: why?)
+#
+# ## Check yourself
+# 1. Which parts run once per image, and which run once per step?
+# 2. Why does the U-Net's output have the same shape as its input latent?
+# 3. The image is 32×32×3 = 3072 numbers. How many numbers does the U-Net work on?
+
+# %% [markdown]
+# <details><summary>Answer</summary>
+#
+# 1. Tokenizer, text encoder, noise and VAE run once; the U-Net (twice, with CFG) and the scheduler step run once per
+#    step.
+# 2. It predicts the noise *in* the latent, value for value, so the scheduler can subtract a share of it.
+# 3. 4 × 8 × 8 = 256: twelve times fewer (lesson 3).
+#
+# </details>

@@ -1,0 +1,166 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Lesson 3 — Latent space and the VAE
+#
+# **You will learn**
+# - what the VAE does: squeeze a picture into a small *latent* and expand it back;
+# - how much smaller the latent is, and how much of the picture survives the round trip;
+# - what "close together" means in latent space — and what it does *not* mean;
+# - what you get when you walk in a straight line from one latent to another.
+#
+# **The picture to keep in mind**
+# ```
+#  image 32×32×3 ──VAE encoder──► latent 4×8×8 ──(× scaling factor)──► what the U-Net works on
+#  (3072 numbers)                 (256 numbers)
+#  image 32×32×3 ◄──VAE decoder── latent 4×8×8 ◄──(÷ scaling factor)── what the U-Net produced
+# ```
+#
+# **Claim tested** (#3): *The model works in a compressed latent space where similar scenes sit close together and
+# different ones far apart; a VAE decodes back to pixels.*
+
+# %%
+import explainer as ex
+from explainer import plots
+from explainer.experiments import latents
+
+pipe = ex.load_pipeline()
+
+# %% [markdown]
+# ## Why a latent space at all
+# The U-Net runs 25 or more times per image, so every number it has to handle costs 25 times. Stable Diffusion
+# therefore never denoises pixels: a **VAE** (variational auto-encoder, a network trained to compress and rebuild
+# images) first maps pixels to a smaller grid of numbers, the **latent**, and the U-Net works there. The VAE's
+# decoder turns the final latent into the picture.
+#
+# The latent is multiplied by a fixed **scaling factor** before the U-Net sees it, so that its values have a spread
+# of about 1, like the noise that will be added to it.
+
+# %%
+c = latents.compression(pipe)
+print(f"image: 3 x {c['image_size']} x {c['image_size']} = {c['pixel_values']} numbers")
+print(f"latent: {' x '.join(map(str, c['latent_shape']))} = {c['latent_values']} numbers")
+print(f"compression factor: {c['factor']:.0f}x   (Stable Diffusion at 512 px: 3*512*512 / (4*64*64) = 48x)")
+print(f"scaling factor: {pipe.vae.config.scaling_factor:.3f}")
+
+# %% [markdown]
+# ## A round trip
+# Encode 64 scenes the VAE never saw, decode them, and compare. Top: originals. Middle: after the round trip.
+# Bottom: the latents themselves, each of the 4 channels as a little 8×8 picture (blue below zero, red above).
+
+# %%
+rec = latents.reconstruction(pipe, n=64)
+import matplotlib.pyplot as plt  # noqa: E402
+
+fig, axes = plt.subplots(3, 6, figsize=(10, 5.6), layout="constrained")
+for i in range(6):
+    axes[0, i].imshow(rec.originals[i])
+    axes[1, i].imshow(rec.decoded[i])
+    axes[2, i].imshow(plots.latent_mosaic(rec.latents[i]), cmap="RdBu_r", vmin=-3, vmax=3)
+for ax, label in zip(axes[:, 0], ["original", "encoded + decoded", "latent (4 channels)"], strict=False):
+    ax.set_ylabel(label)
+for ax in axes.flat:
+    ax.set_xticks([])
+    ax.set_yticks([])
+fig.suptitle("The VAE round trip: 32x32x3 pixels -> 4x8x8 latent -> 32x32x3 pixels (unseen scenes)")
+plt.show()
+
+# %%
+print(f"reconstruction error over 64 unseen scenes: mean squared error {rec.mse:.5f} (pixels in 0..1), "
+      f"PSNR {rec.psnr:.1f} dB, mean absolute error {rec.mean_abs_255:.1f} of 255")
+
+# %% [markdown]
+# **PSNR** (peak signal-to-noise ratio) turns the error into decibels: above ~30 dB the difference is hard to see.
+# The latent channels look like blurry, recoloured copies of the scene: our latent is still a small *picture*, with
+# each of the 8×8 positions describing a 4×4 patch of pixels.
+#
+# ## Near and far in latent space
+# Take 24 scenes, change exactly one thing in each, and measure how far the latent moves (the Euclidean distance
+# between the two 256-number latents). Compare with two unrelated scenes.
+
+# %%
+ch = latents.change_one_thing(pipe, n=24)
+for change in sorted(ch.latent, key=ch.latent.get):
+    print(f"{change:<18} latent distance {ch.latent[change]:6.2f}    pixel distance {ch.pixel[change]:6.2f}")
+
+# %% [markdown]
+# **What we measured.** A one-pixel move barely shifts the latent. Another shape, colour or size moves it further;
+# moving the object to another place, or changing the background, moves it nearly as far as jumping to an unrelated
+# scene. And the latent distances come out in (nearly) the same order as the pixel distances: this latent space
+# measures *how different two pictures look*, not what they mean. So claim #3 holds in the visual sense only: scenes
+# that look alike sit close; a red circle on the left is far from a red circle on the right, though a person would
+# call them similar. (Meaning lives in the text embedding of lesson 2 — and, as lesson 6 shows, in how the U-Net
+# uses it.)
+#
+# The same question on 200 scenes: do a latent's 5 nearest neighbours share its colour, shape, position, background?
+
+# %%
+nb = latents.latent_neighbours(pipe, n=200)
+for attr in nb.knn_accuracy:
+    print(f"{attr:<11} nearest-neighbour agreement {nb.knn_accuracy[attr]:.0%}   (chance {nb.chance[attr]:.0%})")
+
+# %%
+plots.plot_latent_map(nb.latents, labels=nb.labels["background"], attribute="background")
+
+# %% [markdown]
+# **What we measured.** A latent's neighbours almost always share its position and background — the things that
+# decide most of the pixels — and share its colour and shape far less often (though more often than chance). The map
+# (PCA: the two directions along which the 200 latents spread the most) shows the same: it sorts scenes by
+# background first. Try `labels=nb.labels["colour"]` or `["position"]`.
+#
+# ## Walking between two latents
+# Decode the points on the straight line between two scenes' latents, and compare with simply cross-fading the
+# two pictures' pixels.
+
+# %%
+it = latents.interpolate(pipe, frames=7)
+fig, axes = plt.subplots(2, 7, figsize=(11, 3.6), layout="constrained")
+for i, a in enumerate(it.alphas):
+    axes[0, i].imshow(it.latent_path[i])
+    axes[1, i].imshow(it.pixel_path[i])
+    axes[0, i].set_title(f"a = {a:.2f}", fontsize=9)
+axes[0, 0].set_ylabel("latent line,\ndecoded")
+axes[1, 0].set_ylabel("pixel\ncross-fade")
+for ax in axes.flat:
+    ax.set_xticks([])
+    ax.set_yticks([])
+fig.suptitle("(1 - a) * latent A + a * latent B, decoded, next to (1 - a) * image A + a * image B")
+plt.show()
+print(f"mean difference between the two rows (inner frames): {it.mean_abs_difference:.1f} of 255")
+
+# %% [markdown]
+# **What we measured.** Walking in a straight line through our latent space looks almost like a cross-fade of the
+# pixels: the object does not slide from one place to the other, it fades out while the other fades in. A latent space
+# with only 4× compression per side keeps the picture's layout; sliding and morphing come from the U-Net, which
+# starts from noise and *makes* layouts (lesson 10 interpolates between seeds' noise instead).
+
+# %% [markdown]
+# ## Try it
+# - `latents.reconstruction(pipe, n=64)` then look at `rec.originals[rec.worst_index]` and
+#   `rec.decoded[rec.worst_index]`: what does the VAE get wrong when it does?
+# - `plots.plot_latent_map(nb.latents, labels=nb.labels["colour"], attribute="colour", method="umap")` — UMAP keeps
+#   neighbourhoods rather than spread; does it separate colours better than PCA? (The first UMAP call compiles ~16 s.)
+# - Interpolate between two other scenes: `latents.interpolate(pipe, seed_a=10_000_020, seed_b=10_000_021)`.
+#
+# ## Check yourself
+# 1. Stable Diffusion's VAE turns 512×512×3 pixels into 4×64×64 latents. What is its compression factor, and why does
+#    it make generation cheaper?
+# 2. Why is a scene's latent far from the same scene with the object moved to the other side?
+# 3. What does the scaling factor do, and why does the U-Net care?
+
+# %% [markdown]
+# <details><summary>Answer</summary>
+#
+# 1. 786,432 / 16,384 = 48. The U-Net, which runs at every step, handles 48 times fewer numbers.
+# 2. The latent is a small picture: moving the object changes which latent positions hold it, as it changes which
+#    pixels do. Distance counts differences position by position.
+# 3. It rescales the latents to a spread of about 1, the spread of the Gaussian noise the diffusion process mixes in,
+#    so the noise schedule means the same thing for every VAE.
+#
+# </details>
