@@ -3,10 +3,14 @@
     import explainer as ex
     pipe = ex.load_pipeline()                 # the shipped shapes model (or a path / hub id)
     tr = ex.trace(pipe, "a red circle left of a blue square", seed=0)
+    ex.plots.plot_filmstrip(tr)               # figures: ex.plots; explorers: ex.widgets; grids: ex.grid
 """
 
+from . import export, plots, projections
+from .export import save_png, trace_to_gif
 from .models import load_pipeline
 from .schedulers import make_scheduler, scheduler_names
+from .sweeps import grid, interpolate_prompts, interpolate_seeds
 from .trace import Step, Trace, encode_prompts, trace, trace_batch
 
 __all__ = [
@@ -18,5 +22,24 @@ __all__ = [
     "encode_prompts",
     "make_scheduler",
     "scheduler_names",
+    "grid",
+    "interpolate_seeds",
+    "interpolate_prompts",
+    "plots",
+    "projections",
+    "export",
+    "save_png",
+    "trace_to_gif",
+    "widgets",
+    "judge",
 ]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # ipywidgets and the judge load on first use, so `import explainer` stays light for scripts and the CLI.
+    if name in ("widgets", "judge"):
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'explainer' has no attribute {name!r}")
