@@ -117,6 +117,7 @@ class FormulaCheck:
     uncond_norms: list[float]
     peak_step: int  # step where the delta is largest
     first_half_share: float  # share of the summed delta norm that falls in the first half of the steps
+    first_half_effect: float  # the same, each step weighted by how far the sampler moves (sigma_i - sigma_i+1)
     inside_share: float  # share of the delta (summed over steps) that falls on the objects' footprint
     footprint_share: float  # the footprint's share of the image area (what an even spread would give)
 
@@ -137,6 +138,7 @@ def check_formula(tr: Any) -> FormulaCheck:
     """Recombine the trace's two U-Net predictions by hand and compare with what the sampler was given."""
     cfg = float(tr.settings["cfg"])
     err, big, dn, un, maps = 0.0, 0.0, [], [], []
+    sig = [float(st.sigma) for st in tr.steps] + [0.0]
     for st in tr.steps:
         mine = st.noise_uncond.double() + cfg * (st.noise_cond.double() - st.noise_uncond.double())
         err = max(err, float((mine - st.noise_guided.double()).abs().max()))
@@ -147,7 +149,9 @@ def check_formula(tr: Any) -> FormulaCheck:
     total = np.sum(maps, axis=0)
     fp = _footprint(tr.image, total.shape)
     half = len(dn) // 2
+    eff = [d * (sig[i] - sig[i + 1]) for i, d in enumerate(dn)]
     return FormulaCheck(cfg, len(dn), err, big, dn, un, int(np.argmax(dn)), float(sum(dn[:half]) / sum(dn)),
+                        float(sum(eff[:half]) / sum(eff)),
                         float((total * fp).sum() / total.sum()), float(fp.mean()))
 
 
@@ -261,14 +265,17 @@ def verdicts(sweep: CfgSweep, low: float = 1.0, mid: float = 7.5, high: float = 
     c_mid, c_high = sweep.clipped[mid], sweep.clipped[high]
     skips = m_low > m_mid + 0.1
     sweet = low < best < high and a[best] > max(a[low], a[high])
-    over = s_high > s_mid + 0.02 or c_high > c_mid + 0.02
+    others = [sweep.saturation[s] for s in sweep.scales if s != high]
+    over = s_high > max(others) + 0.01
     return [
         f"low CFG skips parts of the prompt: a named object is missing in {100 * m_low:.0f}% of images at CFG {low:g} "
         f"vs {100 * m_mid:.0f}% at CFG {mid:g} -> {'agrees' if skips else 'does not agree'}",
         f"a middle scale is the sweet spot: whole-prompt adherence is best at CFG {best:g} "
         f"({', '.join(f'{s:g}: {a[s]:.2f}' for s in sweep.scales)}) -> {'agrees' if sweet else 'does not agree'}",
-        f"high CFG over-saturates: mean saturation {s_mid:.3f} at CFG {mid:g} vs {s_high:.3f} at CFG {high:g}; clipped "
-        f"values {c_mid:.3f} vs {c_high:.3f} -> {'agrees' if over else 'does not agree'}",
+        f"high CFG over-saturates: mean saturation {s_mid:.3f} at CFG {mid:g} vs {s_high:.3f} at CFG {high:g} "
+        f"(highest: {max(sweep.saturation.values()):.3f}, at CFG "
+        f"{max(sweep.scales, key=lambda s: sweep.saturation[s]):g}); "
+        f"clipped values {c_mid:.3f} vs {c_high:.3f} -> {'agrees' if over else 'does not agree'}",
         f"high CFG adds artefacts (more objects than asked): {100 * sweep.extra_objects[mid]:.0f}% at CFG {mid:g} vs "
         f"{100 * sweep.extra_objects[high]:.0f}% at CFG {high:g}",
     ]
