@@ -6,11 +6,11 @@
     ex.plots.plot_filmstrip(tr)               # figures: ex.plots; explorers: ex.widgets; grids: ex.grid
 """
 
-from . import export, plots, projections
+from . import export, plots, projections, sweeps
 from .export import save_png, trace_to_gif
 from .models import load_pipeline
 from .schedulers import make_scheduler, scheduler_names
-from .sweeps import grid, interpolate_prompts, interpolate_seeds
+from .sweeps import Filmstrip, GridResult, generate, grid, interpolate_prompts, interpolate_seeds, slerp
 from .trace import Step, Trace, encode_prompts, trace, trace_batch
 
 __all__ = [
@@ -23,6 +23,11 @@ __all__ = [
     "make_scheduler",
     "scheduler_names",
     "grid",
+    "GridResult",
+    "generate",
+    "Filmstrip",
+    "slerp",
+    "sweeps",
     "interpolate_seeds",
     "interpolate_prompts",
     "plots",
