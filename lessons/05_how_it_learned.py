@@ -60,19 +60,19 @@ print(f"a model that always answered 'no noise' would score {ex5.loss_if_guessin
 # picture. At high t nearly everything is noise, so "the input is the noise" is nearly right.
 #
 # ## Training live
-# Now a tiny U-Net (about a tenth of the shipped one) starts from random weights and trains for 400 steps on 4000
+# Now a tiny U-Net (1.1 M parameters, a sixth of the shipped one) starts from random weights and trains for 150 steps on 4000
 # training scenes, 32 at a time, with the shipped VAE and text encoder frozen. Each step: pick scenes, timesteps and
-# noise; predict; score; nudge every weight a little downhill (the AdamW optimiser). This takes about half a minute.
+# noise; predict; score; nudge every weight a little downhill (the AdamW optimiser). This takes a few tens of seconds.
 
 # %%
-live = training.train_tiny(pipe, n_images=4000, steps=400, checkpoints=(0, 100, 400), eval_every=100)
+live = training.train_tiny(pipe, n_images=4000, steps=150, checkpoints=(0, 50, 150), eval_every=50)
 print(f"{live.params:,} parameters, {live.steps} steps of {live.batch} scenes in {live.seconds:.0f} s")
 print("loss on 256 scenes it never trains on, by step:", {k: round(v, 3) for k, v in live.heldout.items()})
 
 # %%
 fig, ax = plt.subplots(figsize=(7, 3.6), layout="constrained")
 ax.plot(np.arange(1, live.steps + 1), live.losses, alpha=0.3, label="training loss, each step")
-ax.plot(np.arange(25, live.steps + 1), live.smoothed(25), label="training loss, 25-step average")
+ax.plot(np.arange(10, live.steps + 1), live.smoothed(10), label="training loss, 10-step average")
 ax.plot(list(live.heldout), list(live.heldout.values()), "o-", label="loss on 256 held-out scenes")
 ax.set_xlabel("training step")
 ax.set_ylabel("mean squared error of the predicted noise")
@@ -103,18 +103,18 @@ plt.show()
 # hour on 60,000 scenes. Training a real image model is this same loop, run for weeks on billions of pictures.
 #
 # ## How much data?
-# Same tiny model, same 400 steps, same seed — but trained on only 32 scenes instead of 4000. We score both on
+# Same tiny model, same 150 steps, same seed — but trained on only 32 scenes instead of 4000. We score both on
 # held-out scenes neither saw.
 
 # %%
-few = training.train_tiny(pipe, n_images=32, steps=400, eval_every=100)
+few = training.train_tiny(pipe, n_images=32, steps=150, eval_every=50)
 print(f"{'':<14}{'loss on its training scenes':>30}{'loss on held-out scenes':>26}")
 for name, r in (("32 scenes", few), ("4000 scenes", live)):
     print(f"{name:<14}{r.train_eval[r.steps]:>30.3f}{r.heldout[r.steps]:>26.3f}")
 
 # %% [markdown]
 # **What we measured.** Look at the gap between the two columns. A model with 32 scenes can fit those 32 well —
-# it has seen each one about 400 times — but what it learned is about *those* pictures, not about the world, so it
+# it has seen each one about 150 times — but what it learned is about *those* pictures, not about the world, so it
 # does worse on scenes it has not seen. With 4000 scenes every example is new, the two losses stay together, and what
 # the model learns carries over. This is the first reason image models are trained on huge datasets.
 #
@@ -125,7 +125,7 @@ for name, r in (("32 scenes", few), ("4000 scenes", live)):
 # scene has close relatives in the training set.
 
 # %%
-near = training.nearest_training(pipe, n=8)
+near = training.nearest_training(pipe, n=6)
 print(f"distance to the nearest of {near.n_train} training images (RMS, pixels 0..1):")
 print(f"  generated images:              median {np.median(near.gen_distance):.3f}")
 print(f"  fresh renders of the same scenes: median {np.median(near.real_distance):.3f}")
@@ -151,7 +151,7 @@ plt.show()
 # colour and shape of each picture; as a yardstick, the same colours on shapes it did see together.
 
 # %%
-ho = training.held_out_combos(pipe, seeds_per=3)
+ho = training.held_out_combos(pipe, seeds_per=2)
 print(f"training scenes (of the first 5000) that contain a held-out pair: {ho.in_training}")
 print(f"held-out pairs: right colour {ho.colour:.0%}, right shape {ho.shape:.0%}, both {ho.both:.0%}")
 print(f"seen pairs (same colours): both right {ho.seen_both:.0%}")
@@ -163,7 +163,7 @@ for ax, im, p in zip(axes, ho.images, ho.prompts, strict=False):
     ax.set_title(" ".join(p.split()[2:4]), fontsize=8)
     ax.set_xticks([])
     ax.set_yticks([])
-fig.suptitle("Held-out colour x shape pairs, 3 seeds each")
+fig.suptitle("Held-out colour x shape pairs, 2 seeds each")
 plt.show()
 
 # %% [markdown]
@@ -178,7 +178,7 @@ plt.show()
 
 # %% [markdown]
 # ## Try it
-# - Train longer: `training.train_tiny(pipe, 4000, steps=1500, checkpoints=(1500,))` (about two minutes) and sample
+# - Train longer: `training.train_tiny(pipe, 4000, steps=600, checkpoints=(600,))` (a few minutes) and sample
 #   from it: when do colours become right?
 # - Make the data gap bigger or smaller: `n_images=8` or `n_images=256`.
 # - `training.nearest_training(pipe, n=16)` and look at the pairs: where the nearest training image looks different,
