@@ -60,9 +60,10 @@ print(f"a model that always answered 'no noise' would score {ex5.loss_if_guessin
 # picture. At high t nearly everything is noise, so "the input is the noise" is nearly right.
 #
 # ## Training live
-# Now a tiny U-Net (1.1 M parameters, a sixth of the shipped one) starts from random weights and trains for 150 steps on 4000
-# training scenes, 32 at a time, with the shipped VAE and text encoder frozen. Each step: pick scenes, timesteps and
-# noise; predict; score; nudge every weight a little downhill (the AdamW optimiser). This takes a few tens of seconds.
+# Now a tiny U-Net (1.1 M parameters, a sixth of the shipped one) starts from random weights and trains for 150
+# steps on 4000 training scenes, 32 at a time, with the shipped VAE and text encoder frozen. Each step: pick scenes,
+# timesteps and noise; predict; score; nudge every weight a little downhill (the AdamW optimiser). This takes a few
+# tens of seconds.
 
 # %%
 live = training.train_tiny(pipe, n_images=4000, steps=150, checkpoints=(0, 50, 150), eval_every=50)
