@@ -73,34 +73,35 @@ plots.plot_cfg_delta_norm(tr_neg)
 
 # %% [markdown]
 # ## 2. Does it push away? Measured over 24 seeds
-# "a circle" names no colour, so the model picks one (the shapes world has seven). We make 24 circles without a
-# negative prompt and 24 with the negative prompt "red" (same seeds), and the judge reads each circle's colour.
+# "a circle" names no colour, so the model picks one (the shapes world has seven). Our model's favourite is white
+# (it almost never picks red, so "red" would be a poor test: there is nothing to push away). We make 24 circles
+# without a negative prompt and 24 with the negative prompt "white" (same seeds), and the judge reads each colour.
 
 # %%
-effect = negative.negative_effect(pipe, prompt="a circle", negative="red", seeds=range(24))
+effect = negative.negative_effect(pipe, prompt="a circle", negative="white", seeds=range(24))
 effect.plot()
 
 # %%
 effect.figure(n=8)
 
 # %%
-print(f"red circles: {100 * effect.share('red', False):.0f}% without the negative prompt, "
-      f"{100 * effect.share('red', True):.0f}% with it")
+print(f"white circles: {100 * effect.share('white', False):.0f}% without the negative prompt, "
+      f"{100 * effect.share('white', True):.0f}% with it")
 print(f"images the judge still accepts as 'a circle': {100 * effect.asked_kept_without:.0f}% without, "
       f"{100 * effect.asked_kept_with:.0f}% with")
 
 # %% [markdown]
-# **What our small model says.** Compare the red shares printed above: if red drops with the negative prompt, our
-# model agrees with the claim — the prediction made for "red" is the one the result is pushed away from. The second
-# line checks the other half of the story: the negative prompt should remove red, not the circle.
+# **What our small model says.** Measured when this lesson was written: white circles 58 % without the negative
+# prompt, 0 % with it; the judge accepted 38 % of the images as "a circle" without and 54 % with. So our model agrees
+# with the claim: the prediction made for "white" is the one the result is pushed away from, and the circle stays.
 #
-# A subtlety: the push is *relative*. The result moves away from "red" only as far as "red" differs from your
-# prompt. If the prompt itself says "a red circle", the two branches disagree about much less, and the negative
+# A subtlety: the push is *relative*. The result moves away from "white" only as far as "white" differs from your
+# prompt. If the prompt itself says "a white circle", the two branches disagree about much less, and the negative
 # prompt fights the prompt (try it below).
 
 # %% [markdown]
 # ## Try it
-# - `negative.negative_effect(pipe, prompt="a red circle", negative="red", seeds=range(12))`: who wins?
+# - `negative.negative_effect(pipe, prompt="a white circle", negative="white", seeds=range(12))`: who wins?
 # - A negative prompt about something else: `prompt="a square", negative="large"` and look at the judged sizes
 #   (`explainer.judge.judge(image).objects[0].size`).
 # - Make the effect weaker or stronger with the scale: `negative_effect(..., cfg=3)` vs `cfg=12`.

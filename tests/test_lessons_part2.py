@@ -67,7 +67,7 @@ def neg_what(shipped_pipe):
 
 @pytest.fixture(scope="module")
 def neg_effect(shipped_pipe):
-    return negative.negative_effect(shipped_pipe, prompt="a circle", negative="red", seeds=range(24))
+    return negative.negative_effect(shipped_pipe, prompt="a circle", negative="white", seeds=range(24))
 
 
 def test_negative_prompt_is_the_unconditional_branch(neg_what):
@@ -80,10 +80,11 @@ def test_negative_prompt_is_the_unconditional_branch(neg_what):
     assert neg_what.moved_away > 0.999
 
 
-def test_negative_prompt_pushes_red_away(neg_effect):
+def test_negative_prompt_pushes_white_away(neg_effect):
+    # "white" is the colour our model picks most often for "a circle" (58 % of 24 seeds); the negative prompt removes it
     assert sum(neg_effect.colours_with.values()) == 24
-    assert neg_effect.share("red", with_negative=True) < neg_effect.share("red", with_negative=False)
-    assert neg_effect.share("red", with_negative=True) <= 0.1
+    assert neg_effect.share("white", with_negative=False) >= 0.4
+    assert neg_effect.share("white", with_negative=True) <= 0.1
 
 
 # --------------------------------------------------------------------------------------------- lesson 9
