@@ -265,7 +265,7 @@ def _run_all_in_lab(page, url: str, token: str, name: str, shots: str) -> dict:
                            " return s && s.getAttribute('data-status') === 'idle'; }", timeout=RENDER_MS)
     page.click(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell .jp-InputArea-prompt")  # focus the notebook
     page.click(".lm-MenuBar-itemLabel:text-is('Run')")
-    page.click("li.lm-Menu-item[data-command='notebook:run-all-cells']")
+    page.click(".lm-Menu-content .lm-Menu-itemLabel:text-is('Run All Cells')")
     t0 = time.perf_counter()
     page.wait_for_function(
         "() => { const s = (" + RUN_STATE_JS + ")(); return s && s.status === 'idle' && s.prompts.length > 0 &&"
@@ -313,10 +313,16 @@ def test_jupyterlab_runs_start_here_and_a_lesson(tmp_path, page_factory):
                     assert r["widgets"] >= 1, f"{name}: no widget is visible"
                     gen = ".jp-NotebookPanel:not(.lm-mod-hidden) .explainer-generate"
                     if page.query_selector(gen):  # the playground answers a click in JupyterLab too (comms both ways)
-                        img = ".jp-NotebookPanel:not(.lm-mod-hidden) .explainer-playground .explainer-image"
+                        pg = ".jp-NotebookPanel:not(.lm-mod-hidden) .explainer-playground"
+                        img = f"{pg} .explainer-image"
                         old = _src(page, img)
+                        # A new seed, so the picture really changes (the lesson may have generated one already).
+                        seed = page.input_value(f"{pg} .explainer-seed input")
+                        page.fill(f"{pg} .explainer-seed input", str(int(seed or 0) + 7))
+                        page.press(f"{pg} .explainer-seed input", "Enter")
                         page.click(gen)
                         _wait_new_image(page, img, old)
+                        page.wait_for_function("s => !document.querySelector(s).disabled", arg=gen)  # run finished
                         page.eval_on_selector(img, "i => i.scrollIntoView({block: 'center'})")
                         _shot(page, f"{shots}_generated")
             assert not page_factory.errors, page_factory.errors
