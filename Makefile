@@ -22,7 +22,7 @@ test-fast: install
 	$(PY) -m pytest -q -m "not slow and not browser"
 
 demo: install
-	$(PY) -m voila notebooks/playground.ipynb --port=$(PORT) --no-browser
+	$(PY) -m explainer.classroom --port=$(PORT)
 
 lint:
 	$(PY) -m ruff check explainer tests benchmarks lessons
