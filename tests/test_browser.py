@@ -263,10 +263,20 @@ def _run_all_in_lab(page, url: str, token: str, name: str, shots: str) -> dict:
     page.wait_for_function("() => { const s = document.querySelector("
                            "'.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook-ExecutionIndicator');"
                            " return s && s.getAttribute('data-status') === 'idle'; }", timeout=RENDER_MS)
-    page.click(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell .jp-InputArea-prompt")  # focus the notebook
-    page.click(".lm-MenuBar-itemLabel:text-is('Run')")
-    page.click(".lm-Menu-content .lm-Menu-itemLabel:text-is('Run All Cells')")
     t0 = time.perf_counter()
+    # Run All can be swallowed while the kernel's session is still connecting (seen once on a clean CI checkout:
+    # every cell selected in turn, none executed). So: click it, wait for a code cell to start, and retry twice.
+    for attempt in range(3):
+        page.click(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell .jp-InputArea-prompt")  # focus the notebook
+        page.click(".lm-MenuBar-itemLabel:text-is('Run')")
+        page.click(".lm-Menu-content .lm-Menu-itemLabel:text-is('Run All Cells')")
+        try:
+            page.wait_for_function("() => { const s = (" + RUN_STATE_JS + ")(); return s &&"
+                                   " s.prompts.some(p => /[\\d*]/.test(p)); }", timeout=60_000, polling=250)
+            break
+        except Exception:  # noqa: BLE001 (the last attempt's failure is reported by the wait below)
+            if attempt == 2:
+                raise
     page.wait_for_function(
         "() => { const s = (" + RUN_STATE_JS + ")(); return s && s.status === 'idle' && s.prompts.length > 0 &&"
         " !s.prompts.some(p => p.includes('*')) && s.prompts.some(p => /\\d/.test(p)); }",
