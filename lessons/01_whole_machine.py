@@ -57,6 +57,8 @@ plots.plot_pipeline(pipe, PROMPT)
 
 # %%
 for name, part in pipe.components.items():
+    if part is None:  # optional parts this pipeline does not use (e.g. a safety checker)
+        continue
     print(f"{name:<16} {type(part).__name__:<32} {plots.count_params(part):>10,} parameters")
 
 # %% [markdown]

@@ -26,6 +26,11 @@
 # first, fine detail later.*
 
 # %%
+import textwrap
+
+import matplotlib.pyplot as plt
+import numpy as np
+
 import explainer as ex
 from explainer import plots
 from explainer.experiments import denoising
@@ -85,9 +90,6 @@ for attr, step in res.lock.items():
 print(f"final images that follow their prompt entirely (judged): {res.adherence:.0%}")
 
 # %%
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
 fig, ax = plt.subplots(figsize=(7, 3.8), layout="constrained")
 steps = np.arange(1, res.steps + 1)
 ax.plot(steps, (res.coarse / res.coarse[:, :1]).mean(0), "o-", label="coarse (4x4 blur): layout, colour")
@@ -100,17 +102,9 @@ ax.legend()
 plt.show()
 
 # %%
-fig, axes = plt.subplots(3, 9, figsize=(11, 4), layout="constrained")
-for r in range(3):
-    for c, s in enumerate(np.linspace(0, res.steps - 1, 9).round().astype(int)):
-        axes[r, c].imshow(res.x0_frames[r, s])
-        axes[r, c].set_xticks([])
-        axes[r, c].set_yticks([])
-        if r == 0:
-            axes[r, c].set_title(f"step {s + 1}", fontsize=9)
-    axes[r, 0].set_ylabel(res.prompts[r].replace(" on the", "\non the").replace(" at the", "\nat the"), fontsize=7)
-fig.suptitle("Predicted x0, decoded, at 9 of the 25 steps (seeds 0, 1, 2)")
-plt.show()
+shown = np.linspace(0, res.steps - 1, 9).round().astype(int)
+plots.plot_images([res.x0_frames[r, shown] for r in range(3)], "Predicted x0, decoded, at 9 of the 25 steps (seeds 0, 1, 2)",
+                  row_labels=[textwrap.fill(p, 18) for p in res.prompts[:3]], col_titles=[f"step {s + 1}" for s in shown])
 
 # %% [markdown]
 # **What we measured.** On our model the claim holds. The coarse band settles several steps before the fine band,

@@ -25,10 +25,13 @@
 # **Claim tested** (#7): *The model does not memorise its training images; it learns statistical patterns.*
 
 # %%
+import textwrap
+
 import matplotlib.pyplot as plt
 import numpy as np
 
 import explainer as ex
+from explainer import plots
 from explainer.experiments import training
 
 pipe = ex.load_pipeline()
@@ -41,19 +44,11 @@ pipe = ex.load_pipeline()
 
 # %%
 ex5 = training.noising_example(pipe)
-fig, axes = plt.subplots(1, 1 + len(ex5.timesteps), figsize=(12, 2.6), layout="constrained")
-axes[0].imshow(ex5.image)
-axes[0].set_title("training scene", fontsize=9)
-for ax, t, xt, loss in zip(axes[1:], ex5.timesteps, ex5.noisy_decoded, ex5.loss, strict=False):
-    ax.imshow(xt)
-    ax.set_title(f"x_t at t={t}\nloss {loss:.3f}", fontsize=9)
-for ax in axes:
-    ax.set_xticks([])
-    ax.set_yticks([])
-fig.suptitle(f"\u201c{ex5.caption}\u201d: noisy latents (decoded) and the shipped U-Net's noise-prediction "
-             "loss", fontsize=10)
-plt.show()
 print(f"a model that always answered 'no noise' would score {ex5.loss_if_guessing_zero:.2f} at every t")
+plots.plot_images(
+    [[ex5.image, *ex5.noisy_decoded]],
+    f"\u201c{ex5.caption}\u201d: noisy latents (decoded) and the shipped U-Net's noise-prediction loss",
+    col_titles=["training scene"] + [f"x_t at t={t}\nloss {loss:.3f}" for t, loss in zip(ex5.timesteps, ex5.loss, strict=True)])
 
 # %% [markdown]
 # Notice the loss is largest at low t: with little noise added, the little that is there is hard to tell from the
@@ -84,18 +79,10 @@ plt.show()
 # %%
 prompts = ["a large red circle on the left", "a large blue square on the right", "a large green star at the top",
            "a large white cross in the center"]
-fig, axes = plt.subplots(len(live.snapshots), len(prompts), figsize=(7, 5.4), layout="constrained")
-for r, (step, state) in enumerate(live.snapshots.items()):
-    for c, im in enumerate(training.sample(pipe, prompts, live.unet, state, steps=20)):
-        axes[r, c].imshow(im)
-        axes[r, c].set_xticks([])
-        axes[r, c].set_yticks([])
-    axes[r, 0].set_ylabel(f"after {step} steps")
-for c, p in enumerate(prompts):
-    axes[0, c].set_title(p.replace(" on the", "\non the").replace(" at the", "\nat the").replace(" in the", "\nin the"),
-                         fontsize=8)
-fig.suptitle("Samples from the tiny U-Net during training (20 steps, CFG 4, seeds 0-3)")
-plt.show()
+plots.plot_images(
+    [training.sample(pipe, prompts, live.unet, state, steps=20) for state in live.snapshots.values()],
+    "Samples from the tiny U-Net during training (20 steps, CFG 4, seeds 0-3)",
+    row_labels=[f"after {step} steps" for step in live.snapshots], col_titles=[textwrap.fill(p, 16) for p in prompts])
 
 # %% [markdown]
 # **What we saw.** The loss falls fast at first: the easy part, "the input is mostly noise", is learned in a few dozen
@@ -132,18 +119,10 @@ print(f"  generated images:              median {np.median(near.gen_distance):.3
 print(f"  fresh renders of the same scenes: median {np.median(near.real_distance):.3f}")
 
 # %%
-fig, axes = plt.subplots(2, len(near.generated), figsize=(11, 3.4), layout="constrained")
-for i, im in enumerate(near.generated):
-    axes[0, i].imshow(im)
-    axes[1, i].imshow(near.nearest_images[i])
-    axes[1, i].set_xlabel(f"{near.gen_distance[i]:.3f}", fontsize=8)
-axes[0, 0].set_ylabel("generated")
-axes[1, 0].set_ylabel("nearest\ntraining image")
-for ax in axes.flat:
-    ax.set_xticks([])
-    ax.set_yticks([])
-fig.suptitle("Generated from new captions (top) and the closest of 5000 training images (bottom)")
-plt.show()
+plots.plot_images([near.generated, near.nearest_images],
+                  f"Generated from new captions (top) and the closest of {near.n_train} training images (bottom)",
+                  row_labels=["generated", "nearest\ntraining image"],
+                  col_labels=[f"distance {d:.3f}" for d in near.gen_distance])
 
 # %% [markdown]
 # ## Combinations it never saw
@@ -158,14 +137,8 @@ print(f"held-out pairs: right colour {ho.colour:.0%}, right shape {ho.shape:.0%}
 print(f"seen pairs (same colours): both right {ho.seen_both:.0%}")
 
 # %%
-fig, axes = plt.subplots(1, len(ho.images), figsize=(12, 1.9), layout="constrained")
-for ax, im, p in zip(axes, ho.images, ho.prompts, strict=False):
-    ax.imshow(im)
-    ax.set_title(" ".join(p.split()[2:4]), fontsize=8)
-    ax.set_xticks([])
-    ax.set_yticks([])
-fig.suptitle("Held-out colour x shape pairs, 2 seeds each")
-plt.show()
+plots.plot_images([ho.images], "Held-out colour x shape pairs, 2 seeds each",
+                  col_titles=[" ".join(p.split()[2:4]) for p in ho.prompts])
 
 # %% [markdown]
 # **What we measured.** Compare the generated images' distance to the training set with the fresh renders': if

@@ -340,3 +340,25 @@ def test_gif_of_the_denoising(tmp_path, tr):
     assert lat[0].shape == (17, 17, 3)  # 2x2 tiles of 8x8 with a 1 px gap
     with pytest.raises(ValueError, match="frames"):
         export.gif_frames(tr, "nope")
+
+
+def test_plot_images_lays_out_rows_with_labels():
+    import numpy as np
+
+    from explainer import plots
+
+    rgb = np.zeros((8, 8, 3), np.uint8)
+    rgb[..., 0] = 200
+    grey = np.linspace(-1, 1, 64).reshape(8, 8)
+    fig = plots.plot_images([[rgb, rgb, rgb], [grey, grey]], "two rows", row_labels=["a", "b"],
+                            col_titles=["x", "y", "z"], col_labels=["1", "2", "3"], cmap="RdBu_r", vmin=-1, vmax=1)
+    axes = np.array(fig.axes).reshape(2, 3)
+    assert fig._suptitle.get_text() == "two rows"
+    assert [ax.get_ylabel() for ax in axes[:, 0]] == ["a", "b"]
+    assert [ax.get_title() for ax in axes[0]] == ["x", "y", "z"]
+    assert [ax.get_xlabel() for ax in axes[1]] == ["1", "2", "3"]
+    assert np.array_equal(axes[0, 0].images[0].get_array(), rgb)  # the data drawn is the data given
+    assert np.allclose(axes[1, 1].images[0].get_array(), grey) and axes[1, 1].images[0].get_cmap().name == "RdBu_r"
+    assert not axes[1, 2].axison and not axes[1, 2].images  # a short row leaves its last cell empty
+    with pytest.raises(ValueError, match="rows"):
+        plots.plot_images([], "nothing")

@@ -140,14 +140,21 @@ def train_unet(args) -> None:
     torch.manual_seed(args.seed)
     tok = PreTrainedTokenizerFast.from_pretrained(args.work / "tokenizer")
     vae = AutoencoderKL.from_pretrained(args.work / "vae").to(args.device).eval()
-    clip = CLIPModel.from_pretrained(args.work / "clip")
-    text_encoder = CLIPTextModel(clip.config.text_config)
-    getattr(text_encoder, "text_model", text_encoder).load_state_dict(clip.text_model.state_dict())
+    if args.init_from:
+        # Continue training: start from a saved pipeline's U-Net and (fine-tuned) text encoder.
+        from diffusers import UNet2DConditionModel
+        text_encoder = CLIPTextModel.from_pretrained(args.init_from / "text_encoder", torch_dtype=torch.float32)
+        init_unet = UNet2DConditionModel.from_pretrained(args.init_from / "unet", torch_dtype=torch.float32)
+    else:
+        clip = CLIPModel.from_pretrained(args.work / "clip")
+        text_encoder = CLIPTextModel(clip.config.text_config)
+        getattr(text_encoder, "text_model", text_encoder).load_state_dict(clip.text_model.state_dict())
+        del clip
+        init_unet = None
     text_encoder.to(args.device)
-    del clip
 
     # Render the training scenes once and encode them once; sample z ~ q(z|x) per step.
-    images, _, scenes = make_dataset(args.unet_images, start_seed=0)
+    images, _, scenes = make_dataset(args.unet_images, start_seed=args.data_seed, two_object_p=args.two_object_p)
     x_all = _to_tensor(images)
     means, stds = [], []
     with torch.no_grad():
@@ -159,7 +166,7 @@ def train_unet(args) -> None:
     scale = vae.config.scaling_factor
     del x_all, images
 
-    unet = build_unet().to(args.device)
+    unet = (init_unet or build_unet()).to(args.device)
     ema = EMAModel(unet.parameters(), decay=args.ema, use_ema_warmup=True, power=0.75)
     noise_sched = build_noise_scheduler()
     alphas = noise_sched.alphas_cumprod.to(args.device)
@@ -175,7 +182,11 @@ def train_unet(args) -> None:
         ema.store(unet.parameters())
         ema.copy_to(unet.parameters())
         meta = {"unet_steps": step, "unet_seconds": time.time() - t0, "batch": args.unet_batch,
-                "images": args.unet_images, "threads": torch.get_num_threads(), "device": args.device}
+                "images": args.unet_images, "threads": torch.get_num_threads(), "device": args.device,
+                "two_object_p": args.two_object_p, "lr": args.unet_lr}
+        if args.init_from:  # keep the history of the run this one continues
+            prev = args.init_from / "training.json"
+            meta["continued_from"] = json.loads(prev.read_text()) if prev.exists() else str(args.init_from)
         for name in ("vae_stats.json", "clip_stats.json"):
             if (args.work / name).exists():
                 meta[name.removesuffix(".json")] = json.loads((args.work / name).read_text())
@@ -239,6 +250,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--text-lr", type=float, default=1e-4)
     p.add_argument("--ema", type=float, default=0.999)
     p.add_argument("--cond-dropout", type=float, default=0.1)
+    p.add_argument("--two-object-p", type=float, default=0.5, help="share of two-object scenes in U-Net data")
+    p.add_argument("--data-seed", type=int, default=0, help="first scene seed of the U-Net data (< 10,000,000)")
+    p.add_argument("--init-from", type=Path, default=None,
+                   help="continue the U-Net stage from this pipeline folder's unet/ and text_encoder/")
     p.add_argument("--save-every-min", type=float, default=10.0, help="write the pipeline folder this often")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
