@@ -20,6 +20,26 @@ from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
 from . import projections
 
+
+
+def _show_figures_in_notebooks() -> None:
+    """Our figures are plain `Figure`s (not pyplot's), so IPython shows them only once pyplot's inline backend has
+    registered a PNG formatter, i.e. after `import matplotlib.pyplot`. Register it ourselves, so a figure returned as
+    the last line of a cell is drawn in every notebook (and under MPLBACKEND=Agg in tests), never as '<Figure ...>'."""
+    try:
+        from IPython import get_ipython
+        from IPython.core.pylabtools import print_figure
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is None:
+        return
+    png = shell.display_formatter.formatters["image/png"]
+    png.for_type(Figure, lambda fig: print_figure(fig, "png", bbox_inches="tight"))
+
+
+_show_figures_in_notebooks()
+
 DEFAULT_PROMPT = "a red circle left of a blue square"
 DIVERGING = "RdBu_r"  # signed values (latents, noise): blue < 0 < red
 MAGNITUDE = "magma"  # non-negative values (norms, similarities)

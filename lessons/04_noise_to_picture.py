@@ -108,10 +108,11 @@ plots.plot_images([res.x0_frames[r, shown] for r in range(3)], "Predicted x0, de
 
 # %% [markdown]
 # **What we measured.** On our model the claim holds. The coarse band settles several steps before the fine band,
-# and the judge reads the final position from the first few steps, the colour later and the shape last (on the model
-# we measured: position from step 3, colour from step 8.5, shape from step 12 of 25, on average). The first steps
-# decide where things go; the later ones settle colour and then the exact shape and its edges. The filmstrip shows
-# why: early predicted x₀ are blurry averages — the U-Net cannot yet tell which of many possible pictures the noise
+# and the judge reads the final position from the first few steps, while colour and shape keep changing for longer
+# (read the averages above, and the per-image lists: some images settle everything at step 1, others change their
+# mind late). The first steps decide where things go; the later ones settle colour and then the exact shape and its
+# edges. The filmstrip shows why: early predicted x₀ are blurry averages — the U-Net cannot yet tell which of many
+# possible pictures the noise
 # will become, so it predicts their mean, and a mean is blurry.
 
 # %% [markdown]

@@ -117,8 +117,11 @@ print(f"attention more than 2 positions away:     {sa.far_share:.0%}")
 
 # %% [markdown]
 # **What we measured.** Every position gets some weight: in one layer, information can travel from any position to any
-# other — no convolution can do that in one step. Compare each share with the share of positions: a share above it
-# means the query position singles that region out.
+# other — no convolution can do that in one step. Compare each share with the share of positions it covers: a share
+# well above it would mean the query position singles that region out. On our model, at this layer, the shares come
+# out close to the areas and much of the attention goes more than two positions away: the circle's centre gathers
+# from the whole picture rather than shining a spotlight on its own object. (Other layers and other steps differ: the
+# "Try it" below shows how to look.)
 #
 # ## How the text enters: take it away
 # With classifier-free guidance the U-Net runs twice per step, with the prompt and with the empty prompt. The relative

@@ -91,9 +91,11 @@ print(f"images the judge still accepts as 'a circle': {100 * effect.asked_kept_w
       f"{100 * effect.asked_kept_with:.0f}% with")
 
 # %% [markdown]
-# **What our small model says.** Measured when this lesson was written: white circles 58 % without the negative
-# prompt, 0 % with it; the judge accepted 38 % of the images as "a circle" without and 54 % with. So our model agrees
-# with the claim: the prediction made for "white" is the one the result is pushed away from, and the circle stays.
+# **What our small model says.** Read the two lines above. Without a negative prompt, white is the colour our model
+# picks most often for "a circle"; with "white" as the negative prompt, white circles all but vanish (the tests hold
+# the model to this: at least 40 % white without, at most 10 % with, over these 24 seeds), and the judge still finds
+# a circle about as often as before, or more. So our model agrees with the claim: the prediction made for "white" is
+# the one the result is pushed away from, and the circle stays.
 #
 # A subtlety: the push is *relative*. The result moves away from "white" only as far as "white" differs from your
 # prompt. If the prompt itself says "a white circle", the two branches disagree about much less, and the negative

@@ -57,6 +57,12 @@ def test_lesson_runs_headless(nb_path: Path):
     seconds = time.perf_counter() - t0
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
     assert not errors, errors[0].get("evalue")
+    # every figure reaches the reader as a picture, never as the text '<Figure size ...>'
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+               if o.output_type in ("display_data", "execute_result")]
+    unrendered = [o for o in outputs if "image/png" not in o.get("data", {})
+                  and o.get("data", {}).get("text/plain", "").startswith("<Figure")]
+    assert not unrendered, f"{len(unrendered)} figure(s) shown as text, not drawn"
     TIMES.parent.mkdir(exist_ok=True)
     times = json.loads(TIMES.read_text()) if TIMES.exists() else {}
     times[nb_path.stem] = round(seconds, 1)

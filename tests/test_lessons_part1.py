@@ -90,7 +90,7 @@ def test_lesson3_neighbours_and_interpolation(pipe):
 def test_lesson4_structure_before_detail(pipe):
     res = denoising.structure_then_detail(pipe, n=8, steps=25)
     assert res.coarse_settle < res.fine_settle
-    assert res.lock["position"] <= res.lock["shape"]
+    assert res.lock["position"] <= min(res.lock["shape"], res.lock["colour"])  # where first, what later
 
 
 def test_settle_and_lock_steps():
@@ -146,7 +146,8 @@ def test_lesson6_self_attention_reaches_everywhere(pipe):
     assert sa.maps.shape[1:] == (8, 8)
     np.testing.assert_allclose(sa.maps.sum(dim=(1, 2)).numpy(), 1.0, atol=1e-4)
     assert (sa.maps > 0).all()
-    assert sa.far_share > 0.05
+    assert sa.far_share > 0.3  # the lesson: much of the attention goes more than two positions away
+    assert sa.own_object_share < 2 * sa.own_object_area  # ... and no spotlight on the own object at this layer
 
 
 def test_lesson6_text_and_time(pipe):
