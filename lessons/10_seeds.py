@@ -73,12 +73,14 @@ print(f"same judged position word: same seed {100 * layout.same_seed_position:.0
       f"{100 * layout.other_seed_position:.0f}%")
 
 # %% [markdown]
-# **What our small model says.** If the same-seed numbers are clearly better than the different-seed ones, the seed
-# carries the layout across prompts, as claimed. It is not a law: the prompt steers from the first step, so a
-# different shape or size can move things (lesson 13 asks you to find a seed where the layout flips). "Lighting"
-# has no meaning in our flat shapes world, so we cannot test that half of the claim.
-
-# %% [markdown]
+# **What our small model says.** Barely. Sharing a seed makes two prompts' layouts only slightly more alike than
+# two different seeds do: the overlap is a little higher and the centres a little closer, and the judged position word
+# agrees about as often either way. So on our model the claim is true only as a weak tendency. In large models the
+# seed is widely reported to keep the composition; ours decides *where* within the first few steps (lesson 4), when
+# the prompt's push is strongest (lesson 7), so the words override much of what the noise suggested. Two things to
+# remember either way: it is a tendency, not a law (lesson 13 asks you to find a seed where the layout flips), and
+# "lighting" has no meaning in our flat shapes world, so we cannot test that half of the claim.
+#
 # ## 3. A seed grid
 # `grid` makes one image per setting; here seeds 0–5 at two CFG scales. Browsing seeds like this is how people pick
 # a composition before refining the prompt.
@@ -121,8 +123,8 @@ interpolate_seeds(pipe, "a large red circle", seed_a=0, seed_b=1, frames=7).figu
 #    version, or the device/dtype (fp16 on a GPU rounds differently).
 # 2. The midpoint of two independent Gaussian noises has about 0.71× their size, so it looks like *less noisy* latents
 #    at a very noisy timestep; the model removes "too little" noise and the image comes out flat. Slerp keeps the size.
-# 3. It decides the starting noise, and through it much of the layout (where blobs of colour start to form). It does
-#    not decide what the prompt asks for; with a different prompt the same seed often, but not always, keeps the
-#    layout.
+# 3. It decides the starting noise, and through it where blobs of colour start to form. It does not decide what the
+#    prompt asks for; with a different prompt the same seed may keep the layout — in large models often, in ours only
+#    slightly more often than another seed (section 2).
 #
 # </details>

@@ -47,6 +47,9 @@ pg
 
 # %% [markdown]
 # Pressing Generate is the same as calling `pg.run()`; the cell below does it once so there is something to look at.
+# It also prints what the judge reads in the picture. Compare it with the prompt word by word: if the relation came
+# out swapped ("right of" for "left of"), you have already met our model's weakest skill — relations between two
+# objects (its model card measures how often it gets them right).
 
 # %%
 pg.run()
