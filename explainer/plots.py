@@ -21,7 +21,6 @@ from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 from . import projections
 
 
-
 def _show_figures_in_notebooks() -> None:
     """Our figures are plain `Figure`s (not pyplot's), so IPython shows them only once pyplot's inline backend has
     registered a PNG formatter, i.e. after `import matplotlib.pyplot`. Register it ourselves, so a figure returned as

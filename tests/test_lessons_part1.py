@@ -102,29 +102,30 @@ def test_settle_and_lock_steps():
 # --------------------------------------------------------------------------------------------- lesson 5
 @pytest.fixture(scope="module")
 def live(pipe):
-    return training.train_tiny(pipe, n_images=4000, steps=150, checkpoints=(0, 50, 150), eval_every=50)
+    return training.train_tiny(pipe, n_images=4000, steps=100, checkpoints=(0, 50, 100), eval_every=50)
 
 
 def test_lesson5_live_training_lowers_the_loss(live):
-    assert live.heldout[150] < 0.8 * live.heldout[0]
-    assert set(live.snapshots) == {0, 50, 150}
+    assert live.heldout[100] < 0.8 * live.heldout[0]
+    assert set(live.snapshots) == {0, 50, 100}
 
 
 def test_lesson5_little_data_generalises_worse(pipe, live):
-    few = training.train_tiny(pipe, n_images=32, steps=150, eval_every=50)
-    gap_few = few.heldout[150] - few.train_eval[150]
-    gap_many = live.heldout[150] - live.train_eval[150]
+    few = training.train_tiny(pipe, n_images=32, steps=100, eval_every=50)
+    gap_few = few.heldout[100] - few.train_eval[100]
+    gap_many = live.heldout[100] - live.train_eval[100]
     assert gap_few > gap_many
-    assert few.heldout[150] > live.heldout[150]
+    assert few.heldout[100] > live.heldout[100]
 
 
 def test_lesson5_no_copies_and_held_out_pairs(pipe):
     near = training.nearest_training(pipe, n=6)
     # generated pictures are not closer to the training set than correct new pictures are
-    assert np.median(near.gen_distance) > 0.5 * np.median(near.real_distance)
+    assert np.median(near.gen_distance) >= np.median(near.real_distance)  # lesson 5: further away, not closer
     ho = training.held_out_combos(pipe, seeds_per=2)
     assert ho.in_training == 0
     assert ho.colour >= 0.5
+    assert 0.4 <= ho.both <= ho.seen_both  # many held-out pairs drawn right, less reliably than seen ones
 
 
 def test_training_set_matches_the_training_script():

@@ -202,7 +202,7 @@ def train_tiny(pipe: Any, n_images: int = 4000, steps: int = 600, batch: int = 3
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        res.losses.append(float(loss))
+        res.losses.append(loss.item())
         if step in want:
             res.snapshots[step] = copy.deepcopy(unet.state_dict())
         if step % eval_every == 0 or step == steps:
