@@ -926,10 +926,21 @@ def plot_latent_map(latents: Any, labels: Sequence[Any] | None = None, method: s
     return fig
 
 
-def trajectory(tr: Any) -> np.ndarray:
-    """One trace's path through latent space: x_t before every step, then the final latents: (steps + 1, ...)."""
+def trajectory(tr: Any, common_scale: bool = True) -> np.ndarray:
+    """One trace's path through latent space: x_t before every step, then the final latents: (steps + 1, ...).
+
+    Samplers keep x_t in one of two conventions: DDIM/DPM++ as sqrt(abar)·x0 + sqrt(1 - abar)·noise (spread ~1),
+    Euler/Heun as x0 + sigma·noise (spread ~sigma, ~15 at the start). With `common_scale` the latter are divided by
+    sqrt(sigma² + 1), which is exactly what their `scale_model_input` hands the U-Net, so paths of different samplers
+    start at the same noise and can share one map.
+    """
     steps = list(tr.steps)
-    lat = [_numpy(s.latents) for s in steps] + [_numpy(steps[-1].latents_next)]
+    ve = _setting(tr, "latent_space") == "ve"
+    lat = []
+    for s in steps:
+        x = _numpy(s.latents)
+        lat.append(x / math.sqrt(float(s.sigma) ** 2 + 1) if (ve and common_scale) else x)
+    lat.append(_numpy(steps[-1].latents_next))  # sigma 0: both conventions agree on the final latents
     return np.stack([x[0] if x.ndim == 4 else x for x in lat])
 
 

@@ -129,9 +129,11 @@ plots.plot_trajectories(traces, labels=[t.settings["scheduler"] for t in traces]
 
 
 # %% [markdown]
-# The four paths leave the same noise in different directions — each sampler spends its steps differently (lesson 4's
-# schedules) — and meet again near the end: different routes to (nearly) the same picture. That is why the choice of
-# sampler matters most when the step count is small.
+# The four paths start at the same noise and follow nearly the same arc: all four solve the same equation, and differ
+# in where they put their steps (the dots) and how they step between them. They end close together, not on one point:
+# the small gaps between the stars are the small differences between their images at 20 steps. (Euler and Heun keep
+# their latents at a larger scale, x₀ + σ·noise; the plot divides them by √(σ² + 1), as these samplers do before
+# every U-Net call, so all four share one map.)
 
 # %% [markdown]
 # ## Try it

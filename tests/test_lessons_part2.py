@@ -11,7 +11,9 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
+from explainer import plots
 from explainer.experiments import families, guidance, negative, resolution, samplers, seeds
 
 
@@ -127,6 +129,11 @@ def test_sampler_traces_share_their_start(shipped_pipe):
     for s in starts[1:]:
         cos = float((s.flatten() @ starts[0].flatten()) / (s.norm() * starts[0].norm()))
         assert cos > 0.999
+    # on lesson 9's map (plots.trajectory puts Euler/Heun on the DDIM/DPM++ scale) they start at one point
+    paths = [torch.from_numpy(plots.trajectory(t)) for t in trs]
+    for q in paths[1:]:
+        torch.testing.assert_close(q[0], paths[0][0], rtol=0, atol=0.02 * float(paths[0][0].abs().max()))
+        torch.testing.assert_close(q[-1], paths[0][-1], rtol=0, atol=0.5)  # ... and end close together
 
 
 # --------------------------------------------------------------------------------------------- lesson 10
