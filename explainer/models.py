@@ -101,7 +101,7 @@ def load_pipeline(path_or_id: str | os.PathLike | None = None, device: str = "cp
         raise OSError(
             f"could not load {source!r}: it is not a local folder, and the model hub could not be reached or the "
             "weights are not in the local cache. Download the pipeline on a machine with a network "
-            "(e.g. `huggingface-cli download {source} --local-dir ./my-model`), copy the folder here, and pass "
+            f"(e.g. `huggingface-cli download {source} --local-dir ./my-model`), copy the folder here, and pass "
             "load_pipeline('./my-model')."
         ) from err
     if isinstance(pipe, (StableDiffusionPipeline, StableDiffusionXLPipeline)) or hasattr(pipe, "unet") or hasattr(

@@ -52,5 +52,6 @@ def test_bad_arguments_raise_clear_errors(tmp_path: Path):
 
 def test_unreachable_hub_id_says_how_to_use_a_local_folder(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(OSError, match="local folder"):
+    with pytest.raises(OSError, match="local folder") as err:
         ex.load_pipeline("someone/not-cached-model")
+    assert "huggingface-cli download someone/not-cached-model --local-dir" in str(err.value)  # the exact command
