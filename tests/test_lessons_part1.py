@@ -40,6 +40,8 @@ def test_lesson2_wording_moves_the_embedding(pipe):
     sims = words.wording_similarity(pipe, n=40)
     assert all(v < 0.9999 for v in sims.values())  # every change of wording moves the embedding
     assert sims["same meaning (synonym)"] > sims["unrelated scene"] + 0.01
+    # the lesson: a synonym moves it less than any one word that changes the meaning
+    assert sims["same meaning (synonym)"] > max(sims["other colour"], sims["other shape"], sims["other position"])
     assert min(sims["other colour"], sims["other shape"], sims["other position"]) > sims["unrelated scene"]
 
 
