@@ -55,13 +55,13 @@ plots.plot_images(
 # picture. At high t nearly everything is noise, so "the input is the noise" is nearly right.
 #
 # ## Training live
-# Now a tiny U-Net (1.1 M parameters, a sixth of the shipped one) starts from random weights and trains for 100
-# steps on 4000 training scenes, 32 at a time, with the shipped VAE and text encoder frozen. Each step: pick scenes,
+# Now a tiny U-Net (1.1 M parameters, a sixth of the shipped one) starts from random weights and trains for 80
+# steps on 2000 training scenes, 32 at a time, with the shipped VAE and text encoder frozen. Each step: pick scenes,
 # timesteps and noise; predict; score; nudge every weight a little downhill (the AdamW optimiser). This takes a few
 # tens of seconds.
 
 # %%
-live = training.train_tiny(pipe, n_images=4000, steps=100, checkpoints=(0, 50, 100), eval_every=50)
+live = training.train_tiny(pipe, n_images=2000, steps=80, checkpoints=(0, 40, 80), eval_every=40)
 print(f"{live.params:,} parameters, {live.steps} steps of {live.batch} scenes in {live.seconds:.0f} s")
 print("loss on 256 scenes it never trains on, by step:", {k: round(v, 3) for k, v in live.heldout.items()})
 
@@ -72,7 +72,7 @@ ax.plot(np.arange(10, live.steps + 1), live.smoothed(10), label="training loss, 
 ax.plot(list(live.heldout), list(live.heldout.values()), "o-", label="loss on 256 held-out scenes")
 ax.set_xlabel("training step")
 ax.set_ylabel("mean squared error of the predicted noise")
-ax.set_title("A tiny U-Net learning to predict noise (4000 scenes, batch 32)")
+ax.set_title("A tiny U-Net learning to predict noise (2000 scenes, batch 32)")
 ax.legend()
 plt.show()
 
@@ -91,19 +91,19 @@ plots.plot_images(
 # hour on 60,000 scenes. Training a real image model is this same loop, run for weeks on billions of pictures.
 #
 # ## How much data?
-# Same tiny model, same 100 steps, same seed — but trained on only 32 scenes instead of 4000. We score both on
+# Same tiny model, same 80 steps, same seed — but trained on only 32 scenes instead of 2000. We score both on
 # held-out scenes neither saw.
 
 # %%
-few = training.train_tiny(pipe, n_images=32, steps=100, eval_every=50)
+few = training.train_tiny(pipe, n_images=32, steps=80, eval_every=40)
 print(f"{'':<14}{'loss on its training scenes':>30}{'loss on held-out scenes':>26}")
-for name, r in (("32 scenes", few), ("4000 scenes", live)):
+for name, r in (("32 scenes", few), ("2000 scenes", live)):
     print(f"{name:<14}{r.train_eval[r.steps]:>30.3f}{r.heldout[r.steps]:>26.3f}")
 
 # %% [markdown]
 # **What we measured.** Look at the gap between the two columns. A model with 32 scenes can fit those 32 well —
-# it has seen each one about 100 times — but what it learned is about *those* pictures, not about the world, so it
-# does worse on scenes it has not seen. With 4000 scenes every example is new, the two losses stay together, and what
+# it has seen each one about 80 times — but what it learned is about *those* pictures, not about the world, so it
+# does worse on scenes it has not seen. With 2000 scenes almost every example is new, the two losses stay together, and what
 # the model learns carries over. This is the first reason image models are trained on huge datasets.
 #
 # ## Does the shipped model copy its training images?
@@ -161,7 +161,7 @@ plots.plot_images([ho.images], "Held-out colour x shape pairs, 2 seeds each",
 #
 # ## Check yourself
 # 1. Why can the loss be computed at all, when nobody knows "the right picture" for a noisy input?
-# 2. A model trained on 32 scenes reaches a lower training loss than one trained on 4000. Why is it still worse?
+# 2. A model trained on 32 scenes reaches a lower training loss than one trained on 2000. Why is it still worse?
 # 3. Why are the held-out colour–shape pairs a stronger test of "not memorising" than nearest neighbours?
 
 # %% [markdown]

@@ -104,20 +104,20 @@ def test_settle_and_lock_steps():
 # --------------------------------------------------------------------------------------------- lesson 5
 @pytest.fixture(scope="module")
 def live(pipe):
-    return training.train_tiny(pipe, n_images=4000, steps=100, checkpoints=(0, 50, 100), eval_every=50)
+    return training.train_tiny(pipe, n_images=2000, steps=80, checkpoints=(0, 40, 80), eval_every=40)
 
 
 def test_lesson5_live_training_lowers_the_loss(live):
-    assert live.heldout[100] < 0.8 * live.heldout[0]
-    assert set(live.snapshots) == {0, 50, 100}
+    assert live.heldout[80] < 0.8 * live.heldout[0]
+    assert set(live.snapshots) == {0, 40, 80}
 
 
 def test_lesson5_little_data_generalises_worse(pipe, live):
-    few = training.train_tiny(pipe, n_images=32, steps=100, eval_every=50)
-    gap_few = few.heldout[100] - few.train_eval[100]
-    gap_many = live.heldout[100] - live.train_eval[100]
+    few = training.train_tiny(pipe, n_images=32, steps=80, eval_every=40)
+    gap_few = few.heldout[80] - few.train_eval[80]
+    gap_many = live.heldout[80] - live.train_eval[80]
     assert gap_few > gap_many
-    assert few.heldout[100] > live.heldout[100]
+    assert few.heldout[80] > live.heldout[80]
 
 
 def test_lesson5_no_copies_and_held_out_pairs(pipe):
