@@ -87,8 +87,9 @@ plots.plot_images(
 # %% [markdown]
 # **What we saw.** The loss falls fast at first: the easy part, "the input is mostly noise", is learned in a few dozen
 # steps. The samples go from VAE-decoded static to soft blobs. After half a minute they are blobs, at best of
-# roughly the right colour in roughly the right place — nothing like the shipped model, which trained for about an
-# hour on 60,000 scenes. Training a real image model is this same loop, run for weeks on billions of pictures.
+# roughly the right colour in roughly the right place — nothing like the shipped model, which trained for about two
+# hours (9,500 steps) on 120,000 scenes. Training a real image model is this same loop, run for weeks on billions of
+# pictures.
 #
 # ## How much data?
 # Same tiny model, same 80 steps, same seed — but trained on only 32 scenes instead of 2000. We score both on

@@ -74,7 +74,7 @@ plots.plot_cfg_delta_norm(tr_neg)
 # %% [markdown]
 # ## 2. Does it push away? Measured over 24 seeds
 # "a circle" names no colour, so the model picks one (the shapes world has seven). Our model's favourite is white
-# (it almost never picks red, so "red" would be a poor test: there is nothing to push away). We make 24 circles
+# (a colour it rarely picks would be a poor test: there would be nothing to push away). We make 24 circles
 # without a negative prompt and 24 with the negative prompt "white" (same seeds), and the judge reads each colour.
 
 # %%
@@ -93,9 +93,9 @@ print(f"images the judge still accepts as 'a circle': {100 * effect.asked_kept_w
 # %% [markdown]
 # **What our small model says.** Read the two lines above. Without a negative prompt, white is the colour our model
 # picks most often for "a circle"; with "white" as the negative prompt, white circles all but vanish (the tests hold
-# the model to this: at least 40 % white without, at most 10 % with, over these 24 seeds), and the judge still finds
-# a circle about as often as before, or more. So our model agrees with the claim: the prediction made for "white" is
-# the one the result is pushed away from, and the circle stays.
+# the model to this: white the most common colour without, at most 10 % white with, over these 24 seeds), and the
+# judge still finds a circle about as often as before, or more. So our model agrees with the claim: the prediction
+# made for "white" is the one the result is pushed away from, and the circle stays.
 #
 # A subtlety: the push is *relative*. The result moves away from "white" only as far as "white" differs from your
 # prompt. If the prompt itself says "a white circle", the two branches disagree about much less, and the negative

@@ -83,9 +83,10 @@ def test_negative_prompt_is_the_unconditional_branch(neg_what):
 
 
 def test_negative_prompt_pushes_white_away(neg_effect):
-    # "white" is the colour our model picks most often for "a circle" (58 % of 24 seeds); the negative prompt removes it
+    # "white" is the colour our model picks most often for "a circle"; the negative prompt removes it
     assert sum(neg_effect.colours_with.values()) == 24
-    assert neg_effect.share("white", with_negative=False) >= 0.4
+    without = neg_effect.colours_without
+    assert max(without, key=without.get) == "white" and neg_effect.share("white", with_negative=False) >= 0.3
     assert neg_effect.share("white", with_negative=True) <= 0.1
     # ... and the circle stays: the judge accepts about as many circles with the negative prompt as without
     assert neg_effect.asked_kept_with >= neg_effect.asked_kept_without - 0.1
@@ -133,7 +134,7 @@ def test_sampler_traces_share_their_start(shipped_pipe):
     paths = [torch.from_numpy(plots.trajectory(t)) for t in trs]
     for q in paths[1:]:
         torch.testing.assert_close(q[0], paths[0][0], rtol=0, atol=0.02 * float(paths[0][0].abs().max()))
-        torch.testing.assert_close(q[-1], paths[0][-1], rtol=0, atol=0.5)  # ... and end close together
+        assert float((q[-1] - paths[0][-1]).norm() / paths[0][-1].norm()) < 0.2  # ... and end close together
 
 
 # --------------------------------------------------------------------------------------------- lesson 10
