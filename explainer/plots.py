@@ -898,11 +898,12 @@ def final_latents(traces: Sequence[Any]) -> np.ndarray:
 
 def plot_latent_map(latents: Any, labels: Sequence[Any] | None = None, method: str = "pca",
                     attribute: str = "attribute", random_state: int = 0, images: Sequence[Any] | None = None,
-                    reducer: projections.Projector | None = None) -> Figure:
+                    reducer: projections.Projector | None = None, what: str | None = None) -> Figure:
     """Final latents of many generations in 2D, coloured by an attribute (colour, shape, position ...).
 
     latents: (n, ...) array / tensor, or a list of Traces (their final latents are used). images: optional
-    thumbnails drawn next to the points.
+    thumbnails drawn next to the points. what: what the points are, for the title (default: "Final latents of n
+    generations"; e.g. "Latents of 200 VAE-encoded scenes").
     """
     if len(latents) and hasattr(latents[0], "steps"):
         images = images if images is not None else [getattr(t, "image", None) for t in latents]
@@ -921,8 +922,9 @@ def plot_latent_map(latents: Any, labels: Sequence[Any] | None = None, method: s
     ax.set_xlabel(red.axis_labels[0])
     ax.set_ylabel(red.axis_labels[1])
     ax.grid(alpha=0.3)
-    fig.suptitle(f"Final latents of {len(xy)} generations, coloured by {attribute} "
-                 f"({red.method.upper()}, random_state={red.random_state})", fontsize=12)
+    what = what or f"Final latents of {len(xy)} generations"
+    fig.suptitle(f"{what}, coloured by {attribute} ({red.method.upper()}, random_state={red.random_state})",
+                 fontsize=12)
     return fig
 
 

@@ -96,14 +96,28 @@ nb = latents.latent_neighbours(pipe, n=200)
 for attr in nb.knn_accuracy:
     print(f"{attr:<11} nearest-neighbour agreement {nb.knn_accuracy[attr]:.0%}   (chance {nb.chance[attr]:.0%})")
 
+# %% [markdown]
+# Two maps of the same 200 latents (256 numbers each) flattened to 2. **PCA** keeps the two directions along which the
+# latents spread the most; colour the points by background:
+
 # %%
-plots.plot_latent_map(nb.latents, labels=nb.labels["background"], attribute="background")
+plots.plot_latent_map(nb.latents, labels=nb.labels["background"], attribute="background",
+                      what=f"Latents of {len(nb.latents)} VAE-encoded scenes")
+
+# %% [markdown]
+# **UMAP** (uniform manifold approximation and projection) instead tries to keep each point's nearest neighbours
+# near it, so it shows groups rather than spread. Colour by position (the first UMAP call compiles for ~15 s):
+
+# %%
+plots.plot_latent_map(nb.latents, labels=nb.labels["position"], attribute="position", method="umap",
+                      what=f"Latents of {len(nb.latents)} VAE-encoded scenes")
 
 # %% [markdown]
 # **What we measured.** A latent's neighbours almost always share its position and background — the things that
-# decide most of the pixels — and share its colour and shape far less often (though more often than chance). The map
-# (PCA: the two directions along which the 200 latents spread the most) shows the same: it sorts scenes by
-# background first. Try `labels=nb.labels["colour"]` or `["position"]`.
+# decide most of the pixels — and share its colour and shape far less often (though more often than chance). The
+# maps show the same: PCA sorts scenes by background first; in UMAP the biggest split is the background too, and each
+# tight little group holds one position on one background. Try `labels=nb.labels["colour"]` on either map: colours
+# mix inside the groups.
 #
 # ## Walking between two latents
 # Decode the points on the straight line between two scenes' latents, and compare with simply cross-fading the
@@ -126,8 +140,8 @@ plots.plot_images([it.latent_path, it.pixel_path],
 # ## Try it
 # - `latents.reconstruction(pipe, n=64)` then look at `rec.originals[rec.worst_index]` and
 #   `rec.decoded[rec.worst_index]`: what does the VAE get wrong when it does?
-# - `plots.plot_latent_map(nb.latents, labels=nb.labels["colour"], attribute="colour", method="umap")` — UMAP keeps
-#   neighbourhoods rather than spread; does it separate colours better than PCA? (The first UMAP call compiles ~16 s.)
+# - `plots.plot_latent_map(nb.latents, labels=nb.labels["shape"], attribute="shape", method="umap")`: is there any
+#   grouping by shape? Where would you expect one to appear if the latent were 64×64 instead of 8×8?
 # - Interpolate between two other scenes: `latents.interpolate(pipe, seed_a=10_000_020, seed_b=10_000_021)`.
 #
 # ## Check yourself

@@ -296,6 +296,9 @@ def test_trajectories_plot_the_projected_latents(tiny_sd, tr):
     fig = plots.plot_latent_map([tr, t2], labels=["red", "blue"], attribute="colour")
     xy, _ = projections.project(plots.final_latents([tr, t2]))
     np.testing.assert_allclose(fig.axes[0].collections[0].get_offsets(), xy)
+    assert fig._suptitle.get_text().startswith("Final latents of 2 generations, coloured by colour")
+    fig = plots.plot_latent_map(plots.final_latents([tr, t2]), attribute="colour", what="Latents of 2 encoded scenes")
+    assert fig._suptitle.get_text().startswith("Latents of 2 encoded scenes, coloured by colour (PCA")
 
 
 def test_prompt_map(tiny_sd):
