@@ -143,7 +143,7 @@ def plot_images(rows: Sequence[Sequence[Any]], title: str, row_labels: Sequence[
     if n_rows == 0 or n_cols == 0:
         raise ValueError("rows: expected at least one row with at least one image")
     fig = _new_figure(cell * n_cols + (1.2 if row_labels else 0.2), cell * n_rows + 0.7)
-    axes = np.atleast_2d(fig.subplots(n_rows, n_cols, squeeze=False))
+    axes = fig.subplots(n_rows, n_cols, squeeze=False)
     for r, row in enumerate(rows):
         for c in range(n_cols):
             ax = axes[r, c]

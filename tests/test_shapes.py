@@ -74,3 +74,17 @@ def test_tokenizer_round_trip_word_level():
         assert tok.decode(ids, skip_special_tokens=True) == cap.lower()
         assert tok.unk_token_id not in ids  # every caption word is a whole token
     assert tok.convert_ids_to_tokens(tok("a purple dragon").input_ids)[1:-1] == ["a", "purple", "<unk>"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--two-object-p", "1.5"], "--two-object-p must be from 0 to 1"),
+    (["--data-seed", "9999999"], "--data-seed must be from 0 to 9,940,000"),
+    (["--data-seed", "-1"], "--data-seed must be from 0"),
+    (["--init-from", "/nonexistent"], "--init-from must be a pipeline folder"),
+])
+def test_training_command_rejects_bad_arguments_before_work(argv, message, capsys):
+    from explainer.train.__main__ import main
+
+    with pytest.raises(SystemExit) as err:
+        main(["--stage", "unet", *argv])
+    assert err.value.code == 2 and message in capsys.readouterr().err

@@ -166,7 +166,7 @@ def train_unet(args) -> None:
     scale = vae.config.scaling_factor
     del x_all, images
 
-    unet = (init_unet or build_unet()).to(args.device)
+    unet = (init_unet if init_unet is not None else build_unet()).to(args.device)
     ema = EMAModel(unet.parameters(), decay=args.ema, use_ema_warmup=True, power=0.75)
     noise_sched = build_noise_scheduler()
     alphas = noise_sched.alphas_cumprod.to(args.device)
@@ -251,11 +251,19 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--ema", type=float, default=0.999)
     p.add_argument("--cond-dropout", type=float, default=0.1)
     p.add_argument("--two-object-p", type=float, default=0.5, help="share of two-object scenes in U-Net data")
-    p.add_argument("--data-seed", type=int, default=0, help="first scene seed of the U-Net data (< 10,000,000)")
+    p.add_argument("--data-seed", type=int, default=0, help="first scene seed of the U-Net data")
     p.add_argument("--init-from", type=Path, default=None,
                    help="continue the U-Net stage from this pipeline folder's unet/ and text_encoder/")
     p.add_argument("--save-every-min", type=float, default=10.0, help="write the pipeline folder this often")
     args = p.parse_args(argv)
+    # Checked before any heavy work: training data must never reach the evaluation scenes (seeds >= VAL_SEED).
+    if not 0.0 <= args.two_object_p <= 1.0:
+        p.error(f"--two-object-p must be from 0 to 1, got {args.two_object_p}")
+    if args.data_seed < 0 or args.data_seed + args.unet_images > VAL_SEED:
+        p.error(f"--data-seed must be from 0 to {VAL_SEED - args.unet_images:,} (with --unet-images "
+                f"{args.unet_images:,}, so training scenes stay below the evaluation seeds), got {args.data_seed}")
+    if args.init_from is not None and not (args.init_from / "unet").is_dir():
+        p.error(f"--init-from must be a pipeline folder with unet/ and text_encoder/, got {args.init_from}")
     torch.set_num_threads(args.threads)
     args.work.mkdir(parents=True, exist_ok=True)
     if args.stage in ("all", "vae"):
