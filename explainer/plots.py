@@ -9,6 +9,7 @@ onto a slide still says what made it. Data functions beside the figures (`pipeli
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,11 +26,11 @@ def _show_figures_in_notebooks() -> None:
     """Our figures are plain `Figure`s (not pyplot's), so IPython shows them only once pyplot's inline backend has
     registered a PNG formatter, i.e. after `import matplotlib.pyplot`. Register it ourselves, so a figure returned as
     the last line of a cell is drawn in every notebook (and under MPLBACKEND=Agg in tests), never as '<Figure ...>'."""
-    try:
-        from IPython import get_ipython
-        from IPython.core.pylabtools import print_figure
-    except ImportError:
+    if "IPython" not in sys.modules:  # no shell is running (a script, the CLI): skip the ~0.3 s IPython import
         return
+    from IPython import get_ipython
+    from IPython.core.pylabtools import print_figure
+
     shell = get_ipython()
     if shell is None:
         return

@@ -81,6 +81,7 @@ def test_tokenizer_round_trip_word_level():
     (["--data-seed", "9999999"], "--data-seed must be from 0 to 9,940,000"),
     (["--data-seed", "-1"], "--data-seed must be from 0"),
     (["--init-from", "/nonexistent"], "--init-from must be a pipeline folder"),
+    (["--dec-object-weight", "0.5"], "--dec-object-weight must be >= 1"),
 ])
 def test_training_command_rejects_bad_arguments_before_work(argv, message, capsys):
     from explainer.train.__main__ import main
@@ -88,3 +89,16 @@ def test_training_command_rejects_bad_arguments_before_work(argv, message, capsy
     with pytest.raises(SystemExit) as err:
         main(["--stage", "unet", *argv])
     assert err.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_decoder_loss_weighs_exactly_the_object_pixels():
+    import numpy as np
+
+    from explainer.train.__main__ import _object_weight, _to_tensor
+
+    scene = shapes.sample_scene(3, two_object_p=0.0)
+    img = np.asarray(shapes.render(scene))
+    w = _object_weight(_to_tensor(img[None]), 10.0)[0, 0].numpy()
+    drawn = (np.abs(img.astype(int) - img[0, 0].astype(int)).max(-1) > 0.05 * 127.5)
+    assert set(np.unique(w)) == {1.0, 10.0}
+    assert np.array_equal(w == 10.0, drawn) and 10 < drawn.sum() < 0.3 * drawn.size

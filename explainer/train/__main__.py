@@ -2,6 +2,8 @@
 
 Stages (each reads what the previous ones wrote under --work):
   vae    AutoencoderKL on rendered scenes (pixels <-> 8x8x4 latents)
+  vae-decoder  the VAE's decoder fine-tuned with the encoder frozen (latent space unchanged), weighing object pixels
+         more so small stars keep their points; with --init-from, writes that pipeline with the new decoder
   clip   a tiny CLIPModel trained contrastively on image/caption pairs
   unet   UNet2DConditionModel on VAE latents, epsilon prediction, 10 % caption dropout (for CFG),
          the CLIP text tower fine-tuned beside it at a lower learning rate; EMA weights are shipped.
@@ -15,6 +17,7 @@ import argparse
 import json
 import math
 import random
+import shutil
 import time
 from pathlib import Path
 
@@ -81,6 +84,102 @@ def train_vae(args) -> None:
     stats = {"val_mse_01": val_mse, "scaling_factor": scaling, "steps": args.vae_steps, "seconds": time.time() - t0}
     (args.work / "vae_stats.json").write_text(json.dumps(stats, indent=1))
     print("vae", stats)
+
+
+def _object_weight(x: torch.Tensor, object_weight: float) -> torch.Tensor:
+    """Per-pixel loss weight: 1 on the (uniform) background, `object_weight` where an object is drawn.
+
+    The objects are a small share of the pixels, so a plain MSE lets the decoder round off a small star's points.
+    """
+    bg = x[:, :, :1, :1]  # the top-left pixel is background in every scene (objects stay inside a margin)
+    mask = ((x - bg).abs().amax(dim=1, keepdim=True) > 0.05).float()
+    return 1.0 + (object_weight - 1.0) * mask
+
+
+def _shape_recall(vae, scenes, x: torch.Tensor, device: str) -> dict[str, float]:
+    """Share of reconstructions (encoder mean -> decoder) whose shape the judge reads right, per shape and size."""
+    from ..judge import judge_against
+
+    with torch.no_grad():
+        rec = torch.cat([vae.decode(vae.encode(x[i:i + 128].to(device)).latent_dist.mean).sample.cpu()
+                         for i in range(0, len(x), 128)])
+    pix = ((rec.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
+    hits: dict[str, list[bool]] = {}
+    for scene, im in zip(scenes, pix, strict=True):
+        o = scene.objects[0]
+        hits.setdefault(f"{o.size} {o.shape}", []).append(bool(judge_against(im, scene)["shape"]))
+    out = {k: float(np.mean(v)) for k, v in sorted(hits.items())}
+    out["all"] = float(np.mean([h for v in hits.values() for h in v]))
+    return out
+
+
+def train_vae_decoder(args) -> None:
+    """Fine-tune only the VAE decoder, encoder frozen, as Stability AI's sd-vae-ft-mse did for Stable Diffusion.
+
+    The latent space (what the encoder writes and the U-Net learned) stays the same, so a trained U-Net keeps working;
+    only how latents are drawn as pixels improves. The loss weighs object pixels `--dec-object-weight` times.
+    """
+    from diffusers import AutoencoderKL
+
+    torch.manual_seed(args.seed)
+    src = (args.init_from / "vae") if args.init_from else (args.work / "vae")
+    vae = AutoencoderKL.from_pretrained(src, torch_dtype=torch.float32).to(args.device)
+    for p in vae.parameters():
+        p.requires_grad_(False)
+    trained = list(vae.decoder.parameters()) + list(vae.post_quant_conv.parameters())
+    for p in trained:
+        p.requires_grad_(True)
+    images, _, _ = make_dataset(args.vae_images, start_seed=0, two_object_p=0.5)
+    x_all = _to_tensor(images)
+    val, _, val_scenes = make_dataset(500, start_seed=VAL_SEED + 200_000, two_object_p=0.0, held_out="allow")
+    x_val = _to_tensor(val)
+    vae.eval()
+    before = _shape_recall(vae, val_scenes, x_val, args.device)
+    opt = torch.optim.AdamW(trained, lr=args.dec_lr, weight_decay=0.0)
+    gen = torch.Generator().manual_seed(args.seed)
+    t0 = time.time()
+    for step in (bar := tqdm(range(args.dec_steps), desc="vae decoder")):
+        for g in opt.param_groups:
+            g["lr"] = _lr(step, args.dec_steps, args.dec_lr, warmup=100)
+        x = x_all[torch.randint(0, len(x_all), (args.vae_batch,), generator=gen)].to(args.device)
+        with torch.no_grad():  # z ~ q(z|x): the decoder must draw every latent the U-Net may land on
+            d = vae.encode(x).latent_dist
+            z = d.mean + d.std * torch.randn(d.mean.shape, generator=gen).to(args.device)
+        rec = vae.decode(z).sample
+        w = _object_weight(x, args.dec_object_weight)
+        loss = (w * (rec - x).pow(2)).mean() + 0.5 * (w * (rec - x).abs()).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if step % 50 == 0:
+            bar.set_postfix(loss=f"{loss.item():.4f}")
+            _log(args.work, "vae_decoder", {"step": step, "loss": loss.item(), "s": time.time() - t0})
+    vae.eval()
+    after = _shape_recall(vae, val_scenes, x_val, args.device)
+    with torch.no_grad():
+        rec = torch.cat([vae.decode(vae.encode(x_val[i:i + 128].to(args.device)).latent_dist.mean).sample.cpu()
+                         for i in range(0, len(x_val), 128)]).clamp(-1, 1)
+    stats = {"steps": args.dec_steps, "batch": args.vae_batch, "lr": args.dec_lr,
+             "object_weight": args.dec_object_weight, "seconds": time.time() - t0,
+             "val_mse_01": F.mse_loss((rec + 1) / 2, (x_val + 1) / 2).item(),
+             "shape_read_right_before": before, "shape_read_right_after": after}
+    print("vae decoder", json.dumps(stats, indent=1))
+    vae.save_pretrained(args.work / "vae")
+    (args.work / "vae_decoder_stats.json").write_text(json.dumps(stats, indent=1))
+    if args.init_from:  # write the whole pipeline with the new decoder, everything else as it was
+        from diffusers import StableDiffusionPipeline
+
+        pipe = StableDiffusionPipeline.from_pretrained(args.init_from, torch_dtype=torch.float32)
+        pipe.vae = vae.cpu()
+        args.out.mkdir(parents=True, exist_ok=True)
+        pipe.to(torch.float16).save_pretrained(args.out, safe_serialization=True)
+        if (args.init_from / "clip").is_dir() and args.out.resolve() != args.init_from.resolve():
+            shutil.copytree(args.init_from / "clip", args.out / "clip", dirs_exist_ok=True)
+        prev = args.init_from / "training.json"
+        meta = json.loads(prev.read_text()) if prev.exists() else {}
+        meta["vae_decoder_finetune"] = stats
+        (args.out / "training.json").write_text(json.dumps(meta, indent=1))
+        print(f"saved {args.out}")
 
 
 def train_clip(args) -> None:
@@ -229,7 +328,7 @@ def train_unet(args) -> None:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m explainer.train", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--stage", choices=["all", "vae", "clip", "unet"], default="all")
+    p.add_argument("--stage", choices=["all", "vae", "vae-decoder", "clip", "unet"], default="all")
     p.add_argument("--work", type=Path, default=Path("runs/train"), help="scratch folder for stage outputs")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where the pipeline folder is written")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
@@ -239,6 +338,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--vae-steps", type=int, default=1_200)
     p.add_argument("--vae-batch", type=int, default=16)
     p.add_argument("--vae-lr", type=float, default=1e-3)
+    p.add_argument("--dec-steps", type=int, default=3_000, help="decoder fine-tuning steps (stage vae-decoder)")
+    p.add_argument("--dec-lr", type=float, default=3e-4)
+    p.add_argument("--dec-object-weight", type=float, default=10.0,
+                   help="how many times an object pixel counts in the decoder loss")
     p.add_argument("--clip-images", type=int, default=30_000)
     p.add_argument("--clip-steps", type=int, default=1_400)
     p.add_argument("--clip-batch", type=int, default=64)
@@ -262,12 +365,16 @@ def main(argv: list[str] | None = None) -> None:
     if args.data_seed < 0 or args.data_seed + args.unet_images > VAL_SEED:
         p.error(f"--data-seed must be from 0 to {VAL_SEED - args.unet_images:,} (with --unet-images "
                 f"{args.unet_images:,}, so training scenes stay below the evaluation seeds), got {args.data_seed}")
+    if args.dec_object_weight < 1.0:
+        p.error(f"--dec-object-weight must be >= 1 (1 = plain loss), got {args.dec_object_weight}")
     if args.init_from is not None and not (args.init_from / "unet").is_dir():
         p.error(f"--init-from must be a pipeline folder with unet/ and text_encoder/, got {args.init_from}")
     torch.set_num_threads(args.threads)
     args.work.mkdir(parents=True, exist_ok=True)
     if args.stage in ("all", "vae"):
         train_vae(args)
+    if args.stage in ("all", "vae-decoder"):
+        train_vae_decoder(args)
     if args.stage in ("all", "clip"):
         train_clip(args)
     if args.stage in ("all", "unet"):
