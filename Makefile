@@ -29,4 +29,4 @@ lint:
 
 # Rebuild the paired notebooks from their jupytext sources (lessons/*.py are the truth).
 notebooks:
-	for f in lessons/[0-9]*.py; do $(PY) -m jupytext --to ipynb -o notebooks/$$(basename $${f%.py}).ipynb $$f; done
+	for f in lessons/[0-9]*.py; do $(PY) -m jupytext --update --to ipynb -o notebooks/$$(basename $${f%.py}).ipynb $$f; done

@@ -110,7 +110,8 @@ def main() -> None:
         for cfg in tqdm(cfgs, desc="CFG sweep", leave=False):
             results["cfg"][cfg] = score(pipe, small, 25, cfg)
             row(f"cfg {cfg:g}", results["cfg"][cfg])
-    overall = lambda r: r["color"] + r["shape"] + r["position"] + r["size"] + r["held_out"] + 2 * r["two_all"]  # noqa: E731
+    # Every column counts (relations twice: the hardest skill); a tie goes to the lower CFG.
+    overall = lambda r: sum(r.values()) + r["two_all"]  # noqa: E731
     best = args.cfg or max(results["cfg"], key=lambda c: overall(results["cfg"][c]))
     results["recommended_cfg"] = best
     if not args.quick:

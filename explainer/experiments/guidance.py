@@ -29,7 +29,7 @@ SWEEP_PROMPTS = (
     "a green circle above a red triangle",
     "an orange square left of a white star",
 )
-SWEEP_SEEDS = (0, 1)
+SWEEP_SEEDS = (0, 1, 2, 3, 4, 5)
 SWEEP_SCALES = (1.0, 3.0, 7.5, 12.0, 20.0)
 
 
