@@ -96,14 +96,18 @@ def _object_weight(x: torch.Tensor, object_weight: float) -> torch.Tensor:
     return 1.0 + (object_weight - 1.0) * mask
 
 
+def _round_trip(vae, x: torch.Tensor, device: str) -> torch.Tensor:
+    """Encode (posterior mean) and decode `x` in chunks; the reconstruction on the CPU, clamped to [-1, 1]."""
+    with torch.no_grad():
+        return torch.cat([vae.decode(vae.encode(x[i:i + 128].to(device)).latent_dist.mean).sample.cpu()
+                          for i in range(0, len(x), 128)]).clamp(-1, 1)
+
+
 def _shape_recall(vae, scenes, x: torch.Tensor, device: str) -> dict[str, float]:
     """Share of reconstructions (encoder mean -> decoder) whose shape the judge reads right, per shape and size."""
     from ..judge import judge_against
 
-    with torch.no_grad():
-        rec = torch.cat([vae.decode(vae.encode(x[i:i + 128].to(device)).latent_dist.mean).sample.cpu()
-                         for i in range(0, len(x), 128)])
-    pix = ((rec.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
+    pix = ((_round_trip(vae, x, device) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
     hits: dict[str, list[bool]] = {}
     for scene, im in zip(scenes, pix, strict=True):
         o = scene.objects[0]
@@ -156,9 +160,7 @@ def train_vae_decoder(args) -> None:
             _log(args.work, "vae_decoder", {"step": step, "loss": loss.item(), "s": time.time() - t0})
     vae.eval()
     after = _shape_recall(vae, val_scenes, x_val, args.device)
-    with torch.no_grad():
-        rec = torch.cat([vae.decode(vae.encode(x_val[i:i + 128].to(args.device)).latent_dist.mean).sample.cpu()
-                         for i in range(0, len(x_val), 128)]).clamp(-1, 1)
+    rec = _round_trip(vae, x_val, args.device)
     stats = {"steps": args.dec_steps, "batch": args.vae_batch, "lr": args.dec_lr,
              "object_weight": args.dec_object_weight, "seconds": time.time() - t0,
              "val_mse_01": F.mse_loss((rec + 1) / 2, (x_val + 1) / 2).item(),
