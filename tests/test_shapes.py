@@ -99,7 +99,7 @@ def test_decoder_loss_weighs_exactly_the_object_pixels():
 
     scene = shapes.sample_scene(3, two_object_p=0.0)
     img = np.asarray(shapes.render(scene))
-    w = _object_weight(_to_tensor(img[None]), 10.0)[0, 0].numpy()
+    w = _object_weight(_to_tensor(img[None].copy()), 10.0)[0, 0].numpy()
     drawn = (np.abs(img.astype(int) - img[0, 0].astype(int)).max(-1) > 0.05 * 127.5)
     assert set(np.unique(w)) == {1.0, 10.0}
     assert np.array_equal(w == 10.0, drawn) and 10 < drawn.sum() < 0.3 * drawn.size
