@@ -130,3 +130,21 @@ def test_decoder_stage_changes_only_the_decoder(tmp_path):
     assert enc and all(torch.equal(old[k], new[k]) for k in enc)
     assert any(not torch.equal(old[k], new[k]) for k in dec)
     assert "vae_decoder_finetune" in (out / "training.json").read_text()
+
+
+def test_decoder_stage_inside_all_tunes_the_fresh_vae(tmp_path):
+    """Within `--stage all` the decoder stage tunes the VAE just trained under --work, never --init-from's."""
+    import argparse
+    import shutil
+
+    from explainer.models import SHIPPED_MODEL
+    from explainer.train.__main__ import train_vae_decoder
+
+    shutil.copytree(SHIPPED_MODEL / "vae", tmp_path / "vae")
+    before = (tmp_path / "vae" / "diffusion_pytorch_model.safetensors").read_bytes()
+    args = argparse.Namespace(stage="all", init_from=tmp_path / "elsewhere", work=tmp_path, out=tmp_path / "pipe",
+                              device="cpu", seed=0, vae_images=32, vae_batch=16, dec_steps=2, dec_lr=3e-4,
+                              dec_object_weight=10.0)
+    train_vae_decoder(args)  # would fail to load from the missing init_from if it read it
+    assert (tmp_path / "vae" / "diffusion_pytorch_model.safetensors").read_bytes() != before
+    assert not (tmp_path / "pipe").exists()  # no pipeline is written in the middle of --stage all

@@ -126,7 +126,10 @@ def train_vae_decoder(args) -> None:
     from diffusers import AutoencoderKL
 
     torch.manual_seed(args.seed)
-    src = (args.init_from / "vae") if args.init_from else (args.work / "vae")
+    # Alone with --init-from: tune that pipeline's decoder and write the pipeline. Within --stage all: tune the VAE the
+    # vae stage just wrote (its encoder is the one the U-Net stage will use).
+    from_pipeline = args.stage == "vae-decoder" and args.init_from is not None
+    src = (args.init_from / "vae") if from_pipeline else (args.work / "vae")
     vae = AutoencoderKL.from_pretrained(src, torch_dtype=torch.float32).to(args.device)
     for p in vae.parameters():
         p.requires_grad_(False)
@@ -168,7 +171,7 @@ def train_vae_decoder(args) -> None:
     print("vae decoder", json.dumps(stats, indent=1))
     vae.save_pretrained(args.work / "vae")
     (args.work / "vae_decoder_stats.json").write_text(json.dumps(stats, indent=1))
-    if args.init_from:  # write the whole pipeline with the new decoder, everything else as it was
+    if from_pipeline:  # write the whole pipeline with the new decoder, everything else as it was
         from diffusers import StableDiffusionPipeline
 
         pipe = StableDiffusionPipeline.from_pretrained(args.init_from, torch_dtype=torch.float32)
