@@ -6,12 +6,14 @@
     ex.plots.plot_filmstrip(tr)               # figures: ex.plots; explorers: ex.widgets; grids: ex.grid
 """
 
-from . import export, plots, projections, sweeps
+from . import export, plots, projections, sweeps, verdicts
 from .export import save_png, trace_to_gif
 from .models import load_pipeline
 from .schedulers import make_scheduler, scheduler_names
 from .sweeps import Filmstrip, GridResult, generate, grid, interpolate_prompts, interpolate_seeds, slerp
 from .trace import Step, Trace, encode_prompts, trace, trace_batch
+from .verdicts import Verdict
+from .verdicts import table as verdict_table
 
 __all__ = [
     "load_pipeline",
@@ -37,6 +39,9 @@ __all__ = [
     "trace_to_gif",
     "widgets",
     "judge",
+    "verdicts",
+    "Verdict",
+    "verdict_table",
 ]
 __version__ = "0.1.0"
 
