@@ -39,7 +39,8 @@ def _latent_frame(latents: Any, lim: float) -> np.ndarray:
     """One latent as an RGB mosaic of its channels (blue < 0 < red, fixed range across frames)."""
     from matplotlib import colormaps
 
-    from .plots import DIVERGING, latent_mosaic
+    from .arrays import latent_mosaic
+    from .plots import DIVERGING
 
     m = latent_mosaic(latents)
     rgba = colormaps[DIVERGING]((np.nan_to_num(m, nan=0.0) / lim + 1) / 2)
@@ -55,7 +56,7 @@ def gif_frames(tr: Any, frames: str = "x0") -> list[np.ndarray]:
     frames="xt": the VAE decode of each step's noisy latents x_t, ending with the final latents (what is really there);
     frames="latents": the raw latents x_t as channel tiles (blue < 0 < red, one scale), ending with the final latents.
     """
-    from .plots import to_rgb
+    from .arrays import to_rgb
 
     if frames not in FRAMES:
         raise ValueError(f"frames must be one of {FRAMES}, got {frames!r}")
@@ -84,7 +85,7 @@ def trace_to_gif(tr: Any, path: str | os.PathLike, frames: str = "x0", size: int
     frames: "x0" (decoded predictions), "xt" (decoded noisy latents) or "latents" (raw latent channels).
     include_final: end on the pipeline's image (x0 only).
     """
-    from .plots import to_rgb
+    from .arrays import to_rgb
 
     if not isinstance(size, int) or size < 16:
         raise ValueError(f"size must be an int >= 16, got {size!r}")

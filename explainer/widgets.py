@@ -191,7 +191,7 @@ def _step_text(tr: Any, i: int) -> str:
 
 
 def _x0_png(tr: Any, i: int) -> bytes:
-    from .plots import to_rgb
+    from .arrays import to_rgb
 
     return _png(to_rgb(tr.decode(i)))
 
@@ -244,7 +244,9 @@ class StepExplorer(W.VBox):
             _choose_token(self.token, token, tr, self.message)
 
     def update(self) -> None:
-        from .plots import MAGNITUDE, cfg_delta_map, latent_mosaic
+        from .arrays import latent_mosaic
+        from .plots import MAGNITUDE
+        from .readouts import cfg_delta_map
 
         tr, i = self.trace, self.step.value
         with _reporting(self.message):
@@ -262,7 +264,7 @@ class StepExplorer(W.VBox):
             if _has_attention(tr) and self.token.value is not None:
                 word = dict((v, k) for k, v in self.token.options)[self.token.value]
                 amap = tr.attention(self.token.value, step=i, level=self.level.value).float().numpy()
-                from .plots import to_rgb
+                from .arrays import to_rgb
 
                 self.images["attention"].value = _png(_attention_rgb(to_rgb(tr.image), amap))
                 self.captions["attention"].value = (f"<b>attention to \u201c{html.escape(word)}\u201d</b> "
@@ -314,7 +316,7 @@ class AttentionExplorer(W.VBox):
             _choose_token(self.token, token, tr, self.message)
 
     def update(self) -> None:
-        from .plots import to_rgb
+        from .arrays import to_rgb
 
         tr = self.trace
         one = self.mode.value == self.MODES[1]
@@ -448,7 +450,8 @@ class Playground(W.VBox):
 
     def show(self, tr: Any) -> None:
         """Show a trace in the result panels (the Generate button calls this)."""
-        from .plots import plot_cfg_delta_norm, to_rgb
+        from .arrays import to_rgb
+        from .plots import plot_cfg_delta_norm
 
         self.trace = tr
         self.image.value = _png(to_rgb(tr.image))
@@ -484,7 +487,7 @@ class Playground(W.VBox):
         tr = self.trace
         if tr is None or self._busy:
             return
-        from .plots import to_rgb
+        from .arrays import to_rgb
 
         with _reporting(self.message):
             i = self.step.value

@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from ..plots import count_params
+from ..anatomy import count_params
 
 # Facts about widely used families. Denoiser = the network run at every step (U-Net or transformer).
 # Sources are named so a reader can check them; numbers are as those sources state them.

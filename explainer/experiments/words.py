@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from .. import shapes
-from ..plots import cosine_similarity, prompt_embeddings
+from ..text import cosine_similarity, prompt_embeddings
 
 EVAL_SEED = 10_000_000  # scenes from here on were never used in training
 
@@ -130,7 +130,7 @@ class Retrieval:
 
 def clip_retrieval(clip: Any, n: int = 64, seed: int = EVAL_SEED + 500, tokenizer: Any = None) -> Retrieval:
     """Our CLIP on `n` scenes it never saw (one or two objects), with their full captions."""
-    from ..plots import clip_similarity
+    from ..text import clip_similarity
 
     images, _, scenes = shapes.make_dataset(n, start_seed=seed)
     captions = [shapes.caption_for(s, full=True) for s in scenes]

@@ -1,0 +1,55 @@
+"""Figures that make a pipeline and a trace visible. Every `plot_*` function returns a `matplotlib.figure.Figure`.
+
+Figures are pure functions of their inputs (a Trace, a pipeline, arrays): they never change a pipeline and never run
+a generation. Figures made from a trace carry its prompt, seed, steps, CFG and scheduler in the title, so a PNG lifted
+onto a slide still says what made it.
+
+The figures live by topic: `grids` (pictures side by side), `pipeline` (pipeline at a glance, U-Net anatomy), `text`
+(tokens, embeddings, similarity, CLIP), `noise` (schedules, forward process), `maps` (PCA/UMAP of prompts, latents,
+trajectories), `trace` (filmstrip, CFG), `attention` (cross-attention maps). The numbers behind them are computed
+outside the views, in modules named for what they compute (`explainer.anatomy`, `explainer.text`, `explainer.noise`,
+`explainer.readouts`, `explainer.arrays`); they are re-exported here too, so `plots.unet_anatomy(...)` keeps working.
+"""
+
+from ..anatomy import count_params, pipeline_summary, unet_anatomy
+from ..arrays import latent_mosaic, to_rgb
+from ..noise import forward_process, noise_schedule
+from ..readouts import cfg_delta_map, cfg_delta_norms, final_latents, trajectory
+from ..text import (
+                    DEFAULT_PROMPT,
+                    clip_similarity,
+                    cosine_similarity,
+                    load_clip,
+                    prompt_embeddings,
+                    prompt_similarity,
+                    prompt_tokens,
+)
+from ._base import ATTENTION, DIVERGING, MAGNITUDE, trace_caption
+from .attention import plot_attention, plot_attention_grid, plot_attention_levels
+from .grids import plot_images
+from .maps import plot_latent_map, plot_prompt_map, plot_trajectories
+from .noise import plot_forward_process, plot_noise_schedules
+from .pipeline import plot_pipeline, plot_unet_anatomy
+from .text import (
+                    plot_clip_similarity,
+                    plot_embedding_heatmap,
+                    plot_prompt_similarity,
+                    plot_tokens,
+                    plot_trace_embeddings,
+)
+from .trace import implied_x0, plot_cfg_branches, plot_cfg_delta_maps, plot_cfg_delta_norm, plot_filmstrip
+
+__all__ = [
+    # figures
+    "plot_images", "plot_pipeline", "plot_unet_anatomy", "plot_tokens", "plot_embedding_heatmap",
+    "plot_prompt_similarity", "plot_clip_similarity", "plot_trace_embeddings", "plot_noise_schedules",
+    "plot_forward_process", "plot_prompt_map", "plot_latent_map", "plot_trajectories", "plot_filmstrip",
+    "plot_cfg_delta_norm", "plot_cfg_delta_maps", "plot_cfg_branches", "plot_attention", "plot_attention_levels",
+    "plot_attention_grid", "trace_caption",
+    # colour maps and the default prompt
+    "DIVERGING", "MAGNITUDE", "ATTENTION", "DEFAULT_PROMPT",
+    # the numbers behind the figures (defined outside the views, re-exported for old callers)
+    "count_params", "pipeline_summary", "unet_anatomy", "to_rgb", "latent_mosaic", "noise_schedule",
+    "forward_process", "cfg_delta_map", "cfg_delta_norms", "final_latents", "trajectory", "prompt_tokens",
+    "prompt_embeddings", "cosine_similarity", "prompt_similarity", "load_clip", "clip_similarity", "implied_x0",
+]

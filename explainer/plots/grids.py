@@ -1,0 +1,45 @@
+"""Pictures side by side: rows of images as one grid figure."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from matplotlib.figure import Figure
+
+from ..arrays import to_numpy, to_rgb
+from ._base import _new_figure, _no_ticks
+
+
+def plot_images(rows: Sequence[Sequence[Any]], title: str, row_labels: Sequence[str] | None = None,
+                col_titles: Sequence[str] | None = None, col_labels: Sequence[str] | None = None,
+                cmap: str | None = None, vmin: float | None = None, vmax: float | None = None,
+                cell: float = 1.6) -> Figure:
+    """Rows of images as one grid figure: `rows[r][c]` is a PIL image, an (H, W, 3) uint8 or [0, 1] float array, or an
+    (H, W) array drawn with `cmap`.
+
+    `row_labels` go left of each row, `col_titles` above the first row, `col_labels` under the last row (e.g. a
+    distance). The lessons use it for every "these pictures side by side" figure, so their cells stay about the idea.
+    """
+    n_rows, n_cols = len(rows), max((len(r) for r in rows), default=0)
+    if n_rows == 0 or n_cols == 0:
+        raise ValueError("rows: expected at least one row with at least one image")
+    fig = _new_figure(cell * n_cols + (1.2 if row_labels else 0.2), cell * n_rows + 0.7)
+    axes = fig.subplots(n_rows, n_cols, squeeze=False)
+    for r, row in enumerate(rows):
+        for c in range(n_cols):
+            ax = axes[r, c]
+            _no_ticks(ax)
+            if c >= len(row):
+                ax.set_axis_off()
+                continue
+            im = to_rgb(row[c]) if hasattr(row[c], "convert") else to_numpy(row[c])  # PIL, uint8, [0, 1] or 2-D
+            ax.imshow(im, cmap=cmap if im.ndim == 2 else None, vmin=vmin, vmax=vmax)
+        if row_labels is not None:
+            axes[r, 0].set_ylabel(row_labels[r], fontsize=9)
+    for c, t in enumerate(col_titles or []):
+        axes[0, c].set_title(t, fontsize=8)
+    for c, t in enumerate(col_labels or []):
+        axes[-1, c].set_xlabel(t, fontsize=8)
+    fig.suptitle(title, fontsize=11)
+    return fig
