@@ -27,9 +27,17 @@ SCHEDULERS: dict[str, tuple[str, dict[str, Any], str]] = {
     "lcm": ("LCMScheduler", {}, "Latent Consistency Model sampler (meant for LCM-distilled models)"),
 }
 
+# Flow-matching samplers (SD3, Flux): kept apart because they only fit flow-matching models (see each adapter's
+# `samplers()`); `make_scheduler` builds them from the pipeline's config, keeping its `shift`.
+FLOW_SCHEDULERS: dict[str, tuple[str, dict[str, Any], str]] = {
+    "flow_euler": ("FlowMatchEulerDiscreteScheduler", {}, "Flow-matching Euler (SD3/Flux default), config shift"),
+    "flow_heun": ("FlowMatchHeunDiscreteScheduler", {}, "Flow-matching Heun, second order: two calls per step"),
+}
+_ALL = {**SCHEDULERS, **FLOW_SCHEDULERS}
+
 
 def scheduler_names() -> list[str]:
-    """The short names `trace(scheduler=...)` accepts."""
+    """The short names `trace(scheduler=...)` accepts for U-Net pipelines (flow-matching ones: FLOW_SCHEDULERS)."""
     return list(SCHEDULERS)
 
 
@@ -37,7 +45,7 @@ def check_scheduler_name(name: str | None) -> str | None:
     """None keeps the pipeline's own scheduler; anything else must be a known short name."""
     if name is None:
         return None
-    if not isinstance(name, str) or name.lower() not in SCHEDULERS:
+    if not isinstance(name, str) or name.lower() not in _ALL:
         raise ValueError(f"scheduler must be None (keep the pipeline's own) or one of {scheduler_names()}, "
                          f"got {name!r}")
     return name.lower()
@@ -48,7 +56,7 @@ def make_scheduler(name: str, config: Any):
     import diffusers
 
     name = check_scheduler_name(name)
-    cls_name, overrides, _ = SCHEDULERS[name]
+    cls_name, overrides, _ = _ALL[name]
     cls = getattr(diffusers, cls_name)
     return cls.from_config(config, **overrides)
 
@@ -56,7 +64,7 @@ def make_scheduler(name: str, config: Any):
 def scheduler_name_of(scheduler: Any) -> str:
     """The short name matching a scheduler object, or its class name when none matches."""
     cls = type(scheduler).__name__
-    for name, (cls_name, overrides, _) in SCHEDULERS.items():
+    for name, (cls_name, overrides, _) in _ALL.items():
         if cls_name == cls and all(scheduler.config.get(k) == v for k, v in overrides.items()):
             return name
     return cls

@@ -3,7 +3,8 @@
     tr = trace(pipe, "a red circle left of a blue square", seed=0, steps=25, cfg=7.5)
     tr.image, tr.tokens, tr.steps[i].x0, tr.attention(token="circle"), tr.decode(10), tr.save("run.safetensors")
 
-The capture itself lives in `explainer.hooks`; this module runs it, validates the arguments first, and packs the
+The capture lives in `explainer.capture` (pipeline families in `explainer.adapters`, latent math in
+`explainer.latents`); this module runs it, validates the arguments first, and packs the
 result into a `Trace` (saved as one safetensors file whose header carries the JSON metadata; never pickle).
 """
 
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import struct
 import warnings
 from collections.abc import Sequence
@@ -23,8 +23,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import hooks
-from .schedulers import check_scheduler_name, make_scheduler, scheduler_name_of
+from .adapters import get_adapter
+from .capture import ATTENTION_MAX_RES, Recorder, capture
+from .latents import decode_pil, eval_sigmas, latent_space, prediction_type, to_vae_scale, x0_from
+from .schedulers import make_scheduler, scheduler_name_of
 from .validation import (
     check_bool,
     check_cfg,
@@ -35,8 +37,8 @@ from .validation import (
     check_size,
     check_step_index,
     check_steps,
-    check_token,
 )
+from .words import Lookup, Word, lookup, prompt_words
 
 FORMAT = "explainer.trace"
 FORMAT_VERSION = 1
@@ -53,60 +55,88 @@ class StepIndexError(IndexError, ValueError):
 
 # --------------------------------------------------------------------------------------------- tokens
 class Token(str):
-    """One position of the text encoder's input. Compares and prints as its text ("red"); carries
-    .index (position = attention column), .id, .raw (the tokenizer's piece, e.g. "red</w>"),
-    .special (start/end of text), .padding (filler after the end; the U-Net still attends to it)."""
+    """One position of the text encoder's input. Compares and prints as its text without tokenizer markers ("red");
+    carries .index (position = attention column), .id, .raw (the tokenizer's piece, e.g. "red</w>"),
+    .special (start/end of text), .padding (filler after the end; the U-Net still attends to it), and .start/.end
+    (the characters of the prompt it comes from; None for special tokens, padding, or old traces).
+    The prompt's words and the positions each spans: `Trace.words` (explainer.words)."""
 
     index: int
     id: int
     raw: str
     special: bool
     padding: bool
+    start: int | None
+    end: int | None
 
-    def __new__(cls, text: str, index: int, id: int, raw: str, special: bool, padding: bool) -> Token:
+    def __new__(cls, text: str, index: int, id: int, raw: str, special: bool, padding: bool,
+                start: int | None = None, end: int | None = None) -> Token:
         obj = super().__new__(cls, text)
         obj.index, obj.id, obj.raw, obj.special, obj.padding = index, int(id), raw, bool(special), bool(padding)
+        obj.start, obj.end = (None, None) if start is None or end is None else (int(start), int(end))
         return obj
 
     @property
     def kind(self) -> str:
         return "padding" if self.padding else "special" if self.special else "word"
 
+    def moved(self, offset: int) -> Token:
+        """The same token at position index + offset (a second encoder's part after the first's)."""
+        return Token(str(self), self.index + offset, self.id, self.raw, self.special, self.padding, self.start,
+                     self.end)
+
     def __repr__(self) -> str:
         mark = {"padding": "·pad", "special": "·special", "word": ""}[self.kind]
         return f"{str.__repr__(self)}{mark}"
 
     def __reduce__(self):  # copy/deepcopy support (no pickling of traces happens anywhere)
-        return (Token, (str(self), self.index, self.id, self.raw, self.special, self.padding))
+        return (Token, (str(self), self.index, self.id, self.raw, self.special, self.padding, self.start, self.end))
 
     def to_dict(self) -> dict:
-        return {"text": str(self), "index": self.index, "id": self.id, "raw": self.raw, "special": self.special,
-                "padding": self.padding}
+        d = {"text": str(self), "index": self.index, "id": self.id, "raw": self.raw, "special": self.special,
+             "padding": self.padding}
+        if self.start is not None:
+            d["start"], d["end"] = self.start, self.end
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> Token:
-        return cls(d["text"], d["index"], d["id"], d["raw"], d["special"], d["padding"])
+        return cls(d["text"], d["index"], d["id"], d["raw"], d["special"], d["padding"], d.get("start"), d.get("end"))
 
 
 def tokenize(tokenizer: Any, text: str) -> tuple[list[Token], list[str]]:
     """Tokens exactly as the pipeline feeds them to the text encoder (padded to max length, truncated), and the
-    words the truncation dropped (the pipeline's own rule: ids between max_length-1 and the final end token)."""
+    words the truncation dropped (the pipeline's own rule: ids between max_length-1 and the final end token).
+
+    Each token keeps the characters of `text` it comes from (.start/.end, from a fast tokenizer's offset mapping),
+    which is how `explainer.words` maps the prompt's words to token positions for any tokenizer."""
+    from .words import split_words
+
     max_len = tokenizer.model_max_length
-    enc = tokenizer(text, padding="max_length", max_length=max_len, truncation=True)
+    fast = bool(getattr(tokenizer, "is_fast", False))
+    enc = tokenizer(text, padding="max_length", max_length=max_len, truncation=True,
+                    **({"return_offsets_mapping": True} if fast else {}))
     ids, mask = enc["input_ids"], enc["attention_mask"]
+    offsets = enc.get("offset_mapping") if fast else None
     special_ids = set(tokenizer.all_special_ids)
     pieces = tokenizer.convert_ids_to_tokens(ids)
     tokens = []
     for i, (tid, piece, m) in enumerate(zip(ids, pieces, mask, strict=True)):
         text_i = tokenizer.convert_tokens_to_string([piece]).strip() or piece
-        tokens.append(Token(text_i, i, tid, piece, special=tid in special_ids and m == 1, padding=m == 0))
+        special, padding = tid in special_ids and m == 1, m == 0
+        s, e = offsets[i] if offsets is not None and not special and not padding else (None, None)
+        tokens.append(Token(text_i, i, tid, piece, special=special, padding=padding, start=s, end=e))
     dropped: list[str] = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         full = tokenizer(text, padding="longest", truncation=False)["input_ids"]
     if len(full) > max_len:
-        dropped = [tokenizer.convert_tokens_to_string([p]).strip()
-                   for p in tokenizer.convert_ids_to_tokens(full[max_len - 1:-1])]
+        kept_end = max((t.end for t in tokens if t.end is not None), default=None)
+        if kept_end is not None:  # whole words, as the user wrote them
+            dropped = [w for w, ws, we in split_words(text) if we > kept_end]
+        else:
+            dropped = [tokenizer.convert_tokens_to_string([p]).strip()
+                       for p in tokenizer.convert_ids_to_tokens(full[max_len - 1:-1])]
     return tokens, dropped
 
 
@@ -176,6 +206,7 @@ class Trace:
         self._image = None
         self._tokens = [Token.from_dict(d) for d in meta["tokens"]]
         self._negative_tokens = [Token.from_dict(d) for d in meta.get("negative_tokens", [])]
+        self._words: list[Word] | None = None
         self._n_steps = int(tensors["timesteps"].shape[0])
 
     # basic views ---------------------------------------------------------------------------------------
@@ -192,6 +223,20 @@ class Trace:
     def tokens(self) -> list[Token]:
         """Every position the U-Net attends to, in order (index = attention column); .special/.padding marked."""
         return list(self._tokens)
+
+    @property
+    def words(self) -> list[Word]:
+        """The prompt's words as the user wrote them, each with the token positions it spans (.positions: the
+        attention columns, all text encoders together; .by_encoder: per encoder part; .pieces: the tokenizer's
+        pieces, e.g. ("aut", "umn</w>")). Punctuation words (",") have .punctuation set."""
+        if self._words is None:
+            self._words = prompt_words(self.prompt, self._tokens, self._meta.get("token_groups"))
+        return list(self._words)
+
+    def lookup(self, token: str | int) -> Lookup:
+        """What `attention(token)` sums: the positions, the word's label and a note such as
+        "2 pieces summed: aut + umn" (`.title` joins them for a figure)."""
+        return lookup(token, self.words, self._tokens)
 
     @property
     def negative_tokens(self) -> list[Token]:
@@ -286,12 +331,16 @@ class Trace:
         return torch.stack(up).mean(0).permute(1, 2, 0)
 
     def attention(self, token: str | int, step: int | None = None, level: str | int | None = None) -> torch.Tensor:
-        """2D map (h, w) of how much each latent position attends to `token` (a prompt word or a token position).
+        """2D map (h, w) of how much each latent position attends to `token`: a word of the prompt
+        (case-insensitive, e.g. "fox" or "Autumn"; a phrase "red fox"), a token position (int), or a `Token`/`Word`.
 
-        A word split into several pieces, or repeated, gives the sum over its positions. step/level as in
-        `attention_maps`. Values are probabilities over the prompt's tokens (every position's row sums to 1).
+        A word the tokenizer splits into several pieces ("autumn" -> "aut" + "umn</w>"), a word repeated in the
+        prompt, or a word seen by several text encoders (SD3's CLIP and T5 parts) gives the sum of the maps of all
+        its positions; `tr.lookup(token).title` says which were summed (the figures print it). A word that is not
+        in the prompt raises ValueError listing the prompt's words. step/level as in `attention_maps`. Values are
+        probabilities over the prompt's tokens (every position's row sums to 1).
         """
-        pos = check_token(token, self._tokens)
+        pos = list(self.lookup(token).positions)
         names = self._level_names(level)
         s = None if step is None else check_step_index(step, self._n_steps)
         maps = []
@@ -332,11 +381,11 @@ class Trace:
         key = (i, what)
         if key not in self._decoded:
             lat = self._t[what][i:i + 1].double()
-            if what != "x0" and self._meta["settings"].get("latent_space") == "ve":
+            if what != "x0":
                 # Euler/Heun keep x = x0 + sigma*eps; the VAE expects the VP scale x / sqrt(sigma^2 + 1)
                 sig = float(self._t["sigmas"][i if what == "latents" else min(i + 1, self._n_steps - 1)])
                 sig = 0.0 if what == "latents_next" and i == self._n_steps - 1 else sig
-                lat = lat / math.sqrt(sig**2 + 1)
+                lat = to_vae_scale(lat, sig, self._meta["settings"].get("latent_space", "vp"))
             self._decoded[key] = _decode_latents(self._pipe, lat)
         return self._decoded[key]
 
@@ -382,27 +431,8 @@ class Trace:
 
 
 def _decode_latents(pipe: Any, latents: torch.Tensor):
-    vae = pipe.vae
-    cfg = vae.config
-    lat = latents.to(device=vae.device, dtype=torch.float32 if vae.dtype == torch.float16 and
-                     getattr(cfg, "force_upcast", False) else vae.dtype)
-    mean, std = getattr(cfg, "latents_mean", None), getattr(cfg, "latents_std", None)
-    if mean is not None and std is not None:
-        mean = torch.tensor(mean, device=lat.device, dtype=lat.dtype).view(1, -1, 1, 1)
-        std = torch.tensor(std, device=lat.device, dtype=lat.dtype).view(1, -1, 1, 1)
-        lat = lat * std / cfg.scaling_factor + mean
-    else:
-        lat = lat / cfg.scaling_factor
-    saved_dtype = vae.dtype
-    try:
-        if lat.dtype != saved_dtype:
-            vae.to(lat.dtype)
-        with torch.no_grad():
-            img = vae.decode(lat, return_dict=False)[0]
-    finally:
-        if vae.dtype != saved_dtype:
-            vae.to(saved_dtype)
-    return pipe.image_processor.postprocess(img, output_type="pil")[0]
+    """Denoiser-scale latents (1, C, h, w) -> PIL, exactly as the pipeline decodes (explainer.latents.decode)."""
+    return decode_pil(pipe, latents)[0]
 
 
 def _checksum(tensors: dict[str, torch.Tensor]) -> str:
@@ -468,49 +498,46 @@ def _jsonable(obj: Any) -> Any:
 
 def _run(pipe: Any, prompts: list[str], seeds: list[int], single: bool, steps: int, cfg: float,
          negative_prompt: str | None, scheduler: str | None, height: int | None, width: int | None,
-         attention: bool, attention_max_res: int | None) -> list[Trace]:
-    adapter = hooks.get_adapter(pipe)
+         attention: bool, attention_max_res: int | None, true_cfg: float = 1.0,
+         max_bytes: int | None = None) -> list[Trace]:
+    adapter = get_adapter(pipe)
     # ---- every check before any heavy work
     prompts = [check_prompt(p, "prompt") for p in prompts]
     negative_prompt = check_optional_prompt(negative_prompt, "negative_prompt")
     seeds = [check_seed(s, "seed") for s in seeds]
     steps = check_steps(steps, "steps")
     cfg = check_cfg(cfg, "cfg")
-    scheduler = check_scheduler_name(scheduler)
+    true_cfg = check_cfg(true_cfg, "true_cfg")
+    scheduler = adapter.check_sampler(scheduler)
     height = check_size(height, "height", adapter.size_multiple)
     width = check_size(width, "width", adapter.size_multiple)
     attention = check_bool(attention, "attention")
     if attention_max_res is not None and (isinstance(attention_max_res, bool) or not isinstance(attention_max_res, int)
                                           or attention_max_res < 1):
         raise ValueError(f"attention_max_res must be None (never pool) or a positive int, got {attention_max_res!r}")
+    if max_bytes is not None and (isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1):
+        raise ValueError(f"max_bytes must be None (no limit) or a positive int (bytes), got {max_bytes!r}")
+    adapter.check_guidance(cfg, negative_prompt, true_cfg)
     sched = make_scheduler(scheduler, pipe.scheduler.config) if scheduler else None
     used = sched if sched is not None else pipe.scheduler
     _check_scheduler_steps(used, steps)
 
-    tokenizer = adapter.tokenizer
-    cfg_on = cfg > 1 and pipe.unet.config.get("time_cond_proj_dim") is None  # the pipeline's own rule
+    cfg_on = adapter.cfg_on(cfg, negative_prompt, true_cfg)
     zero_uncond = cfg_on and adapter.zero_uncond(negative_prompt)
-    notes = []
-    if not cfg_on:
-        notes.append("cfg <= 1: the pipeline makes no unconditional pass, so there is no noise_uncond or cfg_delta "
-                     "and noise_guided == noise_cond")
-        if negative_prompt is not None:
-            warnings.warn("negative_prompt is ignored when cfg <= 1 (no unconditional pass)", UserWarning, 2)
-    elif zero_uncond:
-        notes.append("SDXL with force_zeros_for_empty_prompt: the unconditional branch uses all-zero text embeddings")
-    elif negative_prompt is None:
-        notes.append('the unconditional branch is the empty prompt ""')
-    else:
-        notes.append("the negative prompt replaces the empty prompt in the unconditional branch")
+    notes = adapter.guidance_notes(cfg, cfg_on, negative_prompt, zero_uncond)
+    if not cfg_on and negative_prompt is not None:
+        warnings.warn("negative_prompt is ignored: this run makes no unconditional pass "
+                      + ("(Flux uses it only with true_cfg > 1)" if adapter.family == "flux" else "(cfg <= 1)"),
+                      UserWarning, 3)
     per_prompt = []
     for p in prompts:
-        toks, dropped = tokenize(tokenizer, p)
+        toks, dropped, groups = adapter.tokens(p)
         if dropped:
-            warnings.warn(f"the prompt is longer than the text encoder's {tokenizer.model_max_length} tokens; "
+            warnings.warn(f"the prompt is longer than the text encoder's {len(toks)} tokens; "
                           f"these words are dropped (the model never sees them): {' '.join(dropped)}", UserWarning, 3)
-        per_prompt.append((toks, dropped))
-    neg_tokens = [] if (not cfg_on or zero_uncond) else tokenize(tokenizer, negative_prompt or "")[0]
-    if any(not p.strip() for p in prompts):
+        per_prompt.append((toks, dropped, groups))
+    neg_tokens = [] if (not cfg_on or zero_uncond) else adapter.tokens(negative_prompt or "")[0]
+    if any(not p.strip() for p in prompts) and cfg_on:
         notes.append("the prompt is empty: it is the unconditional prompt, so cond and uncond coincide"
                      + ("" if not zero_uncond else " (except SDXL's zeroed uncond)"))
 
@@ -518,103 +545,122 @@ def _run(pipe: Any, prompts: list[str], seeds: list[int], single: bool, steps: i
     dh, dw = adapter.default_size()
     H, W = height or dh, width or dw
     n = len(prompts)
+    if max_bytes is not None:
+        evals = steps * (2 if hasattr(used, "state_in_first_order") else 1) + 1
+        per = adapter.bytes_per_eval(n, (H // vf, W // vf), _latent_channels(pipe), attention,
+                                     len(per_prompt[0][0]), attention_max_res)
+        estimate = evals * per + n * H * W * 3
+        if estimate > max_bytes:
+            raise ValueError(
+                f"max_bytes={max_bytes}: this capture would keep about {estimate:,} bytes ({estimate / 1e6:.1f} MB: "
+                f"{evals} evaluations x {per:,} bytes, attention={'on' if attention else 'off'}); lower steps, "
+                "pass attention=False or a smaller attention_max_res, or raise max_bytes")
     generator = (torch.Generator().manual_seed(seeds[0]) if single
                  else [torch.Generator().manual_seed(s) for s in seeds])
-    call = dict(prompt=prompts[0] if single else prompts, negative_prompt=negative_prompt if single or
-                negative_prompt is None else [negative_prompt] * n, num_inference_steps=steps, guidance_scale=cfg,
-                generator=generator, height=height, width=width)
-    rec = hooks.Recorder(n, (H // vf, W // vf), attention, attention_max_res)
-    with hooks.capture(pipe, adapter, rec, sched):
+    neg = negative_prompt if single or negative_prompt is None else [negative_prompt] * n
+    call = dict(prompt=prompts[0] if single else prompts, num_inference_steps=steps, generator=generator,
+                height=height, width=width, **adapter.call_kwargs(cfg, neg, true_cfg))
+    rec = Recorder(n, (H // vf, W // vf), attention, attention_max_res, adapter)
+    with capture(pipe, adapter, rec, sched):
         used = pipe.scheduler
         out = pipe(**call)
         images = out.images
     return _pack(pipe, adapter, used, rec, images, prompts, seeds, per_prompt, neg_tokens, dict(
         negative_prompt=negative_prompt, steps=steps, cfg=cfg, cfg_applied=bool(rec.cfg),
         scheduler=scheduler or scheduler_name_of(used), height=H, width=W, attention_max_res=attention_max_res,
-        notes=notes, batch_size=n))
+        notes=notes, batch_size=n, **({"true_cfg": true_cfg} if adapter.family == "flux" else {})))
+
+
+def _latent_channels(pipe: Any) -> int:
+    return int(pipe.vae.config.latent_channels)
 
 
 def _pack(pipe, adapter, sched, rec, images, prompts, seeds, per_prompt, neg_tokens, common) -> list[Trace]:
-    ev = rec.evals
-    if not ev:
-        raise RuntimeError("the pipeline ran no denoising step: nothing was recorded")
+    data = rec.finish()  # everything on the CPU now, stacked over evaluations
     n, cfg = len(prompts), bool(rec.cfg)
-    starts = torch.tensor([e["new_step"] for e in ev])
+    E = len(data["timesteps"])
+    starts = torch.tensor(data["new_step"])
     step_of = starts.long().cumsum(0) - 1
     S = int(step_of[-1]) + 1
     first = starts.nonzero().flatten()
-    last = torch.cat([first[1:] - 1, torch.tensor([len(ev) - 1])])
-    lat = torch.stack([e["latents"] for e in ev])  # (E, n, C, h, w)
-    nxt = torch.stack([e["next"] for e in ev])
-    guided = torch.stack([e["guided"] for e in ev])
-    raw = torch.stack([e["raw"] for e in ev])  # (E, 2n or n, C, h, w)
-    cond, uncond = (raw[:, n:], raw[:, :n]) if cfg else (raw, None)
-    ts = [e["timestep"] for e in ev]
-    sig = hooks.eval_sigmas(sched, ts, [e["step_index"] for e in ev])
-    x0 = hooks.predict_x0(sched, lat[first].flatten(0, 1), guided[first].flatten(0, 1),
-                          sig[first].repeat_interleave(n)).view(S, n, *lat.shape[2:])
+    last = torch.cat([first[1:] - 1, torch.tensor([E - 1])])
+    hw = rec.latent_hw
+    lat = adapter.to_grid(data["latents"], hw)  # (E, n, C, h, w)
+    nxt = adapter.to_grid(data["next"], hw)
+    guided = adapter.to_grid(data["guided"], hw)
+    uncond, cond = adapter.split_raw(data["raws"], n, bool(rec.cfg_batch) or cfg)
+    cond = adapter.to_grid(cond, hw)
+    uncond = None if uncond is None else adapter.to_grid(uncond, hw)
+    ts = data["timesteps"]
+    space, pred = latent_space(sched), prediction_type(sched)
+    sig = eval_sigmas(sched, ts, data["step_index"])
+    x0 = x0_from(space, pred, lat[first].flatten(0, 1), guided[first].flatten(0, 1),
+                 sig[first].repeat_interleave(n)).view(S, n, *lat.shape[2:])
     ts_t = torch.tensor(ts, dtype=torch.float64)
-    levels = list(ev[0]["attn"]) if rec.attention else []
-    levels.sort(key=lambda name: -rec.level_source[name][0] * rec.level_source[name][1])
+    groups = adapter.attention_groups()
+    if groups:
+        levels = [g for g in groups if g in data["attn"]]
+    else:
+        levels = list(data["attn"])
+        levels.sort(key=lambda name: -rec.level_source[name][0] * rec.level_source[name][1])
     attn = {}
     for name in levels:
-        a = torch.stack([e["attn"][name] for e in ev])  # (E, n, h, w, T) fp16
-        if len(ev) != S:  # several evaluations per step: average them into the step
+        a = data["attn"][name]  # (E, n, h, w, T) fp16
+        if E != S:  # several evaluations per step: average them into the step
             summed = torch.zeros((S, *a.shape[1:]), dtype=torch.float32).index_add_(0, step_of, a.float())
             a = (summed / torch.bincount(step_of, minlength=S).view(-1, 1, 1, 1, 1)).to(torch.float16)
         attn[name] = a
-    ehs = rec.unet_inputs["encoder_hidden_states"]
-    dims = adapter.text_dims(ehs.shape[-1])
-    added = {k[len("added."):]: v for k, v in rec.unet_inputs.items() if k.startswith("added.")}
+    inputs = data["inputs"]
+    extra = inputs[0]["extra"]
+    uncond_text = inputs[1]["text"] if len(inputs) > 1 else None
+    states = adapter.text_states(inputs[0]["text"], uncond_text, n, cfg)
+    pooled = adapter.pooled_states(extra, n, cfg)
     settings_base = dict(
-        pipeline=type(pipe).__name__, model_id=_model_id(pipe), scheduler_class=type(sched).__name__,
-        scheduler_config=_jsonable(dict(sched.config)), prediction_type=sched.config.get("prediction_type"),
-        latent_space="ve" if type(sched).__name__ in hooks.VE_SCHEDULERS else "vp",
-        latent_shape=list(lat.shape[2:]), vae_scale_factor=adapter.vae_factor, dtype=str(pipe.unet.dtype),
-        device=str(pipe.device), attention=rec.attention, unet_calls=rec.unet_calls, n_evals=len(ev),
-        generator="torch.Generator('cpu').manual_seed(seed)",
-        versions=_versions(),
+        pipeline=type(pipe).__name__, family=adapter.family, denoiser=type(adapter.denoiser).__name__,
+        attention_group=adapter.group_label, model_id=_model_id(pipe), scheduler_class=type(sched).__name__,
+        scheduler_config=_jsonable(dict(sched.config)), prediction_type=pred, latent_space=space,
+        latent_shape=list(lat.shape[2:]), vae_scale_factor=adapter.vae_factor, dtype=str(adapter.dtype),
+        device=str(pipe.device), attention=rec.attention, unet_calls=rec.unet_calls, denoiser_calls=rec.unet_calls,
+        n_evals=E, generator="torch.Generator('cpu').manual_seed(seed)", versions=_versions(),
     )
+    encoders = [name for name in adapter.text_encoder_names
+                if name in states or name in pooled or rec.text_calls.get(name)]
     traces = []
     for b in range(n):
         t: dict[str, torch.Tensor] = {
             "timesteps": ts_t[first], "sigmas": sig[first], "latents": lat[first, b], "latents_next": nxt[last, b],
             "noise_cond": cond[first, b], "noise_guided": guided[first, b], "x0": x0[:, b],
         }
-        if cfg:
+        if uncond is not None:
             t["noise_uncond"] = uncond[first, b]
-        if len(ev) != S:
+        if E != S:
             t.update({"evals.step": step_of, "evals.timesteps": ts_t, "evals.sigmas": sig, "evals.latents": lat[:, b],
                       "evals.latents_next": nxt[:, b], "evals.noise_cond": cond[:, b],
                       "evals.noise_guided": guided[:, b]})
-            if cfg:
+            if uncond is not None:
                 t["evals.noise_uncond"] = uncond[:, b]
         for name in levels:
             t[f"attention.{name}"] = attn[name][:, b]
-        col = 0
-        for enc_name, d in dims:
-            t[f"text.{enc_name}.cond"] = ehs[n + b if cfg else b, :, col:col + d]
-            if cfg:
-                t[f"text.{enc_name}.uncond"] = ehs[b, :, col:col + d]
-            col += d
+        for enc_name, (c, u) in states.items():
+            t[f"text.{enc_name}.cond"] = c[b]
+            if u is not None:
+                t[f"text.{enc_name}.uncond"] = u[b]
         for enc_name, calls in rec.text_calls.items():
             if calls and calls[0]["pooled"] is not None:
                 t[f"text.{enc_name}.cond_pooled"] = calls[0]["pooled"][b]
             if cfg and len(calls) > 1 and calls[1]["pooled"] is not None:
                 t[f"text.{enc_name}.uncond_pooled"] = calls[1]["pooled"][b]
-        if "text_embeds" in added and len(dims) > 1:  # SDXL: the pooled embedding the U-Net actually got
-            t[f"text.{dims[-1][0]}.cond_pooled"] = added["text_embeds"][n + b if cfg else b]
-            if cfg:
-                t[f"text.{dims[-1][0]}.uncond_pooled"] = added["text_embeds"][b]
+        for enc_name, (c, u) in pooled.items():  # what the denoiser actually got
+            t[f"text.{enc_name}.cond_pooled"] = c[b]
+            if u is not None:
+                t[f"text.{enc_name}.uncond_pooled"] = u[b]
         t["image"] = torch.from_numpy(np.array(images[b].convert("RGB"), dtype=np.uint8))
         t = {k: v.contiguous().clone() for k, v in t.items()}
-        settings = dict(settings_base, prompt=prompts[b], seed=seeds[b], **common)
-        if "time_ids" in added:
-            settings["micro_conditioning_time_ids"] = added["time_ids"][n + b if cfg else b].tolist()
-        toks, dropped = per_prompt[b]
+        settings = dict(settings_base, prompt=prompts[b], seed=seeds[b], **common, **adapter.settings(extra, n, cfg, b))
+        toks, dropped, token_groups = per_prompt[b]
         meta = {"settings": settings, "tokens": [x.to_dict() for x in toks],
                 "negative_tokens": [x.to_dict() for x in neg_tokens], "dropped_tokens": dropped,
-                "text_encoders": [name for name, _ in dims],
+                "text_encoders": encoders, "token_groups": token_groups,
                 "levels": {name: {"size": list(attn[name].shape[2:4]), "source_size": list(rec.level_source[name]),
                                   "layers": rec.level_layers[name]} for name in levels}}
         traces.append(Trace(t, meta, pipe))
@@ -634,7 +680,8 @@ def _versions() -> dict[str, str]:
 def trace(pipe: Any, prompt: str, seed: int = 0, steps: int = 25, cfg: float = 7.5,
           negative_prompt: str | None = None, scheduler: str | None = "dpm++2m", height: int | None = None,
           width: int | None = None, attention: bool = True, *,
-          attention_max_res: int | None = hooks.ATTENTION_MAX_RES) -> Trace:
+          attention_max_res: int | None = ATTENTION_MAX_RES, true_cfg: float = 1.0,
+          max_bytes: int | None = None) -> Trace:
     """Run `pipe` once on `prompt` and record every denoising step.
 
     The image is bit-identical (same machine, same thread count) to this untraced call:
@@ -651,16 +698,22 @@ def trace(pipe: Any, prompt: str, seed: int = 0, steps: int = 25, cfg: float = 7
     cfg: guidance scale; <= 1 turns classifier-free guidance off (no unconditional pass is made or recorded).
     attention: record cross-attention maps (conditional branch, mean over heads, per step and level, fp16 on CPU).
     attention_max_res: levels finer than this many positions per side are average-pooled down (None = never).
+    true_cfg: Flux only: true classifier-free guidance scale (> 1 needs negative_prompt; the transformer then also
+        runs on the negative prompt each step). For Flux, `cfg` is the guidance embedding (not CFG).
+    max_bytes: refuse, before the run, a capture whose estimated size exceeds this many bytes (None = no limit).
+    Transformer pipelines (PixArt, SD3, Flux) take the flow/DiT samplers their adapter lists ("flow_euler", ...);
+    their attention maps are grouped by block ("block 0", "double 3", "single 7") instead of U-Net level.
     Every argument is checked before any heavy work (ValueError naming the parameter).
     """
     return _run(pipe, [prompt], [seed], True, steps, cfg, negative_prompt, scheduler, height, width, attention,
-                attention_max_res)[0]
+                attention_max_res, true_cfg, max_bytes)[0]
 
 
 def trace_batch(pipe: Any, prompts: str | Sequence[str], seeds: int | Sequence[int] = 0, steps: int = 25,
                 cfg: float = 7.5, negative_prompt: str | None = None, scheduler: str | None = "dpm++2m",
                 height: int | None = None, width: int | None = None, attention: bool = True, *,
-                attention_max_res: int | None = hooks.ATTENTION_MAX_RES) -> list[Trace]:
+                attention_max_res: int | None = ATTENTION_MAX_RES, true_cfg: float = 1.0,
+                max_bytes: int | None = None) -> list[Trace]:
     """Several prompts and/or seeds in one batched pipeline call; one Trace each.
 
     A single prompt or seed is repeated to match the other list. Trace k equals image k of the untraced call
@@ -680,7 +733,7 @@ def trace_batch(pipe: Any, prompts: str | Sequence[str], seeds: int | Sequence[i
         raise ValueError(f"prompts and seeds must have the same length (or one of them be single), got "
                          f"{len(p_list)} prompts and {len(s_list)} seeds")
     return _run(pipe, p_list, s_list, False, steps, cfg, negative_prompt, scheduler, height, width, attention,
-                attention_max_res)
+                attention_max_res, true_cfg, max_bytes)
 
 
 # --------------------------------------------------------------------------------------------- embeddings
@@ -703,14 +756,14 @@ class PromptEmbeddings:
 
 def encode_prompts(pipe: Any, prompts: Sequence[str], batch_size: int = 64) -> PromptEmbeddings:
     """Embed many prompts at once with the pipeline's own `encode_prompt` (no guidance branch)."""
-    adapter = hooks.get_adapter(pipe)
+    adapter = get_adapter(pipe)
     if isinstance(prompts, str) or not isinstance(prompts, Sequence) or not prompts:
         raise ValueError("prompts must be a non-empty list of strings")
     prompts = [check_prompt(p, f"prompts[{i}]") for i, p in enumerate(prompts)]
     from .validation import check_steps as _positive
 
     batch_size = _positive(batch_size, "batch_size", maximum=100_000)
-    rec = hooks.Recorder(1, (1, 1), attention=False)
+    rec = Recorder(1, (1, 1), attention=False)
     hidden, pooled = [], {}
     handles = [enc.register_forward_hook(rec.text_hook(name), with_kwargs=True) for name, enc in adapter.text_encoders]
     try:
