@@ -6,21 +6,8 @@
 
 Every cell equals the single run (`generate`, which is also what `ex.trace(...).image` equals) bit for bit.
 
-How cells are batched, and why it stays exact (measured on CPU, fp32, 1 and 2 threads)
-------------------------------------------------------------------------------------
-Cells that share steps and sampler and use CFG (> 1) run as one pipeline call: a list of generators (one per cell, so
-each cell's noise is its own seed's), per-cell negative-prompt embeddings and per-cell guidance scales. Batching
-alone changes the last bits of the result, because some CPU kernels pick their algorithm by batch size:
-  * matrix products with <= 3 rows (the timestep-embedding linears: one row per sample; a single CFG run has 2 rows);
-  * 1x1 convolutions (attention proj_in/proj_out, resnet shortcuts) at batch 2 vs batch 2n;
-  * the VAE decoder, which a single run calls at batch 1 (convolutions at batch 1 differ from batch >= 2).
-So inside a batched call those layers run in chunks of the single run's batch (2 rows/samples), and the VAE decodes
-one image at a time. Everything else (3x3 convolutions, big matrix products, attention, norms, the sampler) gives the
-same bits at batch 2n. Because this is an empirical property of kernels, each batched call also checks itself: on
-its first U-Net evaluation one (uncond, cond) pair is recomputed at batch 2 and compared bit for bit; on any
-difference the cells are rerun one by one (a warning says so). The verdict is cached per U-Net and shape.
-Not batched: CFG <= 1 (a single run then calls the U-Net at batch 1, whose convolutions differ from batch >= 2),
-different step counts or samplers (different timesteps), and pipelines other than SD / SDXL.
+Cells that share steps and sampler and use CFG (> 1) run as one exact batched pipeline call; how that stays bit for
+bit, and how it checks itself, is explained in `explainer.generation` (the one generation path).
 """
 
 from __future__ import annotations
@@ -29,8 +16,6 @@ import contextlib
 import math
 import numbers
 import time
-import warnings
-import weakref
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,8 +24,9 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
+from . import generation
 from . import validation as V
-from .schedulers import check_scheduler_name, make_scheduler, scheduler_name_of
+from .schedulers import check_scheduler_name, scheduler_name_of
 
 AXES = ("seeds", "cfgs", "steps", "schedulers", "negative_prompts")
 _SINGULAR = {"seeds": "seed", "cfgs": "cfg", "steps": "steps", "schedulers": "scheduler",
@@ -51,22 +37,6 @@ Progress = Callable[[int, int], None]
 
 
 # --------------------------------------------------------------------------------------------- single runs
-def _generator(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)  # CPU generator, as trace() uses: same noise on every device
-
-
-@contextlib.contextmanager
-def _scheduler(pipe: Any, name: str | None, base_config: Any = None) -> Iterator[None]:
-    """Install the named sampler (fresh, from the pipeline's own config) for the duration; put the original back."""
-    original = pipe.scheduler
-    if name is not None:
-        pipe.scheduler = make_scheduler(name, base_config if base_config is not None else original.config)
-    try:
-        yield
-    finally:
-        pipe.scheduler = original
-
-
 def _check_common(pipe: Any, height: int | None, width: int | None) -> tuple[int | None, int | None]:
     factor = int(getattr(pipe, "vae_scale_factor", 8))
     multiple = math.lcm(8, factor)
@@ -82,183 +52,8 @@ def generate(pipe: Any, prompt: str, seed: int = 0, cfg: float = 7.5, steps: int
     negative_prompt = V.check_optional_prompt(negative_prompt)
     scheduler = check_scheduler_name(scheduler)
     height, width = _check_common(pipe, height, width)
-    with _scheduler(pipe, scheduler):
-        return pipe(prompt, negative_prompt=negative_prompt, num_inference_steps=steps, guidance_scale=cfg,
-                    generator=_generator(seed), height=height, width=width).images[0]
-
-
-# --------------------------------------------------------------------------------------------- exact batching
-class _NotExact(RuntimeError):
-    """A batched call would not reproduce the single runs bit for bit."""
-
-
-class _PerSampleScale(float):
-    """A guidance scale that is one number per sample: `scale * tensor` multiplies row i by scale i.
-
-    Its float value is the smallest scale (> 1 here), so the pipeline's `guidance_scale > 1` test holds. `calls`
-    counts the multiplications it served: if a pipeline ever multiplied the other way round (tensor * scale), torch
-    would read the float value instead and `calls` stays 0; the caller checks that and refuses the result.
-    """
-
-    values: list[float]
-    calls: int
-
-    def __new__(cls, values: Sequence[float]) -> _PerSampleScale:
-        obj = super().__new__(cls, min(values))
-        obj.values = [float(v) for v in values]
-        obj.calls = 0
-        return obj
-
-    def __mul__(self, other: Any) -> Any:
-        if isinstance(other, torch.Tensor):
-            if other.shape[0] != len(self.values):
-                raise _NotExact(f"per-sample guidance got a batch of {other.shape[0]}, expected {len(self.values)}")
-            self.calls += 1
-            col = torch.tensor(self.values, dtype=other.dtype, device=other.device)
-            return col.view(-1, *([1] * (other.dim() - 1))) * other
-        return float(self) * other
-
-    __rmul__ = __mul__
-
-
-_VERDICTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # unet -> {signature: bool}
-
-
-def _slice_batch(obj: Any, idx: torch.Tensor, batch: int) -> Any:
-    if isinstance(obj, torch.Tensor):
-        return obj.index_select(0, idx.to(obj.device)) if obj.dim() and obj.shape[0] == batch else obj
-    if isinstance(obj, dict):
-        return {k: _slice_batch(v, idx, batch) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_slice_batch(v, idx, batch) for v in obj)
-    return obj
-
-
-@contextlib.contextmanager
-def _exact_batching(pipe: Any, unit: int = 2, verify: bool = True, chunk: bool = True) -> Iterator[None]:
-    """Make a batched CFG call compute each sample as a single (batch `unit`) run does. See the module docstring.
-
-    chunk=False leaves the layers alone (only for tests: the self-check must then catch the difference).
-    """
-    unet = pipe.unet
-    patched: list[tuple[torch.nn.Module, Any]] = []
-
-    def chunked(module: torch.nn.Module, only_2d: bool) -> None:
-        forward = module.forward
-
-        def fwd(x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
-            if x.shape[0] > unit and (not only_2d or x.dim() == 2):
-                return torch.cat([forward(c, *args, **kwargs) for c in x.split(unit)])
-            return forward(x, *args, **kwargs)
-
-        patched.append((module, module.__dict__.get("forward")))
-        module.forward = fwd
-
-    for m in unet.modules() if chunk else ():
-        if isinstance(m, torch.nn.Linear):
-            chunked(m, only_2d=True)
-        elif isinstance(m, torch.nn.Conv2d) and m.kernel_size == (1, 1):
-            chunked(m, only_2d=False)
-
-    vae = pipe.vae
-    vae_decode_own = vae.__dict__.get("decode")
-    decode = vae.decode
-
-    def decode_one_by_one(z: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
-        gen = kwargs.pop("generator", None)
-        outs = []
-        for i in range(z.shape[0]):
-            g = gen[i] if isinstance(gen, list) else gen
-            outs.append(decode(z[i:i + 1], *args, **({**kwargs, "generator": g} if gen is not None else kwargs)))
-        if isinstance(outs[0], tuple):
-            return (torch.cat([o[0] for o in outs]),) + tuple(outs[0][1:])
-        first = outs[0]
-        first.sample = torch.cat([o.sample for o in outs])
-        return first
-
-    vae.decode = decode_one_by_one
-
-    state = {"checked": not verify, "inside": False}
-    verdicts = _VERDICTS.setdefault(unet, {})
-
-    def check(module: Any, args: tuple, kwargs: dict, output: Any) -> None:
-        if state["checked"] or state["inside"]:
-            return
-        state["checked"] = True
-        sample = args[0] if args else kwargs["sample"]
-        batch = sample.shape[0]
-        sig = (batch, tuple(sample.shape[1:]), str(sample.dtype), str(sample.device), torch.get_num_threads())
-        if sig in verdicts:
-            if not verdicts[sig]:
-                raise _NotExact("batched U-Net differs from single runs here (cached verdict)")
-            return
-        if batch <= unit:
-            return
-        out = output[0] if isinstance(output, tuple) else output.sample
-        idx = torch.tensor([0, batch // 2])  # sample 0's (uncond, cond) pair, as a single CFG run batches it
-        state["inside"] = True
-        try:
-            ref = module(*_slice_batch(args, idx, batch), **_slice_batch(kwargs, idx, batch))
-        finally:
-            state["inside"] = False
-        ref = ref[0] if isinstance(ref, tuple) else ref.sample
-        verdicts[sig] = bool(torch.equal(out.index_select(0, idx.to(out.device)), ref))
-        if not verdicts[sig]:
-            raise _NotExact("batched U-Net differs from single runs in the last bits on this machine")
-
-    handle = unet.register_forward_hook(check, with_kwargs=True)
-    try:
-        yield
-    finally:
-        handle.remove()
-        for module, own in patched:
-            if own is None:
-                del module.forward
-            else:
-                module.forward = own
-        if vae_decode_own is None:
-            del vae.decode
-        else:
-            vae.decode = vae_decode_own
-
-
-def _pipeline_kind(pipe: Any) -> str | None:
-    from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
-
-    if isinstance(pipe, StableDiffusionXLPipeline):
-        return "sdxl"
-    if isinstance(pipe, StableDiffusionPipeline):
-        return "sd"
-    return None
-
-
-def _encode(pipe: Any, prompt: str, negative_prompt: str | None, cfg_on: bool) -> dict[str, torch.Tensor]:
-    """The text embeddings a single run computes (batch 1), as keyword arguments for `pipe(...)`."""
-    out = pipe.encode_prompt(prompt=prompt, device=pipe._execution_device, num_images_per_prompt=1,
-                             do_classifier_free_guidance=cfg_on, negative_prompt=negative_prompt)
-    names = ("prompt_embeds", "negative_prompt_embeds", "pooled_prompt_embeds", "negative_pooled_prompt_embeds")
-    return {k: v for k, v in zip(names, out, strict=False) if v is not None}
-
-
-def _cat_embeds(embeds: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-    return {k: torch.cat([e[k] for e in embeds]) for k in embeds[0]}
-
-
-def _batched_call(pipe: Any, embeds: list[dict[str, torch.Tensor]], generators: list[torch.Generator],
-                  cfgs: list[float], steps: int, height: int | None, width: int | None,
-                  latents: torch.Tensor | None = None) -> list[Any]:
-    """One pipeline call for n samples (CFG > 1 for all), each computed as its single run. Raises _NotExact."""
-    scale: float | _PerSampleScale = cfgs[0] if len(set(cfgs)) == 1 else _PerSampleScale(cfgs)
-    with _exact_batching(pipe):
-        images = pipe(**_cat_embeds(embeds), num_inference_steps=steps, guidance_scale=scale, generator=generators,
-                      height=height, width=width, latents=latents).images
-    if isinstance(scale, _PerSampleScale) and scale.calls == 0:
-        raise _NotExact(f"{type(pipe).__name__} did not apply the guidance scale as `scale * (cond - uncond)`")
-    return list(images)
-
-
-def _can_batch(pipe: Any) -> bool:
-    return _pipeline_kind(pipe) is not None and pipe.unet.config.get("time_cond_proj_dim") is None
+    with generation.using_scheduler(pipe, scheduler):
+        return generation.single_image(pipe, prompt, seed, cfg, steps, negative_prompt, height, width)
 
 
 # --------------------------------------------------------------------------------------------- labels
@@ -408,10 +203,40 @@ def grid(pipe: Any, prompt: str, seeds: int | Sequence[int] = 0, cfgs: float | S
     V.check_prompt(prompt)
     height, width = _check_common(pipe, height, width)
     V.check_bool(batch, "batch")
-    if isinstance(max_batch, bool) or not isinstance(max_batch, numbers.Integral) or max_batch < 1:
-        raise ValueError(f"max_batch must be a positive integer, got {max_batch!r}")
+    max_batch = V.check_positive_int(max_batch, "max_batch")
+    V.check_progress(progress)
     given = {"seeds": seeds, "cfgs": cfgs, "steps": steps, "schedulers": schedulers,
              "negative_prompts": negative_prompts}
+    row_axis, col_axis, values, fixed = _grid_axes(given, rows)
+    row_vals = values[row_axis] if row_axis else [None]
+    col_vals = values[col_axis]
+    cells = _grid_cells(fixed, row_axis, row_vals, col_axis, col_vals)
+    result = GridResult(prompt, row_axis, [] if row_axis is None else row_vals, col_axis, col_vals,
+                        [[None] * len(col_vals) for _ in row_vals], _fixed_display(pipe, fixed, height, width))
+    t0 = time.perf_counter()
+    base_config = pipe.scheduler.config
+    with _progress(progress, len(cells), "grid") as advance:
+        groups: dict[tuple, list] = {}  # cells that can share a pipeline call: same steps and sampler
+        for cell in cells:
+            groups.setdefault((cell[2]["steps"], cell[2]["scheduler"]), []).append(cell)
+        for (n_steps, sched), members in groups.items():
+            settings = [s for _, _, s in members]
+            run = generation.generate_images(
+                pipe, [prompt] * len(members), [s["seed"] for s in settings], [s["cfg"] for s in settings],
+                n_steps, generation.build_scheduler(pipe, sched, base_config),
+                [s["negative_prompt"] for s in settings], height, width, batch=batch, max_batch=max_batch,
+                progress=advance, what="grid")
+            for (r, c, _), im in zip(members, run.images, strict=True):
+                result.images[r][c] = im
+            result.pipeline_calls += run.pipeline_calls
+            result.batched_cells += run.batched
+            result.notes.extend(n for n in run.notes if n not in result.notes)
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def _grid_axes(given: dict[str, Any], rows: str | None) -> tuple[str | None, str, dict[str, list], dict[str, Any]]:
+    """(row axis or None, column axis, checked values of every argument, the fixed ones) from grid's arguments."""
     axes, fixed = [], {}
     values: dict[str, list] = {}
     for name in AXES:
@@ -431,15 +256,13 @@ def grid(pipe: Any, prompt: str, seeds: int | Sequence[int] = 0, cfgs: float | S
             raise ValueError(f"rows must name one of the grid's axes {axes}, got {rows!r}")
         axes = [rows] + [a for a in axes if a != rows]
     row_axis, col_axis = (axes[0], axes[1]) if len(axes) == 2 else (None, axes[0])
-    row_vals = values[row_axis] if row_axis else [None]
-    col_vals = values[col_axis]
-    fixed_display = dict(fixed)
-    if fixed_display.get("schedulers", "") is None:
-        fixed_display["schedulers"] = scheduler_name_of(pipe.scheduler)
-    if height or width:
-        fixed_display.update(height=height, width=width)
+    return row_axis, col_axis, values, fixed
 
-    cells = []  # (row, col, settings)
+
+def _grid_cells(fixed: dict[str, Any], row_axis: str | None, row_vals: list, col_axis: str,
+                col_vals: list) -> list[tuple[int, int, dict[str, Any]]]:
+    """(row, col, settings as `generate` takes them) for every cell, row by row."""
+    cells = []
     for r, rv in enumerate(row_vals):
         for c, cv in enumerate(col_vals):
             s = {_SINGULAR[a]: v for a, v in fixed.items()}
@@ -447,73 +270,41 @@ def grid(pipe: Any, prompt: str, seeds: int | Sequence[int] = 0, cfgs: float | S
                 s[_SINGULAR[row_axis]] = rv
             s[_SINGULAR[col_axis]] = cv
             cells.append((r, c, s))
+    return cells
 
-    images: list[list[Any]] = [[None] * len(col_vals) for _ in row_vals]
-    total, done = len(cells), 0
+
+def _fixed_display(pipe: Any, fixed: dict[str, Any], height: int | None, width: int | None) -> dict[str, Any]:
+    shown = dict(fixed)
+    if shown.get("schedulers", "") is None:
+        shown["schedulers"] = scheduler_name_of(pipe.scheduler)
+    if height or width:
+        shown.update(height=height, width=width)
+    return shown
+
+
+@contextlib.contextmanager
+def _progress(progress: Progress | bool | None, total: int, desc: str) -> Iterator[Callable[[int], None]]:
+    """An `advance(k)` that moves a tqdm bar (progress=True) or calls progress(done, total) (a callable)."""
     bar = None
     if progress is True:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=total, desc="grid", unit="image")
-    report: Progress | None = progress if callable(progress) else None
+        bar = tqdm(total=total, desc=desc, unit="image")
+    done = 0
 
     def advance(k: int) -> None:
         nonlocal done
         done += k
         if bar is not None:
             bar.update(k)
-        if report is not None:
-            report(done, total)
+        if callable(progress):
+            progress(done, total)
 
-    groups: dict[tuple, list] = {}
-    for cell in cells:
-        s = cell[2]
-        groups.setdefault((s["steps"], s["scheduler"], s["cfg"] > 1), []).append(cell)
-    result = GridResult(prompt, row_axis, [] if row_axis is None else row_vals, col_axis, col_vals, images,
-                        fixed_display)
-    t0 = time.perf_counter()
-    base_config = pipe.scheduler.config
-    fell_back = False
     try:
-        for (n_steps, sched, cfg_on), members in groups.items():
-            chunks = ([members[i:i + max_batch] for i in range(0, len(members), max_batch)]
-                      if batch and cfg_on and _can_batch(pipe) else [[m] for m in members])
-            for chunk in chunks:
-                done_chunk = False
-                if len(chunk) > 1:
-                    try:
-                        embeds_cache: dict = {}
-                        embeds = []
-                        for _, _, s in chunk:
-                            neg = s["negative_prompt"]
-                            if neg not in embeds_cache:
-                                embeds_cache[neg] = _encode(pipe, prompt, neg, True)
-                            embeds.append(embeds_cache[neg])
-                        with _scheduler(pipe, sched, base_config):
-                            out = _batched_call(pipe, embeds, [_generator(s["seed"]) for _, _, s in chunk],
-                                                [s["cfg"] for _, _, s in chunk], n_steps, height, width)
-                        result.pipeline_calls += 1
-                        for (r, c, _), im in zip(chunk, out, strict=True):
-                            images[r][c] = im
-                        result.batched_cells += len(chunk)
-                        done_chunk = True
-                        advance(len(chunk))
-                    except _NotExact as err:
-                        if not fell_back:
-                            warnings.warn(f"grid: not batching ({err}); running the cells one by one", stacklevel=2)
-                            result.notes.append(f"batching refused: {err}")
-                        fell_back = True
-                if not done_chunk:
-                    for r, c, s in chunk:
-                        images[r][c] = generate(pipe, prompt, s["seed"], s["cfg"], n_steps, sched,
-                                                s["negative_prompt"], height, width)
-                        result.pipeline_calls += 1
-                        advance(1)
+        yield advance
     finally:
         if bar is not None:
             bar.close()
-    result.seconds = time.perf_counter() - t0
-    return result
 
 
 # --------------------------------------------------------------------------------------------- interpolation
@@ -585,23 +376,17 @@ def _latent_shape(pipe: Any, height: int | None, width: int | None) -> tuple[int
 def _run_frames(pipe: Any, embeds: list[dict], latents: list[torch.Tensor], generators: list[torch.Generator],
                 cfg: float, steps: int, scheduler: str | None, height: int | None, width: int | None,
                 batch: bool) -> tuple[list[Any], bool]:
-    with _scheduler(pipe, scheduler):
-        if batch and cfg > 1 and len(embeds) > 1 and _can_batch(pipe):
-            try:
-                return _batched_call(pipe, embeds, generators, [cfg] * len(embeds), steps, height, width,
-                                     latents=torch.cat(latents)), True
-            except _NotExact as err:
-                warnings.warn(f"interpolation: not batching ({err}); running the frames one by one", stacklevel=3)
-        images = [pipe(**e, num_inference_steps=steps, guidance_scale=cfg, generator=g, height=height, width=width,
-                       latents=lat).images[0] for e, lat, g in zip(embeds, latents, generators, strict=True)]
-        return images, False
+    run = generation.generate_images(pipe, None, None, cfg, steps, scheduler, None, height, width, embeds=embeds,
+                                     latents=latents, generators=generators, batch=batch, max_batch=len(embeds),
+                                     what="interpolation")
+    return run.images, run.batched > 0
 
 
 def _advanced_generator(seed: int, shape: tuple, dtype: torch.dtype) -> torch.Generator:
     """The generator state a single run has after drawing its starting noise (ancestral samplers draw on from here)."""
     from diffusers.utils.torch_utils import randn_tensor
 
-    g = _generator(seed)
+    g = generation.seed_generator(seed)
     randn_tensor(shape, generator=g, dtype=dtype)
     return g
 
@@ -628,15 +413,15 @@ def interpolate_seeds(pipe: Any, prompt: str, seed_a: int = 0, seed_b: int = 1, 
     negative_prompt, scheduler = V.check_optional_prompt(negative_prompt), check_scheduler_name(scheduler)
     height, width = _check_common(pipe, height, width)
     ts = _check_frames(frames)
-    if _pipeline_kind(pipe) is None:
+    if generation.pipeline_kind(pipe) is None:
         raise NotImplementedError(f"interpolation supports SD and SDXL pipelines, not {type(pipe).__name__}")
     t0 = time.perf_counter()
-    emb = _encode(pipe, prompt, negative_prompt, cfg > 1)
+    emb = generation.encode(pipe, prompt, negative_prompt, cfg > 1)
     from diffusers.utils.torch_utils import randn_tensor
 
     shape, dtype = _latent_shape(pipe, height, width), emb["prompt_embeds"].dtype
-    na = randn_tensor(shape, generator=_generator(seed_a), dtype=dtype)
-    nb = randn_tensor(shape, generator=_generator(seed_b), dtype=dtype)
+    na = randn_tensor(shape, generator=generation.seed_generator(seed_a), dtype=dtype)
+    nb = randn_tensor(shape, generator=generation.seed_generator(seed_b), dtype=dtype)
     latents = [slerp(na, nb, t) for t in ts]
     gens = [_advanced_generator(seed_a, shape, dtype) for _ in ts]
     images, batched = _run_frames(pipe, [emb] * len(ts), latents, gens, cfg, steps, scheduler, height, width, batch)
@@ -660,11 +445,11 @@ def interpolate_prompts(pipe: Any, prompt_a: str, prompt_b: str, seed: int = 0, 
     negative_prompt, scheduler = V.check_optional_prompt(negative_prompt), check_scheduler_name(scheduler)
     height, width = _check_common(pipe, height, width)
     ts = _check_frames(frames)
-    if _pipeline_kind(pipe) is None:
+    if generation.pipeline_kind(pipe) is None:
         raise NotImplementedError(f"interpolation supports SD and SDXL pipelines, not {type(pipe).__name__}")
     t0 = time.perf_counter()
-    ea = _encode(pipe, prompt_a, negative_prompt, cfg > 1)
-    eb = _encode(pipe, prompt_b, negative_prompt, cfg > 1)
+    ea = generation.encode(pipe, prompt_a, negative_prompt, cfg > 1)
+    eb = generation.encode(pipe, prompt_b, negative_prompt, cfg > 1)
     embeds = []
     for t in ts:
         e = dict(ea)  # the unconditional branch depends only on the negative prompt: the same for both
@@ -675,7 +460,7 @@ def interpolate_prompts(pipe: Any, prompt_a: str, prompt_b: str, seed: int = 0, 
     from diffusers.utils.torch_utils import randn_tensor
 
     shape = _latent_shape(pipe, height, width)
-    noise = randn_tensor(shape, generator=_generator(seed), dtype=ea["prompt_embeds"].dtype)
+    noise = randn_tensor(shape, generator=generation.seed_generator(seed), dtype=ea["prompt_embeds"].dtype)
     gens = [_advanced_generator(seed, shape, noise.dtype) for _ in ts]
     images, batched = _run_frames(pipe, embeds, [noise] * len(ts), gens, cfg, steps, scheduler, height, width,
                                   batch)

@@ -84,6 +84,24 @@ def check_step_index(step: object, n_steps: int, name: str = "step") -> int:
     return step % n_steps
 
 
+def check_positive_int(value: object, name: str, maximum: int | None = None) -> int:
+    """An integer >= 1 (numpy integers too), at most `maximum` when given."""
+    top = f" to {maximum:,}" if maximum is not None else ""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{name} must be an integer from 1{top}, got {value!r}")
+    value = int(value)
+    if value < 1 or (maximum is not None and value > maximum):
+        raise ValueError(f"{name} must be from 1{top}, got {value}")
+    return value
+
+
+def check_progress(progress: object, name: str = "progress") -> object:
+    """None / False (quiet), True (a tqdm bar) or a callable(done, total)."""
+    if progress is None or isinstance(progress, bool) or callable(progress):
+        return progress
+    raise ValueError(f"{name} must be None, True (a progress bar), False or a callable(done, total), got {progress!r}")
+
+
 def check_choice(value: object, allowed: Sequence, name: str) -> object:
     if value not in allowed:
         raise ValueError(f"{name} must be one of {list(allowed)}, got {value!r}")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from explainer import sweeps
+from explainer import generation
 from explainer.sweeps import generate, grid, interpolate_prompts, interpolate_seeds, slerp
 
 PROMPT = "a red circle left of a blue square"
@@ -89,25 +89,25 @@ def test_bad_arguments_are_named(tiny_sd, kwargs, words):
 
 
 def test_self_check_refuses_inexact_batching(tiny_sd, monkeypatch):
-    sweeps._VERDICTS.clear()
-    monkeypatch.setattr(sweeps, "_exact_batching", functools.partial(sweeps._exact_batching, chunk=False))
+    generation.VERDICTS.clear()
+    monkeypatch.setattr(generation, "exact_batching", functools.partial(generation.exact_batching, chunk=False))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         res = grid(tiny_sd, PROMPT, seeds=[0, 1, 2], steps=2)
-    sweeps._VERDICTS.clear()
+    generation.VERDICTS.clear()
     assert res.batched_cells == 0 and res.notes and any("not batching" in str(w.message) for w in caught)
     assert_cells_equal_single_runs(tiny_sd, res)
 
 
 def test_per_sample_scale():
-    s = sweeps._PerSampleScale([2.0, 3.0])
+    s = generation._PerSampleScale([2.0, 3.0])
     assert s > 1 and float(s) == 2.0
     x = torch.ones(2, 3)
     assert torch.equal(s * x, torch.tensor([[2.0] * 3, [3.0] * 3])) and s.calls == 1
     _ = x * s  # the wrong way round: torch sees the float; the counter shows the guess was not used
     assert s.calls == 1
     y = torch.randn(2, 4, 8, 8, generator=torch.Generator().manual_seed(0))
-    both = sweeps._PerSampleScale([7.3, 9.1]) * y  # row i must be bit-identical to the plain float scale times row i
+    both = generation._PerSampleScale([7.3, 9.1]) * y  # row i: bit-identical to the plain float scale times row i
     assert torch.equal(both[0], 7.3 * y[0]) and torch.equal(both[1], 9.1 * y[1])
 
 
