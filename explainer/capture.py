@@ -225,6 +225,7 @@ class Recorder:
         self.first_inputs: list[dict[str, Any]] = []  # the first step's denoiser inputs, one per call
         self.evals: list[dict[str, Any]] = []
         self.text_calls: dict[str, list[dict[str, torch.Tensor]]] = {}
+        self.extra_records: dict[str, list[Any]] = {}  # filled by an adapter's extra_hooks (device tensors)
         self.level_layers: dict[str, int] = {}
         self.level_source: dict[str, tuple[int, int]] = {}
         self.rows: slice | None = None  # rows of the current call whose attention is recorded
@@ -338,6 +339,8 @@ class Recorder:
             "attn": {name: torch.stack([e["attn"][name] for e in ev]).cpu() for name in ev[0]["attn"]},
             "inputs": [{"text": None if c["text"] is None else c["text"].cpu(),
                         "extra": {k: v.cpu() for k, v in c["extra"].items()}} for c in self.first_inputs],
+            "extra_records": {k: [v.cpu() if torch.is_tensor(v) else v for v in vs]
+                              for k, vs in self.extra_records.items()},
         }
         return out
 
@@ -405,6 +408,11 @@ def capture(pipe: Any, adapter: Adapter, recorder: Recorder, scheduler: Any | No
         handles.append(denoiser.register_forward_hook(recorder.denoiser_post))
         for name, enc in adapter.text_encoders:
             handles.append(enc.register_forward_hook(recorder.text_hook(name), with_kwargs=True))
+        for module, pre, post in adapter.extra_hooks(recorder):
+            if pre is not None:
+                handles.append(module.register_forward_pre_hook(pre, with_kwargs=True))
+            if post is not None:
+                handles.append(module.register_forward_hook(post, with_kwargs=True))
         if recorder.attention:
             for m, probe in adapter.probes(recorder):
                 processors.append((m, m.processor))

@@ -286,3 +286,122 @@ def build_sdxl(seed: int = 0, sample_size: int = 8):
         add_watermarker=False, force_zeros_for_empty_prompt=True)
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+# =============================================================================================================
+# Transformer (DiT) pipelines — section owned by the "seam" helper (issue 15): SD3, Flux, PixArt-alpha/-sigma built
+# from tiny configs with the real classes, a T5 Unigram tokenizer built locally with `tokenizers`. Every module is
+# put in eval mode (config-built modules start in training mode, and T5's dropout would make two runs differ).
+# =============================================================================================================
+T5_WORDS = (*WORDS, "autumn", "leaves", "fox", "castle")
+
+
+def t5_unigram_tokenizer(words: tuple[str, ...] = T5_WORDS, max_length: int = 512):
+    """T5's tokenizer format: SentencePiece Unigram with "▁" marking a word start, "</s>" appended, "<pad>" id 0,
+    "<unk>" id 2. `words` get whole pieces ("▁circle"); other words fall back to single letters, and "autumn" /
+    "leaves" are spelled from two pieces ("▁aut" "umn", "▁lea" "ves") so multi-piece words exist."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    split = {"autumn": ("▁aut", "umn"), "leaves": ("▁lea", "ves")}
+    pieces: list[tuple[str, float]] = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0)]
+    for w in words:
+        pieces += [(p, -2.0) for p in split[w]] if w in split else [("▁" + w, -1.0)]
+    pieces += [("▁", -3.0)] + [(c, -5.0) for c in "abcdefghijklmnopqrstuvwxyz"]
+    pieces = list(dict(pieces).items())
+    tok = Tokenizer(models.Unigram(pieces, unk_id=2, byte_fallback=False))
+    tok.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase()])
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
+    tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
+    tok.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="</s>", pad_token="<pad>", unk_token="<unk>",
+                                   model_max_length=max_length, padding_side="right")
+
+
+def _t5(tokenizer: Any, d_model: int):
+    from transformers import T5Config, T5EncoderModel
+
+    cfg = T5Config(vocab_size=len(tokenizer), d_model=d_model, d_ff=2 * d_model, d_kv=8, num_layers=2, num_heads=4,
+                   relative_attention_num_buckets=8, dropout_rate=0.1, pad_token_id=0, eos_token_id=1)
+    return T5EncoderModel(cfg).eval()
+
+
+def _flow_vae(scaling_factor: float = 1.5035, shift_factor: float = 0.0609, latent_channels: int = 4):
+    """SD3/Flux-style VAE (no quant convs, a shift factor), 2x downsampling."""
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(in_channels=3, out_channels=3, latent_channels=latent_channels, block_out_channels=(8, 16),
+                         down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
+                         layers_per_block=1, norm_num_groups=4, sample_size=16, scaling_factor=scaling_factor,
+                         shift_factor=shift_factor, use_quant_conv=False, use_post_quant_conv=False).eval()
+
+
+def build_tiny_sd3(t5: bool = False, seed: int = 0, shift: float = 3.0):
+    """StableDiffusion3Pipeline: SD3Transformer2DModel (2 joint blocks, patch 2), CLIP-L + CLIP-G (32 wide each,
+    projections 32 -> pooled 64), joint_attention_dim 64 (>= the CLIP widths together, else SD3 silently crops them),
+    T5 (d_model 64) or text_encoder_3=None (zeros, as our shapes-dit), FlowMatchEuler with `shift`. 16x16 images,
+    8x8x4 latents, a 4x4 grid of image tokens."""
+    from diffusers import FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel, StableDiffusion3Pipeline
+    from transformers import CLIPTextModelWithProjection
+
+    torch.manual_seed(seed)
+    tok1, tok2 = word_tokenizer(pad=None), word_tokenizer(pad="!")
+    transformer = SD3Transformer2DModel(
+        sample_size=8, patch_size=2, in_channels=4, num_layers=2, attention_head_dim=8, num_attention_heads=4,
+        joint_attention_dim=64, caption_projection_dim=32, pooled_projection_dim=64, out_channels=4,
+        pos_embed_max_size=16).eval()
+    tok3 = t5_unigram_tokenizer() if t5 else None
+    pipe = StableDiffusion3Pipeline(
+        transformer=transformer, scheduler=FlowMatchEulerDiscreteScheduler(shift=shift), vae=_flow_vae(),
+        text_encoder=CLIPTextModelWithProjection(_text_config(tok1, 32, projection=32)).eval(), tokenizer=tok1,
+        text_encoder_2=CLIPTextModelWithProjection(_text_config(tok2, 32, projection=32)).eval(), tokenizer_2=tok2,
+        text_encoder_3=_t5(tok3, 64) if t5 else None, tokenizer_3=tok3)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def build_tiny_flux(seed: int = 0, guidance_embeds: bool = True):
+    """FluxPipeline: FluxTransformer2DModel with 2 double-stream and 2 single-stream blocks, guidance embedding,
+    RoPE axes (4, 4, 8); CLIP (pooled, 32) + T5 (d_model 32, 512 positions as the pipeline pads); packed 2x2 latents;
+    FlowMatchEuler with dynamic shifting. Pass height=width=16 (Flux's default size is 128 * VAE factor)."""
+    from diffusers import FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel
+    from transformers import CLIPTextModel
+
+    torch.manual_seed(seed)
+    tok1, tok2 = word_tokenizer(pad=None), t5_unigram_tokenizer()
+    transformer = FluxTransformer2DModel(
+        patch_size=1, in_channels=16, num_layers=2, num_single_layers=2, attention_head_dim=16,
+        num_attention_heads=2, joint_attention_dim=32, pooled_projection_dim=32, guidance_embeds=guidance_embeds,
+        axes_dims_rope=(4, 4, 8)).eval()
+    scheduler = FlowMatchEulerDiscreteScheduler(use_dynamic_shifting=True, base_shift=0.5, max_shift=1.15,
+                                                base_image_seq_len=256, max_image_seq_len=4096)
+    pipe = FluxPipeline(scheduler=scheduler, vae=_flow_vae(0.3611, 0.1159),
+                        text_encoder=CLIPTextModel(_text_config(tok1, 32)).eval(), tokenizer=tok1,
+                        text_encoder_2=_t5(tok2, 32), tokenizer_2=tok2, transformer=transformer)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def build_tiny_pixart(sigma: bool = False, seed: int = 0):
+    """PixArtAlphaPipeline (or PixArtSigmaPipeline): Transformer2DModel (2 blocks, adaLN-single, patch 2, learned
+    sigma: 8 output channels for 4 latent ones), T5 (d_model 32) with its attention mask, DPM++ 2M. 16x16 images."""
+    from diffusers import (
+        DPMSolverMultistepScheduler,
+        PixArtAlphaPipeline,
+        PixArtSigmaPipeline,
+        PixArtTransformer2DModel,
+    )
+
+    torch.manual_seed(seed)
+    tok = t5_unigram_tokenizer()
+    transformer = PixArtTransformer2DModel(
+        sample_size=8, num_layers=2, patch_size=2, attention_head_dim=8, num_attention_heads=3, caption_channels=32,
+        in_channels=4, cross_attention_dim=24, out_channels=8, attention_bias=True, activation_fn="gelu-approximate",
+        num_embeds_ada_norm=1000, norm_type="ada_norm_single", norm_elementwise_affine=False, norm_eps=1e-6).eval()
+    scheduler = DPMSolverMultistepScheduler(beta_start=0.0001, beta_end=0.02, beta_schedule="linear")
+    cls = PixArtSigmaPipeline if sigma else PixArtAlphaPipeline
+    vae = _vae()
+    vae.eval()
+    pipe = cls(tokenizer=tok, text_encoder=_t5(tok, 32), vae=vae, transformer=transformer, scheduler=scheduler)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe

@@ -311,8 +311,17 @@ class Trace:
             return [level]
         if isinstance(level, int) and not isinstance(level, bool) and -len(names) <= level < len(names):
             return [names[level]]
-        raise ValueError(f"level must be None (all levels), one of {names}, or an index 0..{len(names) - 1} "
-                         f"(0 = finest), got {level!r}")
+        if isinstance(level, slice) and names[level]:
+            return names[level]
+        if isinstance(level, (range, list, tuple)) and len(level) > 0:  # a block range, e.g. range(4, 8)
+            try:
+                return [self._level_names(x)[0] for x in level]
+            except ValueError:
+                pass
+        what = "blocks" if self._meta["settings"].get("attention_group") == "block" else "levels"
+        order = "in model order" if what == "blocks" else "0 = finest"
+        raise ValueError(f"level must be None (all {what}), one of {names}, an index 0..{len(names) - 1} "
+                         f"({order}), or (for a block range) a range/slice/list of those, got {level!r}")
 
     def attention_maps(self, step: int | None = None, level: str | int | None = None) -> torch.Tensor:
         """(h, w, tokens) cross-attention probabilities: mean over heads and the level's layers; `step` None = mean
@@ -654,6 +663,7 @@ def _pack(pipe, adapter, sched, rec, images, prompts, seeds, per_prompt, neg_tok
             t[f"text.{enc_name}.cond_pooled"] = c[b]
             if u is not None:
                 t[f"text.{enc_name}.uncond_pooled"] = u[b]
+        t.update(adapter.pack_extra(data, n, cfg, b))
         t["image"] = torch.from_numpy(np.array(images[b].convert("RGB"), dtype=np.uint8))
         t = {k: v.contiguous().clone() for k, v in t.items()}
         settings = dict(settings_base, prompt=prompts[b], seed=seeds[b], **common, **adapter.settings(extra, n, cfg, b))

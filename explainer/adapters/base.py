@@ -180,6 +180,15 @@ class Adapter:
         """Names of the attention groups the probes report, when known before the run (blocks); [] for U-Nets."""
         return []
 
+    def extra_hooks(self, recorder: Any) -> list[tuple[Any, Any, Any]]:
+        """Extra (module, forward_pre_hook or None, forward_hook or None) that `capture` installs and removes, e.g. on
+        a ControlNet. They may keep device tensors in `recorder.extra_records[key]` (a list per key)."""
+        return []
+
+    def pack_extra(self, data: dict[str, Any], n: int, cfg: bool, b: int) -> dict[str, torch.Tensor]:
+        """Tensors for trace b from `data["extra_records"]` (CPU lists, as `extra_hooks` recorded them)."""
+        return {}
+
     # --- latents -----------------------------------------------------------------------------------------
     def to_grid(self, x: torch.Tensor, latent_hw: tuple[int, int]) -> torch.Tensor:
         """(E, n, ...) scheduler-layout latents -> (E, n, C, h, w) on the VAE's latent grid."""

@@ -21,17 +21,16 @@ class PixArtAdapter(DiTAdapter):
     def t5_length(self) -> int:
         return int(call_default(self.pipe, "max_sequence_length", 120))
 
-    def read_inputs(self, args: tuple, kwargs: dict) -> dict[str, Any]:
-        inp = super().read_inputs(args, kwargs)
-        return inp
-
     def raw_output(self, output: Any) -> torch.Tensor:
         raw = output[0] if isinstance(output, tuple) else output.sample
         c = int(self.denoiser.config.in_channels)
         return raw[:, :c] if raw.shape[1] == 2 * c else raw  # learned sigma: the pipeline keeps the first half
 
     def call_kwargs(self, cfg: float, negative_prompt: Any, true_cfg: float) -> dict[str, Any]:
-        kw = {"guidance_scale": cfg, "negative_prompt": negative_prompt if negative_prompt is not None else ""}
+        # clean_caption=False: the prompt reaches T5 as typed, so the trace's token positions are the pipeline's
+        # (cleaning rewrites captions, and needs ftfy/bs4)
+        kw = {"guidance_scale": cfg, "negative_prompt": negative_prompt if negative_prompt is not None else "",
+              "clean_caption": False}
         if int(self.denoiser.config.sample_size) not in _BIN_SIZES.get(type(self.pipe).__name__, ()):
             kw["use_resolution_binning"] = False  # the pipeline has no bins for this size (it would raise)
         return kw
