@@ -219,6 +219,78 @@ def render(scene: Scene, size: int = IMAGE_SIZE) -> Image.Image:
     return img.resize((size, size), Image.Resampling.BOX)
 
 
+# ------------------------------------------------------------------------------------------- condition maps
+#: Colour of each shape class in a segmentation map (the background is SEGMENTATION_BACKGROUND). One fixed colour per
+#: class, whatever the object's own colour: the map says *what kind* of thing is *where*, the prompt says the rest.
+SEGMENTATION_COLORS: dict[str, tuple[int, int, int]] = {
+    "circle": (255, 0, 0),
+    "square": (0, 255, 0),
+    "triangle": (0, 0, 255),
+    "star": (255, 255, 0),
+    "cross": (255, 0, 255),
+}
+SEGMENTATION_BACKGROUND = (0, 0, 0)
+CONDITIONS = ("edges", "segmentation")
+
+
+def _draw_shape(draw: ImageDraw.ImageDraw, obj: ShapeObject, scale: float, fill=None, outline=None,
+                width: int = 1) -> None:
+    cx, cy, r = obj.x * scale, obj.y * scale, RADIUS[obj.size] * scale
+    if obj.shape == "circle":
+        draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=fill, outline=outline, width=width)
+    else:
+        draw.polygon(_polygon(obj.shape, cx, cy, r), fill=fill, outline=outline, width=width)
+
+
+def object_masks(scene: Scene, size: int = IMAGE_SIZE) -> np.ndarray:
+    """Boolean (n_objects, size, size): the pixels each object covers at least half of (same geometry as `render`)."""
+    big = size * _SS
+    out = []
+    for obj in scene.objects:
+        img = Image.new("L", (big, big), 0)
+        _draw_shape(ImageDraw.Draw(img), obj, big / IMAGE_SIZE, fill=255)
+        cover = np.asarray(img.resize((size, size), Image.Resampling.BOX), dtype=np.float32) / 255.0
+        out.append(cover >= 0.5)
+    return np.stack(out) if out else np.zeros((0, size, size), dtype=bool)
+
+
+def render_edges(scene: Scene, size: int = IMAGE_SIZE) -> Image.Image:
+    """The edge map of a scene: each object's outline, white (about one pixel wide, anti-aliased) on black, RGB.
+
+    Drawn from the scene's geometry (not detected from pixels), so it is exact: the same outline `render` fills.
+    """
+    big = size * _SS
+    img = Image.new("L", (big, big), 0)
+    draw = ImageDraw.Draw(img)
+    for obj in scene.objects:
+        _draw_shape(draw, obj, big / IMAGE_SIZE, outline=255, width=_SS)
+    return img.resize((size, size), Image.Resampling.BOX).convert("RGB")
+
+
+def render_segmentation(scene: Scene, size: int = IMAGE_SIZE) -> Image.Image:
+    """The segmentation map of a scene: every pixel painted with its shape class's colour (`SEGMENTATION_COLORS`),
+    the background black. A pixel belongs to the class that covers most of it (no blended colours)."""
+    big = size * _SS
+    ids = Image.new("L", (big, big), 0)
+    draw = ImageDraw.Draw(ids)
+    for obj in scene.objects:  # later objects on top, as in `render`
+        _draw_shape(draw, obj, big / IMAGE_SIZE, fill=1 + SHAPES.index(obj.shape))
+    blocks = np.asarray(ids).reshape(size, _SS, size, _SS).transpose(0, 2, 1, 3).reshape(size, size, _SS * _SS)
+    counts = np.stack([(blocks == k).sum(-1) for k in range(len(SHAPES) + 1)], axis=-1)
+    label = counts.argmax(-1)
+    palette = np.array([SEGMENTATION_BACKGROUND] + [SEGMENTATION_COLORS[s] for s in SHAPES], dtype=np.uint8)
+    return Image.fromarray(palette[label])
+
+
+def render_condition(scene: Scene, condition: str, size: int = IMAGE_SIZE) -> Image.Image:
+    """The control map of `scene` for `condition` ('edges' or 'segmentation'), an RGB image of size x size."""
+    if condition == "edges":
+        return render_edges(scene, size)
+    if condition == "segmentation":
+        return render_segmentation(scene, size)
+    raise ValueError(f"condition must be one of {CONDITIONS}, got {condition!r}")
+
+
 def make_dataset(n: int, start_seed: int = 0, **kwargs) -> tuple[np.ndarray, list[str], list[Scene]]:
     """n scenes as a uint8 array (n, 32, 32, 3), their captions and the Scene records."""
     scenes = [sample_scene(start_seed + i, **kwargs) for i in range(n)]
