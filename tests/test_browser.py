@@ -342,3 +342,34 @@ def test_jupyterlab_runs_start_here_and_a_lesson(tmp_path, page_factory):
               f" {r['images']} images; stderr outputs: {len(r['stderr'])}")
         for s in r["stderr"]:
             print("    stderr:", s.strip().splitlines()[0][:160] if s.strip() else "")
+
+
+def test_jupyterlab_step_explorer_inside_lesson_1(tmp_path, page_factory):
+    """Lesson 1's step explorer in a real JupyterLab: after Run All, dragging its step slider to the last step changes
+    the predicted-x0 picture and the step caption (the explorer lives inside a lesson, not only in the playground)."""
+    root = copy_notebooks(tmp_path / "notebooks")
+    name = "01_whole_machine.ipynb"
+    assert (root / name).exists(), f"{name} is missing"
+    token = os.urandom(12).hex()
+    with running(lab_server(root, tmp_path / "home", token, ARTIFACTS / "jupyterlab_lesson1.log"),
+                 ready_path=f"/api/status?token={token}", timeout=SERVER_S) as srv:
+        page = page_factory()
+        with _shot_on_failure(page, "lab_lesson1"):
+            r = _run_all_in_lab(page, srv.url, token, name, "lab_lesson1")
+            assert not r["errors"], f"{name}: error output in JupyterLab:\n" + "\n---\n".join(r["errors"])[:3000]
+            assert not r["loading"], f"{name}: a widget did not render"
+            ex_sel = ".jp-NotebookPanel:not(.lm-mod-hidden) .explainer-step-explorer"
+            page.wait_for_selector(ex_sel, state="visible", timeout=STEP_MS)
+            page.eval_on_selector(ex_sel, "e => e.scrollIntoView({block: 'center'})")
+            x0 = f"{ex_sel} .explainer-x0"
+            src = _wait_new_image(page, x0, "", timeout=STEP_MS)
+            before, info = _pixels(page, x0), page.inner_text(f"{ex_sel} .explainer-step-info")
+            page.focus(f"{ex_sel} .explainer-step .noUi-handle")
+            page.keyboard.press("End")  # the last step: the finished picture instead of step 1's blur
+            _wait_new_image(page, x0, src, timeout=STEP_MS)
+            diff = _differ(before, _pixels(page, x0))
+            assert diff > 2, f"moving lesson 1's step slider barely changed the predicted x0 (mean |diff| {diff:.2f})"
+            assert page.inner_text(f"{ex_sel} .explainer-step-info") != info
+            _shot(page, "lab_lesson1_step_explorer")
+            assert not page_factory.errors, page_factory.errors
+    _record(lab_run_all_01_whole_machine_s=r["seconds"])

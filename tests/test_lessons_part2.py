@@ -14,7 +14,8 @@ import pytest
 import torch
 
 from explainer import plots
-from explainer.experiments import families, guidance, negative, resolution, samplers, seeds
+from explainer import verdicts as vd
+from explainer.experiments import families, guidance, negative, resolution, samplers, seeds, summaries
 
 
 # --------------------------------------------------------------------------------------------- lesson 7
@@ -42,24 +43,82 @@ def test_cfg_delta_concentrates_on_the_objects_and_acts_early(cfg_trace):
     assert check.first_half_effect > 0.5  # weighted by the sampler's step size, the push is early
 
 
+def _verdict(vs, start: str):
+    hits = [v for v in vs if v.claim.startswith(start)]
+    assert len(hits) == 1, (start, [v.claim for v in vs])
+    return hits[0]
+
+
+def test_cfg_sweep_columns_are_what_the_table_says(sweep):
+    # the table's columns, recomputed from the outside from the images with the judge
+    from explainer.judge import judge, judge_against, parse_prompt
+
+    for s in (1.0, 20.0):
+        ims = sweep.images[s]
+        objects = np.mean([bool(judge_against(im, p)["objects"]) for im, p in zip(ims, sweep.prompts, strict=True)])
+        assert sweep.adherence[s]["objects"] == pytest.approx(objects)
+        extra = np.mean([judge(im).count > len(parse_prompt(p).objects) for im, p in zip(ims, sweep.prompts,
+                                                                                         strict=True)])
+        assert sweep.extra_objects[s] == pytest.approx(extra)
+        fates = sweep.fates[s]
+        assert len(fates) == 2 * len(ims)
+        right = sum(judge(im).find(color=o.color, shape=o.shape) is not None
+                    for im, p in zip(ims, sweep.prompts, strict=True) for o in parse_prompt(p).objects)
+        assert fates.count("right") == right
+
+
 def test_cfg_sweep_matches_what_the_lesson_says(sweep):
-    assert sweep.scales == [1.0, 3.0, 7.5, 12.0, 20.0]
-    assert len(sweep.prompts) == 36
     a = {s: sweep.adherence[s]["all"] for s in sweep.scales}
-    assert a[3.0] > max(a[1.0], a[7.5])  # the lesson: peaks at CFG 3, ahead of 1 and 7.5 ...
-    assert max(a[12.0], a[20.0]) < a[3.0] / 2  # ... and falls steeply at 12 and 20
-    assert sweep.missing_object[1.0] <= 0.2  # low CFG does not skip objects here
-    assert sweep.missing_object[20.0] >= sweep.missing_object[7.5] + 0.3  # high CFG loses them
-    assert sweep.extra_objects[20.0] >= 0.3  # ... and adds blobs
-    assert sweep.saturation[20.0] <= max(sweep.saturation.values())
+    v = guidance.verdicts(sweep)
+    # "CFG 1 already draws both objects in most images"
+    assert sweep.adherence[1.0]["objects"] >= 0.75
+    assert _verdict(v, "low CFG skips parts").status != vd.AGREES
+    # "the best scale beats the extremes at the high end clearly"
+    best = max(sweep.scales, key=lambda s: a[s])
+    assert 1.0 <= best <= 7.5
+    assert _verdict(v, f"a middle scale is the sweet spot: CFG {best:g} (best here) beats CFG 20").status == vd.AGREES
+    # README: "CFG 3 vs 1 and 7.5 is within noise (36 images)"
+    for other in (1.0, 3.0, 7.5):
+        if other != best:
+            assert _verdict(v, f"a middle scale is the sweet spot: CFG {best:g} (best here) beats CFG {other:g}"
+                            ).status == vd.NOISE
+    # "over-saturation: it is there, and measured: saturation rises and many more channel values clip at CFG 20"
+    assert _verdict(v, "high CFG over-saturates").status == vd.AGREES
+    assert _verdict(v, "high CFG clips colour values").status == vd.AGREES
+    assert sweep.saturation[20.0] > sweep.saturation[1.0] + 0.03
+    assert sweep.clipped[20.0] > 5 * sweep.clipped[1.0]
+    # "at 12 and 20 the objects mostly do not vanish: they change colour or lose their shape, and extra blobs appear"
+    for s in (12.0, 20.0):
+        changed = sweep.fate_share(s, "recoloured") + sweep.fate_share(s, "reshaped")
+        assert changed > sweep.fate_share(s, "gone"), s
+    assert _verdict(v, "at CFG 20 a named object that goes wrong changes").status == vd.AGREES
+    assert _verdict(v, "high CFG adds extra objects").status == vd.AGREES
+    # "the relation column hardly moves with the scale"
+    rel = [sweep.adherence[s]["relation"] for s in sweep.scales]
+    assert max(rel) - min(rel) <= 0.1, rel
+    assert _verdict(v, "more guidance draws the relation right").status != vd.AGREES
 
 
-def test_cfg_sweep_verdicts_are_reported(sweep):
-    lines = guidance.verdicts(sweep)
-    assert len(lines) == 4
-    assert "does not agree" in lines[0] and lines[1].endswith("agrees")
-    for s in sweep.scales:
-        assert 0 <= sweep.saturation[s] <= 1 and 0 <= sweep.clipped[s] <= 1
+def test_cfg_branches_at_step_9_are_nearly_the_same_picture(cfg_trace):
+    late, first = guidance.branch_gap(cfg_trace, 8), guidance.branch_gap(cfg_trace, 0)
+    # "their difference is small next to a whole picture"; guidance multiplies it by CFG - 1
+    assert late["cond_vs_uncond"] < 0.25 * late["picture"]
+    assert late["guided_vs_cond"] == pytest.approx(6.5 * late["cond_vs_uncond"])
+    # "at step 1 the gap between the branches is larger"
+    assert first["cond_vs_uncond"] > late["cond_vs_uncond"]
+    # and the same numbers from the recorded predictions, recomputed from x0 = x - sigma * eps
+    st = cfg_trace.steps[8]
+    gap = float((float(st.sigma) * (st.noise_cond - st.noise_uncond)).double().pow(2).mean().sqrt())
+    assert late["cond_vs_uncond"] == pytest.approx(gap, rel=1e-4)
+
+
+def test_running_example_is_judged(cfg_trace):
+    from explainer.judge import judge_against
+
+    v = guidance.running_example(cfg_trace)
+    checks = judge_against(cfg_trace.image, cfg_trace.prompt)
+    assert v.agrees == bool(checks["all"])
+    assert ("relation" in v.numbers.split("wrong: ")[1]) == (checks["relation"] is False)
 
 
 # --------------------------------------------------------------------------------------------- lesson 8
@@ -91,6 +150,8 @@ def test_negative_prompt_pushes_white_away(neg_effect):
     assert neg_effect.share("white", with_negative=True) <= 0.1
     # ... and the circle stays: the judge accepts about as many circles with the negative prompt as without
     assert neg_effect.asked_kept_with >= neg_effect.asked_kept_without - 0.1
+    v = summaries.lesson8(neg_what, neg_effect)
+    assert [x.status for x in v[:3]] == [vd.AGREES] * 3, [x.sentence() for x in v]
 
 
 # --------------------------------------------------------------------------------------------- lesson 9
@@ -118,9 +179,26 @@ def test_heun_loses_per_network_evaluation(study):
     assert study.run("heun", 10).distance > study.run("euler", 20).distance
 
 
-def test_lcm_sampler_on_a_non_lcm_model_is_worse_than_dpm(study):
-    assert study.run("lcm", 4).distance > study.run("dpm++2m", 5).distance
-    assert study.run("lcm", 8).distance > study.run("dpm++2m", 10).distance  # more LCM steps do not catch up
+def test_dpm_is_not_the_best_deterministic_sampler_at_few_steps(study):
+    # lesson 9: "on our model the multistep method does not win at 5 or 10 steps"
+    for n in (5, 10):
+        assert study.run("dpm++2m", n).distance > min(study.run("euler", n).distance, study.run("ddim", n).distance)
+
+
+@pytest.fixture(scope="module")
+def few(shipped_pipe):
+    return samplers.few_step_adherence(shipped_pipe, n=24)
+
+
+def test_lcm_judged_by_adherence(few, study):
+    # "by adherence, the LCM sampler is not worse than DPM++ 2M at 4-5 steps"
+    assert few.rate("lcm", 4) >= few.rate("dpm++2m", 5)
+    # "what it does not do is match an ordinary run with enough steps"
+    assert few.rate("dpm++2m", 25) > few.rate("lcm", 4)
+    v = samplers.sampler_verdicts(study, few)
+    assert _verdict(v, "LCM sampling needs an LCM-distilled model: on ours, LCM 4").status != vd.AGREES
+    assert _verdict(v, "diminishing returns").status == vd.AGREES
+    assert _verdict(v, "Heun wins per U-Net evaluation").status == vd.DISAGREES
 
 
 def test_sampler_traces_share_their_start(shipped_pipe):
@@ -151,6 +229,11 @@ def test_same_seed_keeps_layout_better_than_another_seed(shipped_pipe):
     assert lay.same_seed_iou > lay.other_seed_iou
     assert lay.same_seed_shift < lay.other_seed_shift
     assert lay.same_seed_iou - lay.other_seed_iou < 0.15
+    assert len(lay.same_ious) == 3 * 8 and np.mean(lay.same_ious) == pytest.approx(lay.same_seed_iou)
+    v = summaries.lesson10(seeds.reproducibility(shipped_pipe, prompt="a red circle left of a blue square", seed=0,
+                                                 other_seed=1)[0], lay, seeds.noise_norms(0, 1))
+    assert v[0].agrees and v[1].agrees and v[-1].agrees
+    assert v[3].status != vd.DISAGREES  # "only weakly"
 
 
 def test_slerp_keeps_the_noise_size():
@@ -217,8 +300,17 @@ def test_playground_runs_headless_and_the_challenge_checkers_work(shipped_pipe):
     pg = widgets.playground(shipped_pipe, prompt="a red circle left of a blue square", seed=0, cfg=7.5, steps=25)
     pg.run()
     assert pg.trace is not None and pg.image.value and not pg.message.value
-    s = guidance.second_object_scale(shipped_pipe, "a yellow star above a green square", seed=0)
-    assert s is None or 1 <= s <= 7.5
-    flip = seeds.layout_flip_seed(shipped_pipe, "a large red circle", "a small blue square", seeds=range(16))
-    assert flip is None or flip in range(16)
-    assert np.isfinite(guidance.saturation(pg.trace.image))
+    from explainer.judge import judge_against
+
+    # challenge 2's checker: at the scale it returns both objects are judged present, and at the scale before not
+    scales = (1, 1.5, 2, 3, 4, 5, 7.5)
+    s = guidance.second_object_scale(shipped_pipe, "a yellow star above a green square", seed=0, scales=scales)
+    if s is not None:
+        im = guidance.generate_many(shipped_pipe, ["a yellow star above a green square"], [0], cfg=s)[0]
+        assert judge_against(im, "a yellow star above a green square")["objects"]
+        if scales.index(s) > 0:
+            prev = guidance.generate_many(shipped_pipe, ["a yellow star above a green square"], [0],
+                                          cfg=scales[scales.index(s) - 1])[0]
+            assert not judge_against(prev, "a yellow star above a green square")["objects"]
+    v = summaries.lesson13(judge_against(pg.trace.image, pg.prompt.value), pg.prompt.value)
+    assert v[0].agrees == bool(judge_against(pg.trace.image, pg.prompt.value)["all"])

@@ -99,3 +99,143 @@ def structure_then_detail(pipe: Any, n: int = 8, steps: int = 25, cfg: float = 7
         prompts, seeds, steps, frames, coarse, fine,
         float(np.mean([settle_step(c) for c in coarse])), float(np.mean([settle_step(c) for c in fine])),
         {k: float(np.mean(v)) for k, v in lock_each.items()}, lock_each, adherence, traces)
+
+
+def half_step(curve: np.ndarray, frac: float = 0.5) -> int:
+    """First step (1-based) at which the error is at or below `frac` of its value at step 1."""
+    below = np.nonzero(curve <= frac * curve[0])[0]
+    return int(below[0] + 1) if len(below) else len(curve)
+
+
+def halving_steps(res: StructureResult, frac: float = 0.5) -> dict[str, list[int]]:
+    """Per image, the step at which each band's error first falls to `frac` of its start (coarse, fine)."""
+    return {"coarse": [half_step(c, frac) for c in res.coarse], "fine": [half_step(c, frac) for c in res.fine]}
+
+
+def structure_verdicts(res: StructureResult) -> list[Any]:
+    """Lesson 4's claims as Verdicts, each a paired bootstrap over the images."""
+    from .. import verdicts as vd
+
+    h = halving_steps(res)
+    unit = f"images ({res.steps} steps each)"
+    out = [vd.compare("structure first: the coarse error halves before the fine error does (step of halving)",
+                      h["fine"], h["coarse"], labels=("fine", "coarse"), digits=1, unit=unit,
+                      note="coarse halves at step " + ", ".join(map(str, h["coarse"])) + "; fine at "
+                           + ", ".join(map(str, h["fine"]))),
+           vd.compare("structure first: the coarse band settles (below 10 % of its start) before the fine band",
+                      [settle_step(c) for c in res.fine], [settle_step(c) for c in res.coarse],
+                      labels=("fine", "coarse"), digits=1, unit=unit)]
+    for attr in ("colour", "shape"):
+        out.append(vd.compare(f"where before what: the judged position is fixed before the {attr}",
+                              res.lock_each[attr], res.lock_each["position"], labels=(attr, "position"), digits=1,
+                              unit=unit))
+    return out
+
+
+# ------------------------------------------------------------------------------------------- swap the prompt
+@dataclass
+class PromptSwap:
+    pairs: list[tuple[str, str]]  # (first prompt A, second prompt B): they differ in colour, shape and position
+    seeds: list[int]
+    ks: list[int]  # A for the first k steps, B for the rest (k = 0: B throughout; k = steps: A throughout)
+    steps: int
+    follows: dict[int, dict[str, list[bool | None]]]  # k -> attribute -> per image: True = like A, False = like B,
+    #                                                   None = neither (or no object found)
+    images: dict[int, list[Any]]
+
+    def share(self, k: int, attr: str, of: str = "A") -> float:
+        """Share of the images whose judged `attr` (position, colour, shape) is prompt `of`'s ("A" or "B")."""
+        want = of == "A"
+        v = self.follows[k][attr]
+        return sum(x is want for x in v) / len(v)
+
+    def first_k(self, attr: str, at_least: float = 0.5) -> int:
+        """The smallest k (of `ks`) from which at least `at_least` of the images take `attr` from prompt A."""
+        for k in self.ks:
+            if all(self.share(kk, attr, "A") >= at_least for kk in self.ks if kk >= k):
+                return k
+        return self.ks[-1]
+
+    def table(self) -> str:
+        head = f"{'swap after step k':<18}" + "".join(f"{a + ' from A':>16}{a + ' from B':>16}"
+                                                       for a in ("position", "colour", "shape"))
+        lines = [f"{len(self.pairs)} prompt pairs; A for the first k of {self.steps} steps, then B", head]
+        for k in self.ks:
+            lines.append(f"k = {k:<14}" + "".join(f"{self.share(k, a, 'A'):>16.0%}{self.share(k, a, 'B'):>16.0%}"
+                                                  for a in ("position", "colour", "shape")))
+        return "\n".join(lines)
+
+
+def swap_pairs(n: int = 8, seed: int = 0) -> list[tuple[str, str]]:
+    """n pairs of one-object prompts that differ in colour, shape and position (opposite sides), same size."""
+    import random
+
+    rng = random.Random(seed)
+    opposite = {"left": "right", "right": "left", "top": "bottom", "bottom": "top"}
+    out: list[tuple[str, str]] = []
+    while len(out) < n:
+        (c1, c2), (s1, s2) = rng.sample(list(shapes.COLORS), 2), rng.sample(list(shapes.SHAPES), 2)
+        if (c1, s1) in shapes.HELD_OUT or (c2, s2) in shapes.HELD_OUT:
+            continue
+        p1 = rng.choice(list(opposite))
+        out.append((f"a large {c1} {s1} on the {p1}", f"a large {c2} {s2} on the {opposite[p1]}"))
+    return out
+
+
+@torch.no_grad()
+def swap_prompt(pipe: Any, pairs: list[tuple[str, str]] | None = None, ks: tuple[int, ...] = (0, 2, 4, 8, 12, 25),
+                steps: int = 25, cfg: float = 7.5, seed: int = 0) -> PromptSwap:
+    """Generate with prompt A for the first k steps and prompt B for the rest (the conditional text embeddings are
+    swapped through the pipeline's step callback), and judge which prompt the final picture's position, colour and
+    shape follow."""
+    pairs = pairs or swap_pairs()
+    if any(not 0 <= k <= steps for k in ks):
+        raise ValueError(f"ks must lie in 0..steps={steps}, got {list(ks)}")
+    a_prompts, b_prompts = [a for a, _ in pairs], [b for _, b in pairs]
+    cond_b, _ = pipe.encode_prompt(b_prompts, pipe.device, 1, False)
+    seeds = [seed + i for i in range(len(pairs))]
+    follows: dict[int, dict[str, list[bool | None]]] = {}
+    images: dict[int, list[Any]] = {}
+    for k in ks:
+        def to_b(p, i, t, kw, k=k):
+            if i + 1 == k:  # after step k the conditional half of the embeddings becomes prompt B's
+                e = kw["prompt_embeds"]
+                half = e.shape[0] // 2
+                return {"prompt_embeds": torch.cat([e[:half], cond_b.to(e.dtype)])}
+            return {}
+
+        ims = pipe(a_prompts if k > 0 else b_prompts, num_inference_steps=steps, guidance_scale=cfg,
+                   generator=[torch.Generator().manual_seed(s) for s in seeds],
+                   callback_on_step_end=to_b if 0 < k < steps else None,
+                   callback_on_step_end_tensor_inputs=["prompt_embeds"]).images
+        row: dict[str, list[bool | None]] = {"position": [], "colour": [], "shape": []}
+        for im, (a, b) in zip(ims, pairs, strict=True):
+            j = J.judge(im)
+            o = j.objects[0] if j.objects else None
+            sa, sb = J.parse_prompt(a).objects[0], J.parse_prompt(b).objects[0]
+            for attr, name in (("position", "position"), ("colour", "color"), ("shape", "shape")):
+                seen = getattr(o, name) if o is not None else None
+                row[attr].append(True if seen == getattr(sa, name) else False if seen == getattr(sb, name) else None)
+        follows[k], images[k] = row, ims
+    return PromptSwap(list(pairs), seeds, list(ks), steps, follows, images)
+
+
+def swap_verdicts(sw: PromptSwap, early: int | None = None) -> list[Any]:
+    """The lesson-4 question answered: after a swap at step `early`, does the layout stay A's while colour and shape
+    follow B? Wilson intervals over the prompt pairs."""
+    from .. import verdicts as vd
+
+    early = early if early is not None else min(k for k in sw.ks if 0 < k < sw.steps)
+    n = len(sw.pairs)
+    pos_a = sum(x is True for x in sw.follows[early]["position"])
+    col_b = sum(x is False for x in sw.follows[early]["colour"])
+    shp_b = sum(x is False for x in sw.follows[early]["shape"])
+    unit = "prompt pairs"
+    return [
+        vd.proportion(f"swapped after step {early} of {sw.steps}: the position stays the first prompt's", pos_a, n,
+                      threshold=0.5, what="position from A", unit=unit),
+        vd.proportion(f"swapped after step {early}: the colour follows the second prompt", col_b, n, threshold=0.5,
+                      what="colour from B", unit=unit),
+        vd.proportion(f"swapped after step {early}: the shape follows the second prompt", shp_b, n, threshold=0.5,
+                      what="shape from B", unit=unit),
+    ]

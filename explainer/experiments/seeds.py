@@ -71,6 +71,8 @@ class Layout:
     other_seed_position: float
     images: list[list[Any]] = field(repr=False)  # images[prompt][seed]
     seconds: float = 0.0
+    same_ious: list[float] = field(default_factory=list, repr=False)  # per same-seed pair of prompts
+    other_ious: list[float] = field(default_factory=list, repr=False)  # per different-seed pair
 
     def figure(self) -> Figure:
         return image_strip(self.images, self.prompts, [f"seed {s}" for s in self.seeds],
@@ -99,7 +101,7 @@ def layout_study(pipe: Any, prompts: Sequence[str] = ("a large red circle", "a l
             d["pos"].append(pos[pa][i] is not None and pos[pa][i] == pos[pb][j])
     return Layout(prompts, seeds, float(np.mean(same["iou"])), float(np.mean(other["iou"])),
                   float(np.mean(same["shift"])), float(np.mean(other["shift"])), float(np.mean(same["pos"])),
-                  float(np.mean(other["pos"])), grid, time.perf_counter() - t0)
+                  float(np.mean(other["pos"])), grid, time.perf_counter() - t0, same["iou"], other["iou"])
 
 
 def noise_norms(seed_a: int = 0, seed_b: int = 1, shape: tuple[int, ...] = (1, 4, 8, 8)) -> dict[str, float]:
