@@ -336,11 +336,11 @@ def _flow_vae(scaling_factor: float = 1.5035, shift_factor: float = 0.0609, late
                          shift_factor=shift_factor, use_quant_conv=False, use_post_quant_conv=False).eval()
 
 
-def build_tiny_sd3(t5: bool = False, seed: int = 0, shift: float = 3.0):
+def build_tiny_sd3(t5: bool = False, seed: int = 0, shift: float = 3.0, qk_norm: str | None = None):
     """StableDiffusion3Pipeline: SD3Transformer2DModel (2 joint blocks, patch 2), CLIP-L + CLIP-G (32 wide each,
     projections 32 -> pooled 64), joint_attention_dim 64 (>= the CLIP widths together, else SD3 silently crops them),
     T5 (d_model 64) or text_encoder_3=None (zeros, as our shapes-dit), FlowMatchEuler with `shift`. 16x16 images,
-    8x8x4 latents, a 4x4 grid of image tokens."""
+    8x8x4 latents, a 4x4 grid of image tokens. qk_norm="rms_norm" is SD3.5's layout (normalised queries and keys)."""
     from diffusers import FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel, StableDiffusion3Pipeline
     from transformers import CLIPTextModelWithProjection
 
@@ -349,7 +349,7 @@ def build_tiny_sd3(t5: bool = False, seed: int = 0, shift: float = 3.0):
     transformer = SD3Transformer2DModel(
         sample_size=8, patch_size=2, in_channels=4, num_layers=2, attention_head_dim=8, num_attention_heads=4,
         joint_attention_dim=64, caption_projection_dim=32, pooled_projection_dim=64, out_channels=4,
-        pos_embed_max_size=16).eval()
+        pos_embed_max_size=16, qk_norm=qk_norm).eval()
     tok3 = t5_unigram_tokenizer() if t5 else None
     pipe = StableDiffusion3Pipeline(
         transformer=transformer, scheduler=FlowMatchEulerDiscreteScheduler(shift=shift), vae=_flow_vae(),
