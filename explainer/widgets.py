@@ -38,7 +38,7 @@ from __future__ import annotations
 import html
 import io
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -340,26 +340,6 @@ def attention_explorer(tr: Any, token: str | int | None = None) -> AttentionExpl
 
 
 # --------------------------------------------------------------------------------------------- playground
-@contextmanager
-def _count_unet_calls(pipe: Any, callback: Callable[[int], None]) -> Iterator[None]:
-    """Call `callback(n)` after the U-Net's n-th evaluation (an observing hook; removed afterwards)."""
-    count = [0]
-
-    def hook(module: Any, args: Any, output: Any) -> None:
-        count[0] += 1
-        callback(count[0])
-
-    handle = pipe.unet.register_forward_hook(hook)
-    try:
-        yield
-    finally:
-        handle.remove()
-
-
-def _expected_evals(scheduler: str, steps: int) -> int:
-    return {"heun": 2 * steps - 1, "pndm": steps + 1}.get(scheduler, steps)
-
-
 class Playground(W.VBox):
     """Type a prompt, set the knobs, press Generate: the image, then the run's insides (a step slider over the
     predicted clean image, where a chosen word attends at that step, and how hard CFG pushed at each step)."""
@@ -428,17 +408,19 @@ class Playground(W.VBox):
 
     def run(self) -> None:
         """What the Generate button does (callable directly, e.g. from tests)."""
+        from . import generation
         from .trace import trace
 
         self.generate.disabled = True
         try:
             with _reporting(self.message):
                 args = self._read()
-                total = _expected_evals(args["scheduler"], args["steps"])
+                total = generation.expected_denoiser_calls(self.pipe, args["scheduler"], args["steps"])
                 self.progress.max, self.progress.value = total, 0
                 self.status.value = "generating\u2026"
                 t0 = time.perf_counter()
-                with _count_unet_calls(self.pipe, lambda n: setattr(self.progress, "value", min(n, total))):
+                with generation.count_denoiser_calls(self.pipe,
+                                                     lambda n: setattr(self.progress, "value", min(n, total))):
                     tr = trace(self.pipe, **args)
                 self.progress.value = total
                 self.status.value = f"done in {time.perf_counter() - t0:.1f} s"

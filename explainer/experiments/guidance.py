@@ -14,11 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import torch
 from matplotlib.figure import Figure
 
+from .. import generation
 from ..judge import judge, judge_against
-from ..schedulers import make_scheduler
 
 # Prompts the CFG sweep judges: two objects each, so "does low CFG skip a part of the prompt?" has an answer.
 SWEEP_PROMPTS = (
@@ -36,33 +35,22 @@ SWEEP_SCALES = (1.0, 3.0, 7.5, 12.0, 20.0)
 # --------------------------------------------------------------------------------------------- shared helpers
 @contextlib.contextmanager
 def using_scheduler(pipe: Any, name: str | None) -> Iterator[None]:
-    """Install the named sampler (built from the pipeline's own config) for the duration, then put the old one back."""
-    original = pipe.scheduler
-    if name is not None:
-        pipe.scheduler = make_scheduler(name, original.config)
-    try:
+    """Install the named sampler (built from the pipeline's own config) for the duration, then put the old one back
+    (None keeps the pipeline's own). The one swap of `explainer.generation`."""
+    with generation.using_scheduler(pipe, name):
         yield
-    finally:
-        pipe.scheduler = original
 
 
 def generate_many(pipe: Any, prompts: Sequence[str], seeds: Sequence[int], cfg: float = 7.5, steps: int = 25,
                   scheduler: str | None = "dpm++2m", negative_prompt: str | None = None, height: int | None = None,
                   width: int | None = None, max_batch: int = 16, output: str = "pil") -> list[Any]:
-    """One image per (prompt, seed) pair, several per pipeline call. Image k starts from seed k's noise, exactly as a
-    single run would (batched arithmetic may differ from a single run in the last bits, never visibly)."""
+    """One image per (prompt, seed) pair, several per pipeline call where that stays exact: image k is bit for bit
+    the single run of prompt k from seed k (`explainer.generation.generate_images`; CFG <= 1 runs one by one)."""
     if len(prompts) != len(seeds):
         raise ValueError(f"need one seed per prompt, got {len(prompts)} prompts and {len(seeds)} seeds")
-    out: list[Any] = []
-    with using_scheduler(pipe, scheduler):
-        for i in range(0, len(prompts), max_batch):
-            ps, ss = list(prompts[i:i + max_batch]), list(seeds[i:i + max_batch])
-            neg = None if negative_prompt is None else [negative_prompt] * len(ps)
-            res = pipe(ps, negative_prompt=neg, num_inference_steps=steps, guidance_scale=cfg,
-                       generator=[torch.Generator().manual_seed(int(s)) for s in ss], height=height, width=width,
-                       output_type=output)
-            out.extend(res.images)
-    return out
+    return generation.generate_images(pipe, list(prompts), [int(s) for s in seeds], cfg, steps, scheduler,
+                                      negative_prompt, height, width, max_batch=max_batch, output_type=output,
+                                      what="generate_many").images
 
 
 def saturation(image: Any) -> float:

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
+from .. import generation
 from .guidance import adherence_table, generate_many, image_strip
 
 PROMPTS = ("a large red circle on the left", "a small blue star at the top",
@@ -29,12 +30,6 @@ PLAN: dict[str, tuple[int, ...]] = {
 REFERENCE = ("dpm++2m", 100)
 
 
-def _count_unet_calls(pipe: Any) -> tuple[list[int], Any]:
-    calls = [0]
-    handle = pipe.unet.register_forward_pre_hook(lambda *_: calls.__setitem__(0, calls[0] + 1))
-    return calls, handle
-
-
 def rmse(a: Any, b: Any) -> float:
     """Root-mean-square pixel difference of two images, in 0..1 units."""
     x = np.asarray(a.convert("RGB"), dtype=np.float64) / 255.0
@@ -46,7 +41,7 @@ def rmse(a: Any, b: Any) -> float:
 class Run:
     sampler: str
     steps: int
-    unet_evals: int  # U-Net calls per image (counted with a hook; each call holds the cond and uncond halves)
+    unet_evals: int  # U-Net calls per image (the sampler's schedule length; each call holds cond and uncond)
     distance: float  # mean RMSE to the reference image (0..1 pixel units)
     adherence: float  # judged share of images that follow the whole prompt
     seconds: float
@@ -118,19 +113,15 @@ def sampler_study(pipe: Any, prompts: Sequence[str] = PROMPTS, seeds: Sequence[i
     prompts, seeds = list(prompts), list(seeds)
     ref_images = generate_many(pipe, prompts, seeds, cfg=cfg, steps=reference[1], scheduler=reference[0])
     runs = []
-    calls, handle = _count_unet_calls(pipe)
-    try:
-        for name, step_list in plan.items():
-            for n in step_list:
-                calls[0] = 0
-                t0 = time.perf_counter()
-                ims = generate_many(pipe, prompts, seeds, cfg=cfg, steps=n, scheduler=name)
-                dt = time.perf_counter() - t0
-                runs.append(Run(name, n, calls[0], float(np.mean([rmse(a, b) for a, b in zip(ims, ref_images,
-                                                                                                 strict=True)])),
-                                adherence_table(ims, prompts)["all"], dt, ims))
-    finally:
-        handle.remove()
+    for name, step_list in plan.items():
+        for n in step_list:
+            t0 = time.perf_counter()
+            ims = generate_many(pipe, prompts, seeds, cfg=cfg, steps=n, scheduler=name)
+            dt = time.perf_counter() - t0
+            evals = generation.expected_denoiser_calls(pipe, name, n)  # per image: the sampler's schedule length
+            runs.append(Run(name, n, evals, float(np.mean([rmse(a, b) for a, b in zip(ims, ref_images,
+                                                                                         strict=True)])),
+                            adherence_table(ims, prompts)["all"], dt, ims))
     return SamplerStudy(prompts, seeds, tuple(reference), adherence_table(ref_images, prompts)["all"], runs,
                         ref_images)
 
