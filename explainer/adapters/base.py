@@ -259,9 +259,7 @@ def call_default(pipe: Any, name: str, fallback: Any = None) -> Any:
 
 def offset_tokens(tokens: list, offset: int) -> list:
     """Tokens re-indexed to start at `offset` (a second encoder's positions after the first's)."""
-    from ..trace import Token
-
-    return [Token(str(t), t.index + offset, t.id, t.raw, t.special, t.padding) for t in tokens]
+    return [t.moved(offset) for t in tokens]  # keeps each token's character span in the prompt
 
 
 class DiTAdapter(Adapter):
