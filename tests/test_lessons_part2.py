@@ -187,16 +187,17 @@ def test_dpm_is_not_the_best_deterministic_sampler_at_few_steps(study):
 
 @pytest.fixture(scope="module")
 def few(shipped_pipe):
-    return samplers.few_step_adherence(shipped_pipe, n=24)
+    return samplers.few_step_adherence(shipped_pipe, n=16)
 
 
 def test_lcm_judged_by_adherence(few, study):
-    # "by adherence, the LCM sampler is not worse than DPM++ 2M at 4-5 steps"
-    assert few.rate("lcm", 4) >= few.rate("dpm++2m", 5)
-    # "what it does not do is match an ordinary run with enough steps"
-    assert few.rate("dpm++2m", 25) > few.rate("lcm", 4)
+    assert len(few.prompts) == 16 and all(len(v) == 16 for v in few.adherent.values())
+    # "at 4-5 steps both samplers get only a few of the 16 pictures right"
+    assert few.rate("lcm", 4) <= 0.25 and few.rate("dpm++2m", 5) <= 0.25
+    # "neither comes near an ordinary 25-step run"
+    assert few.rate("dpm++2m", 25) >= max(few.rate("lcm", 8), few.rate("dpm++2m", 5)) + 0.4
     v = samplers.sampler_verdicts(study, few)
-    assert _verdict(v, "LCM sampling needs an LCM-distilled model: on ours, LCM 4").status != vd.AGREES
+    assert _verdict(v, "LCM at 4 steps falls short of an ordinary 25-step run").status == vd.AGREES
     assert _verdict(v, "diminishing returns").status == vd.AGREES
     assert _verdict(v, "Heun wins per U-Net evaluation").status == vd.DISAGREES
 

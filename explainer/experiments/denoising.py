@@ -239,3 +239,115 @@ def swap_verdicts(sw: PromptSwap, early: int | None = None) -> list[Any]:
         vd.proportion(f"swapped after step {early}: the shape follows the second prompt", shp_b, n, threshold=0.5,
                       what="shape from B", unit=unit),
     ]
+
+
+# ------------------------------------------------------------------------------------------- image to image
+@dataclass
+class ImageToImage:
+    pairs: list[tuple[str, str]]  # (prompt the source picture was made with, prompt B the picture is pushed to)
+    strengths: list[float]
+    steps: int
+    sources: list[Any]  # the source pictures (prompt A, generated)
+    noised: dict[float, list[Any]]  # strength -> the noised starting latents, decoded (the forward process)
+    results: dict[float, list[Any]]  # strength -> the denoised pictures (the reverse process, prompt B)
+    follows: dict[float, dict[str, list[bool | None]]]  # strength -> attribute -> per image: True = like the source
+    denoise_steps: dict[float, int]  # strength -> how many of the `steps` steps actually run
+
+    def share(self, strength: float, attr: str, of: str = "source") -> float:
+        want = of == "source"
+        v = self.follows[strength][attr]
+        return sum(x is want for x in v) / len(v)
+
+    def table(self) -> str:
+        head = f"{'strength':<9}{'steps run':>10}" + "".join(f"{a + ' kept':>15}{a + ' from B':>15}"
+                                                            for a in ("position", "colour", "shape"))
+        lines = [f"{len(self.pairs)} source pictures, each pushed towards another prompt B", head]
+        for s in self.strengths:
+            lines.append(f"{s:<9g}{self.denoise_steps[s]:>10}" + "".join(
+                f"{self.share(s, a):>15.0%}{self.share(s, a, 'B'):>15.0%}" for a in ("position", "colour", "shape")))
+        return "\n".join(lines)
+
+
+@torch.no_grad()
+def image_to_image(pipe: Any, pairs: list[tuple[str, str]] | None = None,
+                   strengths: tuple[float, ...] = (0.2, 0.4, 0.6, 0.8, 1.0), steps: int = 25, cfg: float = 7.5,
+                   seed: int = 0) -> ImageToImage:
+    """Forward and reverse process in one experiment: each source picture (generated from prompt A) is encoded,
+    noised to `strength` of the schedule (the forward process), and denoised with prompt B for the remaining
+    strength x steps steps (diffusers' StableDiffusionImg2ImgPipeline built from the same components). The noised
+    start is captured at the U-Net's first call and decoded."""
+    from diffusers import StableDiffusionImg2ImgPipeline
+
+    if any(not 0 < s <= 1 for s in strengths):
+        raise ValueError(f"strengths must lie in (0, 1], got {list(strengths)}")
+    pairs = pairs or swap_pairs()
+    a_prompts, b_prompts = [a for a, _ in pairs], [b for _, b in pairs]
+    seeds = [seed + i for i in range(len(pairs))]
+    gens = lambda: [torch.Generator().manual_seed(s) for s in seeds]  # noqa: E731
+    sources = pipe(a_prompts, num_inference_steps=steps, guidance_scale=cfg, generator=gens()).images
+    i2i = StableDiffusionImg2ImgPipeline(**{k: v for k, v in pipe.components.items()
+                                            if k in ("vae", "text_encoder", "tokenizer", "unet", "scheduler",
+                                                     "safety_checker", "feature_extractor", "image_encoder")},
+                                         requires_safety_checker=False)
+    i2i.set_progress_bar_config(disable=True)
+    noised, results, follows, ran = {}, {}, {}, {}
+    for s in strengths:
+        first: list[torch.Tensor] = []
+        calls = [0]
+
+        def grab(module, args, kwargs, first=first, calls=calls):
+            calls[0] += 1
+            if not first:
+                x = args[0] if args else kwargs["sample"]
+                first.append(x[x.shape[0] // 2:].detach().float().cpu())  # the conditional half under CFG
+
+        h = pipe.unet.register_forward_pre_hook(grab, with_kwargs=True)
+        try:
+            ims = i2i(b_prompts, image=sources, strength=s, num_inference_steps=steps, guidance_scale=cfg,
+                      generator=gens()).images
+        finally:
+            h.remove()
+        ran[s] = calls[0]
+        x = first[0] if first else torch.zeros(len(pairs), 4, 8, 8)
+        noised[s] = [shapes_image(f) for f in decode(pipe, x)]
+        results[s] = ims
+        row: dict[str, list[bool | None]] = {"position": [], "colour": [], "shape": []}
+        for im, src, (_, b) in zip(ims, sources, pairs, strict=True):
+            j, js = J.judge(im), J.judge(src)
+            o, os_ = (j.objects[0] if j.objects else None), (js.objects[0] if js.objects else None)
+            sb = J.parse_prompt(b).objects[0]
+            for attr, name in (("position", "position"), ("colour", "color"), ("shape", "shape")):
+                seen = getattr(o, name) if o is not None else None
+                was = getattr(os_, name) if os_ is not None else None
+                row[attr].append(True if seen is not None and seen == was else
+                                 False if seen == getattr(sb, name) else None)
+        follows[s] = row
+    return ImageToImage(list(pairs), list(strengths), steps, sources, noised, results, follows, ran)
+
+
+def shapes_image(frame: np.ndarray) -> Any:
+    """An (h, w, 3) uint8 frame as a PIL image."""
+    from PIL import Image
+
+    return Image.fromarray(np.asarray(frame, dtype=np.uint8))
+
+
+def image_to_image_verdicts(r: ImageToImage) -> list[Any]:
+    """Strength is how far back along the forward process the picture is sent: low keeps the source, high follows B."""
+    from .. import verdicts as vd
+
+    lo, hi = min(r.strengths), max(r.strengths)
+    n = len(r.pairs)
+    unit = "source pictures"
+    return [vd.proportion(f"at strength {lo:g} the picture keeps the source's position", _count(r, lo, "position",
+                                                                                               True), n,
+                          what="position kept", unit=unit),
+            vd.proportion(f"at strength {hi:g} the picture follows prompt B's colour", _count(r, hi, "colour", False),
+                          n, what="colour from B", unit=unit),
+            vd.compare(f"more strength, more of prompt B: colour from B at strength {hi:g} vs {lo:g}",
+                       [x is False for x in r.follows[hi]["colour"]], [x is False for x in r.follows[lo]["colour"]],
+                       labels=(f"strength {hi:g}", f"strength {lo:g}"), percent=True, unit=unit + " (paired)")]
+
+
+def _count(r: ImageToImage, s: float, attr: str, value: bool) -> int:
+    return sum(x is value for x in r.follows[s][attr])

@@ -13,6 +13,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from .. import generation
+from ..judge import judge_against
 from .guidance import adherence_table, generate_many, image_strip
 
 PROMPTS = ("a large red circle on the left", "a small blue star at the top",
@@ -59,6 +60,20 @@ class SamplerStudy:
 
     def run(self, sampler: str, steps: int) -> Run:
         return next(r for r in self.runs if r.sampler == sampler and r.steps == steps)
+
+    def distances(self, sampler: str, steps: int) -> list[float]:
+        """Per image, the RMSE to its reference image."""
+        return [rmse(a, b) for a, b in zip(self.run(sampler, steps).images, self.reference_images, strict=True)]
+
+    def changes(self, sampler: str, a: int, b: int) -> list[float]:
+        """Per image, the RMSE between the images made with `a` and with `b` steps."""
+        ra, rb = self.run(sampler, a), self.run(sampler, b)
+        return [rmse(x, y) for x, y in zip(ra.images, rb.images, strict=True)]
+
+    def adherent(self, sampler: str, steps: int) -> list[bool]:
+        """Per image, whether the judge finds the whole prompt right."""
+        return [bool(judge_against(im, p)["all"]) for im, p in zip(self.run(sampler, steps).images, self.prompts,
+                                                                    strict=True)]
 
     def change(self, sampler: str, a: int, b: int) -> float:
         """Mean RMSE between the images made with `a` and with `b` steps (same seeds): how much the picture moves."""
@@ -151,3 +166,89 @@ def steps_verdict(study: SamplerStudy, sampler: str = "dpm++2m") -> list[str]:
                  + (f"; diminishing returns hold (the second doubling changes less: {b:.4f} < {a:.4f})" if b < a
                     else "; the second doubling changes as much or more"))
     return lines
+
+
+# --------------------------------------------------------------------------------------------- few-step sampling
+FEW_STEP_PLAN: dict[str, tuple[int, ...]] = {"lcm": (4, 8), "dpm++2m": (5, 10, 25)}
+
+
+@dataclass
+class FewStep:
+    """Few-step samplers judged by prompt adherence (the yardstick that suits a sampler that re-noises every step)."""
+
+    prompts: list[str]
+    seeds: list[int]
+    adherent: dict[tuple[str, int], list[bool]]  # (sampler, steps) -> per image: whole prompt judged right
+    images: dict[tuple[str, int], list[Any]] = field(repr=False)
+
+    def rate(self, sampler: str, steps: int) -> float:
+        v = self.adherent[(sampler, steps)]
+        return sum(v) / len(v)
+
+    def table(self) -> str:
+        lines = [f"{len(self.prompts)} prompts x 1 seed each; share of images the judge finds entirely right",
+                 f"{'sampler':>8} {'steps':>5} {'adherence':>9}"]
+        for (name, n), v in self.adherent.items():
+            lines.append(f"{name:>8} {n:>5} {sum(v) / len(v):>9.2f}")
+        return "\n".join(lines)
+
+
+def few_step_adherence(pipe: Any, n: int = 16, plan: dict[str, Sequence[int]] | None = None, cfg: float = 7.5,
+                       seed: int = 0) -> FewStep:
+    """LCM and DPM++ 2M at few steps on `n` unseen one- and two-object prompts, judged by adherence."""
+    from .. import shapes
+
+    plan = FEW_STEP_PLAN if plan is None else plan
+    prompts = [shapes.caption_for(shapes.sample_scene(20_000_000 + i)) for i in range(n)]
+    seeds = [seed + i for i in range(n)]
+    adherent, images = {}, {}
+    for name, step_list in plan.items():
+        for k in step_list:
+            ims = generate_many(pipe, prompts, seeds, cfg=cfg, steps=k, scheduler=name)
+            adherent[(name, k)] = [bool(judge_against(im, p)["all"]) for im, p in zip(ims, prompts, strict=True)]
+            images[(name, k)] = ims
+    return FewStep(prompts, seeds, adherent, images)
+
+
+def sampler_verdicts(study: SamplerStudy, few: FewStep | None = None, sampler: str = "dpm++2m") -> list[Any]:
+    """Lesson 9's claims as Verdicts: paired bootstraps over the study's images (same prompt and seed), and Wilson /
+    paired comparisons of adherence for the few-step samplers."""
+    from .. import verdicts as vd
+
+    unit = "images (same prompts and seeds)"
+    out = []
+    c1, c2, c3 = study.changes(sampler, 10, 20), study.changes(sampler, 20, 40), study.changes(sampler, 40, 80)
+    out.append(vd.compare(f"diminishing returns: {sampler} 10 -> 20 steps changes the image more than 20 -> 40",
+                          c1, c2, labels=("10->20", "20->40"), digits=4, unit=unit, note="RMSE between the images"))
+    out.append(vd.from_interval(f"20 -> 40 steps is a visible gain ({sampler})", vd.bootstrap_mean(c2), f"{len(c2)} "
+                                + unit, "RMSE 20->40", threshold=VISIBLE, digits=4,
+                                note=f"visible = RMSE above {VISIBLE} (about an edge moved by a pixel)"))
+    out.append(vd.from_interval(f"40 -> 80 steps is not a visible gain ({sampler})", vd.bootstrap_mean(c3),
+                                f"{len(c3)} " + unit, "RMSE 40->80", threshold=VISIBLE, claim_above=False, digits=4))
+    out.append(vd.compare("Heun wins per U-Net evaluation (heun 10 steps vs euler 20 steps, ~20 evaluations each)",
+                          study.distances("euler", 20), study.distances("heun", 10),
+                          labels=("euler 20", "heun 10"), digits=3, unit=unit,
+                          note="distance to the reference; positive = Heun closer"))
+    det = [s for s in ("euler", "ddim", "dpm++2m") if any(r.sampler == s for r in study.runs)]
+    for n in (5, 10):
+        rival = min((s for s in det if s != sampler), key=lambda s: study.run(s, n).distance)
+        out.append(vd.compare(f"the popular default {sampler} is the most accurate deterministic sampler at {n} steps "
+                              f"(vs the best other, {rival})", study.distances(rival, n), study.distances(sampler, n),
+                              labels=(rival, sampler), digits=3, unit=unit,
+                              note="distance to the reference; positive = " + sampler + " closer"))
+    if few is not None:
+        for lk, dk in (((("lcm", 4)), ("dpm++2m", 5)), (("lcm", 8), ("dpm++2m", 10))):
+            if lk in few.adherent and dk in few.adherent:
+                out.append(vd.compare(f"LCM sampling needs an LCM-distilled model: on ours, LCM {lk[1]} steps is "
+                                      f"judged right less often than DPM++ 2M {dk[1]} steps", few.adherent[dk],
+                                      few.adherent[lk], labels=(f"dpm++2m {dk[1]}", f"lcm {lk[1]}"), percent=True,
+                                      unit=f"prompts (paired, {len(few.prompts)} unseen)",
+                                      note="adherence, not distance: LCM re-noises at every step"))
+        best = max(few.adherent, key=lambda k: few.rate(*k))
+        if ("dpm++2m", 25) in few.adherent and ("lcm", 4) in few.adherent:
+            out.append(vd.compare("LCM at 4 steps falls short of an ordinary 25-step run",
+                                  few.adherent[("dpm++2m", 25)], few.adherent[("lcm", 4)],
+                                  labels=("dpm++2m 25", "lcm 4"), percent=True,
+                                  unit=f"prompts (paired, {len(few.prompts)} unseen)",
+                                  note=f"best of the few-step table: {best[0]} {best[1]} steps"))
+    return out
