@@ -31,7 +31,9 @@ from .schedulers import check_scheduler_name, scheduler_name_of
 AXES = ("seeds", "cfgs", "steps", "schedulers", "negative_prompts")
 _SINGULAR = {"seeds": "seed", "cfgs": "cfg", "steps": "steps", "schedulers": "scheduler",
              "negative_prompts": "negative_prompt"}
-DEFAULT_SCHEDULER = "dpm++2m"  # the same default as ex.trace, so a cell equals a trace with the same settings
+# the same default as ex.trace: None = the pipeline's own scheduler (it used to be "dpm++2m"; the shipped model's own
+# scheduler is DPM++ 2M, so nothing changes there), so a cell equals a trace with the same settings
+DEFAULT_SCHEDULER = None
 
 Progress = Callable[[int, int], None]
 

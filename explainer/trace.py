@@ -688,7 +688,7 @@ def _versions() -> dict[str, str]:
 
 
 def trace(pipe: Any, prompt: str, seed: int = 0, steps: int = 25, cfg: float = 7.5,
-          negative_prompt: str | None = None, scheduler: str | None = "dpm++2m", height: int | None = None,
+          negative_prompt: str | None = None, scheduler: str | None = None, height: int | None = None,
           width: int | None = None, attention: bool = True, *,
           attention_max_res: int | None = ATTENTION_MAX_RES, true_cfg: float = 1.0,
           max_bytes: int | None = None) -> Trace:
@@ -701,10 +701,14 @@ def trace(pipe: Any, prompt: str, seed: int = 0, steps: int = 25, cfg: float = 7
         pipe(prompt, negative_prompt=negative_prompt, num_inference_steps=steps, guidance_scale=cfg,
              generator=torch.Generator().manual_seed(seed), height=height, width=width).images[0]
 
-    (`trace` installs that scheduler only for the run; the pipeline keeps its own afterwards.)
+    (`trace` installs a named scheduler only for the run; the pipeline keeps its own afterwards.)
 
-    scheduler: a short name ("ddim", "ddpm", "pndm", "euler", "euler_a", "dpm++2m", "dpm++2m_karras", "heun", "lcm"),
-        or None to keep the pipeline's own.
+    scheduler: None (the default) traces the pipeline's own scheduler, exactly as you set it
+        (`pipe.scheduler = EulerDiscreteScheduler.from_config(...)` is what gets traced); or a short name ("ddim",
+        "ddpm", "pndm", "euler", "euler_a", "dpm++2m", "dpm++2m_karras", "heun", "lcm") built from the pipeline's
+        scheduler config. The trace records which: settings["scheduler"] (short name or class name),
+        settings["scheduler_class"] and settings["scheduler_config"]. (Before, the default was "dpm++2m"; for the
+        shipped shapes model nothing changes, its own scheduler is DPM++ 2M.)
     cfg: guidance scale; <= 1 turns classifier-free guidance off (no unconditional pass is made or recorded).
     attention: record cross-attention maps (conditional branch, mean over heads, per step and level, fp16 on CPU).
     attention_max_res: levels finer than this many positions per side are average-pooled down (None = never).
@@ -720,7 +724,7 @@ def trace(pipe: Any, prompt: str, seed: int = 0, steps: int = 25, cfg: float = 7
 
 
 def trace_batch(pipe: Any, prompts: str | Sequence[str], seeds: int | Sequence[int] = 0, steps: int = 25,
-                cfg: float = 7.5, negative_prompt: str | None = None, scheduler: str | None = "dpm++2m",
+                cfg: float = 7.5, negative_prompt: str | None = None, scheduler: str | None = None,
                 height: int | None = None, width: int | None = None, attention: bool = True, *,
                 attention_max_res: int | None = ATTENTION_MAX_RES, true_cfg: float = 1.0,
                 max_bytes: int | None = None) -> list[Trace]:
@@ -730,6 +734,7 @@ def trace_batch(pipe: Any, prompts: str | Sequence[str], seeds: int | Sequence[i
         pipe(prompts, negative_prompt=[negative_prompt] * n or None, num_inference_steps=steps, guidance_scale=cfg,
              generator=[torch.Generator().manual_seed(s) for s in seeds], height=height, width=width)
     (batched arithmetic may differ in the last bits from one-prompt runs, so compare with this call, not `trace`).
+    scheduler: as in `trace` (None, the default, = the pipeline's own; it used to be "dpm++2m").
     """
     p_list = [prompts] if isinstance(prompts, str) else list(prompts)
     s_list = [seeds] if not isinstance(seeds, Sequence) else list(seeds)

@@ -153,11 +153,28 @@ def _reporting(message: W.HTML) -> Iterator[None]:
 
 
 def _word_options(tr: Any) -> list[tuple[str, int]]:
-    toks = [t for t in tr.tokens if not getattr(t, "special", False) and not getattr(t, "padding", False)]
+    """(label, word number) for each word of the prompt, as the user wrote it (no tokenizer markers such as
+    "</w>"; a word split into pieces is one entry); a repeated word is labelled with its first token position."""
+    from .words import words_of
+
+    words = [w for w in words_of(tr) if not w.punctuation and w.positions]
     counts: dict[str, int] = {}
-    for t in toks:
-        counts[str(t)] = counts.get(str(t), 0) + 1
-    return [(str(t) if counts[str(t)] == 1 else f"{t} (#{t.index})", int(t.index)) for t in toks]
+    for w in words:
+        counts[str(w).lower()] = counts.get(str(w).lower(), 0) + 1
+    return [(str(w) if counts[str(w).lower()] == 1 else f"{w} (#{w.positions[0]})", int(w.index)) for w in words]
+
+
+def _word_at(tr: Any, index: int) -> Any:
+    """The Word a word menu's value (a word number) stands for; the attention functions sum its pieces."""
+    from .words import words_of
+
+    return words_of(tr)[index]
+
+
+def _word_caption(tr: Any, index: int) -> str:
+    """\u201cword\u201d plus what was summed (\u201cautumn\u201d (2 pieces summed: aut + umn)), HTML-escaped."""
+    return html.escape(tr.lookup(_word_at(tr, index)).title if hasattr(tr, "lookup")
+                       else f"\u201c{_word_at(tr, index)}\u201d")
 
 
 def _default_word(options: list[tuple[str, int]]) -> int | None:
@@ -168,14 +185,20 @@ def _default_word(options: list[tuple[str, int]]) -> int | None:
 
 
 def _choose_token(dropdown: W.Dropdown, token: str | int, tr: Any, message: W.HTML) -> None:
-    """Select a word given by text or position; a word not in the prompt becomes a message listing the words."""
-    from .validation import check_token
+    """Select a word given by text (case-insensitive) or token position; a word not in the prompt becomes a message
+    listing the prompt's words."""
+    from .words import lookup, words_of
 
     try:
-        pos = check_token(token, tr.tokens)[0]
-        if pos not in [v for _, v in dropdown.options]:
+        words = words_of(tr)
+        found = lookup(token, words, list(tr.tokens))
+        if found.words:
+            index = found.words[0].index
+        else:  # a token position: the word that contains it
+            index = next((w.index for w in words if found.positions[0] in w.positions), None)
+        if index is None or index not in [v for _, v in dropdown.options]:
             raise ValueError(f"token {token!r} is a special or padding token; choose a word of the prompt")
-        dropdown.value = pos
+        dropdown.value = index
     except ValueError as err:
         _say(message, _readable(err), error=True)
 
@@ -262,12 +285,11 @@ class StepExplorer(W.VBox):
                 self.images["cfg-delta"].value = _png(np.full((8, 8, 3), 230, np.uint8))
                 self.captions["cfg-delta"].value = "<b>no CFG delta (CFG \u2264 1)</b>"
             if _has_attention(tr) and self.token.value is not None:
-                word = dict((v, k) for k, v in self.token.options)[self.token.value]
-                amap = tr.attention(self.token.value, step=i, level=self.level.value).float().numpy()
+                amap = tr.attention(_word_at(tr, self.token.value), step=i, level=self.level.value).float().numpy()
                 from .arrays import to_rgb
 
                 self.images["attention"].value = _png(_attention_rgb(to_rgb(tr.image), amap))
-                self.captions["attention"].value = (f"<b>attention to \u201c{html.escape(word)}\u201d</b> "
+                self.captions["attention"].value = (f"<b>attention to {_word_caption(tr, self.token.value)}</b> "
                                                     f"(max {amap.max():.2f})")
             else:
                 self.captions["attention"].value = "<b>no attention recorded</b>"
@@ -323,13 +345,12 @@ class AttentionExplorer(W.VBox):
         self.step.disabled = not one
         with _reporting(self.message):
             step = self.step.value if one else None
-            amap = tr.attention(self.token.value, step=step, level=self.level.value).float().numpy()
+            amap = tr.attention(_word_at(tr, self.token.value), step=step, level=self.level.value).float().numpy()
             img = to_rgb(tr.image)
             self.overlay.value = _png(_attention_rgb(img, amap))
             self.heat.value = _png(_attention_rgb(img, amap, overlay=False))
-            word = dict((v, k) for k, v in self.token.options)[self.token.value]
             when = "mean over steps" if step is None else _step_text(tr, step)
-            self.caption.value = (f"<b>\u201c{html.escape(word)}\u201d</b>, {when}, "
+            self.caption.value = (f"<b>{_word_caption(tr, self.token.value)}</b>, {when}, "
                                   f"{'all levels' if self.level.value is None else self.level.value} "
                                   f"(max {amap.max():.2f})")
 
@@ -340,13 +361,30 @@ def attention_explorer(tr: Any, token: str | int | None = None) -> AttentionExpl
 
 
 # --------------------------------------------------------------------------------------------- playground
+def sampler_options(pipe: Any) -> list[tuple[str, str | None]]:
+    """The sampler menu: first the pipeline's own scheduler (value None, the default: what `pipe(...)` uses), then
+    the short names that fit this pipeline's family."""
+    from .schedulers import scheduler_name_of
+
+    own = getattr(pipe, "scheduler", None)
+    try:
+        from .adapters import get_adapter
+
+        names = get_adapter(pipe).samplers()
+    except Exception:  # noqa: BLE001 - an unknown pipeline still gets the SD names
+        from .schedulers import scheduler_names
+
+        names = scheduler_names()
+    label = "model's own" if own is None else f"model's own ({scheduler_name_of(own)})"
+    return [(label, None)] + [(n, n) for n in names]
+
+
 class Playground(W.VBox):
     """Type a prompt, set the knobs, press Generate: the image, then the run's insides (a step slider over the
     predicted clean image, where a chosen word attends at that step, and how hard CFG pushed at each step)."""
 
     def __init__(self, pipe: Any, prompt: str = "a red circle left of a blue square", negative_prompt: str = "",
-                 seed: int = 0, cfg: float = 7.5, steps: int = 25, scheduler: str = "dpm++2m"):
-        from .schedulers import scheduler_names
+                 seed: int = 0, cfg: float = 7.5, steps: int = 25, scheduler: str | None = None):
 
         self.pipe = pipe
         self.trace: Any = None
@@ -359,7 +397,7 @@ class Playground(W.VBox):
         self.seed = W.IntText(value=seed, description="seed", layout=W.Layout(width="200px"))
         self.cfg = W.FloatText(value=cfg, description="CFG", step=0.5, layout=W.Layout(width="200px"))
         self.steps = W.IntText(value=steps, description="steps", layout=W.Layout(width="200px"))
-        self.sampler = W.Dropdown(options=scheduler_names(), value=scheduler, description="sampler",
+        self.sampler = W.Dropdown(options=sampler_options(pipe), value=scheduler, description="sampler",
                                   layout=W.Layout(width="260px"))
         self.generate = W.Button(description="Generate", button_style="primary", icon="play")
         self.progress = W.IntProgress(value=0, min=0, max=1, description="", layout=W.Layout(width="260px"))
@@ -476,9 +514,9 @@ class Playground(W.VBox):
             self.step_info.value = _step_text(tr, i)
             self.step_image.value = _x0_png(tr, i)
             if _has_attention(tr) and self.word.value is not None:
-                amap = tr.attention(self.word.value, step=i).float().numpy()
+                amap = tr.attention(_word_at(tr, self.word.value), step=i).float().numpy()
                 self.attention.value = _png(_attention_rgb(to_rgb(tr.image), amap))
-                self.attention_caption.value = (f"<b>where \u201c{html.escape(self.word.label or '')}\u201d "
+                self.attention_caption.value = (f"<b>where {_word_caption(tr, self.word.value)} "
                                                 f"attends at this step</b>")
 
 
@@ -521,8 +559,6 @@ class GridExplorer(W.VBox):
     """Pick two settings to vary (rows, columns) and their values; the others stay fixed; Generate -> labelled grid."""
 
     def __init__(self, pipe: Any, prompt: str = "a red circle left of a blue square"):
-        from .schedulers import scheduler_names
-
         self.pipe = pipe
         self.result: Any = None
         self.message = _message()
@@ -535,7 +571,7 @@ class GridExplorer(W.VBox):
         self.seed = W.IntText(value=0, description="seed", layout=W.Layout(width="200px"))
         self.cfg = W.FloatText(value=7.5, description="CFG", layout=W.Layout(width="200px"))
         self.steps = W.IntText(value=20, description="steps", layout=W.Layout(width="200px"))
-        self.sampler = W.Dropdown(options=scheduler_names(), value="dpm++2m", description="sampler",
+        self.sampler = W.Dropdown(options=sampler_options(pipe), value=None, description="sampler",
                                   layout=W.Layout(width="260px"))
         self.generate = W.Button(description="Generate grid", button_style="primary", icon="th")
         self.progress = W.IntProgress(value=0, min=0, max=1, layout=W.Layout(width="260px"))

@@ -15,27 +15,25 @@ from ._base import ATTENTION, _new_figure, _no_ticks, _step_label, _title
 
 
 def _attention_tokens(tr: Any, tokens: Sequence[Any] | None) -> list[Any]:
-    """Token objects to plot: given words / positions, or every word token (no start/end/padding)."""
+    """What to plot, as `explainer.words.Lookup`s (positions to sum + label): the given words (case-insensitive; a
+    word split into pieces sums them) / token positions, or every word of the prompt (no punctuation, start/end or
+    padding)."""
+    from ..words import Lookup, lookup, words_of
+
+    words = words_of(tr)
     all_toks = list(tr.tokens)
     if tokens is None:
-        return [t for t in all_toks if not getattr(t, "special", False) and not getattr(t, "padding", False)]
-    out = []
-    for t in tokens:
-        if isinstance(t, (int, np.integer)) and not isinstance(t, bool):
-            if not 0 <= t < len(all_toks):
-                raise ValueError(f"token position {t} is out of range 0..{len(all_toks) - 1}")
-            out.append(all_toks[int(t)])
-        else:
-            match = [x for x in all_toks if str(x) == str(t)]
-            if not match:
-                words = [str(x) for x in all_toks if not getattr(x, "padding", False)]
-                raise ValueError(f"token {t!r} is not in the prompt; its tokens are {words}")
-            out.append(match[0])
-    return out
+        chosen = [w for w in words if not w.punctuation] or words
+        return [lookup(w, words, all_toks) for w in chosen]
+    if isinstance(tokens, (str, Lookup)) or not isinstance(tokens, Sequence):
+        tokens = [tokens]
+    return [lookup(t.item() if isinstance(t, np.integer) else t, words, all_toks, "tokens") for t in tokens]
 
 
 def _attn_map(tr: Any, tok: Any, step: int | None, level: Any) -> np.ndarray:
-    return to_numpy(tr.attention(getattr(tok, "index", tok), step=step, level=level))
+    if hasattr(tok, "positions") and not hasattr(tr, "lookup"):  # a trace-like object without word lookup
+        return sum(to_numpy(tr.attention(p, step=step, level=level)) for p in tok.positions)
+    return to_numpy(tr.attention(tok, step=step, level=level))
 
 
 def _overlay(ax: Any, tr: Any, amap: np.ndarray, vmax: float, overlay: bool, alpha: float = 0.6) -> Any:
@@ -76,12 +74,12 @@ def plot_attention(tr: Any, tokens: Sequence[Any] | None = None, step: int | Non
     axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
     for ax, t, m in zip(axes, toks, maps, strict=False):
         im = _overlay(ax, tr, m, vmax, overlay)
-        ax.set_title(f"\u201c{t}\u201d (#{getattr(t, 'index', '?')})", fontsize=10)
+        ax.set_title(t.panel_title, fontsize=9)
     for ax in axes[len(toks):]:
         ax.axis("off")
     fig.colorbar(im, ax=axes.tolist(), shrink=0.8, pad=0.01, label="attention probability")
     when = "mean over steps" if step is None else _step_label(tr, pick_steps(tr, [step], 1)[0]).replace("\n", ", ")
-    _title(fig, f"Cross-attention per token ({when}; {_level_text(tr, level)})", tr)
+    _title(fig, f"Cross-attention per word ({when}; {_level_text(tr, level)})", tr)
     return fig
 
 
@@ -100,7 +98,7 @@ def plot_attention_levels(tr: Any, token: Any, step: int | None = None, overlay:
         ax.set_title(f"{name} ({m.shape[0]}\u00d7{m.shape[1]} map)" if name != "all levels" else name, fontsize=10)
     fig.colorbar(im, ax=axes.tolist(), shrink=0.8, pad=0.01, label="attention probability")
     when = "mean over steps" if step is None else f"step {step}"
-    _title(fig, f"Attention to \u201c{tok}\u201d at each resolution level ({when})", tr)
+    _title(fig, f"Attention to {tok.title} at each resolution level ({when})", tr)
     return fig
 
 
@@ -121,7 +119,7 @@ def plot_attention_grid(tr: Any, tokens: Sequence[Any] | None = None, steps: Seq
             _no_ticks(ax)
             if r == 0:
                 ax.set_title(_step_label(tr, i), fontsize=8)
-        axes[r, 0].set_ylabel(f"\u201c{t}\u201d", fontsize=10, rotation=0, ha="right", va="center")
+        axes[r, 0].set_ylabel(t.panel_title, fontsize=9, rotation=0, ha="right", va="center")
     fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.8, pad=0.01, label="attention probability")
-    _title(fig, f"Attention, token \u00d7 step ({_level_text(tr, level)})", tr)
+    _title(fig, f"Attention, word \u00d7 step ({_level_text(tr, level)})", tr)
     return fig
