@@ -117,6 +117,24 @@ def vae_input(vae: Any, latents: torch.Tensor) -> torch.Tensor:
     return z + shift if shift is not None else z
 
 
+def encode(pipe: Any, pixels: torch.Tensor, batch: int | None = None) -> torch.Tensor:
+    """VAE-range pixels (B, 3, H, W) in [-1, 1] -> denoiser-scale latents (the posterior mean, float32 on the CPU):
+    the inverse of `vae_input` ((z - mean) * scale / std, or (z - shift) * scale)."""
+    vae = pipe.vae
+    cfg = vae.config
+    step = batch or max(len(pixels), 1)
+    outs = []
+    with torch.no_grad():
+        for i in range(0, len(pixels), step):
+            outs.append(vae.encode(pixels[i:i + step].to(vae.device, vae.dtype)).latent_dist.mean.float().cpu())
+    z = torch.cat(outs)
+    mean, std = getattr(cfg, "latents_mean", None), getattr(cfg, "latents_std", None)
+    if mean is not None and std is not None:
+        return (z - torch.tensor(mean).view(1, -1, 1, 1)) * cfg.scaling_factor / torch.tensor(std).view(1, -1, 1, 1)
+    shift = getattr(cfg, "shift_factor", None)
+    return ((z - shift) if shift is not None else z) * cfg.scaling_factor
+
+
 def decode(pipe: Any, latents: torch.Tensor, batch: int | None = None) -> torch.Tensor:
     """Denoiser-scale latents (B, C, h, w) -> the VAE's image tensor (B, 3, H, W) in [-1, 1] (unclamped), in the
     VAE's dtype and on its device, exactly as the pipeline decodes (fp16 VAEs with force_upcast decode in fp32)."""

@@ -42,20 +42,19 @@ def to_pixels(images: np.ndarray | list) -> torch.Tensor:
 @torch.no_grad()
 def encode(pipe: Any, images: np.ndarray | list, batch: int = 256) -> torch.Tensor:
     """uint8 (n, h, w, 3) or PIL images -> latents (n, 4, h/f, w/f), scaled as the U-Net sees them."""
-    x = to_pixels(images)
-    vae = pipe.vae
-    out = [vae.encode(x[i:i + batch].to(vae.device, vae.dtype)).latent_dist.mean for i in range(0, len(x), batch)]
-    return torch.cat(out).float().cpu() * vae.config.scaling_factor
+    from ..latents import encode as encode_latents
+
+    return encode_latents(pipe, to_pixels(images), batch)
 
 
 @torch.no_grad()
 def decode(pipe: Any, latents: torch.Tensor, batch: int = 256) -> np.ndarray:
     """Scaled latents -> uint8 images (n, h, w, 3)."""
-    vae = pipe.vae
-    z = latents / vae.config.scaling_factor
-    out = [vae.decode(z[i:i + batch].to(vae.device, vae.dtype)).sample.float().cpu() for i in range(0, len(z), batch)]
-    x = torch.cat(out).clamp(-1, 1)
-    return ((x + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
+    from ..latents import decode as decode_latents
+    from ..latents import to_uint8
+
+    return to_uint8(torch.cat([decode_latents(pipe, latents[i:i + batch]).float().cpu()
+                               for i in range(0, len(latents), batch)]))
 
 
 @dataclass

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -100,25 +99,24 @@ def plot_cfg_delta_maps(tr: Any, steps: Sequence[int] | None = None, n: int = 6)
 
 
 def implied_x0(tr: Any, step: int, noise: Any) -> torch.Tensor:
-    """The clean latents a noise prediction implies at `step` (epsilon-prediction models): the same formula the
-    sampler uses, applied to one branch. VP latents: (x - sqrt(1-abar) eps) / sqrt(abar); VE (Euler/Heun): x - sigma
-    eps. Other prediction types raise ValueError."""
-    pred = trace_setting(tr, "prediction_type", "epsilon")
-    if pred not in (None, "epsilon"):
-        raise ValueError(f"implied_x0 supports epsilon-prediction models, this trace's model predicts {pred!r}")
+    """The clean latents a prediction implies at `step`: the formula the sampler uses (explainer.latents.x0_from,
+    for the trace's latent space and prediction type: VP, VE, flow matching; epsilon, v, sample, flow), applied to
+    one branch (e.g. noise_uncond or noise_cond)."""
+    from ..latents import x0_from
+
     st = tr.steps[step]
-    x, eps, sigma = st.latents.double(), torch.as_tensor(noise).double(), float(st.sigma)
-    if trace_setting(tr, "latent_space", "vp") == "ve":
-        return (x - sigma * eps).float()
-    abar = 1.0 / (1.0 + sigma ** 2)
-    return ((x - math.sqrt(1 - abar) * eps) / math.sqrt(abar)).float()
+    pred = trace_setting(tr, "prediction_type", "epsilon") or "epsilon"
+    space = trace_setting(tr, "latent_space", "vp") or "vp"
+    x0 = x0_from(space, pred, st.latents[None].double(), torch.as_tensor(noise)[None].double(),
+                 torch.tensor([float(st.sigma)], dtype=torch.float64))
+    return x0[0].float()
 
 
 def _vae_decode(pipe: Any, latents: torch.Tensor) -> np.ndarray:
-    vae = pipe.vae
-    with torch.no_grad():
-        img = vae.decode(latents[None].to(vae.device, vae.dtype) / vae.config.scaling_factor).sample
-    return to_rgb(img)
+    """(C, h, w) denoiser-scale latents -> RGB array, decoded as the pipeline decodes (explainer.latents.decode)."""
+    from ..latents import decode
+
+    return to_rgb(decode(pipe, latents[None]))
 
 
 def plot_cfg_branches(tr: Any, step: int | None = None, pipe: Any = None) -> Figure:
@@ -131,7 +129,7 @@ def plot_cfg_branches(tr: Any, step: int | None = None, pipe: Any = None) -> Fig
     cfg = trace_setting(tr, "cfg", "?")
     cols = [(_uncond_name(tr), st.noise_uncond), ("conditional (the prompt)", st.noise_cond),
             (f"guided (CFG {cfg})", st.noise_guided), ("delta = cond \u2212 uncond", st.cfg_delta)]
-    decode = pipe is not None and trace_setting(tr, "prediction_type", "epsilon") in (None, "epsilon")
+    decode = pipe is not None
     nrows = 2 if decode else 1
     fig = _new_figure(11.5, 2.6 * nrows + 0.9)
     axes = np.atleast_2d(fig.subplots(nrows, 4, squeeze=False))
