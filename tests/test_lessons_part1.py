@@ -133,6 +133,23 @@ def test_lesson4_prompt_swap_keeps_the_layout_and_changes_the_object(swap):
     assert late[0].status == vd.AGREES and late[2].status == vd.AGREES, [x.sentence() for x in late]
 
 
+def test_lesson4_image_to_image_strength(pipe):
+    r = denoising.image_to_image(pipe, strengths=(0.2, 0.4, 0.6, 0.8, 1.0))
+    assert r.denoise_steps == {0.2: 5, 0.4: 10, 0.6: 15, 0.8: 20, 1.0: 25}  # strength x 25 steps run
+    # "at low strength ... the layout of the source survives; at high strength ... the source is forgotten"
+    assert r.share(0.2, "position") >= 0.75 and r.share(0.4, "position") >= 0.75
+    assert r.share(1.0, "position", "B") >= 0.75 and r.share(0.8, "position", "B") >= 0.5
+    # "even the last 5 steps (strength 0.2) redraw the shape as B's while keeping the source's place"
+    assert r.share(0.2, "shape", "B") >= 0.5
+    # the forward process really ran: the noised start is further from the source the higher the strength
+    src = np.stack([np.asarray(im, dtype=np.float64) for im in r.sources])
+    dist = [np.abs(np.stack([np.asarray(im, dtype=np.float64) for im in r.noised[s]]) - src).mean()
+            for s in r.strengths]
+    assert dist[0] == min(dist) and dist[-1] > dist[0]
+    v = denoising.image_to_image_verdicts(r)
+    assert [x.status for x in v[:4]] == [vd.AGREES] * 4, [x.sentence() for x in v]
+
+
 def test_swap_prompt_rejects_a_swap_step_out_of_range(pipe):
     with pytest.raises(ValueError, match="ks must lie in 0..steps"):
         denoising.swap_prompt(pipe, ks=(30,), steps=25)

@@ -344,6 +344,10 @@ def image_to_image_verdicts(r: ImageToImage) -> list[Any]:
                           what="position kept", unit=unit),
             vd.proportion(f"at strength {hi:g} the picture follows prompt B's colour", _count(r, hi, "colour", False),
                           n, what="colour from B", unit=unit),
+            vd.proportion(f"at strength {hi:g} the source's position is forgotten (prompt B's side)",
+                          _count(r, hi, "position", False), n, what="position from B", unit=unit),
+            vd.proportion(f"already at strength {lo:g} the shape follows prompt B (shape is late detail)",
+                          _count(r, lo, "shape", False), n, what="shape from B", unit=unit),
             vd.compare(f"more strength, more of prompt B: colour from B at strength {hi:g} vs {lo:g}",
                        [x is False for x in r.follows[hi]["colour"]], [x is False for x in r.follows[lo]["colour"]],
                        labels=(f"strength {hi:g}", f"strength {lo:g}"), percent=True, unit=unit + " (paired)")]

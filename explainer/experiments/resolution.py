@@ -98,7 +98,7 @@ def cost_vs_resolution(pipe: Any, sizes: Sequence[tuple[int, int]] = ((32, 32), 
 
 def plot_cost(costs: Sequence[Cost], steps: int = 10) -> Figure:
     px = [c.size[0] * c.size[1] for c in costs]
-    fig = Figure(figsize=(11, 3.8), layout="constrained")
+    fig = Figure(figsize=(10.8, 3.8), layout="constrained")
     ax1, ax2 = fig.subplots(1, 2)
     ax1.plot(px, [c.seconds for c in costs], "o-")
     ax2.plot(px, [c.peak_bytes / 2**20 for c in costs], "s-", color="#d6604d")

@@ -89,7 +89,7 @@ class SamplerStudy:
         return "\n".join(lines)
 
     def plot(self) -> Figure:
-        fig = Figure(figsize=(12, 4), layout="constrained")
+        fig = Figure(figsize=(10.8, 3.8), layout="constrained")
         ax1, ax2, ax3 = fig.subplots(1, 3)
         for name in dict.fromkeys(r.sampler for r in self.runs):
             rs = [r for r in self.runs if r.sampler == name]
