@@ -110,7 +110,7 @@ def tokenize(tokenizer: Any, text: str) -> tuple[list[Token], list[str]]:
 
     Each token keeps the characters of `text` it comes from (.start/.end, from a fast tokenizer's offset mapping),
     which is how `explainer.words` maps the prompt's words to token positions for any tokenizer."""
-    from .words import split_words
+    from .words import clean_piece, split_words
 
     max_len = tokenizer.model_max_length
     fast = bool(getattr(tokenizer, "is_fast", False))
@@ -122,8 +122,9 @@ def tokenize(tokenizer: Any, text: str) -> tuple[list[Token], list[str]]:
     pieces = tokenizer.convert_ids_to_tokens(ids)
     tokens = []
     for i, (tid, piece, m) in enumerate(zip(ids, pieces, mask, strict=True)):
-        text_i = tokenizer.convert_tokens_to_string([piece]).strip() or piece
         special, padding = tid in special_ids and m == 1, m == 0
+        text_i = tokenizer.convert_tokens_to_string([piece]).strip() or piece
+        text_i = text_i if special or padding else clean_piece(text_i) or text_i  # no "</w>" whatever the decoder
         s, e = offsets[i] if offsets is not None and not special and not padding else (None, None)
         tokens.append(Token(text_i, i, tid, piece, special=special, padding=padding, start=s, end=e))
     dropped: list[str] = []
