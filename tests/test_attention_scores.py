@@ -1,0 +1,236 @@
+"""Scores of attention maps against object masks: synthetic maps whose answers are worked out by hand, masks checked
+against the renderer's pixels, and the lesson-6 section "Is the map right?" on the shipped model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from explainer import attention_scores as S
+from explainer import judge as J
+from explainer import shapes
+
+
+def quadrant_mask() -> np.ndarray:
+    m = np.zeros((32, 32))
+    m[:16, :16] = 1.0  # the top-left quarter: 256 of 1024 pixels
+    return m
+
+
+# ------------------------------------------------------------------------------------------ hand-worked answers
+def test_a_map_equal_to_its_mask_scores_perfectly():
+    m = quadrant_mask()
+    s = S.score_map(m, m)
+    assert s.pointing and s.mass_inside == 1.0 and s.auc == 1.0 and s.best_iou == 1.0
+    assert s.area == 0.25
+
+
+def test_the_inverted_map_scores_zero():
+    m = quadrant_mask()
+    s = S.score_map(1 - m, m)
+    assert not s.pointing and s.mass_inside == 0.0 and s.auc == 0.0
+    assert s.best_iou == 0.25  # the best it can do is take every pixel: 256 / 1024
+
+
+def test_a_uniform_map_scores_chance():
+    m = quadrant_mask()
+    s = S.score_map(np.ones((8, 8)), m)
+    assert s.auc == 0.5 and s.mass_inside == pytest.approx(0.25)
+    assert not s.pointing  # every pixel ties for the peak; only a quarter of them are inside
+    assert S.pointing_game(np.ones((8, 8)), 1 - m)  # three quarters inside: most of the tied peak
+
+
+def test_a_one_hot_8x8_map_is_upsampled_bilinearly():
+    # Cell (1, 1) upsampled x4 (align_corners=False): pixel p reads source x = (p + 0.5) / 4 - 0.5, so the cell's
+    # weight is positive for p = 2..9 on each axis: 64 pixels, all inside the quarter (0..15).
+    a = np.zeros((8, 8))
+    a[1, 1] = 1.0
+    up = S.upsample_maps(a)[0].numpy()
+    assert (up > 0).sum() == 64 and (up[2:10, 2:10] > 0).all()
+    m = quadrant_mask()
+    s = S.score_map(a, m)
+    assert s.pointing and s.mass_inside == pytest.approx(1.0)
+    # AUC: 64 of 256 object pixels beat every (zero) background pixel; the other 192 tie with all of them
+    assert s.auc == pytest.approx(64 / 256 + 0.5 * 192 / 256)  # 0.625
+    # the same map far from the object: cell (6, 6) covers pixels 22..29
+    b = np.zeros((8, 8))
+    b[6, 6] = 1.0
+    s = S.score_map(b, m)
+    assert not s.pointing and s.mass_inside == 0.0
+    assert s.auc == pytest.approx(0.5 * (768 - 64) / 768)  # object pixels tie with the 704 zero background pixels
+
+
+def test_a_gradient_ranks_the_right_half_perfectly():
+    a = np.tile(np.arange(32.0), (32, 1))  # value = column
+    m = np.zeros((32, 32))
+    m[:, 16:] = 1.0
+    s = S.score_map(a, m)
+    assert s.auc == 1.0 and s.best_iou == 1.0 and s.threshold == 16.0 and s.pointing
+    assert s.mass_inside == pytest.approx(sum(range(16, 32)) / sum(range(32)))  # 376 / 496
+
+
+def test_ties_count_half_and_the_best_threshold_is_found():
+    a = np.array([[1.0, 1.0], [0.0, 2.0]])
+    m = np.array([[1.0, 0.0], [0.0, 1.0]])
+    # object values {1, 2}, background {1, 0}: pairs 1v1 (tie) 1v0 2v1 2v0 -> 3.5 / 4
+    assert S.roc_auc(a, m) == 0.875
+    # t = 2 keeps {2}: IoU 1/2; t = 1 keeps three pixels, two of them the object: 2/3; t = 0 keeps all: 2/4
+    assert S.best_iou(a, m) == (pytest.approx(2 / 3), 1.0)
+
+
+def test_soft_masks_weigh_mass_by_coverage_and_binarise_at_half():
+    a = np.ones((2, 2))
+    m = np.array([[0.5, 0.0], [0.0, 0.0]])
+    assert S.mass_inside(a, m) == 0.125
+    assert not S.pointing_game(a, m)  # 1 of the 4 tied peak pixels inside
+    assert S.roc_auc(a, m) == 0.5
+
+
+def test_auc_agrees_with_scikit_learn_and_batches_with_single_maps():
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(0)
+    maps = rng.integers(0, 5, (6, 8, 8)).astype(float)  # many ties
+    masks = (rng.random((6, 32, 32)) > 0.7).astype(float)
+    batch = S.score_maps(maps, masks)
+    for i in range(6):
+        up = S.upsample_maps(maps[i])[0].numpy().ravel()
+        assert batch["auc"][i] == pytest.approx(roc_auc_score(masks[i].ravel() > 0.5, up))
+        brute = max(((up >= t) & (masks[i].ravel() > 0.5)).sum() / ((up >= t) | (masks[i].ravel() > 0.5)).sum()
+                    for t in np.unique(up))
+        assert batch["best_iou"][i] == pytest.approx(brute)
+        assert batch["mass_inside"][i] == pytest.approx(S.mass_inside(maps[i], masks[i]))
+        assert batch["pointing"][i] == S.pointing_game(maps[i], masks[i])
+
+
+def test_bad_input_is_refused_with_the_parameter_named():
+    m = quadrant_mask()
+    with pytest.raises(ValueError, match="mask"):
+        S.score_map(np.ones((8, 8)), m * 2)
+    with pytest.raises(ValueError, match="amap"):
+        S.score_map(np.ones(8), m)
+    with pytest.raises(ValueError, match="finite"):
+        S.score_map(np.full((8, 8), np.nan), m)
+    with pytest.raises(ValueError, match="at least as fine"):
+        S.score_map(np.ones((32, 32)), np.ones((8, 8)))
+    with pytest.raises(ValueError, match="n must be"):
+        S.judge_mask_reliability(0)
+    assert np.isnan(S.roc_auc(np.ones((8, 8)), np.zeros((32, 32))))  # no object: the AUC is undefined
+
+
+# ------------------------------------------------------------------------------------------ masks
+def test_render_masks_are_the_renderers_own_coverage():
+    for seed in range(20):
+        scene = shapes.sample_scene(seed, two_object_p=0.0)
+        (obj,) = scene.objects
+        cover = S.render_masks(scene)[0]
+        img = np.asarray(shapes.render(scene), dtype=float)
+        bg = np.array(shapes.BACKGROUNDS[scene.background], float)
+        col = np.array(shapes.COLORS[obj.color], float)
+        # every rendered pixel is the background blended with the object's colour by exactly this coverage
+        assert np.abs(img - (bg + cover[..., None] * (col - bg))).max() <= 1.0
+    circle = shapes.Scene((shapes.ShapeObject("red", "circle", "large", 16.0, 16.0),), "black")
+    area = S.render_masks(circle)[0].sum() / (np.pi * shapes.RADIUS["large"] ** 2)
+    assert 1.0 < area < 1.06  # PIL fills the edge pixels of a shape: a few % above the geometric area
+
+
+def test_a_later_object_hides_an_earlier_one():
+    objs = (shapes.ShapeObject("red", "square", "large", 14.0, 16.0), shapes.ShapeObject("blue", "square", "large",
+                                                                                           18.0, 16.0))
+    scene = shapes.Scene(objs, "black", "left of")
+    a, b = S.render_masks(scene)
+    assert (a + b).max() <= 1.0 + 1e-9 and b.sum() > a.sum()
+
+
+def test_judge_masks_match_the_renderer_on_renders():
+    r = S.judge_mask_reliability(30)
+    assert r.found == 1.0 and r.mean_iou > 0.9
+    scene = shapes.sample_scene(3, two_object_p=1.0)
+    found = S.judged_masks(shapes.render(scene))
+    assert sorted(o.color for o, _ in found) == sorted(o.color for o in scene.objects)
+    j = J.judge(shapes.render(scene))
+    assert [o for o, _ in found] == j.objects  # same objects, same order as the judge lists them
+
+
+# ------------------------------------------------------------------------------ lesson 6, "Is the map right?"
+@pytest.fixture(scope="module")
+def pipe():
+    import explainer as ex
+
+    torch.set_num_threads(1)
+    return ex.load_pipeline()
+
+
+@pytest.fixture(scope="module")
+def quality(pipe):
+    from explainer.experiments import attention_quality as Q
+
+    return Q.map_quality(pipe, n=8, steps=20)
+
+
+def test_word_roles_split_the_prompt_at_the_relation(pipe):
+    from explainer.experiments import attention_quality as Q
+    from explainer.trace import tokenize
+
+    roles = Q.word_roles(tokenize(pipe.tokenizer, "a large red circle left of a small blue square")[0])
+    assert [(w, c, o) for _, w, c, o in roles] == [
+        ("a", "article", 0), ("large", "size", 0), ("red", "colour", 0), ("circle", "shape", 0),
+        ("left", "relation", None), ("of", "relation", None), ("a", "article", 1), ("small", "size", 1),
+        ("blue", "colour", 1), ("square", "shape", 1)]
+
+
+def test_lesson6_maps_localise_at_8x8_not_at_2x2(quality):
+    from explainer.experiments import attention_quality as Q
+
+    summ, all_steps = quality.summary, Q.range_label((0, 20))
+    row = {(r["method"], r["level"], r["steps"]): r for r in summ}
+    fine, coarse = row[("summed", "8x8", all_steps)], row[("summed", "2x2", all_steps)]
+    assert quality.n_usable >= 4
+    # the lesson: at 8x8 colour/shape maps rank object pixels far above chance; 2x2 is indistinguishable from chance
+    assert fine["auc"] - fine["auc_ci"] > 0.8
+    assert abs(coarse["auc"] - 0.5) < coarse["auc_ci"] + 0.1
+    assert fine["auc"] - fine["auc_ci"] > coarse["auc"] + coarse["auc_ci"]
+    # ...yet most of the map's mass lies outside the object
+    assert quality.daam["mass_inside"] < 0.3
+    assert quality.best_raw["level"] in ("8x8", "4x4")
+
+
+def test_lesson6_has_a_misleading_map(quality):
+    mis = quality.misleading
+    assert mis is not None and mis.other_mass > mis.own_mass
+
+
+def test_render_attention_scores_renders_with_exact_masks(pipe):
+    from explainer.experiments import attention_quality as Q
+
+    rs = Q.render_attention(pipe, n=4, timesteps=(500,))
+    summ = {r["level"]: r for r in Q.summarise(rs)}
+    assert set(summ) == {"8x8", "4x4", "2x2", "all"} and summ["8x8"]["n"] == 4
+    assert summ["8x8"]["auc"] > 0.7
+
+
+def test_attention_explorer_outlines_the_named_object_and_scores_the_map(pipe):
+    import io
+
+    from PIL import Image
+
+    import explainer as ex
+    from explainer import widgets
+
+    tr = ex.trace(pipe, "a red circle left of a blue square", seed=0, steps=8)
+    w = widgets.attention_explorer(tr, token="circle")
+    judged = [o for o, _ in S.judged_masks(tr.image)]
+    assert [label for label, _ in w.mask.options][2:] == [f"{o.color} {o.shape}" for o in judged]
+    assert judged, "the judge found nothing in the image"
+    w.mask.value = 0  # the largest judged object, whatever the word
+    _, mask = S.judged_masks(tr.image)[0]
+    amap = tr.attention("circle").float().numpy()
+    s = S.score_map(amap, mask)
+    assert f"AUC {s.auc:.2f}" in w.caption.value and f"mass inside {s.mass_inside:.0%}" in w.caption.value
+    outlined = np.asarray(Image.open(io.BytesIO(w.overlay.value)).convert("RGB"))
+    w.mask.value = None
+    plain = np.asarray(Image.open(io.BytesIO(w.overlay.value)).convert("RGB"))
+    assert "AUC" not in w.caption.value
+    changed = (outlined != plain).any(-1)
+    assert changed.any() and (outlined[changed] == (60, 255, 60)).all()  # only outline pixels, all drawn in green
