@@ -19,7 +19,9 @@ Stable CSS classes (for browser tests and styling), by widget:
               explainer-attention
   attention explorer (explainer-attention-explorer):
               explainer-token, explainer-level, explainer-attention-mode (ToggleButtons: "mean over steps" /
-              "one step"), explainer-step, explainer-attention (overlay image), explainer-attention-map (heat map)
+              "one step"), explainer-step, explainer-attention (overlay image), explainer-attention-map (heat map),
+              explainer-mask (Dropdown: none / named object / a judged object; outlined on the overlay, its scores
+              in explainer-map-score)
   playground (explainer-playground):
               inputs explainer-prompt, explainer-negative, explainer-seed, explainer-cfg, explainer-steps
               (IntText), explainer-sampler (Dropdown); explainer-generate (Button); explainer-progress
@@ -325,13 +327,18 @@ class AttentionExplorer(W.VBox):
         self.step.add_class("explainer-step")
         self.overlay = _image("explainer-attention")
         self.heat = _image("explainer-attention-map")
+        self._objects = _judged_objects(tr)  # the judge's objects and their masks (attention_scores.judged_masks)
+        self.mask = W.Dropdown(options=[("none", None), ("named object", "auto")] + [
+            (f"{o.color} {o.shape}", i) for i, (o, _) in enumerate(self._objects)], value="auto", description="mask")
+        self.mask.add_class("explainer-mask")
         box1, self.caption = _panel("over the image", self.overlay)
         box2, _ = _panel("heat map alone", self.heat)
         super().__init__([
             W.HTML(f"<b>Attention explorer</b> \u2014 \u201c{html.escape(tr.prompt)}\u201d"),
-            W.HBox([self.token, self.level]), W.HBox([self.mode, self.step]), self.message, W.HBox([box1, box2])])
+            W.HBox([self.token, self.level, self.mask]), W.HBox([self.mode, self.step]), self.message,
+            W.HBox([box1, box2])])
         self.add_class("explainer-attention-explorer")
-        for w in (self.token, self.level, self.mode, self.step):
+        for w in (self.token, self.level, self.mode, self.step, self.mask):
             w.observe(lambda _: self.update(), "value")
         self.update()
         if token is not None:
@@ -353,6 +360,39 @@ class AttentionExplorer(W.VBox):
             self.caption.value = (f"<b>{_word_caption(tr, self.token.value)}</b>, {when}, "
                                   f"{'all levels' if self.level.value is None else self.level.value} "
                                   f"(max {amap.max():.2f})")
+            self._show_mask(amap, img)
+
+    def _show_mask(self, amap: np.ndarray, img: np.ndarray) -> None:
+        """Outline the chosen judged object over the map and add the map's scores against it to the caption."""
+        from . import attention_scores as S
+
+        choice, idx = self.mask.value, None
+        if choice == "auto":  # the judged object the chosen word names (by its colour or shape)
+            label = dict((v, k) for k, v in self.token.options)[self.token.value].split(" (#")[0].lower()
+            idx = next((i for i, (o, _) in enumerate(self._objects) if label in (o.color, o.shape)), None)
+        elif choice is not None:
+            idx = choice
+        if idx is None:
+            if choice == "auto":
+                self.caption.value += "<br>mask: the judge found no object this word names"
+            return
+        obj, mask = self._objects[idx]
+        s = S.score_map(amap, mask)
+        self.overlay.value = _png(S.outline_rgb(_attention_rgb(img, amap), mask, DISPLAY_PX))
+        self.caption.value += (f"<br><span class='explainer-map-score'>vs the judged {obj.color} {obj.shape} "
+                               f"(outlined): peak {'inside' if s.pointing else 'outside'}, mass inside "
+                               f"{s.mass_inside:.0%} (area {s.area:.0%}), AUC {s.auc:.2f}, best IoU "
+                               f"{s.best_iou:.2f}</span>")
+
+
+def _judged_objects(tr: Any) -> list:
+    """(JudgedObject, 32x32 mask) for the trace's final image; empty when the judge cannot read it."""
+    from .attention_scores import judged_masks
+
+    try:
+        return judged_masks(tr.image)
+    except Exception:  # noqa: BLE001 - a picture the judge cannot segment simply offers no masks
+        return []
 
 
 def attention_explorer(tr: Any, token: str | int | None = None) -> AttentionExplorer:
