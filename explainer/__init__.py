@@ -8,6 +8,7 @@
 
 from . import export, plots, projections, sweeps, verdicts
 from .export import save_png, trace_to_gif
+from .gan import load_gan
 from .models import load_pipeline
 from .schedulers import make_scheduler, scheduler_names
 from .sweeps import Filmstrip, GridResult, generate, grid, interpolate_prompts, interpolate_seeds, slerp
@@ -17,6 +18,7 @@ from .verdicts import table as verdict_table
 
 __all__ = [
     "load_pipeline",
+    "load_gan",
     "trace",
     "trace_batch",
     "Trace",

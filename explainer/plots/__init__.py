@@ -26,6 +26,7 @@ from ..text import (
 )
 from ._base import ATTENTION, DIVERGING, MAGNITUDE, trace_caption
 from .attention import plot_attention, plot_attention_grid, plot_attention_levels
+from .gan import plot_gan_grid, plot_interpolations, plot_mode_coverage, plot_stability
 from .grids import plot_images
 from .maps import plot_latent_map, plot_prompt_map, plot_trajectories
 from .noise import plot_forward_process, plot_noise_schedules
@@ -46,6 +47,7 @@ __all__ = [
     "plot_forward_process", "plot_prompt_map", "plot_latent_map", "plot_trajectories", "plot_filmstrip",
     "plot_cfg_delta_norm", "plot_cfg_delta_maps", "plot_cfg_branches", "plot_attention", "plot_attention_levels",
     "plot_attention_grid", "trace_caption",
+    "plot_gan_grid", "plot_interpolations", "plot_mode_coverage", "plot_stability",
     # colour maps and the default prompt
     "DIVERGING", "MAGNITUDE", "ATTENTION", "DEFAULT_PROMPT",
     # the numbers behind the figures (defined outside the views, re-exported for old callers)

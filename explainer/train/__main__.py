@@ -7,6 +7,8 @@ Stages (each reads what the previous ones wrote under --work):
   clip   a tiny CLIPModel trained contrastively on image/caption pairs
   unet   UNet2DConditionModel on VAE latents, epsilon prediction, 10 % caption dropout (for CFG),
          the CLIP text tower fine-tuned beside it at a lower learning rate; EMA weights are shipped.
+  gan    (not in `all`) a text-conditional GAN drawing the same VAE latents from the same frozen text encoder,
+         written to explainer/assets/shapes-gan (explainer/train/gan.py)
 `vae` and `clip` are independent and can run at the same time (two processes).
 Everything is seeded; a run on the same hardware and thread count repeats itself.
 """
@@ -333,7 +335,7 @@ def train_unet(args) -> None:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m explainer.train", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--stage", choices=["all", "vae", "vae-decoder", "clip", "unet"], default="all")
+    p.add_argument("--stage", choices=["all", "vae", "vae-decoder", "clip", "unet", "gan"], default="all")
     p.add_argument("--work", type=Path, default=Path("runs/train"), help="scratch folder for stage outputs")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where the pipeline folder is written")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
@@ -363,7 +365,37 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--init-from", type=Path, default=None,
                    help="continue the U-Net stage from this pipeline folder's unet/ and text_encoder/")
     p.add_argument("--save-every-min", type=float, default=10.0, help="write the pipeline folder this often")
+    # --stage gan (not part of --stage all): a text-conditional GAN on the same scenes, VAE and text encoder
+    p.add_argument("--gan-steps", type=int, default=6_000, help="updates of --stage gan")
+    p.add_argument("--gan-batch", type=int, default=32)
+    p.add_argument("--gan-lr", type=float, default=1e-4, help="generator learning rate (constant)")
+    p.add_argument("--gan-d-lr-mult", type=float, default=4.0, help="discriminator lr = this x --gan-lr (TTUR)")
+    p.add_argument("--gan-seed", type=int, default=0)
+    p.add_argument("--gan-ema", type=float, default=0.999, help="EMA decay of the shipped generator weights")
+    p.add_argument("--gan-mismatch", type=float, default=0.5,
+                   help="weight of real-image/wrong-caption negatives in the discriminator's fake term (0 to 1)")
+    p.add_argument("--gan-images", type=int, default=60_000)
+    p.add_argument("--gan-log-every", type=int, default=50)
+    p.add_argument("--gan-eval-every", type=int, default=200, help="judge samples every N steps (multiple of log)")
+    p.add_argument("--gan-minutes", type=float, default=None,
+                   help="stop (measure, save) once training has run this long; the log records the step reached")
+    p.add_argument("--gan-text-from", type=Path, default=None,
+                   help="pipeline folder whose text_encoder/tokenizer/vae the GAN uses (default shapes-sd)")
     args = p.parse_args(argv)
+    if args.stage == "gan":
+        if args.out == DEFAULT_OUT:
+            args.out = DEFAULT_OUT.parent / "shapes-gan"
+        for name in ("gan_steps", "gan_batch", "gan_images", "gan_log_every", "gan_eval_every"):
+            if getattr(args, name) < (0 if name == "gan_steps" else 1):
+                p.error(f"--{name.replace('_', '-')} must be >= {0 if name == 'gan_steps' else 1}, "
+                        f"got {getattr(args, name)}")
+        if args.gan_eval_every % args.gan_log_every:
+            p.error(f"--gan-eval-every must be a multiple of --gan-log-every ({args.gan_log_every}), "
+                    f"got {args.gan_eval_every}")
+        if not 0.0 <= args.gan_mismatch <= 1.0:
+            p.error(f"--gan-mismatch must be from 0 to 1, got {args.gan_mismatch}")
+        if not args.gan_lr > 0:
+            p.error(f"--gan-lr must be > 0, got {args.gan_lr}")
     # Checked before any heavy work: training data must never reach the evaluation scenes (seeds >= VAL_SEED).
     if not 0.0 <= args.two_object_p <= 1.0:
         p.error(f"--two-object-p must be from 0 to 1, got {args.two_object_p}")
@@ -384,6 +416,10 @@ def main(argv: list[str] | None = None) -> None:
         train_clip(args)
     if args.stage in ("all", "unet"):
         train_unet(args)
+    if args.stage == "gan":
+        from .gan import train_gan
+
+        train_gan(args)
 
 
 if __name__ == "__main__":

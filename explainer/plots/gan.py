@@ -1,0 +1,156 @@
+"""The GAN view (lesson 15): a grid of latents, latent interpolation beside diffusion's seed interpolation, the
+mode-coverage chart and the stability curves."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from ..arrays import to_rgb
+from ._base import _new_figure, _no_ticks
+
+
+def plot_gan_grid(gan: Any, prompt: str, seeds: Sequence[int] = tuple(range(16)), cols: int = 8) -> Figure:
+    """The GAN's image for one prompt and many latents z (one seed each)."""
+    from ..gan import generate
+
+    seeds = list(seeds)
+    if not seeds:
+        raise ValueError("seeds must hold at least one seed")
+    images = generate(gan, prompt, seeds)
+    rows = (len(images) + cols - 1) // cols
+    fig = _new_figure(1.1 * cols, 1.2 * rows + 0.6)
+    axes = fig.subplots(rows, cols, squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        _no_ticks(ax)
+        if i >= len(images):
+            ax.set_axis_off()
+            continue
+        ax.imshow(to_rgb(images[i]))
+        ax.set_xlabel(f"z seed {seeds[i]}", fontsize=7)
+    fig.suptitle(f"GAN: \u201c{prompt}\u201d, one image per latent z (seeds {seeds[0]}\u2026{seeds[-1]}), "
+                 "one generator call each", fontsize=11)
+    return fig
+
+
+def plot_interpolations(gan: Any, pipe: Any, prompt: str, seed_a: int = 0, seed_b: int = 1, frames: int = 7,
+                        cfg: float = 5.0, steps: int = 25) -> Figure:
+    """Top: the GAN's latent slerp z(seed_a) -> z(seed_b). Bottom: diffusion's noise slerp between the same seeds."""
+    from ..gan import interpolate_latents
+    from ..sweeps import interpolate_seeds
+
+    g = interpolate_latents(gan, prompt, seed_a, seed_b, steps=frames)
+    d = interpolate_seeds(pipe, prompt, seed_a, seed_b, frames=frames, cfg=cfg, steps=steps)
+    fig = _new_figure(1.3 * frames + 1.4, 3.4)
+    axes = fig.subplots(2, frames, squeeze=False)
+    ts = np.linspace(0, 1, frames)
+    for r, (row, label) in enumerate(((g, "GAN\nlatent z slerp"), (d.images, f"diffusion\nnoise slerp\nCFG {cfg:g}, "
+                                                                         f"{steps} steps"))):
+        for c in range(frames):
+            ax = axes[r, c]
+            _no_ticks(ax)
+            ax.imshow(to_rgb(row[c]))
+            if r == 1:
+                ax.set_xlabel(f"t = {ts[c]:.2f}", fontsize=8)
+        axes[r, 0].set_ylabel(label, fontsize=8)
+    fig.suptitle(f"Interpolating between seed {seed_a} and seed {seed_b}: \u201c{prompt}\u201d", fontsize=11)
+    return fig
+
+
+def plot_mode_coverage(study: Any, prompt: str | None = None) -> Figure:
+    """Shares of the judged free attributes (position, size, background) for data, GAN and diffusion, and the
+    number of (position, size, background) combos each drew. `prompt`: one prompt, or None for all pooled."""
+    from collections import Counter
+
+    from ..gan import all_combos, coverage_entropy
+    from ..shapes import BACKGROUNDS, POSITIONS, SIZES
+
+    prompts = [prompt] if prompt is not None else list(study.prompts)
+    models = ("data", "GAN", "diffusion")
+    colours = {"data": "#777777", "GAN": "#d1495b", "diffusion": "#2e86ab"}
+    combos = {m: [c for p in prompts for c in study.get(m, p).combos] for m in models}
+    fig = _new_figure(14, 3.6)
+    axes = fig.subplots(1, 4, gridspec_kw={"width_ratios": [5, 2, 3, 4]})
+    for ax, (i, key, values) in zip(axes[:3], ((0, "position", POSITIONS), (1, "size", SIZES),
+                                               (2, "background", tuple(BACKGROUNDS))), strict=True):
+        x = np.arange(len(values))
+        for j, m in enumerate(models):
+            found = [c[i] for c in combos[m] if c is not None]
+            cnt = Counter(found)
+            ax.bar(x + (j - 1) * 0.27, [cnt[v] / max(1, len(found)) for v in values], 0.27, label=m,
+                   color=colours[m])
+        ax.set_xticks(x, values, fontsize=8)
+        ax.set_ylabel("share of images (object found)")
+        ax.set_xlabel(key)
+        ax.set_title(f"judged {key}", fontsize=10)
+    axes[0].legend(fontsize=8)
+    ax = axes[3]
+    ref = all_combos()
+    for j, m in enumerate(models):
+        ce = coverage_entropy(Counter(combos[m]), ref)
+        ax.bar(j, ce["entropy_bits"], color=colours[m])
+        ax.text(j, ce["entropy_bits"] + 0.05, f"{ce['entropy_bits']:.2f} bits\n{ce['coverage'] * 30:.0f}/30 combos",
+                ha="center", va="bottom", fontsize=8)
+    ax.axhline(np.log2(len(ref)), color="k", ls=":", lw=1)
+    ax.text(2.4, np.log2(len(ref)), "log2 30", fontsize=7, va="bottom", ha="right")
+    ax.set_xticks(range(3), models)
+    ax.set_ylabel("entropy of judged combos (bits)")
+    ax.set_xlabel("source")
+    ax.set_ylim(0, np.log2(len(ref)) + 1.0)
+    ax.set_title("(position, size, background) combos", fontsize=10)
+    n = len(study.seeds)
+    what = f"\u201c{prompt}\u201d" if prompt is not None else f"{len(prompts)} prompts pooled"
+    fig.suptitle(f"Mode coverage, {what}: {n} seeds per prompt per model (diffusion CFG {study.cfg:g}, "
+                 f"{study.steps} steps); data = rendered scenes", fontsize=11)
+    return fig
+
+
+def plot_stability(logs: dict[int, list[dict]], diffusion_log: Sequence[dict] | None = None,
+                   diffusion_label: str = "U-Net loss") -> Figure:
+    """Per GAN seed: discriminator / generator hinge losses and judged adherence (EMA and live generator) over
+    training; beside them the diffusion model's loss curve when its log is given (else a note that it is absent)."""
+    from ..experiments.gan import eval_curve, loss_curve
+
+    fig = _new_figure(15, 3.8)
+    axes = fig.subplots(1, 4)
+    cmap = ["#d1495b", "#edae49", "#00798c", "#30638e", "#8f2d56", "#66a182"]
+    for k, seed in enumerate(sorted(logs)):
+        c = cmap[k % len(cmap)]
+        s, v = loss_curve(logs[seed], "loss_d")
+        axes[0].plot(s, v, color=c, lw=1, label=f"seed {seed}")
+        s, v = loss_curve(logs[seed], "loss_g")
+        axes[1].plot(s, v, color=c, lw=1, label=f"seed {seed}")
+        s, v = eval_curve(logs[seed], "ema_adh_all")
+        axes[2].plot(s, v, "-o", color=c, ms=3, label=f"seed {seed} EMA")
+        s, v = eval_curve(logs[seed], "raw_adh_all")
+        axes[2].plot(s, v, ":", color=c, lw=1)
+    axes[0].set_title("discriminator hinge loss", fontsize=10)
+    axes[1].set_title("generator loss (\u2212D(G(z)))", fontsize=10)
+    axes[2].set_title("judged adherence, 64 unseen prompts\n(solid EMA, dotted live generator)", fontsize=10)
+    for ax in axes[:3]:
+        ax.set_xlabel("training step (batch 32)")
+    axes[0].set_ylabel("loss (mean of 50 steps)")
+    axes[1].set_ylabel("loss (mean of 50 steps)")
+    axes[2].set_ylabel("share of images fully right")
+    axes[2].set_ylim(0, 1)
+    axes[0].legend(fontsize=7)
+    ax = axes[3]
+    if diffusion_log:
+        st = [r["step"] for r in diffusion_log if "loss" in r]
+        lv = [r["loss"] for r in diffusion_log if "loss" in r]
+        ax.plot(st, lv, color="#2e86ab", lw=1)
+        ax.set_title(diffusion_label, fontsize=10)
+        ax.set_xlabel("training step")
+        ax.set_ylabel("loss")
+    else:
+        _no_ticks(ax)
+        ax.text(0.5, 0.5, "The shipped U-Net's per-step loss log\nwas not kept (only its summary in\n"
+                "shapes-sd/training.json), so its\ncurve cannot be drawn here.", ha="center", va="center",
+                fontsize=9, transform=ax.transAxes)
+        ax.set_title("diffusion U-Net loss", fontsize=10)
+    fig.suptitle(f"Stability: the same GAN recipe, {len(logs)} seeds (training logs shipped with shapes-gan)",
+                 fontsize=11)
+    return fig
