@@ -12,6 +12,7 @@ from matplotlib.figure import Figure
 from PIL import Image, ImageDraw, ImageFont
 
 SLIDE_WIDTH_PX = 1920  # a 16:9 full-HD slide
+MAX_PX = 8192  # the largest PNG width / GIF side we write (a 30000 px GIF would take minutes and gigabytes)
 FRAMES = ("x0", "xt", "latents")
 
 
@@ -27,6 +28,11 @@ def figure_to_png_bytes(fig: Figure, width_px: int = SLIDE_WIDTH_PX) -> bytes:
 
 def save_png(fig: Figure, path: str | os.PathLike, width_px: int = SLIDE_WIDTH_PX) -> Path:
     """Save `fig` as a PNG `width_px` wide (default 1920, a full-HD slide). Returns the path written."""
+    if not isinstance(fig, Figure):
+        raise ValueError(f"fig must be a matplotlib Figure (what every explainer.plots function returns), got "
+                         f"{type(fig).__name__}")
+    if isinstance(width_px, bool) or not isinstance(width_px, int) or not 16 <= width_px <= MAX_PX:
+        raise ValueError(f"width_px must be an int from 16 to {MAX_PX}, got {width_px!r}")
     path = Path(path)
     if path.suffix.lower() != ".png":
         path = path.with_suffix(".png")
@@ -87,8 +93,8 @@ def trace_to_gif(tr: Any, path: str | os.PathLike, frames: str = "x0", size: int
     """
     from .arrays import to_rgb
 
-    if not isinstance(size, int) or size < 16:
-        raise ValueError(f"size must be an int >= 16, got {size!r}")
+    if isinstance(size, bool) or not isinstance(size, int) or not 16 <= size <= MAX_PX:
+        raise ValueError(f"size must be an int from 16 to {MAX_PX} (pixels per side), got {size!r}")
     if not isinstance(duration_ms, int) or duration_ms < 20:
         raise ValueError(f"duration_ms must be an int >= 20, got {duration_ms!r}")
     raw = gif_frames(tr, frames)

@@ -25,9 +25,16 @@ def trace_setting(tr: Any, name: str, default: Any = None) -> Any:
 
 
 def pick_steps(tr: Any, steps: Sequence[int] | None, n: int) -> list[int]:
+    """Step indices to show: the given ones (negative counts from the end) or `n` spread evenly over the trace."""
+    from .validation import check_positive_int
+
     total = len(tr.steps)
     if steps is None:
+        n = check_positive_int(n, "n")
         return sorted({round(x) for x in np.linspace(0, total - 1, min(n, total))})
+    if isinstance(steps, (str, bytes)) or not hasattr(steps, "__iter__") or len(steps) == 0:
+        raise ValueError(f"steps must be None (spread n over the trace) or a non-empty list of step indices in "
+                         f"0..{total - 1}, got {steps!r}")
     out = []
     for s in steps:
         if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or not -total <= s < total:

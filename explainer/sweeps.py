@@ -41,8 +41,7 @@ Progress = Callable[[int, int], None]
 # --------------------------------------------------------------------------------------------- single runs
 def _check_common(pipe: Any, height: int | None, width: int | None) -> tuple[int | None, int | None]:
     factor = int(getattr(pipe, "vae_scale_factor", 8))
-    multiple = math.lcm(8, factor)
-    return V.check_size(height, "height", multiple), V.check_size(width, "width", multiple)
+    return V.check_image_size(pipe, height, width, math.lcm(8, factor))
 
 
 def generate(pipe: Any, prompt: str, seed: int = 0, cfg: float = 7.5, steps: int = 25,
@@ -126,6 +125,12 @@ class GridResult:
         return len(self.images), len(self.images[0])
 
     def image(self, row: int, col: int) -> Any:
+        """The PIL image of one cell (row and col count from 0)."""
+        rows, cols = self.shape
+        if not (isinstance(row, (int, np.integer)) and isinstance(col, (int, np.integer))
+                and 0 <= row < rows and 0 <= col < cols):
+            raise IndexError(f"row must be from 0 to {rows - 1} and col from 0 to {cols - 1} for this "
+                             f"{rows}x{cols} grid, got ({row!r}, {col!r})")
         return self.images[row][col]
 
     def cell_settings(self, row: int, col: int) -> dict:
@@ -316,6 +321,11 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: float, dim: int | None = None, ep
     Keeps Gaussian noise looking like Gaussian noise in between (a straight line would shrink its norm).
     Falls back to the straight line where a and b are (nearly) parallel. t=0 and t=1 return exact copies.
     """
+    if isinstance(t, bool) or not isinstance(t, numbers.Real) or not math.isfinite(float(t)):
+        raise ValueError(f"t must be a number (0 = a, 1 = b; outside 0..1 extrapolates), got {t!r}")
+    if not isinstance(a, torch.Tensor) or not isinstance(b, torch.Tensor) or a.shape != b.shape:
+        raise ValueError(f"a and b must be tensors of the same shape, got {tuple(getattr(a, 'shape', ()))} and "
+                         f"{tuple(getattr(b, 'shape', ()))}")
     if t == 0:
         return a.clone()
     if t == 1:

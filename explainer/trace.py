@@ -31,10 +31,10 @@ from .validation import (
     check_bool,
     check_cfg,
     check_choice,
+    check_image_size,
     check_optional_prompt,
     check_prompt,
     check_seed,
-    check_size,
     check_step_index,
     check_steps,
 )
@@ -310,8 +310,8 @@ class Trace:
             return names
         if isinstance(level, str) and level in names:
             return [level]
-        if isinstance(level, int) and not isinstance(level, bool) and -len(names) <= level < len(names):
-            return [names[level]]
+        if isinstance(level, (int, np.integer)) and not isinstance(level, bool) and -len(names) <= level < len(names):
+            return [names[int(level)]]
         if isinstance(level, slice) and names[level]:
             return names[level]
         if isinstance(level, (range, list, tuple)) and len(level) > 0:  # a block range, e.g. range(4, 8)
@@ -404,9 +404,10 @@ class Trace:
         """One safetensors file: the tensors, plus JSON metadata (settings, tokens, checksum) in its header."""
         from safetensors.torch import save_file
 
-        path = Path(path)
+        path = _check_save_path(path)
         tensors = {k: v.contiguous() for k, v in self._t.items()}
-        meta = dict(self._meta, format=FORMAT, version=FORMAT_VERSION, checksum=_checksum(tensors))
+        meta = dict(self._meta, format=FORMAT, version=FORMAT_VERSION)
+        meta["checksum"] = _checksum(tensors, meta)
         save_file(tensors, str(path), metadata={_META_KEY: json.dumps(meta)})
         return path
 
@@ -417,19 +418,21 @@ class Trace:
         path = Path(path)
         if not path.is_file():
             raise TraceFileError(f"no trace file at {str(path)!r}")
-        data = path.read_bytes()
-        meta = _read_meta(data, path)
+        meta = _read_meta(path)  # the header alone: a foreign file is refused before its body is read
         from safetensors.torch import load as st_load
 
         try:
-            tensors = st_load(data)
+            tensors = st_load(path.read_bytes())
         except Exception as err:  # safetensors' own error for bad offsets / truncation
             raise TraceFileError(f"{path} is damaged (truncated or modified): {err}") from None
-        if _checksum(tensors) != meta.get("checksum"):
-            raise TraceFileError(f"{path} was modified or corrupted: its tensors do not match the checksum written "
-                                 "when it was saved")
+        if _checksum(tensors, meta) != meta.get("checksum"):
+            raise TraceFileError(f"{path} was modified or corrupted: its tensors or settings do not match the "
+                                 "checksum written when it was saved")
         _check_layout(tensors, meta, path)
-        tr = cls(tensors, meta)
+        try:
+            tr = cls(tensors, meta)
+        except (IndexError, KeyError, TypeError, ValueError) as err:
+            raise TraceFileError(f"{path} is damaged: its metadata does not fit its tensors ({err!r})") from None
         if pipe is not None:
             tr.attach(pipe)
         return tr
@@ -445,8 +448,12 @@ def _decode_latents(pipe: Any, latents: torch.Tensor):
     return decode_pil(pipe, latents)[0]
 
 
-def _checksum(tensors: dict[str, torch.Tensor]) -> str:
+def _checksum(tensors: dict[str, torch.Tensor], meta: dict | None = None) -> str:
+    """sha256 over the JSON metadata (everything but the checksum itself: prompt, seed, settings, tokens) and every
+    tensor's name, dtype, shape and bytes."""
     h = hashlib.sha256()
+    if meta is not None:
+        h.update(json.dumps({k: v for k, v in meta.items() if k != "checksum"}, sort_keys=True).encode())
     for k in sorted(tensors):
         t = tensors[k].contiguous()
         h.update(f"{k}|{t.dtype}|{tuple(t.shape)}|".encode())
@@ -454,15 +461,42 @@ def _checksum(tensors: dict[str, torch.Tensor]) -> str:
     return h.hexdigest()
 
 
-def _read_meta(data: bytes, path: Path) -> dict:
-    """Parse the safetensors header ourselves: 8-byte little-endian length, then JSON."""
-    if len(data) < 8:
-        raise TraceFileError(f"{path} is not a trace file (only {len(data)} bytes)")
-    (n,) = struct.unpack("<Q", data[:8])
-    if n > len(data) - 8:
-        raise TraceFileError(f"{path} is truncated: its header says {n} bytes, the file has {len(data) - 8}")
+_MAX_HEADER = 100_000_000  # safetensors' own limit for the JSON header
+
+
+def _check_save_path(path: str | Path) -> Path:
+    """Where `save` writes: a file path whose folder exists, not a folder."""
+    if not isinstance(path, (str, Path)) or not str(path):
+        raise ValueError(f"path must be a file name (str or Path), got {path!r}")
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"path {str(path)!r} is a folder; give a file name, e.g. {str(path / 'trace.safetensors')!r}")
+    if not path.parent.is_dir():
+        raise ValueError(f"cannot save to {str(path)!r}: the folder {str(path.parent)!r} does not exist "
+                         "(create it first)")
+    return path
+
+
+def _read_meta(path: Path) -> dict:
+    """Parse the safetensors header ourselves, reading only it: 8-byte little-endian length, then JSON."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        first = f.read(8)
+        if len(first) < 8:
+            raise TraceFileError(f"{path} is not a trace file (only {len(first)} bytes)")
+        if first[:1] == b"\x80" or first[:2] == b"PK":  # a pickle (torch.save, pickle.dump) or a zip archive
+            raise TraceFileError(f"{path} is a pickle / torch.save file, not a trace, whatever its name: explainer "
+                                 "never reads pickles. Make a trace with ex.trace(...) and save it with "
+                                 "tr.save('name.safetensors')")
+        (n,) = struct.unpack("<Q", first)
+        if n > size - 8:
+            raise TraceFileError(f"{path} is truncated (or not a trace): its header says {n} bytes, the file has "
+                                 f"{size - 8}")
+        if n > _MAX_HEADER:
+            raise TraceFileError(f"{path} is not an explainer trace (a {n}-byte header)")
+        head = f.read(n)
     try:
-        header = json.loads(data[8:8 + n])
+        header = json.loads(head)
         meta = json.loads(header["__metadata__"][_META_KEY])
     except (ValueError, KeyError, TypeError, UnicodeDecodeError):
         raise TraceFileError(f"{path} is not an explainer trace (no readable trace metadata in its header)") from None
@@ -519,8 +553,7 @@ def _run(pipe: Any, prompts: list[str], seeds: list[int], single: bool, steps: i
     cfg = check_cfg(cfg, "cfg")
     true_cfg = check_cfg(true_cfg, "true_cfg")
     scheduler = adapter.check_sampler(scheduler)
-    height = check_size(height, "height", adapter.size_multiple)
-    width = check_size(width, "width", adapter.size_multiple)
+    height, width = check_image_size(pipe, height, width, adapter.size_multiple, batch=len(prompts))
     attention = check_bool(attention, "attention")
     if attention_max_res is not None and (isinstance(attention_max_res, bool) or not isinstance(attention_max_res, int)
                                           or attention_max_res < 1):
@@ -738,7 +771,7 @@ def trace_batch(pipe: Any, prompts: str | Sequence[str], seeds: int | Sequence[i
     scheduler: as in `trace` (None, the default, = the pipeline's own; it used to be "dpm++2m").
     """
     p_list = [prompts] if isinstance(prompts, str) else list(prompts)
-    s_list = [seeds] if not isinstance(seeds, Sequence) else list(seeds)
+    s_list = list(seeds) if isinstance(seeds, (Sequence, np.ndarray, range)) else [seeds]  # numpy arrays, as grid
     if not p_list or not s_list:
         raise ValueError("prompts and seeds must not be empty")
     if len(p_list) == 1:

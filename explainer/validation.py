@@ -10,6 +10,8 @@ from collections.abc import Sequence
 
 MAX_STEPS = 1000
 MAX_SEED = 2**64 - 1
+MAX_CFG = 100.0  # above this the guided prediction only saturates (and huge values overflow to NaN: a black image)
+SLOW_AREA_FACTOR = 16  # warn when an image has this many times the model's default pixel count
 
 
 def check_prompt(prompt: object, name: str = "prompt", allow_empty: bool = True) -> str:
@@ -35,13 +37,13 @@ def check_steps(steps: object, name: str = "steps", maximum: int = MAX_STEPS) ->
     return steps
 
 
-def check_cfg(cfg: object, name: str = "cfg") -> float:
-    """Classifier-free guidance scale: a finite number >= 0 (<= 1 means no unconditional pass)."""
+def check_cfg(cfg: object, name: str = "cfg", maximum: float = MAX_CFG) -> float:
+    """Classifier-free guidance scale: a number from 0 to `maximum` (<= 1 means no unconditional pass)."""
     if isinstance(cfg, bool) or not isinstance(cfg, numbers.Real):
-        raise ValueError(f"{name} must be a finite number >= 0 (e.g. 7.5), got {cfg!r}")
+        raise ValueError(f"{name} must be a number from 0 to {maximum:g} (e.g. 7.5), got {cfg!r}")
     cfg = float(cfg)
-    if not math.isfinite(cfg) or cfg < 0:
-        raise ValueError(f"{name} must be a finite number >= 0 (e.g. 7.5), got {cfg}")
+    if not math.isfinite(cfg) or not 0 <= cfg <= maximum:
+        raise ValueError(f"{name} must be a number from 0 to {maximum:g} (e.g. 7.5), got {cfg}")
     return cfg
 
 
@@ -65,6 +67,87 @@ def check_size(value: object, name: str, multiple: int, maximum: int = 8192) -> 
         raise ValueError(f"{name} must be a positive multiple of {multiple} (at most {maximum}) for this pipeline, "
                          f"got {value}")
     return value
+
+
+def default_image_size(pipe: object) -> tuple[int, int]:
+    """(height, width) in pixels the pipeline draws when none is given: its denoiser's sample size x the VAE factor."""
+    factor = int(getattr(pipe, "vae_scale_factor", 8))
+    size = getattr(pipe, "default_sample_size", None)
+    if size is None:
+        den = getattr(pipe, "unet", None) or getattr(pipe, "transformer", None)
+        size = den.config.sample_size if den is not None else 64
+    h, w = (size, size) if isinstance(size, int) else tuple(size)
+    return int(h) * factor, int(w) * factor
+
+
+def available_memory(device: object = "cpu") -> int | None:
+    """Bytes free for a run on `device` (CUDA: the device's free memory; CPU: MemAvailable), None if unknown."""
+    try:
+        import torch
+
+        if str(device).startswith("cuda") and torch.cuda.is_available():
+            return int(torch.cuda.mem_get_info(torch.device(device))[0])
+    except Exception:  # noqa: BLE001 (no reading: no refusal)
+        return None
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        import os
+
+        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def estimate_run_bytes(pipe: object, height: int, width: int, batch: int = 1) -> int:
+    """A lower bound on the memory one generation needs at this size: the VAE decoder's widest full-resolution
+    activation (about five live at once) or the denoiser's first-level activations with CFG's two branches, whichever is
+    larger. Used only to refuse sizes that cannot fit before any work starts."""
+    import torch
+
+    den = getattr(pipe, "unet", None) or getattr(pipe, "transformer", None)
+    vae = getattr(pipe, "vae", None)
+    item = torch.empty((), dtype=getattr(den, "dtype", torch.float32)).element_size()
+    factor = int(getattr(pipe, "vae_scale_factor", 8))
+    latent_px = (height // factor) * (width // factor)
+    den_ch = int(max(den.config.get("block_out_channels", None) or [den.config.get("num_attention_heads", 8) *
+                                                                     den.config.get("attention_head_dim", 64)]))
+    den_bytes = 2 * batch * den_ch * latent_px * item * 4
+    vae_ch = int(max(vae.config.get("block_out_channels", [128]))) if vae is not None else 0
+    vae_bytes = vae_ch * height * width * item * 5  # a conv's input and output and the norm's temporaries
+    return int(max(den_bytes, vae_bytes))
+
+
+def check_image_size(pipe: object, height: object, width: object, multiple: int, batch: int = 1,
+                     device: object = None) -> tuple[int | None, int | None]:
+    """Check height / width (None = the model's default) before any work: a positive multiple of `multiple`; one
+    side alone gets the other from the model's default (so image, trace and attention maps agree); a size whose
+    memory estimate exceeds the free memory is refused naming height and width; a size far above the model's
+    default draws a warning (the run grows with the pixel count)."""
+    height, width = check_size(height, "height", multiple), check_size(width, "width", multiple)
+    if height is None and width is None:
+        return None, None
+    dh, dw = default_image_size(pipe)
+    height, width = height or dh, width or dw
+    device = device if device is not None else getattr(pipe, "device", "cpu")
+    need, free = estimate_run_bytes(pipe, height, width, batch), available_memory(device)
+    if free is not None and need > 0.8 * free:
+        raise ValueError(f"height x width = {height} x {width} needs at least {need / 2**30:.1f} GiB for one run, "
+                         f"more than the {free / 2**30:.1f} GiB free on {device}: choose a smaller height/width "
+                         f"(this model's own size is {dh} x {dw})")
+    ratio = height * width / (dh * dw)
+    if ratio >= SLOW_AREA_FACTOR:
+        import warnings
+
+        warnings.warn(f"height x width = {height} x {width} is {ratio:g} times the pixels of this model's own "
+                      f"{dh} x {dw}: the run takes roughly {ratio:g} times as long (or more), and a model drawn far "
+                      "from its training size tends to repeat or break its objects", UserWarning, stacklevel=3)
+    return height, width
 
 
 def check_bool(value: object, name: str) -> bool:

@@ -232,7 +232,10 @@ class StepExplorer(W.VBox):
     position), the predicted clean image x0 (decoded), and where a chosen word attends."""
 
     def __init__(self, tr: Any, step: int = 0, token: str | int | None = None):
+        from .validation import check_step_index
+
         n = len(tr.steps)
+        step = check_step_index(step, n, "step")  # a clear error for "3" or 2.5; -1 counts from the end
         self.trace = tr
         self.message = _message()
         self.step = W.IntSlider(value=min(max(step, 0), n - 1), min=0, max=n - 1, description="step",
@@ -437,6 +440,9 @@ class Playground(W.VBox):
         self.seed = W.IntText(value=seed, description="seed", layout=W.Layout(width="200px"))
         self.cfg = W.FloatText(value=cfg, description="CFG", step=0.5, layout=W.Layout(width="200px"))
         self.steps = W.IntText(value=steps, description="steps", layout=W.Layout(width="200px"))
+        from .schedulers import check_scheduler_name
+
+        scheduler = check_scheduler_name(scheduler)  # any spelling `trace` accepts ("DPM++2M")
         self.sampler = W.Dropdown(options=sampler_options(pipe), value=scheduler, description="sampler",
                                   layout=W.Layout(width="260px"))
         self.generate = W.Button(description="Generate", button_style="primary", icon="play")
@@ -644,6 +650,10 @@ class GridExplorer(W.VBox):
         n = len(args[r]) * len(args[c])
         if n > 64:
             raise ValueError(f"that is {n} images; keep the grid to 64 or fewer (e.g. 8 x 8)")
+        from .validation import check_steps
+
+        for v in args["steps"] if isinstance(args["steps"], list) else [args["steps"]]:
+            check_steps(v, "steps", maximum=200)  # as the playground: a classroom grid of 1000-step cells never ends
         return dict(args, prompt=self.prompt.value, rows=r)
 
     def run(self) -> None:

@@ -11,6 +11,7 @@ from matplotlib.figure import Figure
 
 from ..arrays import to_numpy, to_rgb
 from ..readouts import pick_steps
+from ..validation import check_positive_int
 from ._base import ATTENTION, _new_figure, _no_ticks, _step_label, _title
 
 
@@ -27,6 +28,9 @@ def _attention_tokens(tr: Any, tokens: Sequence[Any] | None) -> list[Any]:
         return [lookup(w, words, all_toks) for w in chosen]
     if isinstance(tokens, (str, Lookup)) or not isinstance(tokens, Sequence):
         tokens = [tokens]
+    if len(tokens) == 0:
+        raise ValueError("tokens must be None (every word) or name at least one prompt word or token position, got "
+                         "an empty list")
     return [lookup(t.item() if isinstance(t, np.integer) else t, words, all_toks, "tokens") for t in tokens]
 
 
@@ -68,7 +72,7 @@ def plot_attention(tr: Any, tokens: Sequence[Any] | None = None, step: int | Non
     toks = _attention_tokens(tr, tokens)
     maps = [_attn_map(tr, t, step, level) for t in toks]
     vmax = max(float(m.max()) for m in maps) or 1.0
-    cols = min(cols, len(toks))
+    cols = min(check_positive_int(cols, "cols"), len(toks))
     rows = math.ceil(len(toks) / cols)
     fig = _new_figure(2.3 * cols + 1.2, 2.5 * rows + 1.0)
     axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()

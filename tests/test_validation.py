@@ -1,0 +1,226 @@
+"""Bad input, tried as a new user would: each case gets a clear error naming the parameter (and what is allowed)
+before any heavy work, or a visible warning, and the pipeline is intact afterwards."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from explainer import generation, sweeps, validation
+from explainer.trace import Trace, TraceFileError, trace, trace_batch
+
+PROMPT = "a red circle left of a blue square"
+
+
+@pytest.fixture(scope="module")
+def small_trace(tiny_sd):
+    return trace(tiny_sd, PROMPT, seed=0, steps=2)
+
+
+def _unchanged(pipe, before):
+    assert pipe.scheduler is before
+
+
+# --------------------------------------------------------------------------------------------- sizes and numbers
+def test_huge_size_is_refused_from_a_memory_estimate(tiny_sd):
+    before = tiny_sd.scheduler
+    with pytest.raises(ValueError, match=r"height x width = 8192 x 8192 needs at least .* GiB"):
+        trace(tiny_sd, PROMPT, steps=2, height=8192, width=8192)
+    with pytest.raises(ValueError, match="height x width"):
+        sweeps.generate(tiny_sd, PROMPT, steps=2, height=8192, width=8192)
+    _unchanged(tiny_sd, before)
+
+
+def test_far_above_the_model_size_warns(tiny_sd):
+    h, w = validation.default_image_size(tiny_sd)
+    with pytest.warns(UserWarning, match="times the pixels of this model's own"):
+        validation.check_image_size(tiny_sd, 4 * h, 4 * w, 8)
+
+
+def test_one_side_alone_gets_the_other_from_the_model(tiny_sd):
+    h, w = validation.default_image_size(tiny_sd)
+    tr = trace(tiny_sd, PROMPT, steps=2, width=w + 16, attention=True)
+    assert tr.image.size == (w + 16, h)  # PIL: (width, height)
+    assert tr.settings["width"] == w + 16 and tr.settings["height"] == h
+    lat = tr.steps[0].latents
+    assert tuple(lat.shape[-2:]) == (h // tiny_sd.vae_scale_factor, (w + 16) // tiny_sd.vae_scale_factor)
+
+
+@pytest.mark.parametrize("cfg", [1e308, float("inf"), float("nan"), -1, 101])
+def test_cfg_has_a_finite_bound(tiny_sd, cfg):
+    with pytest.raises(ValueError, match="cfg must be a number from 0 to 100"):
+        trace(tiny_sd, PROMPT, steps=2, cfg=cfg)
+
+
+def test_numpy_seeds_and_levels_are_accepted(tiny_sd):
+    trs = trace_batch(tiny_sd, PROMPT, seeds=np.array([0, 1]), steps=2)
+    assert [t.settings["seed"] for t in trs] == [0, 1]
+    lv = trs[0].levels
+    assert torch.equal(trs[0].attention("red", level=np.int64(0)), trs[0].attention("red", level=lv[0]))
+
+
+# --------------------------------------------------------------------------------------------- trace files
+def test_edited_settings_in_a_trace_file_fail_the_checksum(small_trace, tmp_path):
+    import json
+    import struct
+
+    path = small_trace.save(tmp_path / "t.safetensors")
+    data = bytearray(path.read_bytes())
+    (n,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8:8 + n])
+    meta = json.loads(header["__metadata__"]["explainer.trace"])
+    assert meta["settings"]["prompt"].startswith("a red ")
+    meta["settings"]["prompt"] = meta["settings"]["prompt"].replace("red", "tan", 1)  # same length, other prompt
+    header["__metadata__"]["explainer.trace"] = json.dumps(meta)
+    raw = json.dumps(header, separators=(",", ":")).encode()
+    raw += b" " * (n - len(raw)) if len(raw) <= n else b""
+    assert len(raw) == n, "the edit must keep the header length (pad with spaces)"
+    path.write_bytes(bytes(data[:8]) + raw + bytes(data[8 + n:]))
+    with pytest.raises(TraceFileError, match="modified or corrupted"):
+        Trace.load(path)
+
+
+def test_a_pickle_named_safetensors_is_named_as_a_pickle(tmp_path):
+    path = tmp_path / "fake.safetensors"
+    path.write_bytes(pickle.dumps({"a": 1}))
+    with pytest.raises(TraceFileError, match="pickle.*tr.save"):
+        Trace.load(path)
+    torch.save({"a": torch.ones(2)}, path)
+    with pytest.raises(TraceFileError, match="pickle"):
+        Trace.load(path)
+
+
+def test_a_big_foreign_file_is_refused_from_its_header(tmp_path, monkeypatch):
+    path = tmp_path / "big.bin"
+    path.write_bytes(b"\xff" * 8 + b"\0" * 1000)  # a header length far beyond the file
+    read = []
+    monkeypatch.setattr(type(path), "read_bytes", lambda self: read.append(self) or b"")
+    with pytest.raises(TraceFileError, match="truncated"):
+        Trace.load(path)
+    assert not read, "the body must not be read before the header is checked"
+
+
+def test_save_into_a_missing_folder_or_onto_a_folder(small_trace, tmp_path):
+    with pytest.raises(ValueError, match="does not exist"):
+        small_trace.save(tmp_path / "nope" / "t.safetensors")
+    with pytest.raises(ValueError, match="is a folder"):
+        small_trace.save(tmp_path)
+
+
+# --------------------------------------------------------------------------------------------- sweeps
+def test_slerp_checks_t_and_shapes():
+    a, b = torch.randn(4, 8), torch.randn(4, 8)
+    for t in (float("nan"), float("inf"), "0.5"):
+        with pytest.raises(ValueError, match="t must be a number"):
+            sweeps.slerp(a, b, t)
+    with pytest.raises(ValueError, match="same shape"):
+        sweeps.slerp(a, torch.randn(3, 8), 0.5)
+
+
+def test_grid_result_image_bounds_and_progress(tiny_sd):
+    res = sweeps.grid(tiny_sd, PROMPT, seeds=[0, 1], steps=2)
+    with pytest.raises(IndexError, match=r"row must be from 0 to 0 and col from 0 to 1"):
+        res.image(5, 5)
+    with pytest.raises(ValueError, match="progress"):
+        sweeps.grid(tiny_sd, PROMPT, seeds=[0, 1], steps=2, progress="yes")
+
+
+def test_grid_larger_than_max_batch_equals_single_runs(tiny_sd):
+    res = sweeps.grid(tiny_sd, PROMPT, seeds=[0, 1, 2], cfgs=[3.0, 6.0], steps=2, max_batch=4)
+    assert res.batched_cells == 6 and res.pipeline_calls == 2  # 4 + 2 cells
+    for r in range(3):
+        for c in range(2):
+            ref = sweeps.generate(tiny_sd, PROMPT, **res.cell_settings(r, c))
+            assert np.array_equal(np.asarray(ref), np.asarray(res.image(r, c)))
+
+
+def test_generation_counts_and_expects_denoiser_calls(tiny_sd):
+    for name, steps in (("heun", 3), ("pndm", 3), ("ddim", 3)):
+        with generation.count_denoiser_calls(tiny_sd) as count:
+            sweeps.generate(tiny_sd, PROMPT, steps=steps, scheduler=name, cfg=3.0)
+        assert count.calls == generation.expected_denoiser_calls(tiny_sd, name, steps), name
+    assert generation.expected_denoiser_calls(tiny_sd, "heun", 3) == 5
+
+
+def test_using_scheduler_none_keeps_the_pipeline_s_own(tiny_sd):
+    before = tiny_sd.scheduler
+    with generation.using_scheduler(tiny_sd, None) as used:
+        assert used is before
+    with generation.using_scheduler(tiny_sd, "EULER") as used:
+        assert type(used).__name__ == "EulerDiscreteScheduler"
+    assert tiny_sd.scheduler is before
+
+
+# --------------------------------------------------------------------------------------------- figures
+@pytest.mark.parametrize("call, words", [
+    (lambda p, tr: p.plot_filmstrip(tr, n=0), "n must be"),
+    (lambda p, tr: p.plot_filmstrip(tr, steps=[]), "steps must"),
+    (lambda p, tr: p.plot_attention(tr, tokens=[]), "tokens must"),
+    (lambda p, tr: p.plot_attention(tr, cols=0), "cols must"),
+    (lambda p, tr: p.plot_attention_grid(tr, n=0), "n must be"),
+])
+def test_plot_arguments_are_checked(small_trace, call, words):
+    from explainer import plots
+
+    with pytest.raises(ValueError, match=words):
+        call(plots, small_trace)
+
+
+def test_plot_attention_takes_a_word_as_the_trace_does(small_trace):
+    from explainer import plots
+
+    fig = plots.plot_attention(small_trace, tokens="RED")  # one word, any case: as tr.attention("RED")
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert len(titles) == 1 and "red" in titles[0].lower()
+    np.testing.assert_allclose(fig.axes[0].images[-1].get_array(), small_trace.attention("RED").numpy(), rtol=1e-6)
+
+
+def test_save_png_and_gif_size(small_trace, tmp_path):
+    from explainer import export
+
+    with pytest.raises(ValueError, match="fig must be a matplotlib Figure"):
+        export.save_png("not a figure", tmp_path / "x.png")
+    with pytest.raises(ValueError, match="size"):
+        export.trace_to_gif(small_trace, tmp_path / "x.gif", size=30000)
+
+
+# --------------------------------------------------------------------------------------------- widgets
+def test_step_explorer_checks_its_step(small_trace):
+    from explainer import widgets
+
+    for bad in ("3", 2.5, True):
+        with pytest.raises(ValueError, match="step must be an integer"):
+            widgets.step_explorer(small_trace, step=bad)
+    with pytest.raises(ValueError, match="step must be from 0 to 1"):
+        widgets.step_explorer(small_trace, step=5)
+    ex = widgets.step_explorer(small_trace, step=-1)  # from the end, as everywhere else
+    assert ex.step.value == len(small_trace.steps) - 1
+
+
+def test_playground_takes_any_spelling_of_a_sampler(tiny_sd):
+    from explainer import widgets
+
+    pg = widgets.playground(tiny_sd, scheduler="DPM++2M", steps=2)
+    assert pg.sampler.value == "dpm++2m"
+    with pytest.raises(ValueError, match="scheduler must be"):
+        widgets.playground(tiny_sd, scheduler="nope")
+
+
+def test_count_and_progress_arguments():
+    with pytest.raises(ValueError, match="max_batch must be from 1"):
+        validation.check_positive_int(0, "max_batch")
+    assert validation.check_positive_int(np.int64(3), "n") == 3
+    with pytest.raises(ValueError, match="progress must be None, True"):
+        validation.check_progress("yes")
+
+
+def test_grid_explorer_refuses_runaway_steps(tiny_sd):
+    from explainer import widgets
+
+    ge = widgets.grid_explorer(tiny_sd)
+    ge.steps.value = 1000
+    ge.run()
+    assert "steps must be from 1 to 200" in ge.message.value
