@@ -11,8 +11,11 @@ install:
 	@$(PY) -c "import torch" 2>/dev/null || $(PIP) install $(TORCH)
 	$(PIP) install -q -e ".[dev,classroom]"
 
+# As root (containers, Binder-style images, CI) Jupyter refuses to start unless told --allow-root.
+ROOT_FLAG := $(shell [ "$$(id -u 2>/dev/null)" = "0" ] && echo --allow-root)
+
 lab: install
-	$(PY) -m jupyter lab notebooks/00_start_here.ipynb
+	$(PY) -m jupyter lab $(ROOT_FLAG) notebooks/00_start_here.ipynb
 
 # The whole suite: unit, property, notebook (lessons) and browser tests.
 test: install
@@ -22,7 +25,7 @@ test-fast: install
 	$(PY) -m pytest -q -m "not slow and not browser"
 
 demo: install
-	$(PY) -m explainer.classroom --port=$(PORT)
+	$(PY) -m explainer.classroom --port=$(PORT) $(if $(MODEL),--model="$(MODEL)")
 
 lint:
 	$(PY) -m ruff check explainer tests benchmarks lessons
