@@ -277,6 +277,8 @@ def render_segmentation(scene: Scene, size: int = IMAGE_SIZE) -> Image.Image:
         _draw_shape(draw, obj, big / IMAGE_SIZE, fill=1 + SHAPES.index(obj.shape))
     blocks = np.asarray(ids).reshape(size, _SS, size, _SS).transpose(0, 2, 1, 3).reshape(size, size, _SS * _SS)
     counts = np.stack([(blocks == k).sum(-1) for k in range(len(SHAPES) + 1)], axis=-1)
+    counts = counts.astype(np.float32)
+    counts[..., 0] -= 0.5  # a tie with the background goes to the object (as object_masks: coverage >= 1/2)
     label = counts.argmax(-1)
     palette = np.array([SEGMENTATION_BACKGROUND] + [SEGMENTATION_COLORS[s] for s in SHAPES], dtype=np.uint8)
     return Image.fromarray(palette[label])

@@ -543,7 +543,7 @@ def _jsonable(obj: Any) -> Any:
 def _run(pipe: Any, prompts: list[str], seeds: list[int], single: bool, steps: int, cfg: float,
          negative_prompt: str | None, scheduler: str | None, height: int | None, width: int | None,
          attention: bool, attention_max_res: int | None, true_cfg: float = 1.0,
-         max_bytes: int | None = None) -> list[Trace]:
+         max_bytes: int | None = None, control: dict | None = None) -> list[Trace]:
     adapter = get_adapter(pipe)
     # ---- every check before any heavy work
     prompts = [check_prompt(p, "prompt") for p in prompts]
@@ -561,6 +561,7 @@ def _run(pipe: Any, prompts: list[str], seeds: list[int], single: bool, steps: i
     if max_bytes is not None and (isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1):
         raise ValueError(f"max_bytes must be None (no limit) or a positive int (bytes), got {max_bytes!r}")
     adapter.check_guidance(cfg, negative_prompt, true_cfg)
+    control_call = adapter.check_control(control or {}, len(prompts))  # ControlNet: image=, scale, guess mode
     sched = make_scheduler(scheduler, pipe.scheduler.config) if scheduler else None
     used = sched if sched is not None else pipe.scheduler
     _check_scheduler_steps(used, steps)
@@ -602,7 +603,7 @@ def _run(pipe: Any, prompts: list[str], seeds: list[int], single: bool, steps: i
                  else [torch.Generator().manual_seed(s) for s in seeds])
     neg = negative_prompt if single or negative_prompt is None else [negative_prompt] * n
     call = dict(prompt=prompts[0] if single else prompts, num_inference_steps=steps, generator=generator,
-                height=height, width=width, **adapter.call_kwargs(cfg, neg, true_cfg))
+                height=height, width=width, **adapter.call_kwargs(cfg, neg, true_cfg), **control_call)
     rec = Recorder(n, (H // vf, W // vf), attention, attention_max_res, adapter)
     with capture(pipe, adapter, rec, sched):
         used = pipe.scheduler
@@ -725,7 +726,8 @@ def trace(pipe: Any, prompt: str, seed: int = 0, steps: int = 25, cfg: float = 7
           negative_prompt: str | None = None, scheduler: str | None = None, height: int | None = None,
           width: int | None = None, attention: bool = True, *,
           attention_max_res: int | None = ATTENTION_MAX_RES, true_cfg: float = 1.0,
-          max_bytes: int | None = None) -> Trace:
+          max_bytes: int | None = None, control_image: Any = None, controlnet_conditioning_scale: float = 1.0,
+          guess_mode: bool = False) -> Trace:
     """Run `pipe` once on `prompt` and record every denoising step.
 
     The image is bit-identical (same machine, same thread count) to this untraced call:
@@ -749,19 +751,31 @@ def trace(pipe: Any, prompt: str, seed: int = 0, steps: int = 25, cfg: float = 7
     true_cfg: Flux only: true classifier-free guidance scale (> 1 needs negative_prompt; the transformer then also
         runs on the negative prompt each step). For Flux, `cfg` is the guidance embedding (not CFG).
     max_bytes: refuse, before the run, a capture whose estimated size exceeds this many bytes (None = no limit).
+    control_image, controlnet_conditioning_scale, guess_mode: ControlNet pipelines only (load_pipeline(controlnet=...)):
+        the control map (PIL image or (h, w, 3) array), passed to the pipeline as image=, and the pipeline's own
+        scale / guess-mode arguments; the trace then holds the map ("control.image") and, per step, each ControlNet
+        residual's norm ("controlnet.norm") and magnitude map ("controlnet.map.<name>").
     Transformer pipelines (PixArt, SD3, Flux) take the flow/DiT samplers their adapter lists ("flow_euler", ...);
     their attention maps are grouped by block ("block 0", "double 3", "single 7") instead of U-Net level.
     Every argument is checked before any heavy work (ValueError naming the parameter).
     """
     return _run(pipe, [prompt], [seed], True, steps, cfg, negative_prompt, scheduler, height, width, attention,
-                attention_max_res, true_cfg, max_bytes)[0]
+                attention_max_res, true_cfg, max_bytes, _control(control_image, controlnet_conditioning_scale,
+                                                                 guess_mode))[0]
+
+
+def _control(image: Any, scale: float, guess_mode: bool) -> dict | None:
+    if image is None and scale == 1.0 and guess_mode is False:
+        return None
+    return {"control_image": image, "controlnet_conditioning_scale": scale, "guess_mode": guess_mode}
 
 
 def trace_batch(pipe: Any, prompts: str | Sequence[str], seeds: int | Sequence[int] = 0, steps: int = 25,
                 cfg: float = 7.5, negative_prompt: str | None = None, scheduler: str | None = None,
                 height: int | None = None, width: int | None = None, attention: bool = True, *,
                 attention_max_res: int | None = ATTENTION_MAX_RES, true_cfg: float = 1.0,
-                max_bytes: int | None = None) -> list[Trace]:
+                max_bytes: int | None = None, control_image: Any = None, controlnet_conditioning_scale: float = 1.0,
+                guess_mode: bool = False) -> list[Trace]:
     """Several prompts and/or seeds in one batched pipeline call; one Trace each.
 
     A single prompt or seed is repeated to match the other list. Trace k equals image k of the untraced call
@@ -782,7 +796,8 @@ def trace_batch(pipe: Any, prompts: str | Sequence[str], seeds: int | Sequence[i
         raise ValueError(f"prompts and seeds must have the same length (or one of them be single), got "
                          f"{len(p_list)} prompts and {len(s_list)} seeds")
     return _run(pipe, p_list, s_list, False, steps, cfg, negative_prompt, scheduler, height, width, attention,
-                attention_max_res, true_cfg, max_bytes)
+                attention_max_res, true_cfg, max_bytes, _control(control_image, controlnet_conditioning_scale,
+                                                                 guess_mode))
 
 
 # --------------------------------------------------------------------------------------------- embeddings

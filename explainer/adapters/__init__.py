@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from .base import Adapter
+from .controlnet import ControlNetAdapter
 from .flux import FluxAdapter
 from .pixart import PixArtAdapter
 from .sd import SDAdapter
@@ -19,6 +20,7 @@ from .sdxl import SDXLAdapter
 
 # (diffusers pipeline class name, adapter): matched with isinstance, first match wins (subclasses first)
 FAMILIES: list[tuple[str, type[Adapter]]] = [
+    ("StableDiffusionControlNetPipeline", ControlNetAdapter),
     ("StableDiffusionXLPipeline", SDXLAdapter),
     ("StableDiffusionPipeline", SDAdapter),
     ("PixArtSigmaPipeline", PixArtAdapter),
@@ -27,7 +29,8 @@ FAMILIES: list[tuple[str, type[Adapter]]] = [
     ("FluxPipeline", FluxAdapter),
 ]
 
-SUPPORTED = "StableDiffusionPipeline (SD 1.x/2.x), StableDiffusionXLPipeline, PixArtAlphaPipeline, " \
+SUPPORTED = "StableDiffusionPipeline (SD 1.x/2.x), StableDiffusionControlNetPipeline, " \
+            "StableDiffusionXLPipeline, PixArtAlphaPipeline, " \
             "PixArtSigmaPipeline, StableDiffusion3Pipeline and FluxPipeline"
 
 
@@ -49,5 +52,6 @@ def get_adapter(pipe: Any) -> Adapter:
     raise NotImplementedError(f"tracing {type(pipe).__name__} is not supported yet: explainer traces {SUPPORTED}.")
 
 
-__all__ = ["FAMILIES", "SUPPORTED", "Adapter", "FluxAdapter", "PixArtAdapter", "SD3Adapter", "SDAdapter",
+__all__ = ["FAMILIES", "SUPPORTED", "Adapter", "ControlNetAdapter",
+           "FluxAdapter", "PixArtAdapter", "SD3Adapter", "SDAdapter",
            "SDXLAdapter", "get_adapter", "register"]

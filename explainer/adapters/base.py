@@ -127,6 +127,15 @@ class Adapter:
             raise ValueError(f"true_cfg applies to Flux pipelines only (they take cfg as a guidance embedding); "
                              f"for {type(self.pipe).__name__} use cfg, got true_cfg={true_cfg!r}")
 
+    def check_control(self, control: dict[str, Any], n: int) -> dict[str, Any]:
+        """Control-map arguments of `trace` (control_image, ...) -> extra pipeline-call kwargs; only ControlNet
+        pipelines take them (explainer/adapters/controlnet.py)."""
+        if control:
+            raise ValueError(f"control_image / controlnet_conditioning_scale / guess_mode apply to ControlNet "
+                             f"pipelines only, and {type(self.pipe).__name__} has "
+                             "none; load one with explainer.load_pipeline(controlnet='edges') (or 'segmentation')")
+        return {}
+
     def call_kwargs(self, cfg: float, negative_prompt: Any, true_cfg: float) -> dict[str, Any]:
         """The guidance part of the pipeline call."""
         return {"guidance_scale": cfg, "negative_prompt": negative_prompt}

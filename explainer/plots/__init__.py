@@ -26,6 +26,14 @@ from ..text import (
 )
 from ._base import ATTENTION, DIVERGING, MAGNITUDE, trace_caption
 from .attention import plot_attention, plot_attention_grid, plot_attention_levels
+from .controlnet import (
+    plot_conflict,
+    plot_control_maps,
+    plot_residual_maps,
+    plot_residual_norms,
+    plot_scale_sweep,
+    plot_training_curve,
+)
 from .gan import plot_gan_grid, plot_interpolations, plot_mode_coverage, plot_stability
 from .grids import plot_images
 from .maps import plot_latent_map, plot_prompt_map, plot_trajectories
@@ -48,6 +56,8 @@ __all__ = [
     "plot_cfg_delta_norm", "plot_cfg_delta_maps", "plot_cfg_branches", "plot_attention", "plot_attention_levels",
     "plot_attention_grid", "trace_caption",
     "plot_gan_grid", "plot_interpolations", "plot_mode_coverage", "plot_stability",
+    "plot_control_maps", "plot_training_curve", "plot_scale_sweep", "plot_conflict", "plot_residual_norms",
+    "plot_residual_maps",
     # colour maps and the default prompt
     "DIVERGING", "MAGNITUDE", "ATTENTION", "DEFAULT_PROMPT",
     # the numbers behind the figures (defined outside the views, re-exported for old callers)

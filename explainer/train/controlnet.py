@@ -32,17 +32,26 @@ COND_CHANNELS = (16, 32, 64)
 
 
 def control_tensor(images) -> torch.Tensor:
-    """uint8 (n, h, w, 3) or a list of PIL images -> float (n, 3, h, w) in [0, 1], as the ControlNet pipeline feeds it."""
+    """uint8 (n, h, w, 3) or a list of PIL images -> float (n, 3, h, w) in [0, 1], as the ControlNet pipeline
+    feeds it."""
     a = np.stack([np.asarray(im) for im in images]) if not isinstance(images, np.ndarray) else images
     return torch.from_numpy(a).permute(0, 3, 1, 2).float().div(255.0)
 
 
-def build_controlnet(unet):
-    """The ControlNet for `unet`: its encoder copied (weights and all), zero convolutions, a 4x conditioning embedding."""
+def build_controlnet(unet, zero_hint: bool = False):
+    """The ControlNet for `unet`: its encoder copied (weights and all), zero convolutions, a 4x map embedding."""
     from diffusers import ControlNetModel
 
-    return ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=COND_CHANNELS,
-                                     load_weights_from_unet=True)
+    cn = ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=COND_CHANNELS,
+                                   load_weights_from_unet=True)
+    if not zero_hint:
+        # diffusers zero-initialises the map embedding's last conv too; with the output zero convolutions also at zero,
+        # each waits on the other (a saddle that takes thousands of steps to leave). A random last conv keeps the
+        # promise that matters (the U-Net's output is unchanged at step 0: the output convolutions are zero) and lets
+        # the map's features reach the zero convolutions' gradients from the first step.
+        torch.manual_seed(0)
+        cn.controlnet_cond_embedding.conv_out.reset_parameters()
+    return cn
 
 
 def controlnet_pipeline(base, controlnet):
@@ -71,6 +80,17 @@ def evaluate(pipe, scenes, condition: str, steps: int = 12, cfg: float = 5.0, sc
                    generator=gens, output_type="pil")
         images.extend(out.images)
     return score_layout(images, scenes).as_dict()
+
+
+def controlnet_loss(controlnet, unet, text_encoder, noise_sched, z0, noise, t, ids, cond) -> torch.Tensor:
+    """The training loss: noise z0 to step t, let the frozen U-Net predict the noise with the ControlNet's residuals
+    added to its skips and mid block, mean squared error against the true noise (epsilon prediction)."""
+    zt = noise_sched.add_noise(z0, noise, t)
+    with torch.no_grad():
+        emb = text_encoder(ids).last_hidden_state
+    down, mid = controlnet(zt, t, emb, controlnet_cond=cond, return_dict=False)
+    pred = unet(zt, t, emb, down_block_additional_residuals=down, mid_block_additional_residual=mid).sample
+    return F.mse_loss(pred, noise)
 
 
 def train_controlnet(args) -> None:
@@ -117,7 +137,8 @@ def train_controlnet(args) -> None:
 
     noise_sched = DDPMScheduler(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012,
                                 beta_schedule="scaled_linear")
-    ema = EMAModel(controlnet.parameters(), decay=args.cn_ema, use_ema_warmup=True, power=0.75) if args.cn_ema > 0 else None
+    ema = (EMAModel(controlnet.parameters(), decay=args.cn_ema, use_ema_warmup=True, power=0.75)
+           if args.cn_ema > 0 else None)
     opt = torch.optim.AdamW(controlnet.parameters(), lr=args.cn_lr, weight_decay=0.0)
     gen = torch.Generator().manual_seed(args.seed)
     rng = random.Random(args.seed)
@@ -157,12 +178,8 @@ def train_controlnet(args) -> None:
         z0 = (mean[idx] + std[idx] * torch.randn(mean[idx].shape, generator=gen)).to(args.device) * scale
         noise = torch.randn(z0.shape, generator=gen).to(args.device)
         t = torch.randint(0, 1000, (len(idx),), generator=gen).to(args.device)
-        zt = noise_sched.add_noise(z0, noise, t)
-        with torch.no_grad():
-            emb = text_encoder(ids).last_hidden_state
-        down, mid = controlnet(zt, t, emb, controlnet_cond=conds[idx].to(args.device), return_dict=False)
-        pred = unet(zt, t, emb, down_block_additional_residuals=down, mid_block_additional_residual=mid).sample
-        loss = F.mse_loss(pred, noise)
+        loss = controlnet_loss(controlnet, unet, text_encoder, noise_sched, z0, noise, t, ids,
+                               conds[idx].to(args.device))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(controlnet.parameters(), 1.0)
@@ -199,6 +216,7 @@ def save(controlnet, ema, args, work: Path, step: int, seconds: float, score: di
             "lr": args.cn_lr, "images": args.cn_images, "two_object_p": args.two_object_p, "ema": args.cn_ema,
             "cond_dropout": args.cond_dropout, "seed": args.seed, "threads": torch.get_num_threads(),
             "device": args.device, "conditioning_embedding_out_channels": list(COND_CHANNELS),
+            "map_embedding_last_conv": "random init (output zero convolutions at zero)",
             "last_eval": score, "log": "training_log.jsonl"}
     (Path(out) / "training.json").write_text(json.dumps(meta, indent=1))
     # the whole curve ships beside the weights (a few kB), so lessons can show it without re-training

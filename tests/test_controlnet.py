@@ -1,0 +1,148 @@
+"""ControlNet (issue 18): exact condition maps, the shipped ControlNets, tracing them bit-identically, the training
+command, and what lesson 14 claims (asserted through explainer/experiments/controlnet.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import explainer as ex
+from explainer import shapes
+from explainer.experiments import controlnet as X
+from explainer.schedulers import make_scheduler
+
+torch.set_num_threads(1)
+
+
+# ------------------------------------------------------------------------------------------------ the maps
+@pytest.mark.parametrize("seed", range(6))
+def test_edge_map_is_the_outline_of_the_objects(seed):
+    scene = shapes.sample_scene(seed)
+    edges = np.asarray(shapes.render_edges(scene))[..., 0] > 127
+    masks = shapes.object_masks(scene)
+    assert edges.sum() > 8
+    inside = masks.any(0)
+    from scipy import ndimage
+
+    band = ndimage.binary_dilation(inside, iterations=1) & ~ndimage.binary_erosion(inside, iterations=2)
+    assert (edges & ~band).sum() == 0  # every edge pixel lies on an object's boundary band
+    core = ndimage.binary_erosion(inside, iterations=3)
+    assert (edges & core).sum() == 0  # and none deep inside an object
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_segmentation_map_paints_each_object_with_its_class_colour(seed):
+    scene = shapes.sample_scene(seed)
+    seg = np.asarray(shapes.render_segmentation(scene))
+    masks = shapes.object_masks(scene)
+    allowed = {shapes.SEGMENTATION_BACKGROUND, *shapes.SEGMENTATION_COLORS.values()}
+    assert {tuple(c) for c in seg.reshape(-1, 3)} <= allowed  # no blended colours
+    for obj, m in zip(scene.objects, masks, strict=True):
+        colour = np.array(shapes.SEGMENTATION_COLORS[obj.shape])
+        assert (seg[m] == colour).all(-1).mean() > 0.9
+    assert (seg[~masks.any(0)] == 0).all()
+
+
+def test_condition_maps_match_the_rendered_pixels():
+    # the regions the maps mark are exactly what render() draws, as the layout metric reads pixels
+    ious = [X.layout_iou(shapes.render(s), s) for s in (shapes.sample_scene(k) for k in range(60))]
+    assert min(ious) == 1.0
+    wrong = [X.layout_iou(shapes.render(shapes.sample_scene(k + 1)), shapes.sample_scene(k)) for k in range(60)]
+    assert np.mean(wrong) < 0.3  # and the metric is not fooled by another scene's layout
+
+
+def test_unknown_condition_is_refused():
+    with pytest.raises(ValueError, match="condition must be one of"):
+        shapes.render_condition(shapes.sample_scene(0), "depth")
+
+
+# ------------------------------------------------------------------------------------------------ loading
+def test_load_pipeline_refuses_unknown_controlnet():
+    with pytest.raises(ValueError, match="controlnet must be one of"):
+        ex.load_pipeline(controlnet="depth")
+
+
+@pytest.fixture(scope="module")
+def random_cn_pipe(shipped_pipe):
+    """The shipped model with a ControlNet built from its U-Net, zero convolutions made non-zero (so the residuals
+    are not zero and bit-identity is a real check), independent of the shipped ControlNet weights."""
+    from explainer.train.controlnet import build_controlnet, controlnet_pipeline
+
+    cn = build_controlnet(shipped_pipe.unet)
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for m in [*cn.controlnet_down_blocks, cn.controlnet_mid_block]:
+            m.weight.copy_(torch.randn(m.weight.shape, generator=g) * 0.05)
+    return controlnet_pipeline(shipped_pipe, cn.eval())
+
+
+# ------------------------------------------------------------------------------------------------ tracing
+@pytest.mark.parametrize("scale,guess", [(1.0, False), (0.5, True)])
+def test_trace_of_a_controlnet_pipeline_is_bit_identical_and_records_the_residuals(random_cn_pipe, scale, guess):
+    pipe = random_cn_pipe
+    scene = shapes.sample_scene(4)
+    edges = shapes.render_edges(scene)
+    tr = ex.trace(pipe, "a red circle", seed=2, steps=5, cfg=5.0, control_image=edges,
+                  controlnet_conditioning_scale=scale, guess_mode=guess)
+    own = pipe.scheduler
+    pipe.scheduler = make_scheduler("dpm++2m", own.config)
+    try:
+        ref = pipe("a red circle", image=edges, num_inference_steps=5, guidance_scale=5.0,
+                   controlnet_conditioning_scale=scale, guess_mode=guess,
+                   generator=torch.Generator().manual_seed(2)).images[0]
+    finally:
+        pipe.scheduler = own
+    assert np.array_equal(np.asarray(tr.image), np.asarray(ref))
+    s = tr.settings
+    assert s["controlnet_conditioning_scale"] == scale and s["guess_mode"] is guess
+    assert s["controlnet_residuals"] == ["down 0", "down 1", "down 2", "down 3", "down 4", "down 5", "mid"]
+    assert s["controlnet_residual_sizes"][0] == [8, 8] and s["controlnet_residual_sizes"][-1] == [2, 2]
+    norm = tr._t["controlnet.norm"]
+    assert norm.shape == (5, 7) and (norm > 0).all()
+    assert tr._t["controlnet.map.down 2"].shape == (5, 4, 4)
+    assert np.array_equal(tr._t["control.image"].numpy(), np.asarray(edges))
+    if guess:  # ControlNet's guess-mode ramp: shallow residuals scaled by 0.1, the mid one by 1
+        assert any("guess mode" in note for note in s["notes"])
+
+
+def test_trace_residual_norms_scale_with_the_conditioning_scale(random_cn_pipe):
+    edges = shapes.render_edges(shapes.sample_scene(1))
+    a = ex.trace(random_cn_pipe, "a blue square", seed=0, steps=3, cfg=1.0, control_image=edges,
+                 controlnet_conditioning_scale=1.0, attention=False)
+    b = ex.trace(random_cn_pipe, "a blue square", seed=0, steps=3, cfg=1.0, control_image=edges,
+                 controlnet_conditioning_scale=0.5, attention=False)
+    # same input latents at step 1, so the residuals differ by exactly the scale
+    torch.testing.assert_close(b._t["controlnet.norm"][0], 0.5 * a._t["controlnet.norm"][0], rtol=1e-5, atol=1e-7)
+
+
+def test_trace_control_arguments_are_checked(random_cn_pipe, shipped_pipe):
+    edges = shapes.render_edges(shapes.sample_scene(1))
+    with pytest.raises(ValueError, match="control_image is required"):
+        ex.trace(random_cn_pipe, "a red circle", steps=2)
+    with pytest.raises(ValueError, match="controlnet_conditioning_scale must be"):
+        ex.trace(random_cn_pipe, "a red circle", steps=2, control_image=edges, controlnet_conditioning_scale=-1)
+    with pytest.raises(ValueError, match="guess_mode must be"):
+        ex.trace(random_cn_pipe, "a red circle", steps=2, control_image=edges, guess_mode="yes")
+    with pytest.raises(ValueError, match="ControlNet pipelines only"):
+        ex.trace(shipped_pipe, "a red circle", steps=2, control_image=edges)
+
+
+# ------------------------------------------------------------------------------------------------ mechanism
+def test_controlnet_copies_the_encoder_half_and_starts_as_a_no_op(random_cn_pipe, shipped_pipe):
+    a = X.anatomy(random_cn_pipe)
+    copied = dict(a["copied"])
+    assert {"conv_in", "time_embedding", "down_blocks.0", "down_blocks.1", "down_blocks.2", "mid_block"} == set(copied)
+    assert not any(k.startswith("up_blocks") for k in copied)
+    assert [r[0] for r in a["residuals"]] == ["down 0", "down 1", "down 2", "down 3", "down 4", "down 5", "mid"]
+    assert a["copied_params"] < a["unet_params"] / 2
+    fresh = X.fresh_controlnet_changes_nothing(shipped_pipe)
+    assert fresh["largest_zero_conv"] == 0.0 and fresh["max_residual"] == 0.0 and fresh["max_output_change"] == 0.0
+
+
+def test_train_command_refuses_bad_condition(capsys):
+    from explainer.train.__main__ import main
+
+    with pytest.raises(SystemExit):
+        main(["--stage", "controlnet", "--condition", "depth"])
+    assert "--condition" in capsys.readouterr().err
