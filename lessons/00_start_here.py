@@ -14,7 +14,9 @@
 # a U-Net with cross-attention, a VAE and a scheduler. It runs on a laptop CPU in about a second, so every claim in
 # these lessons is an experiment you run yourself.
 #
-# Work through them in order; each takes a few minutes to read and under a minute and a half to run.
+# Work through them in order; each takes a few minutes to read and under a minute and a half to run. Each lesson ends
+# with a **verdict table** computed from its own numbers: every claim, whether our model agrees, does not, or whether
+# the sample is too small to tell ("within noise"), with the sample size and a 95 % interval.
 #
 # **Part 1 — from a prompt to pixels**
 #
@@ -38,17 +40,28 @@
 # | 11 | [Resolution, aspect ratio and memory](11_resolution.ipynb) | latent size, time, memory, and sizes the model never saw |
 # | 12 | [Model families](12_model_families.ipynb) | parameter counts, U-Net vs Diffusion Transformer, the families people use |
 # | 13 | [Your turn: a playground](13_playground.ipynb) | challenges to try with every control at hand |
+# | 14 | [ControlNet: structure from a map](14_controlnet.ipynb) | the copied encoder, zero convolutions, residuals traced per level and step; map vs prompt, measured |
+# | 15 | [Why diffusion won (and what it cost)](15_gan_vs_diffusion.ipynb) | a GAN trained on the same world: mode collapse, diversity and speed, measured |
 
 # %% [markdown]
 # ## Check that everything works
 # The next cell loads the shipped model and draws one picture. It should take a few seconds.
 
 # %%
+import torch
+
 import explainer as ex
 
 pipe = ex.load_pipeline()
-image = pipe("a large red circle on the left", num_inference_steps=25).images[0]
+image = pipe("a large red circle on the left", num_inference_steps=25,
+             generator=torch.Generator().manual_seed(0)).images[0]
 image.resize((128, 128), 0)
 
+# %%
+from explainer.judge import judge_against  # noqa: E402
+
+print("the judge reads the picture as asked:", judge_against(image, "a large red circle on the left"))
+
 # %% [markdown]
-# If you see a red circle on the left, you are ready: open [lesson 1](01_whole_machine.ipynb).
+# If you see a red circle on the left (the judge's `all` is True), you are ready: open
+# [lesson 1](01_whole_machine.ipynb).

@@ -126,6 +126,17 @@ print(f"mean similarity of matching pairs {ret.matched_mean:.2f}, of non-matchin
 # (lesson 6), and during the U-Net's training the text encoder was fine-tuned further beside it.
 
 # %% [markdown]
+# ## The verdicts, computed
+# Every claim of this lesson, judged from the numbers above: the sample size, a 95 % interval (Wilson for shares,
+# bootstrap for means and differences) and "within noise" where the interval cannot tell. Deterministic facts are
+# checked exactly.
+
+# %%
+from explainer.experiments import summaries  # noqa: E402
+
+ex.verdict_table(summaries.lesson2(sims, mm, ret, n_pairs=40), title="Lesson 2: words to numbers")
+
+# %% [markdown]
 # ## Try it
 # - `plots.plot_tokens(pipe, "a purple dragon breathing fire")`: words the tokenizer does not know become `<unk>`.
 #   Our model knows only the shapes world; Stable Diffusion's tokenizer knows ~49,000 pieces.

@@ -114,7 +114,8 @@ plots.plot_latent_map(nb.latents, labels=nb.labels["position"], attribute="posit
 
 # %% [markdown]
 # **What we measured.** A latent's neighbours almost always share its position and background — the things that
-# decide most of the pixels — and share its colour and shape far less often (though more often than chance). The
+# decide most of the pixels — share its colour far less often (though more often than chance), and its shape
+# hardly more often than chance gives (the verdict table below: within noise of chance on 200 scenes). The
 # maps show the same: PCA sorts scenes by background first; in UMAP the biggest split is the background too, and each
 # tight little group holds one position on one background. Try `labels=nb.labels["colour"]` on either map: colours
 # mix inside the groups.
@@ -135,6 +136,17 @@ plots.plot_images([it.latent_path, it.pixel_path],
 # pixels: the object does not slide from one place to the other, it fades out while the other fades in. A latent space
 # with only 4× compression per side keeps the picture's layout; sliding and morphing come from the U-Net, which
 # starts from noise and *makes* layouts (lesson 10 interpolates between seeds' noise instead).
+
+# %% [markdown]
+# ## The verdicts, computed
+# Every claim of this lesson, judged from the numbers above: the sample size, a 95 % interval (Wilson for shares,
+# bootstrap for means and differences) and "within noise" where the interval cannot tell. Deterministic facts are
+# checked exactly.
+
+# %%
+from explainer.experiments import summaries  # noqa: E402
+
+ex.verdict_table(summaries.lesson3(c, rec, ch, nb, it), title="Lesson 3: latent space and the VAE")
 
 # %% [markdown]
 # ## Try it
