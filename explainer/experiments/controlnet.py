@@ -379,3 +379,62 @@ def _live_loop(cn, unet, pipe, sched, opt, gen, rng, scenes, z_all, conds, steps
         opt.step()
         losses.append(float(loss))
         zero.append(max(zero_convolutions(cn).values()))
+
+
+# ------------------------------------------------------------------------------------------------ lesson 14
+def structure_early(pipe, condition: str, scenes: list[Scene], steps: int = 8, cfg: float = 5.0) -> dict:
+    """Trace one run per scene and measure, per run, the share of the ControlNet's summed residual norm (all
+    residuals) that comes in the first half of the steps (0.5 = spread evenly)."""
+    from ..trace import trace
+
+    shares, profiles = [], []
+    for i, s in enumerate(scenes):
+        tr = trace(pipe, layout_prompt(s), seed=i, steps=steps, cfg=cfg, attention=False,
+                   control_image=shapes.render_condition(s, condition))
+        prof = residual_profile(tr)
+        half = prof["norm"].shape[0] // 2
+        shares.append(float(prof["norm"][:half].sum() / max(prof["norm"].sum(), 1e-12)))
+        profiles.append(prof)
+    return {"shares": shares, "profiles": profiles, "last_trace": tr}
+
+
+def lesson_findings(pipe, condition: str = "edges", n: int = 6, steps: int = 8, scales=(0.0, 0.5, 1.0, 1.5),
+                    conflict_n: int = 5) -> dict:
+    """Everything lesson 14 prints a verdict on, measured on `n` validation scenes (seed = scene index):
+    the fresh-ControlNet no-op, scale 0 == no ControlNet, layout IoU with vs without, map vs prompt, structure early.
+    Returns the numbers and a VerdictTable."""
+    from .. import verdicts as V
+
+    scenes = validation_scenes(n)
+    fresh = fresh_controlnet_changes_nothing(pipe, condition)
+    sweep = scale_sweep(pipe, condition, scenes, scales=scales, steps=steps)
+    same0 = all(np.array_equal(np.asarray(a), np.asarray(b))
+                for a, b in zip(sweep["images"]["without"], sweep["images"][0.0], strict=True))
+    conf = conflict(pipe, condition, n=conflict_n, scales=(0.0, 1.0, max(scales)), steps=steps)
+    early = structure_early(pipe, condition, scenes[: max(3, n // 2)], steps=steps)
+    top = max(scales)
+    k_map = round(conf["scales"][float(top)]["map_shape"] * conflict_n)
+    k_red = round(conf["scales"][float(top)]["prompt_color"] * conflict_n)
+    table = V.table([
+        V.exact("A fresh ControlNet (zero convolutions) leaves the U-Net's prediction unchanged",
+                fresh["max_output_change"] == 0.0,
+                f"largest residual {fresh['max_residual']:g}, largest change of the noise prediction "
+                f"{fresh['max_output_change']:g}", "1 noisy latent"),
+        V.exact("Scale 0 gives exactly the plain U-Net's images", same0,
+                f"{n} images compared pixel by pixel", f"{n} scenes"),
+        V.compare(f"With the {condition} ControlNet (scale 1) the output follows the map better than without",
+                  sweep["ious"][1.0], sweep["ious"]["without"], labels=("IoU with", "IoU without"),
+                  unit="scenes"),
+        V.compare(f"Scale {top:g} follows the map at least as well as scale 0.5",
+                  sweep["ious"][float(top)], sweep["ious"][0.5], labels=(f"IoU at {top:g}", "IoU at 0.5"),
+                  unit="scenes"),
+        V.proportion(f"Map vs prompt at scale {top:g}: the map's shape ({conf['map_shape']}) wins", k_map, conflict_n,
+                     what="judged square", unit="placements"),
+        V.proportion(f"Map vs prompt at scale {top:g}: the prompt's colour survives", k_red, conflict_n,
+                     what="judged red", unit="placements"),
+        V.from_interval("Structure early: most of the residual norm comes in the first half of the steps",
+                        V.bootstrap_mean(early["shares"]), f"{len(early['shares'])} traced runs",
+                        "first-half share", threshold=0.5),
+    ], title=f"Lesson 14 verdicts ({condition} ControlNet, {steps} steps, CFG 5)")
+    return {"fresh": fresh, "sweep": sweep, "scale0_equals_without": same0, "conflict": conf, "early": early,
+            "table": table}
