@@ -210,4 +210,4 @@ def test_training_runs(tmp_path):
     pytest.importorskip("torch")
     out = tmp_path / "judge.safetensors"
     acc = train(n=100, epochs=2, seed=0, out=out)
-    assert out.exists() and 0.0 <= acc <= 1.0
+    assert out.exists() and acc > 0.25  # learns: above the 20 % of guessing among 5 shapes (seed 0 measured 0.35)
