@@ -3,7 +3,8 @@
     python benchmarks/attention_quality.py                    # the shipped U-Net model, 240 prompts, 200 renders
     python benchmarks/attention_quality.py --n 40 --renders 40 --judge-n 50   # a quick look
 
-Prints, for the shipped model (and for a transformer model when `--model` names one that `ex.trace` can record):
+Prints, for the shipped model (or `--model PATH`; an SD3-style transformer such as shapes-dit gets ConceptAttention
+scored in place of the U-Net-only noised-render part):
 1. how reliable the judge's masks are (IoU against the renderer's exact masks, clean and blurred+noised renders);
 2. method x level x step range -> pointing, mass inside (with the object's area = chance), ROC AUC, best IoU, for
    colour and shape words on generated images (judge masks), then per word class, then on noised renders (exact masks);
@@ -47,9 +48,7 @@ def main() -> None:
 
     pipe = ex.load_pipeline(args.model) if args.model else ex.load_pipeline()
     name = args.model or "shapes-sd (shipped U-Net)"
-    if Q.concept_attention_available(pipe):
-        print(f"\n{name} is a transformer pipeline: ConceptAttention is not implemented in this benchmark yet; "
-              "its cross-attention maps are scored as for the U-Net when its trace records them.")
+    dit = Q.concept_attention_available(pipe)
     print(f"\n== 2. maps vs objects, {name}: {args.n} prompts, {args.steps} steps, CFG {args.cfg} ==")
     runs = Q.generated_runs(pipe, n=args.n, seed=args.seed, steps=args.steps, cfg=args.cfg, progress=True)
     print(f"usable images (the judge found both named colours): {sum(runs.usable)} of {args.n}")
@@ -69,11 +68,18 @@ def main() -> None:
         for r in rows:
             r["source"] = cls
         print(Q.format_table(rows))
-    print("\nthe same scenes' kind, rendered, noised to t and read once by the U-Net (exact renderer masks):")
-    rs = Q.render_attention(pipe, n=args.renders, seed=args.seed)
-    print(Q.format_table(Q.summarise(rs)))
-    print("\nrelation words and articles vs both objects (renders):")
-    print(Q.format_table([r for r in Q.summarise(rs, classes=("relation", "article")) if r["level"] in ("8x8", "all")]))
+    if dit:
+        print(f"\nConceptAttention ({name}): concept = each colour and shape word + 'background', mean over steps:")
+        cs, usable = Q.score_concepts(pipe, n=args.n, seed=args.seed, steps=args.steps, cfg=args.cfg, progress=True)
+        print(f"usable images: {usable} of {args.n}")
+        print(Q.format_table(Q.summarise(cs)))
+    else:
+        print("\nthe same scenes' kind, rendered, noised to t and read once by the U-Net (exact renderer masks):")
+        rs = Q.render_attention(pipe, n=args.renders, seed=args.seed)
+        print(Q.format_table(Q.summarise(rs)))
+        print("\nrelation words and articles vs both objects (renders):")
+        print(Q.format_table([r for r in Q.summarise(rs, classes=("relation", "article"))
+                              if r["level"] in ("8x8", "all")]))
 
     print("\n== 3. leakage vs judged failures ==")
     lk = Q.leakage(runs)

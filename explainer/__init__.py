@@ -41,6 +41,7 @@ __all__ = [
     "trace_to_gif",
     "widgets",
     "judge",
+    "attention_scores",
     "verdicts",
     "Verdict",
     "verdict_table",
@@ -50,7 +51,7 @@ __version__ = "0.1.0"
 
 def __getattr__(name: str):
     # ipywidgets and the judge load on first use, so `import explainer` stays light for scripts and the CLI.
-    if name in ("widgets", "judge"):
+    if name in ("widgets", "judge", "attention_scores"):
         import importlib
 
         return importlib.import_module(f".{name}", __name__)
