@@ -55,11 +55,24 @@ def _overlay(ax: Any, tr: Any, amap: np.ndarray, vmax: float, overlay: bool, alp
     return im
 
 
+def _group(tr: Any) -> str:
+    """What an attention group is in this trace: "level" (U-Net resolution) or "block" (transformer block)."""
+    return (getattr(tr, "settings", None) or {}).get("attention_group", "level")
+
+
 def _level_text(tr: Any, level: Any) -> str:
+    g = _group(tr)
     if level is None:
-        return "all levels averaged"
+        return f"all {g}s averaged"
     names = list(getattr(tr, "levels", []))
-    return f"level {names[level] if isinstance(level, int) and names else level}"
+    name = names[level] if isinstance(level, int) and names else level
+    return str(name) if g == "block" else f"level {name}"
+
+
+def _attention_kind(tr: Any) -> str:
+    fam = (getattr(tr, "settings", None) or {}).get("family")
+    return {"sd3": "Joint attention (image → text)", "flux": "Joint attention (image → text)"}.get(
+        fam, "Cross-attention")
 
 
 def plot_attention(tr: Any, tokens: Sequence[Any] | None = None, step: int | None = None, level: Any = None,
@@ -83,7 +96,7 @@ def plot_attention(tr: Any, tokens: Sequence[Any] | None = None, step: int | Non
         ax.axis("off")
     fig.colorbar(im, ax=axes.tolist(), shrink=0.8, pad=0.01, label="attention probability")
     when = "mean over steps" if step is None else _step_label(tr, pick_steps(tr, [step], 1)[0]).replace("\n", ", ")
-    _title(fig, f"Cross-attention per word ({when}; {_level_text(tr, level)})", tr)
+    _title(fig, f"{_attention_kind(tr)} per word ({when}; {_level_text(tr, level)})", tr)
     return fig
 
 
@@ -93,16 +106,18 @@ def plot_attention_levels(tr: Any, token: Any, step: int | None = None, overlay:
     levels = list(tr.levels)
     if not levels:
         raise ValueError("this trace has no attention maps: trace with attention=True")
-    entries = [(lv, _attn_map(tr, tok, step, lv)) for lv in levels] + [("all levels", _attn_map(tr, tok, step, None))]
+    every = f"all {_group(tr)}s"
+    entries = [(lv, _attn_map(tr, tok, step, lv)) for lv in levels] + [(every, _attn_map(tr, tok, step, None))]
     vmax = max(float(m.max()) for _, m in entries) or 1.0
     fig = _new_figure(2.5 * len(entries) + 1.2, 3.4)
     axes = fig.subplots(1, len(entries))
     for ax, (name, m) in zip(axes, entries, strict=True):
         im = _overlay(ax, tr, m, vmax, overlay)
-        ax.set_title(f"{name} ({m.shape[0]}\u00d7{m.shape[1]} map)" if name != "all levels" else name, fontsize=10)
+        ax.set_title(f"{name} ({m.shape[0]}\u00d7{m.shape[1]} map)" if name != every else name, fontsize=10)
     fig.colorbar(im, ax=axes.tolist(), shrink=0.8, pad=0.01, label="attention probability")
     when = "mean over steps" if step is None else f"step {step}"
-    _title(fig, f"Attention to {tok.title} at each resolution level ({when})", tr)
+    where = "in each transformer block" if _group(tr) == "block" else "at each resolution level"
+    _title(fig, f"Attention to {tok.title} {where} ({when})", tr)
     return fig
 
 

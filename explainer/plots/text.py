@@ -127,13 +127,24 @@ def plot_clip_similarity(clip: Any, images: Any, captions: Sequence[str], tokeni
     return fig
 
 
+def _setting_or(tr: Any, key: str, default: Any) -> Any:
+    return (getattr(tr, "settings", None) or {}).get(key, default)
+
+
 def plot_trace_embeddings(tr: Any, encoder: str | None = None, include_padding: int = 1) -> Figure:
     """The embeddings this trace's U-Net attended to: conditional (the prompt) and unconditional (empty or negative
     prompt), one row per token, one column per dimension."""
     emb = tr.text_embeddings
-    name = encoder or next(iter(emb))
+    name = encoder or next((k for k, v in emb.items() if v["cond"] is not None), next(iter(emb)))
     cond, unc = emb[name]["cond"], emb[name]["uncond"]
+    if cond is None:
+        raise ValueError(f"encoder {name!r} gives this trace's denoiser no per-token states (only a pooled vector); "
+                         f"pick one of {[k for k, v in emb.items() if v['cond'] is not None]}")
     toks = list(tr.tokens)
+    for start, stop in getattr(tr, "_meta", {}).get("token_groups", {}).values():  # SD3: CLIP and T5 positions
+        if stop - start == cond.shape[0] and len(toks) != cond.shape[0]:
+            toks = toks[start:stop]
+            break
     n = min(sum(1 for t in toks if not getattr(t, "padding", False)) + include_padding, len(toks))
     panels = [("prompt", to_numpy(cond)[:n], [str(t) for t in toks[:n]])]
     if unc is not None:
@@ -151,5 +162,6 @@ def plot_trace_embeddings(tr: Any, encoder: str | None = None, include_padding: 
         ax.set_ylabel("token")
     axes[-1].set_xlabel(f"embedding dimension ({name}, {panels[0][1].shape[1]} dims)")
     fig.colorbar(im, ax=axes.tolist(), label="value", shrink=0.9, pad=0.01)
-    _title(fig, "Text embeddings the U-Net attended to", tr)
+    denoiser = "U-Net" if "unet" in str(_setting_or(tr, "denoiser", "UNet")).lower() else "transformer"
+    _title(fig, f"Text embeddings the {denoiser} attended to", tr)
     return fig
