@@ -121,6 +121,13 @@ def flux_attention_probs(attn: Any, image: torch.Tensor, text: torch.Tensor, rot
 
 
 # --------------------------------------------------------------------------------------------- probes
+@functools.lru_cache(maxsize=64)
+def _call_params(cls: type) -> tuple[bool, frozenset]:
+    """(takes **kwargs, parameter names) of a processor class's __call__ (computed once per class, not per run)."""
+    params = inspect.signature(cls.__call__).parameters
+    return any(p.kind is p.VAR_KEYWORD for p in params.values()), frozenset(params)
+
+
 class _Probe:
     """Wraps a layer's own processor: the output is the original processor's; the map is computed beside it."""
 
@@ -128,9 +135,7 @@ class _Probe:
         self.original = original
         self.recorder = recorder
         self.group = group
-        params = inspect.signature(original.__call__).parameters
-        self._takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
-        self._params = set(params)
+        self._takes_any, self._params = _call_params(type(original))
 
     def _filter(self, kwargs: dict) -> dict:
         return kwargs if self._takes_any else {k: v for k, v in kwargs.items() if k in self._params}

@@ -366,3 +366,20 @@ def test_token_and_block_errors(sd3, flux):
     tr3 = trace(sd3, PROMPT, steps=1, scheduler="flow_euler", **SIZE)
     with pytest.raises(ValueError, match="not in the prompt"):
         tr3.attention("dog")
+
+
+# --------------------------------------------------------------------------------------------- views
+def test_views_label_blocks_on_transformer_traces(sd3_t5, flux):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from explainer import plots
+
+    for pipe, kw in ((sd3_t5, {}), (flux, {"negative_prompt": "green star", "true_cfg": 2.0})):
+        tr = trace(pipe, PROMPT, steps=2, scheduler="flow_euler", **SIZE, **kw)
+        title = plots.plot_attention(tr)._suptitle.get_text()
+        assert "Joint attention" in title and "all blocks averaged" in title
+        assert "transformer block" in plots.plot_attention_levels(tr, "red")._suptitle.get_text()
+        fig = plots.plot_trace_embeddings(tr)
+        assert "transformer" in fig._suptitle.get_text()
+        assert plots.plot_cfg_branches(tr, pipe=pipe) is not None  # decodes the flow x0 of each branch
