@@ -4,6 +4,8 @@
     python benchmarks/trace_overhead.py --model tiny-sd            # shipped architecture, random weights
     python benchmarks/trace_overhead.py --model sd15-random --device cuda --dtype float16   # SD1.5-size U-Net, 512 px
     python benchmarks/trace_overhead.py --model sd15-random --size 256 --steps 2 --repeats 2  # ... squeezed onto a CPU
+    python benchmarks/trace_overhead.py --model families --repeats 25  # one table over every family's tiny config
+        (explainer.testing): SD, SDXL, PixArt-alpha, SD3 (CLIP only / with T5), Flux (and Flux with true CFG)
 
 Runs are interleaved (plain, no-attention, attention, plain, ...) so drifting machine load hits all three alike;
 prints the median seconds of each and the ratios to plain. Also prints Trace.nbytes and the projected bytes of an
@@ -86,9 +88,89 @@ def projected_nbytes(latent_hw=(64, 64), channels=4, steps=50, levels=(64, 32, 1
     return steps * (per_step + attn) + text + image_hw[0] * image_hw[1] * 3
 
 
+FAMILIES = {  # name -> (builder, sampler, size, extra trace/plain kwargs)
+    "sd": ("build_tiny_sd", "dpm++2m", 16, {}),
+    "sdxl": ("build_tiny_sdxl", "euler", 16, {}),
+    "pixart-alpha": ("build_tiny_pixart", "dpm++2m", 16, {}),
+    "sd3 (no T5)": ("build_tiny_sd3", "flow_euler", 16, {}),
+    "sd3 + T5": ("build_tiny_sd3", "flow_euler", 16, {"t5": True}),
+    "flux": ("build_tiny_flux", "flow_euler", 16, {}),
+    "flux true-cfg": ("build_tiny_flux", "flow_euler", 16, {"true_cfg": 2.0}),
+}
+
+
+def bench(pipe, scheduler: str, steps: int, size: int | None, repeats: int, true_cfg: float = 1.0,
+          sync=lambda: None) -> dict:
+    """Interleaved plain / trace(attention=False) / trace(attention=True) runs; medians, per-rep ratios, bytes."""
+    from explainer.adapters import get_adapter
+
+    cfg, seed = 7.5, 0
+    adapter = get_adapter(pipe)
+    neg = "green star" if true_cfg > 1 else None
+    call = adapter.call_kwargs(cfg, neg, true_cfg)
+    if adapter.family == "pixart":
+        call["clean_caption"] = False
+    saved = pipe.scheduler
+    pipe.scheduler = make_scheduler(scheduler, saved.config)  # plain runs use the same sampler
+
+    def plain():
+        return pipe(PROMPT, num_inference_steps=steps, height=size, width=size,
+                    generator=torch.Generator().manual_seed(seed), **call).images[0]
+
+    def traced(attention):
+        return lambda: trace(pipe, PROMPT, seed=seed, steps=steps, cfg=cfg, scheduler=scheduler, height=size,
+                             width=size, attention=attention, negative_prompt=neg,
+                             **({"true_cfg": true_cfg} if adapter.family == "flux" else {}))
+
+    modes = {"plain": plain, "no attention": traced(False), "attention": traced(True)}
+    try:
+        outs = {m: fn() for m, fn in modes.items()}  # warm-up, and a correctness check while we are at it
+        ref = plain()
+        for m in ("no attention", "attention"):
+            assert outs[m].image.tobytes() == ref.tobytes(), f"traced image ({m}) differs from the plain pipeline's"
+        times: dict[str, list[float]] = {m: [] for m in modes}
+        names = list(modes)
+        for r in range(repeats):
+            for m in names[r % 3:] + names[:r % 3]:  # rotate the order each round
+                sync()
+                t0 = time.perf_counter()
+                modes[m]()
+                sync()
+                times[m].append(time.perf_counter() - t0)
+    finally:
+        pipe.scheduler = saved
+    med = {m: statistics.median(v) for m, v in times.items()}
+    per_rep = {m: sorted(a / b for a, b in zip(times[m], times["plain"], strict=True)) for m in names[1:]}
+    return {"median": med, "times": times, "per_rep": per_rep, "trace": outs["attention"],
+            "bytes_no_attn": outs["no attention"].nbytes, "bytes_attn": outs["attention"].nbytes,
+            "levels": outs["attention"].levels}
+
+
+def families_table(steps: int, repeats: int, only: list[str] | None = None) -> None:
+    from explainer import testing
+
+    print(f"tiny configs (explainer.testing), CPU, 1 thread, {steps} steps, {repeats} interleaved repetitions, "
+          "CFG 7.5 (Flux: guidance embedding 7.5)")
+    print(f"{'family':15s} {'sampler':11s} {'plain s':>8s} {'no-attn':>8s} {'attn':>8s}  {'per-rep attn ratio':>24s}"
+          f" {'kept (no attn / attn)':>24s}  blocks/levels captured")
+    for name, (builder, sched, size, extra) in FAMILIES.items():
+        if only and name not in only:
+            continue
+        extra = dict(extra)
+        true_cfg = extra.pop("true_cfg", 1.0)
+        pipe = getattr(testing, builder)(**extra)
+        r = bench(pipe, sched, steps, size, repeats, true_cfg)
+        m, pr = r["median"], r["per_rep"]["attention"]
+        q1, q3 = pr[len(pr) // 4], pr[(3 * len(pr)) // 4]
+        print(f"{name:15s} {sched:11s} {m['plain']:8.4f} {m['no attention'] / m['plain']:8.3f} "
+              f"{m['attention'] / m['plain']:8.3f}  {f'IQR {q1:.2f}-{q3:.2f}':>24s} "
+              f"{r['bytes_no_attn'] / 1e3:9.1f} / {r['bytes_attn'] / 1e3:7.1f} kB  {', '.join(r['levels'])}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", choices=["shipped", "tiny-sd", "sd15-random"], default="shipped")
+    ap.add_argument("--model", choices=["shipped", "tiny-sd", "sd15-random", "families"], default="shipped")
+    ap.add_argument("--only", nargs="*", default=None, help=f"with --model families: a subset of {list(FAMILIES)}")
     ap.add_argument("--steps", type=int, default=25)
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--size", type=int, default=None, help="image side in pixels (sd15-random default 512)")
@@ -99,6 +181,9 @@ def main() -> None:
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
+    if args.model == "families":
+        families_table(args.steps, args.repeats, args.only)
+        return
     dtype = getattr(torch, args.dtype) if args.dtype else (torch.float16 if args.device.startswith("cuda")
                                                             else torch.float32)
     if args.model == "shipped":
