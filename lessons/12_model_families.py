@@ -7,130 +7,203 @@
 # ---
 
 # %% [markdown]
-# # 12. Model families: sizes, U-Nets and Diffusion Transformers
+# # 12. U-Net or transformer? Two models of our own, trained on the same world
 #
 # **You will learn**
-# - where the parameters of a text-to-image pipeline live, counted on the model you have loaded;
-# - how a Diffusion Transformer (DiT) differs from a U-Net, by building a tiny one beside ours;
-# - the sizes and designs of the families people actually use (Stable Diffusion 1.x/2.x/XL/3, PixArt, FLUX), with
-#   the sources the numbers come from.
+# - what changes when the denoiser is a Diffusion Transformer (DiT) instead of a U-Net, on two real, trained models
+#   that share everything else: the shapes world, the VAE, the tokenizer and the text encoders;
+# - where the parameters sit in each;
+# - how a DiT turns latents into tokens ("patches"), and what becomes of the U-Net's down path, up path and skip
+#   connections;
+# - how joint attention (SD3's MMDiT design) lets the text look at the image *and* the image look at the text in
+#   every block;
+# - whether "transformers improve long-range coherence and prompt adherence" holds here, measured.
 #
 # **The whole lesson in one picture**
 # ```
-#  U-Net (SD 1.x, 2.x, XL):   latents ─► conv ↓ ─► conv ↓ ─► middle ─► conv ↑ ─► conv ↑ ─► noise     (skip links ─►)
-#                                          text enters through cross-attention at several resolutions
-#  DiT (PixArt, SD3, FLUX):   latents ─► cut into patches = tokens ─► transformer block × N ─► un-patch ─► noise
-#                                          every block: self-attention over all patches (+ text, by cross-attention
-#                                          or by joining the text tokens to the image tokens)
+#  U-Net (shapes-sd):   latents 4x8x8 ─► down 8x8 ─► down 4x4 ─► 2x2 ─► middle ─► up 2x2 ─► up 4x4 ─► up 8x8 ─► noise
+#                                          └───────────── skip connections ──────────────┘
+#                        text enters by cross-attention (image asks, text answers)
+#  DiT (shapes-dit):    latents 4x8x8 ─► 64 patch tokens ─► [joint block] x 5 ─► un-patch ─► velocity
+#                        every block: ONE attention over 64 image tokens + the text tokens together,
+#                        so the text also reads the image; the timestep enters by adaptive normalisation
 # ```
 #
-# **Claim under test** (CLAIMS.md #15): *More parameters give more capacity (SD 1.x ≈ 0.86 B U-Net, SDXL and Flux far
-# larger); transformers (DiT) replace the U-Net in newer models.*
+# **Claim under test** (popular claim #15): *Newer architectures replace the U-Net with transformer blocks
+# throughout, improving long-range coherence and prompt adherence significantly.*
 
 # %% [markdown]
 # ## Words first
-# - **Parameter**: one learned number (a weight). "0.86 B" means 860 million of them. More parameters can store more
-#   patterns (**capacity**) but cost more memory and time per step.
-# - **Component**: a part of the pipeline: tokenizer and scheduler (no parameters: rules), text encoder, denoiser
-#   (U-Net or transformer), VAE.
-# - **Patch / token**: a DiT cuts the latents into small squares (patches) and treats each as one token, like a word
-#   in a sentence; then it is a transformer, the architecture of language models.
+# - **U-Net**: a convolutional network that shrinks the picture (down path), works on the coarse version, and grows
+#   it back (up path); **skip connections** carry each fine level straight across to the up path.
+# - **Transformer block**: attention (every token looks at every token) followed by a small per-token network (MLP).
+# - **Patch / token**: a DiT cuts the latents into small squares; each square becomes one token, like a word.
+# - **Joint attention (MMDiT)**: Stable Diffusion 3's design: image tokens and text tokens go through one softmax
+#   together, with separate weights for each kind. A U-Net's **cross-attention** only lets the image ask the text.
+# - **Flow matching**: the DiT was trained like SD3: it predicts the straight-line *velocity* from noise to image
+#   instead of the noise; its scheduler (`FlowMatchEulerDiscreteScheduler`) follows that line.
 
 # %%
+import torch
+
 import explainer as ex
 from explainer.experiments import families
 
-pipe = ex.load_pipeline()
+torch.manual_seed(0)
+sd, dit = families.load_pair()
+print(type(sd).__name__, "|", type(dit).__name__)
 
 # %% [markdown]
-# ## 1. Where our pipeline's parameters are
+# ## 1. The same prompt through both
+# Same prompt, same seed, 20 steps, CFG 5; each pipeline with its own scheduler (DPM++ 2M for the U-Net, the flow
+# Euler sampler for the DiT). The titles say what the judge (`explainer.judge`) reads in each picture.
 
 # %%
-print(families.params_table(pipe))
+sp = families.same_prompt(sd, dit, "a red star above a blue circle", seed=0, steps=20, cfg=5.0)
+fig = families.plot_same_prompt(sp)
 
 # %% [markdown]
-# As in Stable Diffusion 1.x (where the U-Net holds about 80% of the ~1.07 B parameters), the denoiser is the
-# biggest part: it runs at every step, so that is where capacity pays. (Our `clip` vision tower, used only in
-# training and lesson 2, is not a pipeline component and is not counted.)
-
-# %% [markdown]
-# ## 2. A tiny Diffusion Transformer beside our U-Net
-# We build a PixArt-α-style pipeline from configuration alone: random weights, no download. It shares our VAE and
-# tokenizer, so it works on the same 4×8×8 latents; its text encoder is a small T5 encoder (as PixArt uses T5), and
-# its denoiser is `PixArtTransformer2DModel`, sized (8 blocks, width 256) to about as many parameters as our U-Net
-# so the two designs can be compared fairly. Untrained, it can only draw noise — the point is its shape and size.
+# ## 2. Parameters per component
+# Both pipelines share the VAE, and the DiT's two text encoders are the U-Net model's own (its contrastive CLIP text
+# tower as `text_encoder`, its fine-tuned text encoder as `text_encoder_2`, both frozen). Only the denoiser differs.
 
 # %%
-dit = families.build_tiny_dit(pipe, layers=8, width=256, heads=4, patch=1)
-print(families.params_table(dit))
-
-# %%
-run = families.run_dit(dit, pipe, prompt="a red circle", steps=10)
-print(f"our U-Net: {run.unet_params:,} parameters; the tiny DiT's transformer: {run.transformer_params:,}")
-print(f"10 steps with the DiT took {run.seconds:.1f} s; its (untrained) output:")
-run.image.resize((128, 128), 0)
+print("shapes-sd (U-Net)\n" + families.params_table(sd))
+print("\nshapes-dit (DiT)\n" + families.params_table(dit))
+counts = families.param_comparison(sd, dit)
+ratio = counts["shapes-dit"]["transformer"] / counts["shapes-sd"]["unet"]
+print(f"\nthe DiT's transformer has {ratio:.2f}x the U-Net's parameters")
 
 # %% [markdown]
-# Can `ex.trace` record it, as it records our U-Net?
-
-# %%
-print("traced:", run.traced)
-print(run.trace_message)
+# The denoiser is the biggest part of both, as in Stable Diffusion; our DiT's is smaller than our U-Net
+# (the ratio above) because it had to fit an 8 MB weight budget and a CPU training run.
 
 # %% [markdown]
-# Not yet: the trace hooks are written for the U-Net pipelines (Stable Diffusion 1.x/2.x and SDXL). Tracing
-# transformer pipelines is coming; until then you can run them plainly, as above.
+# ## 3. Patches as tokens
+# The DiT's first layer (`pos_embed`) cuts the 4×8×8 latent into patches and maps each to a vector; we run it and
+# count.
+
+# %%
+tok = families.patch_tokens(dit)
+print(f"latent {tok.latent_shape} with patch size {tok.patch}: {tok.image_tokens} image tokens of "
+      f"{tok.values_per_token} values each, widened to {tok.width}")
+print(f"text: {tok.clip_tokens} CLIP tokens + {tok.t5_zero_tokens} zero 'T5' tokens -> every joint softmax runs "
+      f"over {tok.sequence} tokens")
+print(f"patch size 2 would give {families.patch_tokens(dit, 2).image_tokens} image tokens")
+
+# %% [markdown]
+# Our latent is tiny (8×8), and an object is only about one latent pixel wide, so every latent pixel is its own
+# token (patch size 1). SD3 uses 2×2 patches on 128×128 latents (4,096 tokens).
 #
-# What differs inside: the U-Net mixes neighbouring positions with convolutions and sees the whole image only at its
-# coarse levels; the DiT treats all 64 latent positions as tokens and lets every block attend to all of them, and it
-# gets the timestep through adaptive normalisation (scale and shift of every block) instead of adding it into
-# convolution features. Transformers scale simply — more blocks, wider blocks — which is one reason newer large
-# models (SD3, FLUX) use them.
+# The 256 zero tokens are where SD3 puts its third text encoder (T5); our pipeline has none, so diffusers fills the
+# place with zeros, as it does for SD3 run without T5. All 256 are identical in every layer, so they act in the
+# softmax like *one* token with 256 times the weight — the model learnt to use them as a place to park attention
+# (section 5 measures how much).
 
 # %% [markdown]
-# ## 3. The families people use
-# Numbers as their papers and model cards state them. "Denoiser" is the network run at every step.
-
-# %% [markdown]
-# The table is `families.FAMILIES`; the sources are in its last column.
+# ## 4. What the down/up path and the skips become
+# Forward hooks record what each stage of each denoiser receives and returns, in one real call.
 
 # %%
-from IPython.display import Markdown
-
-Markdown(families.families_table())
-
-# %%
-sd15_unet = 860e6
-print(f"our U-Net is {run.unet_params / sd15_unet * 100:.3f}% of SD 1.5's, and {run.unet_params / 12e9 * 100:.4f}% of "
-      f"FLUX.1's transformer")
+path = families.resolution_path(sd, dit)
+for model, stages in path.items():
+    print(model)
+    for name, what in stages:
+        print(f"  {name:<8} {what}")
 
 # %% [markdown]
-# **What this says about the claim.** The counts above agree with it as stated: SD 1.x's U-Net is ~0.86 B, SDXL's
-# is about three times that, FLUX.1's transformer ~14 times; and the newest families (SD3, FLUX, PixArt) use
-# transformers instead of a U-Net. Whether *more parameters give more capacity* we can see in miniature: our model
-# has a few million parameters because the shapes world is tiny — seven colours, five shapes, a 32×32 canvas — and it
-# is enough for that world, not for photographs. Capacity must match what there is to learn.
+# The U-Net works at three resolutions (8×8, 4×4, 2×2): a position sees far-away positions only after
+# downsampling, and the skip connections bring back the fine detail the down path threw away. The DiT has no
+# down path, no up path and no skips: every block sees all 64 positions at full resolution through attention, and
+# the residual stream (each block adds to its input) plays the skips' role. The text tokens travel through the
+# blocks as a stream of their own (with their own weights) until the last block, which only reads them.
+
+# %% [markdown]
+# ## 5. Attention in both directions, per block
+# In a U-Net, image positions ask the text (cross-attention); the text never looks at the image. In joint
+# attention, one softmax covers all tokens, so we can read both directions from every block: how much each image
+# patch attends to a word (image → text) and where a word's own token looks in the image (text → image). A probe
+# wraps each block's attention processor, computes the softmax rows, and leaves the output untouched (checked:
+# the image is identical to the plain call).
+
+# %%
+bw = families.both_ways(dit, "a large red star on the left", seed=0, steps=20, cfg=5.0)
+print("image identical to the plain pipeline call:", bw.identical_to_plain)
+cells = families.object_cells(bw.image)
+for b, name in enumerate(bw.blocks):
+    lift_t2i = families.lift_on_object(bw.word_to_image("star", b), cells)
+    lift_i2t = families.lift_on_object(bw.image_to_word("star", b), cells)
+    print(f"{name}: patches spend {100 * bw.text_share()[b]:4.1f}% of their attention on text "
+          f"({100 * bw.pad_share()[b]:4.1f}% of that on the zero tokens); "
+          f"'star' -> image on the star x{lift_t2i:.2f}, image -> 'star' on the star x{lift_i2t:.2f} (1 = chance)")
+fig = families.plot_both_ways(bw, "star")
+
+# %% [markdown]
+# "On the star ×k" compares the attention mass that falls on the latent cells the drawn star covers with those
+# cells' share of the image: above 1, that direction of attention finds the object.
+#
+# `ex.trace` records the DiT too (bit-identical to the plain call, like the U-Net): per block, the image → text
+# maps, which the other lessons' tools read the same way as the U-Net's levels.
+
+# %%
+tr = ex.trace(dit, "a large red star on the left", seed=0, steps=20, cfg=5.0, scheduler=None)
+print("traced levels:", tr.levels)
+for level in tr.levels:
+    m = tr.attention("star", level=level)
+    print(f"  {level}: traced map of 'star' peaks at latent (row, col) {divmod(int(m.argmax()), m.shape[1])}")
+
+# %% [markdown]
+# ## 6. The measured answer to the claim
+# Relations ("a red star above a blue circle") need the model to place two objects relative to each other: the
+# long-range skill a transformer's global attention is supposed to help, and our U-Net's weakest skill.
+# First a small paired test here (same prompts, same seeds, both models), then the full 500-prompt table
+# (`benchmarks/adherence.py`, run on both models).
+
+# %%
+rel = families.relations(sd, dit, n=16, steps=20, cfg=5.0)
+for name in rel.hits:
+    print(f"{name}: both objects drawn {sum(rel.drawn[name])}/16, drawn with the right relation "
+          f"{sum(rel.hits[name])}/16")
+table = families.benchmark_table()
+print("\n500-prompt table (benchmarks/adherence.py, each model at its recommended CFG, 25 steps):")
+print(f"{'model':<12}" + "".join(f"{v:>24}" for v in families.COLUMNS.values()))
+for model in ("shapes-sd", "shapes-dit"):
+    print(f"{model:<12}" + "".join(f"{100 * table[model]['main'][k]:>23.1f}%" for k in families.COLUMNS))
+
+# %%
+ex.verdict_table(families.claim_verdicts(rel, table), title="Lesson 12: does the transformer do better?")
+
+# %% [markdown]
+# **Reading the verdicts honestly.** The two models are not an equal match, and the inequality runs mostly
+# *against* the DiT: it is smaller (see section 2) and got fewer updates on a busier machine (the model card gives
+# both runs: updates, batch, wall time, threads); the U-Net's text encoder was trained with it, while the DiT reuses
+# it frozen (that part favours the DiT). So "does not agree" here means: *at this size and budget*, the transformer
+# did not beat the U-Net; it does not show that transformers cannot. What the claim gets right is visible in
+# sections 3–5: a DiT sees the whole image in every block, and its text reads the image too. Whether that buys
+# better relations is an empirical question of scale and training — which is what SD3's authors measured at
+# billions of parameters, and what we could not match.
 
 # %% [markdown]
 # ## Try it
-# - Make the DiT bigger or smaller (`layers=4`, `width=128`) and count again: how do parameters grow with width?
-#   (Hint: most weights are width × width matrices.)
-# - `patch=2` cuts the 8×8 latent into 4×4 = 16 tokens instead of 64: time `run_dit` with both.
-# - Look at our U-Net's anatomy with `ex.plots.plot_unet_anatomy(pipe.unet)` (lesson 6) and find where its
-#   parameters sit: the wide, coarse levels or the fine ones?
+# - Run `families.same_prompt` with a prompt naming a held-out pair, e.g. "a red star" (never in training).
+# - `families.both_ways(dit, ..., steps=20)` on a two-object prompt: does the word "above" look anywhere in
+#   particular?
+# - Count again with `families.patch_tokens(dit, 2)`: how much shorter is the softmax, and what would each token
+#   have to describe?
 
 # %% [markdown]
 # ## Check yourself
-# 1. Which component of a pipeline has no parameters at all, and why?
-# 2. Why do parameters of a transformer grow roughly with the square of its width?
-# 3. FLUX.1 has ~14× the denoiser parameters of SD 1.5. Does a step cost ~14× as much?
+# 1. Where does the DiT do what the U-Net's skip connections do?
+# 2. Why can the text "look at" the image in shapes-dit but not in shapes-sd?
+# 3. The 256 zero tokens are identical. Why can they still change what the model draws?
 #
 # <details><summary>Answer</summary>
 #
-# 1. The tokenizer (a fixed lookup from words to ids) and the scheduler (a formula); they hold no learned weights.
-# 2. Most of its weights are in the attention and MLP matrices, which are width × width (or width × 4·width);
-#    doubling the width multiplies each by four.
-# 3. Roughly the arithmetic grows with the parameters times the number of tokens each weight touches — so it also
-#    depends on image size, patch size and text length. Parameter count is a first guess, not the answer; measure.
+# 1. Nowhere in the same form: it never throws resolution away, so nothing needs bringing back; the residual stream
+#    (each block adds its output to its input) keeps what earlier blocks knew.
+# 2. Joint attention puts text and image tokens into one softmax, so text queries attend to image keys as well;
+#    cross-attention takes queries from the image only.
+# 3. They take part in every softmax (as one token with 256 times the weight), so attention that goes to them does
+#    not go to the words or to other patches; the model learns how much to park there.
 #
 # </details>

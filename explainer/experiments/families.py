@@ -4,7 +4,9 @@ about widely used families with the sources they come from."""
 
 from __future__ import annotations
 
+import math
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -128,3 +130,382 @@ def families_table() -> str:
     for row in FAMILIES:
         lines.append("| " + " | ".join(row[k] for k in keys) + " |")
     return "\n".join(lines)
+
+
+# ============================================================================ the pair: shapes-sd (U-Net) vs shapes-dit
+# Lesson 12 compares our U-Net model with our diffusion transformer: same world, same VAE, same words.
+
+def load_pair(device: str = "cpu") -> tuple[Any, Any]:
+    """(shapes-sd, shapes-dit): the shipped U-Net pipeline and the shipped SD3-style diffusion transformer."""
+    from ..models import load_pipeline
+
+    return load_pipeline("shapes-sd", device=device), load_pipeline("shapes-dit", device=device)
+
+
+@contextmanager
+def collapsed_pad(dit: Any):
+    """Run an SD3 pipeline with its 256 all-zero T5 tokens collapsed into one token whose attention logit carries
+    log(256): the same arithmetic (those tokens are identical in every layer), a quarter of the work.
+    Yields the extra call arguments ({"max_sequence_length": 1}); the standard processors come back afterwards."""
+    from diffusers.models.attention_processor import JointAttnProcessor2_0
+
+    from ..train.dit import T5_ZEROS, CollapsedPadProcessor
+
+    before = dit.transformer.attn_processors
+    dit.transformer.set_attn_processor(CollapsedPadProcessor(T5_ZEROS))
+    try:
+        yield {"max_sequence_length": 1}
+    finally:
+        dit.transformer.set_attn_processor(before if before else JointAttnProcessor2_0())
+
+
+@dataclass
+class SamePrompt:
+    prompt: str
+    seed: int
+    steps: int
+    images: dict[str, Any] = field(repr=False)
+    read_as: dict[str, str]
+    seconds: dict[str, float]
+    guidance: dict[str, float]
+
+
+def same_prompt(sd: Any, dit: Any, prompt: str = "a red star above a blue circle", seed: int = 0, steps: int = 20,
+                cfg: float = 5.0) -> SamePrompt:
+    """One prompt, one seed, through both pipelines as their users call them (each with its own scheduler)."""
+    from ..judge import judge
+
+    images, read, secs = {}, {}, {}
+    for name, pipe in (("U-Net (shapes-sd)", sd), ("DiT (shapes-dit)", dit)):
+        t0 = time.perf_counter()
+        images[name] = pipe(prompt, num_inference_steps=steps, guidance_scale=cfg,
+                            generator=torch.Generator().manual_seed(seed)).images[0]
+        secs[name] = time.perf_counter() - t0
+        read[name] = judge(images[name]).describe()
+    return SamePrompt(prompt, seed, steps, images, read, secs, {k: cfg for k in images})
+
+
+def param_comparison(sd: Any, dit: Any) -> dict[str, dict[str, int]]:
+    """{model: {component: parameters}} for both pipelines (tokenizers and schedulers hold none)."""
+    return {"shapes-sd": {k: n for k, (_, n) in component_params(sd).items()},
+            "shapes-dit": {k: n for k, (_, n) in component_params(dit).items()}}
+
+
+@dataclass
+class Tokens:
+    latent_shape: tuple[int, int, int]
+    patch: int
+    image_tokens: int
+    values_per_token: int
+    width: int
+    clip_tokens: int
+    t5_zero_tokens: int
+
+    @property
+    def sequence(self) -> int:
+        """Tokens in every joint-attention softmax: image + CLIP text + zero T5."""
+        return self.image_tokens + self.clip_tokens + self.t5_zero_tokens
+
+
+def patch_tokens(dit: Any, patch: int | None = None) -> Tokens:
+    """How the DiT turns the 4x8x8 latent into tokens (measured by running its patch embedding)."""
+    tr = dit.transformer
+    p = int(patch or tr.config.patch_size)
+    c, s = int(tr.config.in_channels), int(tr.config.sample_size)
+    with torch.no_grad():
+        if p == tr.config.patch_size:
+            n, width = tr.pos_embed(torch.zeros(1, c, s, s)).shape[1:]
+        else:  # what another patch size would give (same arithmetic as the patch embedding's strided conv)
+            n, width = (s // p) ** 2, int(tr.config.num_attention_heads * tr.config.attention_head_dim)
+    emb, _, _, _ = dit.encode_prompt("a red circle", None, None, do_classifier_free_guidance=False)
+    clip = int(dit.tokenizer.model_max_length)
+    return Tokens((c, s, s), p, int(n), c * p * p, int(width), clip, int(emb.shape[1]) - clip)
+
+
+def resolution_path(sd: Any, dit: Any, prompt: str = "a red circle") -> dict[str, list[tuple[str, str]]]:
+    """What each stage of the two denoisers works on, recorded with forward hooks during one call each:
+    the U-Net's blocks (channels x height x width, and the skip tensors each down block hands to the up path), the
+    DiT's blocks (tokens x width)."""
+    out: dict[str, list[tuple[str, str]]] = {"U-Net": [], "DiT": []}
+    hooks = []
+    unet = sd.unet
+
+    def unet_hook(name):
+        def f(_m, args, kwargs, o):
+            x = args[0] if args else kwargs["hidden_states"]
+            h = o[0] if isinstance(o, tuple) else o
+            skips = f"; hands {len(o[1])} skip tensor(s) to the up path" if isinstance(o, tuple) and len(o) > 1 else ""
+            took = ""
+            if name.startswith("up"):
+                res = kwargs.get("res_hidden_states_tuple", args[1] if len(args) > 1 else ())
+                took = f"; takes {len(res)} skip tensor(s) from the down path"
+            out["U-Net"].append((name, f"{x.shape[1]} x {x.shape[2]} x {x.shape[3]} -> "
+                                       f"{h.shape[1]} x {h.shape[2]} x {h.shape[3]}{skips}{took}"))
+        return f
+
+    for i, b in enumerate(unet.down_blocks):
+        hooks.append(b.register_forward_hook(unet_hook(f"down {i}"), with_kwargs=True))
+    hooks.append(unet.mid_block.register_forward_hook(unet_hook("middle"), with_kwargs=True))
+    for i, b in enumerate(unet.up_blocks):
+        hooks.append(b.register_forward_hook(unet_hook(f"up {i}"), with_kwargs=True))
+
+    def dit_hook(name):
+        def f(_m, _a, o):
+            ctx, img = o if isinstance(o, tuple) else (None, o)
+            text = f" + {ctx.shape[1]} text tokens" if ctx is not None else " (text stream ends here)"
+            out["DiT"].append((name, f"{img.shape[1]} image tokens x {img.shape[2]}{text}"))
+        return f
+
+    for i, b in enumerate(dit.transformer.transformer_blocks):
+        hooks.append(b.register_forward_hook(dit_hook(f"block {i}")))
+    try:
+        for pipe in (sd, dit):
+            pipe(prompt, num_inference_steps=1, guidance_scale=1.0, generator=torch.Generator().manual_seed(0),
+                 output_type="latent")
+    finally:
+        for h in hooks:
+            h.remove()
+    return out
+
+
+class _BothWaysProbe:
+    """Wraps a joint-attention processor: calls it for the output (unchanged), and records the attention
+    probabilities of the conditional rows in both directions: image queries -> text keys, text queries -> image keys."""
+
+    def __init__(self, original: Any, store: list, rows: slice):
+        self.original, self.store, self.rows = original, store, rows
+
+    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, *args, **kwargs):
+        out = self.original(attn, hidden_states, encoder_hidden_states, attention_mask, *args, **kwargs)
+        with torch.no_grad():
+            x, c = hidden_states[self.rows], encoder_hidden_states[self.rows]
+            b, n = x.shape[0], x.shape[1]
+
+            def heads(t):
+                return t.view(b, -1, attn.heads, t.shape[-1] // attn.heads).transpose(1, 2)
+
+            q = torch.cat([heads(attn.to_q(x)), heads(attn.add_q_proj(c))], 2)
+            k = torch.cat([heads(attn.to_k(x)), heads(attn.add_k_proj(c))], 2)
+            probs = (q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])).softmax(-1).mean(1)  # (b, n+T, n+T)
+            self.store.append((probs[:, :n, n:].float(), probs[:, n:, :n].float(), probs[:, :n, :n].float()))
+        return out
+
+
+@dataclass
+class BothWays:
+    """Joint attention of the DiT in both directions, per block, averaged over steps (conditional branch).
+
+    image_to_text[b]: (64, T) share of each image patch's attention that lands on each text token (rows of the full
+    softmax, so a row sums to the patch's share on text; the rest is on image patches).
+    text_to_image[b]: (T, 64) share of each text token's attention that lands on each image patch."""
+
+    prompt: str
+    tokens: list[str]
+    blocks: list[str]
+    image_to_text: torch.Tensor = field(repr=False)  # (blocks, 64, T)
+    text_to_image: torch.Tensor = field(repr=False)  # (blocks, T, 64)
+    image: Any = field(repr=False)
+    identical_to_plain: bool = False
+
+    def word(self, word: str) -> int:
+        for i, t in enumerate(self.tokens):
+            if t == word:
+                return i
+        raise ValueError(f"word must be one of the prompt's words {[t for t in self.tokens if t.isalpha()]}, "
+                         f"got {word!r}")
+
+    def text_share(self) -> list[float]:
+        """Per block: mean share of an image patch's attention spent on text tokens (the rest: other patches)."""
+        return [float(v) for v in self.image_to_text.sum(-1).mean(-1)]
+
+    def pad_share(self) -> list[float]:
+        """Per block: of an image patch's attention on text, the share spent on the 256 zero T5 tokens."""
+        clip = 24
+        return [float(v) for v in (self.image_to_text[:, :, clip:].sum(-1) / self.image_to_text.sum(-1)).mean(-1)]
+
+    def word_to_image(self, word: str, block: int) -> torch.Tensor:
+        """(8, 8) map: where the word's query looks in the image, in one block."""
+        return self.text_to_image[block, self.word(word)].reshape(8, 8)
+
+    def image_to_word(self, word: str, block: int) -> torch.Tensor:
+        """(8, 8) map: how much each image patch attends to the word, in one block."""
+        return self.image_to_text[block, :, self.word(word)].reshape(8, 8)
+
+
+def both_ways(dit: Any, prompt: str = "a large red star on the left", seed: int = 0, steps: int = 20,
+              cfg: float = 5.0) -> BothWays:
+    """Record every block's joint attention in both directions during one plain pipeline call, and check the image
+    equals the call without the probes (recording never changes the result)."""
+    tr = dit.transformer
+    originals = dict(tr.attn_processors)
+    kw = dict(num_inference_steps=steps, guidance_scale=cfg, output_type="np")
+    plain = dit(prompt, generator=torch.Generator().manual_seed(seed), **kw).images[0]
+    store: list = []
+    rows = slice(1, 2) if cfg > 1 else slice(0, 1)  # CFG batches [uncond, cond]
+    tr.set_attn_processor({k: _BothWaysProbe(v, store, rows) for k, v in originals.items()})
+    try:
+        got = dit(prompt, generator=torch.Generator().manual_seed(seed), **kw).images[0]
+    finally:
+        tr.set_attn_processor(originals)
+    n_blocks = len(tr.transformer_blocks)
+    i2t = torch.stack([s[0][0] for s in store]).view(steps, n_blocks, *store[0][0].shape[1:]).mean(0)
+    t2i = torch.stack([s[1][0] for s in store]).view(steps, n_blocks, *store[0][1].shape[1:]).mean(0)
+    ids = dit.tokenizer(prompt, padding="max_length", max_length=dit.tokenizer.model_max_length).input_ids
+    toks = dit.tokenizer.convert_ids_to_tokens(ids) + ["<t5 zero>"] * (i2t.shape[-1] - len(ids))
+    from PIL import Image
+
+    image = Image.fromarray((got * 255).round().astype("uint8"))
+    return BothWays(prompt, toks, [f"block {i}" for i in range(n_blocks)], i2t, t2i, image,
+                    bool((plain == got).all()))
+
+
+def object_cells(image: Any) -> torch.Tensor:
+    """(8, 8) share of each latent cell (4x4 pixels) covered by the drawn objects (pixels unlike the background)."""
+    import numpy as np
+
+    a = np.asarray(image).astype(np.float32) / 255.0
+    bg = a[:2, :2].reshape(-1, 3).mean(0)
+    mask = (np.abs(a - bg).max(-1) > 0.15).astype(np.float32)
+    return torch.from_numpy(mask.reshape(8, 4, 8, 4).mean((1, 3)))
+
+
+def lift_on_object(attn_map: torch.Tensor, cells: torch.Tensor) -> float:
+    """How many times more attention mass falls on the object's cells than their share of the image (1 = chance)."""
+    share = float(cells.sum() / cells.numel())
+    if share == 0:
+        return float("nan")
+    return float((attn_map / attn_map.sum() * cells).sum()) / share
+
+
+def two_object_prompts(n: int, start: int = 100_000) -> list[str]:
+    """The benchmark's two-object prompts (canonical captions of unseen scenes, seeds >= 10,100,000)."""
+    from ..shapes import caption_for, sample_scene
+
+    return [caption_for(sample_scene(10_000_000 + start + i, two_object_p=1.0, held_out="allow")) for i in range(n)]
+
+
+@dataclass
+class Relations:
+    prompts: list[str]
+    hits: dict[str, list[bool]]   # both objects drawn and their relation right, per prompt
+    drawn: dict[str, list[bool]]  # both objects drawn
+    seconds: dict[str, float]
+    steps: int
+    cfg: float
+
+
+def relations(sd: Any, dit: Any, n: int = 16, steps: int = 20, cfg: float = 5.0, start: int = 100_000) -> Relations:
+    """Both models on the same n two-object prompts and seeds (batched, each its own scheduler; the DiT with the
+    collapsed zero-T5 pad, the same arithmetic at a quarter of the cost); judged by `explainer.judge`."""
+    from ..judge import judge_against
+
+    prompts = two_object_prompts(n, start)
+    hits, drawn, secs = {}, {}, {}
+    for name, pipe in (("U-Net", sd), ("DiT", dit)):
+        gens = [torch.Generator().manual_seed(k) for k in range(n)]
+        t0 = time.perf_counter()
+        if name == "DiT":
+            with collapsed_pad(pipe) as extra:
+                ims = pipe(prompts, num_inference_steps=steps, guidance_scale=cfg, generator=gens, **extra).images
+        else:
+            ims = pipe(prompts, num_inference_steps=steps, guidance_scale=cfg, generator=gens).images
+        secs[name] = time.perf_counter() - t0
+        js = [judge_against(im, p) for im, p in zip(ims, prompts, strict=True)]
+        drawn[name] = [bool(j["objects"]) for j in js]
+        hits[name] = [bool(j["objects"] and j["relation"]) for j in js]
+    return Relations(prompts, hits, drawn, secs, steps, cfg)
+
+
+def benchmark_table(path: Any = None) -> dict[str, dict]:
+    """The 500-prompt adherence table of both models (benchmarks/adherence.py), as shipped beside shapes-dit."""
+    import json
+    from pathlib import Path
+
+    from ..models import SHIPPED_MODELS
+
+    p = Path(path) if path is not None else SHIPPED_MODELS["shapes-dit"] / "adherence.json"
+    return json.loads(p.read_text())
+
+
+def plot_same_prompt(sp: SamePrompt):
+    """The two images side by side, titled with the model, the judge's reading and the settings."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(sp.images), figsize=(4.2 * len(sp.images), 4.4))
+    for ax, (name, im) in zip(axes, sp.images.items(), strict=True):
+        ax.imshow(im, interpolation="nearest")
+        ax.set_title(f"{name}\njudge reads: {sp.read_as[name]}", fontsize=8)
+        ax.set_xlabel("x (pixels)")
+        ax.set_ylabel("y (pixels)")
+    fig.suptitle(f"'{sp.prompt}' - seed {sp.seed}, {sp.steps} steps, CFG {next(iter(sp.guidance.values())):g}",
+                 fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_both_ways(bw: BothWays, word: str):
+    """Per block: where the word looks in the image (text -> image) and how much each patch looks at the word
+    (image -> text), beside the final image."""
+    import matplotlib.pyplot as plt
+
+    n = len(bw.blocks)
+    fig, axes = plt.subplots(2, n + 1, figsize=(2.3 * (n + 1), 5.0))
+    for row, (fn, label) in enumerate(((bw.word_to_image, f"'{word}' looks at (text->image)"),
+                                       (bw.image_to_word, f"patches look at '{word}' (image->text)"))):
+        axes[row, 0].imshow(bw.image, interpolation="nearest")
+        axes[row, 0].set_title("final image", fontsize=8)
+        axes[row, 0].set_ylabel(label, fontsize=8)
+        for b in range(n):
+            ax = axes[row, b + 1]
+            im = ax.imshow(fn(word, b).numpy(), cmap="magma", interpolation="nearest")
+            ax.set_title(f"{bw.blocks[b]}", fontsize=8)
+            ax.set_xlabel("latent x", fontsize=7)
+            if b == 0:
+                ax.set_ylabel("latent y", fontsize=7)
+            fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.suptitle(f"Joint attention of shapes-dit in both directions, '{bw.prompt}' (mean over steps, cond. branch)",
+                 fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+COLUMNS = {"color": "colour", "shape": "shape", "size": "size", "position": "position",
+           "held_out": "held-out pair", "two_objects": "two objects drawn", "two_all": "two objects + relation"}
+COLUMN_N = {"color": 200, "shape": 200, "size": 200, "position": 200, "held_out": 100, "two_objects": 200,
+            "two_all": 200}  # prompts behind each column of the 500-prompt table (benchmarks/adherence.py, --n 200)
+
+
+def _column_n(results: dict, key: str) -> int:
+    """Prompts behind one column of a benchmark result (its "n" record; the 500-prompt defaults otherwise)."""
+    n = results.get("n")
+    if not n:
+        return COLUMN_N[key]
+    return int(n["held_out"] if key == "held_out" else n["two"] if key.startswith("two") else n["single"])
+
+
+def _bools(rate: float, n: int) -> list[bool]:
+    k = round(rate * n)
+    return [True] * k + [False] * (n - k)
+
+
+def claim_verdicts(rel: Relations, table: dict[str, dict] | None = None) -> list:
+    """The claim "transformers improve long-range coherence and prompt adherence", measured: the lesson's own paired
+    relation test, then every column of the 500-prompt table (same prompts and seeds for both models; compared
+    unpaired from the rates, which only widens the intervals)."""
+    from .. import verdicts as vd
+
+    out = [vd.compare("the DiT gets two objects AND their relation right more often (this lesson's prompts)",
+                      rel.hits["DiT"], rel.hits["U-Net"], labels=("DiT", "U-Net"), unit="prompts (same seeds)",
+                      percent=True)]
+    if table is not None:
+        dit, unet = table["shapes-dit"]["main"], table["shapes-sd"]["main"]
+        for key in ("two_all", "two_objects", "held_out", "shape", "color", "position", "size"):
+            n = _column_n(table["shapes-dit"], key)
+            out.append(vd.compare(f"the DiT is better on '{COLUMNS[key]}' (benchmark table)",
+                                  _bools(dit[key], n),
+                                  _bools(unet[key], _column_n(table["shapes-sd"], key)),
+                                  labels=("DiT", "U-Net"), paired=False,
+                                  unit="prompts", percent=True,
+                                  note=f"CFG {table['shapes-dit']['recommended_cfg']:g} vs "
+                                       f"{table['shapes-sd']['recommended_cfg']:g}"))
+    return out

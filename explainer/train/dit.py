@@ -1,0 +1,270 @@
+"""Train shapes-dit: an SD3-style joint-attention diffusion transformer (MMDiT) on the shapes world.
+
+`python -m explainer.train --stage dit` writes a standard `StableDiffusion3Pipeline` folder:
+
+  transformer     SD3Transformer2DModel: every 8x8 latent pixel is one image token (patch size 1); each block
+                  attends jointly over image tokens and text tokens (text->image and image->text in one softmax)
+  scheduler       FlowMatchEulerDiscreteScheduler (rectified flow, as SD3); trained on the velocity eps - x0
+  vae             the shipped shapes-sd AutoencoderKL, unchanged (shift_factor set to 0, scaling_factor kept)
+  text_encoder    CLIPTextModelWithProjection: the text tower + text_projection of shapes-sd's contrastive CLIP pair
+  text_encoder_2  CLIPTextModelWithProjection: shapes-sd's fine-tuned text encoder (+ the pair's text_projection)
+  tokenizer(_2)   the shipped word-level tokenizer (24 tokens); text_encoder_3 / tokenizer_3 = None (T5 zeros)
+
+Both text encoders stay frozen: they are the shipped ones, so the two models read the very same words, and the
+DiT's whole budget goes to the transformer. Conditioning is built by the pipeline's own `encode_prompt`, so training
+and inference see the same tensors.
+
+The pipeline appends `max_sequence_length` (default 256) all-zero "T5" tokens to the 24 CLIP tokens. Those zero
+tokens are identical at every layer (same input, same weights, same attention), so 256 copies act in every softmax
+exactly like one copy whose logit is raised by log(256). Training uses that identity (one zero token plus a log-count
+bias, `CollapsedPadProcessor`) to save ~3/4 of the compute; `check_collapsed_pad` verifies it matches the standard
+processor on 256 real zero tokens.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import random
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+SHAPES_SD = Path(__file__).resolve().parents[1] / "assets" / "shapes-sd"
+DEFAULT_DIT_OUT = Path(__file__).resolve().parents[1] / "assets" / "shapes-dit"
+T5_ZEROS = 256  # StableDiffusion3Pipeline's default max_sequence_length: the zero tokens appended at inference
+
+
+def build_transformer(layers: int = 5, heads: int = 4, head_dim: int = 32, patch_size: int = 1):
+    """A small SD3Transformer2DModel for 8x8x4 latents and the 2 x 128-wide CLIP features of our text encoders."""
+    from diffusers import SD3Transformer2DModel
+
+    return SD3Transformer2DModel(
+        sample_size=8, patch_size=patch_size, in_channels=4, out_channels=4, num_layers=layers,
+        attention_head_dim=head_dim, num_attention_heads=heads,
+        joint_attention_dim=256,  # two CLIP towers of 128 concatenated (the pipeline pads CLIP features to this)
+        caption_projection_dim=heads * head_dim,
+        pooled_projection_dim=128,  # two 64-wide text_embeds concatenated
+        pos_embed_max_size=8 // patch_size,
+    )
+
+
+def build_flow_scheduler():
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    # shift 1: our 64-token images need none of the high-resolution shift SD3 uses (3.0 at 1024 px).
+    return FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=1.0)
+
+
+def build_text_encoders(src: Path = SHAPES_SD):
+    """(text_encoder, text_encoder_2) as CLIPTextModelWithProjection, from the shipped CLIP pair and text encoder."""
+    from transformers import CLIPModel, CLIPTextModel, CLIPTextModelWithProjection
+
+    pair = CLIPModel.from_pretrained(src / "clip", torch_dtype=torch.float32)
+    cfg = copy.deepcopy(pair.config.text_config)
+    cfg.projection_dim = pair.config.projection_dim
+    te1 = CLIPTextModelWithProjection(cfg)
+    def tower(m):  # transformers 5 folds text_model into CLIPTextModel; 4.x nests it
+        return getattr(m, "text_model", m)
+
+    tower(te1).load_state_dict(tower(pair.text_model).state_dict())
+    te1.text_projection.load_state_dict(pair.text_projection.state_dict())
+    tuned = CLIPTextModel.from_pretrained(src / "text_encoder", torch_dtype=torch.float32)
+    te2 = CLIPTextModelWithProjection(cfg)
+    tower(te2).load_state_dict(tower(tuned).state_dict())
+    te2.text_projection.load_state_dict(pair.text_projection.state_dict())
+    return te1.eval(), te2.eval()
+
+
+def build_pipeline(transformer=None, src: Path = SHAPES_SD):
+    """A StableDiffusion3Pipeline from the shipped VAE, tokenizer and text encoders, and `transformer`."""
+    from diffusers import AutoencoderKL, StableDiffusion3Pipeline
+    from transformers import PreTrainedTokenizerFast
+
+    tok = PreTrainedTokenizerFast.from_pretrained(src / "tokenizer")
+    vae = AutoencoderKL.from_pretrained(src / "vae", torch_dtype=torch.float32)
+    vae.register_to_config(shift_factor=0.0)  # SD3 decodes latents / scaling_factor + shift_factor
+    te1, te2 = build_text_encoders(src)
+    return StableDiffusion3Pipeline(
+        transformer=transformer if transformer is not None else build_transformer(), scheduler=build_flow_scheduler(),
+        vae=vae, text_encoder=te1, tokenizer=tok, text_encoder_2=te2, tokenizer_2=copy.deepcopy(tok),
+        text_encoder_3=None, tokenizer_3=None,
+    )
+
+
+class CollapsedPadProcessor:
+    """JointAttnProcessor2_0 for a context whose LAST token stands for `copies` identical zero-T5 tokens.
+
+    softmax over n identical keys == one key with its logit raised by log(n), so this gives the same output as the
+    standard processor run on all n copies (and the image tokens never see a difference).
+    """
+
+    def __init__(self, copies: int = T5_ZEROS):
+        self.log_copies = math.log(copies)
+
+    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, *args, **kwargs):
+        b, n_img = hidden_states.shape[0], hidden_states.shape[1]
+
+        def heads(x):
+            return x.view(b, -1, attn.heads, x.shape[-1] // attn.heads).transpose(1, 2)
+
+        q, k, v = heads(attn.to_q(hidden_states)), heads(attn.to_k(hidden_states)), heads(attn.to_v(hidden_states))
+        if attn.norm_q is not None:
+            q, k = attn.norm_q(q), attn.norm_k(k)
+        cq = heads(attn.add_q_proj(encoder_hidden_states))
+        ck = heads(attn.add_k_proj(encoder_hidden_states))
+        cv = heads(attn.add_v_proj(encoder_hidden_states))
+        if attn.norm_added_q is not None:
+            cq, ck = attn.norm_added_q(cq), attn.norm_added_k(ck)
+        q, k, v = torch.cat([q, cq], 2), torch.cat([k, ck], 2), torch.cat([v, cv], 2)
+        bias = torch.zeros(k.shape[2], dtype=q.dtype, device=q.device)
+        bias[-1] = self.log_copies
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.view(1, 1, 1, -1))
+        out = out.transpose(1, 2).reshape(b, -1, attn.heads * (q.shape[-1]))
+        img, ctx = out[:, :n_img], out[:, n_img:]
+        if not attn.context_pre_only:
+            ctx = attn.to_add_out(ctx)
+        img = attn.to_out[1](attn.to_out[0](img))
+        return img, ctx
+
+
+def collapsed_conditioning(pipe, captions: list[str], device: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The pipeline's own `encode_prompt`, with the zero-T5 part collapsed to one token (see CollapsedPadProcessor)."""
+    with torch.no_grad():
+        emb, _, pooled, _ = pipe.encode_prompt(prompt=captions, prompt_2=None, prompt_3=None, device=device,
+                                               do_classifier_free_guidance=False, max_sequence_length=1)
+    return emb, pooled
+
+
+def check_collapsed_pad(pipe, device: str = "cpu") -> float:
+    """Largest |difference| between the training forward (collapsed pad) and the standard one (256 zero tokens)."""
+    from diffusers.models.attention_processor import JointAttnProcessor2_0
+
+    tr = pipe.transformer
+    caps = ["a red circle", "", "a small blue star on the left of a green square"]
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 4, 8, 8, generator=g).to(device)
+    t = torch.tensor([100.0, 500.0, 900.0], device=device)
+    with torch.no_grad():
+        full, _, pooled, _ = pipe.encode_prompt(prompt=caps, prompt_2=None, prompt_3=None, device=device,
+                                                do_classifier_free_guidance=False, max_sequence_length=T5_ZEROS)
+        tr.set_attn_processor(JointAttnProcessor2_0())
+        ref = tr(x, encoder_hidden_states=full, pooled_projections=pooled, timestep=t).sample
+        emb, pooled1 = collapsed_conditioning(pipe, caps, device)
+        tr.set_attn_processor(CollapsedPadProcessor(T5_ZEROS))
+        got = tr(x, encoder_hidden_states=emb, pooled_projections=pooled1, timestep=t).sample
+        tr.set_attn_processor(JointAttnProcessor2_0())
+    return (ref - got).abs().max().item()
+
+
+def _lr(step: int, total: int, base: float, warmup: int = 200) -> float:
+    if step < warmup:
+        return base * (step + 1) / warmup
+    return base * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup))))
+
+
+def count_parameters(module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def train_dit(args) -> None:
+    """Flow-matching training of the transformer; EMA weights are written as a pipeline folder every few minutes."""
+    from diffusers.models.attention_processor import JointAttnProcessor2_0
+    from diffusers.training_utils import EMAModel
+
+    from ..shapes import caption_for, make_dataset
+
+    torch.manual_seed(args.seed)
+    device = args.device
+    src = args.init_from if args.init_from is not None else SHAPES_SD
+    transformer = build_transformer(args.dit_layers, args.dit_heads, args.dit_head_dim, args.dit_patch)
+    pipe = build_pipeline(transformer, src).to(device)
+    for m in (pipe.vae, pipe.text_encoder, pipe.text_encoder_2):
+        m.requires_grad_(False)
+    err = check_collapsed_pad(pipe, device)
+    print(f"collapsed zero-T5 pad vs standard processor on {T5_ZEROS} zero tokens: max |diff| = {err:.2e}")
+    if err > 1e-4:
+        raise RuntimeError(f"the collapsed-pad training forward differs from the pipeline's by {err}")
+    transformer.set_attn_processor(CollapsedPadProcessor(T5_ZEROS))
+    work = args.work
+    work.mkdir(parents=True, exist_ok=True)
+
+    # The U-Net's data recipe: rendered scenes encoded once by the VAE, z ~ q(z|x) every step, fresh wording each time.
+    images, _, scenes = make_dataset(args.dit_images, start_seed=args.data_seed, two_object_p=args.two_object_p)
+    x_all = torch.from_numpy(images).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+    means, stds = [], []
+    with torch.no_grad():
+        for i in tqdm(range(0, len(x_all), 256), desc="encode latents"):
+            d = pipe.vae.encode(x_all[i:i + 256].to(device)).latent_dist
+            means.append(d.mean.cpu())
+            stds.append(d.std.cpu())
+    mean, std = torch.cat(means), torch.cat(stds)
+    del x_all, images
+    scale, shift = pipe.vae.config.scaling_factor, pipe.vae.config.shift_factor
+
+    ema = EMAModel(transformer.parameters(), decay=args.ema, use_ema_warmup=True, power=0.75)
+    opt = torch.optim.AdamW(transformer.parameters(), lr=args.dit_lr, weight_decay=0.01)
+    gen = torch.Generator().manual_seed(args.seed)
+    rng = random.Random(args.seed)
+    t0, last_save = time.time(), time.time()
+    n_params = count_parameters(transformer)
+
+    def save(step: int) -> None:
+        ema.store(transformer.parameters())
+        ema.copy_to(transformer.parameters())
+        transformer.set_attn_processor(JointAttnProcessor2_0())
+        out = args.out
+        out.mkdir(parents=True, exist_ok=True)
+        pipe.to(torch.float16).save_pretrained(out, safe_serialization=True)
+        pipe.to(torch.float32)
+        meta = {"dit_steps": step, "dit_seconds": time.time() - t0, "batch": args.dit_batch, "lr": args.dit_lr,
+                "images": args.dit_images, "data_seed": args.data_seed, "two_object_p": args.two_object_p,
+                "threads": torch.get_num_threads(), "device": device, "transformer_parameters": n_params,
+                "layers": args.dit_layers, "heads": args.dit_heads, "head_dim": args.dit_head_dim,
+                "patch_size": args.dit_patch, "timestep_sampling": "logit-normal(0, 1)", "ema": args.ema,
+                "cond_dropout": args.cond_dropout, "seed": args.seed, "text_encoders": "frozen (shipped)"}
+        (out / "training.json").write_text(json.dumps(meta, indent=1))
+        transformer.set_attn_processor(CollapsedPadProcessor(T5_ZEROS))
+        ema.restore(transformer.parameters())
+
+    done = 0
+    for step in (bar := tqdm(range(args.dit_steps), desc="dit")):
+        for g in opt.param_groups:
+            g["lr"] = _lr(step, args.dit_steps, args.dit_lr)
+        idx = torch.randint(0, len(mean), (args.dit_batch,), generator=gen)
+        # ~10 % empty captions: the unconditional branch classifier-free guidance needs ("" is the pipeline's
+        # default negative prompt, so the same tensors as at inference).
+        captions = [caption_for(scenes[i], rng) if rng.random() > args.cond_dropout else "" for i in idx.tolist()]
+        emb, pooled = collapsed_conditioning(pipe, captions, device)
+        z0 = ((mean[idx] + std[idx] * torch.randn(mean[idx].shape, generator=gen)) - shift) * scale
+        noise = torch.randn(z0.shape, generator=gen)
+        # Logit-normal timestep sampling (SD3, Esser et al. 2024): sigma = sigmoid(n), n ~ N(0, 1).
+        sigma = torch.sigmoid(torch.randn(len(idx), generator=gen))
+        s = sigma.view(-1, 1, 1, 1)
+        zt = ((1 - s) * z0 + s * noise).to(device)
+        target = (noise - z0).to(device)  # the velocity the Euler flow scheduler integrates
+        pred = transformer(zt, encoder_hidden_states=emb, pooled_projections=pooled,
+                           timestep=(sigma * 1000).to(device)).sample
+        loss = F.mse_loss(pred, target)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(transformer.parameters(), 1.0)
+        opt.step()
+        ema.step(transformer.parameters())
+        if step % 50 == 0:
+            bar.set_postfix(loss=f"{loss.item():.4f}")
+            with open(work / "dit_log.jsonl", "a") as f:
+                f.write(json.dumps({"step": step, "loss": loss.item(), "s": time.time() - t0}) + "\n")
+        if time.time() - last_save > args.save_every_min * 60:
+            save(step + 1)
+            last_save = time.time()
+        done = step + 1
+        if args.dit_max_minutes is not None and time.time() - t0 > args.dit_max_minutes * 60:
+            print(f"--dit-max-minutes {args.dit_max_minutes} reached after {done} updates")
+            break
+    save(done)
+    print(f"saved {args.out}")
