@@ -71,8 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--steps", type=_int_in("steps", 1, 1000), default=25, help="number of denoising steps")
     ex.add_argument("--cfg", type=_cfg, default=7.5,
                     help="classifier-free guidance scale; 1 or less turns guidance off (no CFG panels then)")
-    ex.add_argument("--scheduler", type=_scheduler, default="dpm++2m", metavar="NAME",
-                    help=f"sampler, one of: {', '.join(SCHEDULERS)}")
+    ex.add_argument("--scheduler", type=_scheduler, default=None, metavar="NAME",
+                    help=f"sampler, one of: {', '.join(SCHEDULERS)}; default: the model's own scheduler (the one "
+                         "its folder ships; DPM++ 2M for the shapes model; this used to default to dpm++2m)")
     ex.add_argument("--negative-prompt", default=None, metavar="TEXT",
                     help="what to steer away from; replaces the empty prompt in the unconditional branch")
     ex.add_argument("--model", default=None, metavar="PATH",

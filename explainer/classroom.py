@@ -2,10 +2,13 @@
 
     python -m explainer.classroom                 # http://127.0.0.1:8866/ and opens a browser tab
     python -m explainer.classroom --port 9000 --no-browser
+    python -m explainer.classroom --model path/to/stable-diffusion-folder     # any diffusers pipeline folder
+    python -m explainer.classroom --model shapes-dit                         # another shipped model
 
-It runs the shipped model on the CPU (no GPU needed) and listens on this machine only (127.0.0.1) unless
---host says otherwise; to let a room of students reach it, pass --host 0.0.0.0 on a network you trust.
-Every browser tab gets its own kernel, so students do not disturb each other. Stop it with Ctrl-C.
+It runs the shipped shapes model on the CPU by default (no GPU needed); --model picks another (the page also has
+a model menu listing the shipped models; each tab remembers its choice) and listens on this machine only
+(127.0.0.1) unless --host says otherwise; to let a room of students reach it, pass --host 0.0.0.0 on a network you
+trust. Every browser tab gets its own kernel, so students do not disturb each other. Stop it with Ctrl-C.
 """
 
 from __future__ import annotations
@@ -39,7 +42,28 @@ def build_parser() -> argparse.ArgumentParser:
                    help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0: every network)")
     p.add_argument("--no-browser", action="store_true", help="do not open a browser tab")
     p.add_argument("--notebook", default=str(NOTEBOOK), help="notebook to serve (default: the playground)")
+    p.add_argument("--model", default=None, metavar="PATH",
+                   help="a diffusers pipeline folder or a shipped model's name (shapes-sd, shapes-dit); "
+                        "default: the shipped shapes model")
     return p
+
+
+def check_model(model: str | None) -> str | None:
+    """None, a shipped model's name present in this install, or a folder holding a diffusers pipeline; else a
+    ValueError saying which are allowed (checked before Voila starts, not in every student's tab)."""
+    if model is None:
+        return None
+    from .models import SHIPPED_MODELS, available_models
+
+    if model in SHIPPED_MODELS:
+        if model not in available_models():
+            raise ValueError(f"--model {model!r} is not in this install (available: {available_models()})")
+        return model
+    path = Path(model).expanduser()
+    if not (path / "model_index.json").is_file():
+        raise ValueError(f"--model {model!r} must be a folder holding a diffusers pipeline (model_index.json) or one "
+                         f"of the shipped models {available_models()}")
+    return str(path.resolve())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,8 +75,15 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"{args.notebook} not found (the classroom app runs from a source checkout of explainer)")
     if importlib.util.find_spec("voila") is None:
         parser.error("Voila is not installed: pip install -e '.[classroom]'")
+    try:
+        model = check_model(args.model)
+    except ValueError as err:
+        parser.error(str(err))
+    if model is not None:
+        os.environ["EXPLAINER_MODEL"] = model  # every kernel Voila starts inherits it: playground() loads it
     cmd = voila_argv(args.notebook, args.port, args.host, open_browser=not args.no_browser)
-    print(f"Serving the playground at http://{args.host}:{args.port}/ (Ctrl-C to stop)", flush=True)
+    print(f"Serving the playground at http://{args.host}:{args.port}/ with {model or 'the shipped shapes model'} "
+          "(Ctrl-C to stop)", flush=True)
     os.execv(cmd[0], cmd)  # voila replaces this process: Ctrl-C and signals reach it directly
     return 0  # not reached
 

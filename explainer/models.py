@@ -14,6 +14,8 @@ from pathlib import Path
 import torch
 
 SHIPPED_MODEL = Path(__file__).resolve().parent / "assets" / "shapes-sd"
+#: the pipelines shipped in the package, by the name load_pipeline accepts ("shapes-sd" is the default)
+SHIPPED_MODELS = {"shapes-sd": SHIPPED_MODEL, "shapes-dit": SHIPPED_MODEL.parent / "shapes-dit"}
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
@@ -121,3 +123,17 @@ def _no_safety_checker(source: str, local: Path) -> dict:
     if index.exists() and '"safety_checker"' not in index.read_text():
         return {}
     return {"safety_checker": None, "requires_safety_checker": False} if "xl" not in source.lower() else {}
+
+
+def available_models() -> list[str]:
+    """Names of the shipped models present in this install, for menus ("shapes-sd", and "shapes-dit" once trained)."""
+    return [name for name, path in SHIPPED_MODELS.items() if (Path(path) / "model_index.json").exists()]
+
+
+def is_shapes_model(obj: object) -> bool:
+    """True for a pipeline (or a trace) of one of our shapes-world models: the parts that only make sense there (the
+    judge's reading, the challenges) show themselves only then."""
+    model_id = getattr(obj, "explainer_model_id", None)
+    if model_id is None and hasattr(obj, "settings"):
+        model_id = obj.settings.get("model_id")
+    return isinstance(model_id, str) and model_id.split("+")[0] in {f"explainer/{n}" for n in SHIPPED_MODELS}

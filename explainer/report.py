@@ -45,18 +45,20 @@ def _clip_available(pipe: Any) -> bool:
 
 
 def _main_token(tr: Any) -> Any:
-    """The word the attention-by-level panel follows: the first shape word if any, else the last word."""
+    """The word the attention-by-level panel follows: the first shape word if any (shapes model), else the prompt's
+    last word (any model; a word split into pieces is followed as a whole)."""
     from .shapes import SHAPES
+    from .words import words_of
 
-    words = [t for t in tr.tokens if not getattr(t, "special", False) and not getattr(t, "padding", False)]
-    for t in words:
-        if str(t) in SHAPES:
-            return t
+    words = [w for w in words_of(tr) if not w.punctuation and w.positions]
+    for w in words:
+        if str(w).lower() in SHAPES:
+            return w
     return words[-1] if words else tr.tokens[0]
 
 
 def explain_to_html(pipe: Any, prompt: str, out: str | os.PathLike, seed: int = 0, steps: int = 25, cfg: float = 7.5,
-                    scheduler: str | None = "dpm++2m", negative_prompt: str | None = None, trajectories: int = 3,
+                    scheduler: str | None = None, negative_prompt: str | None = None, trajectories: int = 3,
                     progress: bool = True, write_files: bool = True) -> Path:
     """Trace `prompt` once and write `out/index.html` with every panel (plus each PNG/GIF beside it when
     write_files). trajectories: how many extra seeds to trace for the trajectory map (0 = skip that panel).
@@ -109,7 +111,7 @@ def explain_to_html(pipe: Any, prompt: str, out: str | os.PathLike, seed: int = 
             ("Attention", "Where each word looks", "Cross-attention of every word over the final image, averaged "
              "over steps and resolution levels.", lambda: plots.plot_attention(tr)),
             ("Attention", f"\u201c{tok}\u201d at each level", "The same word's attention at each resolution of the "
-             "U-Net.", lambda: plots.plot_attention_levels(tr, tok.index if hasattr(tok, "index") else tok)),
+             "U-Net.", lambda: plots.plot_attention_levels(tr, tok)),
             ("Attention", "Token \u00d7 step", "How each word's attention map changes as the image forms.",
              lambda: plots.plot_attention_grid(tr)),
         ]

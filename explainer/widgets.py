@@ -389,9 +389,13 @@ class AttentionExplorer(W.VBox):
 
 
 def _judged_objects(tr: Any) -> list:
-    """(JudgedObject, 32x32 mask) for the trace's final image; empty when the judge cannot read it."""
+    """(JudgedObject, 32x32 mask) for the trace's final image; empty when the judge cannot read it, and for a model
+    outside the shapes world (the judge only knows our shapes: on another model its reading would mean nothing)."""
     from .attention_scores import judged_masks
+    from .models import is_shapes_model
 
+    if not is_shapes_model(tr):
+        return []
     try:
         return judged_masks(tr.image)
     except Exception:  # noqa: BLE001 - a picture the judge cannot segment simply offers no masks
@@ -418,7 +422,7 @@ def sampler_options(pipe: Any) -> list[tuple[str, str | None]]:
         from .schedulers import scheduler_names
 
         names = scheduler_names()
-    label = "model's own" if own is None else f"model's own ({scheduler_name_of(own)})"
+    label = "model's own" if own is None else f"model's own ({type(own).__name__}: {scheduler_name_of(own)})"
     return [(label, None)] + [(n, n) for n in names]
 
 
@@ -431,6 +435,10 @@ class Playground(W.VBox):
 
         self.pipe = pipe
         self.trace: Any = None
+        self.model = W.Dropdown(options=model_options(pipe), value=model_key(pipe), description="model",
+                                layout=W.Layout(width="420px"))
+        self.model.add_class("explainer-model")
+        _SESSION.setdefault("pipes", {}).setdefault(model_key(pipe), pipe)  # switching back needs no reload
         self._busy = False
         self.message = _message()
         lay = W.Layout(width="420px")
@@ -472,12 +480,30 @@ class Playground(W.VBox):
                                self.cfg_curve], layout=W.Layout(display="none"))
         super().__init__([
             W.HTML("<b>Playground</b> \u2014 generate an image and look inside the run"),
-            self.prompt, self.negative, W.HBox([self.seed, self.cfg, self.steps, self.sampler]),
+            self.model, self.prompt, self.negative, W.HBox([self.seed, self.cfg, self.steps, self.sampler]),
             W.HBox([self.generate, self.progress, self.status]), self.message, self.results])
         self.add_class("explainer-playground")
+        self.model.observe(lambda change: self.switch_model(change["new"]), "value")
         self.generate.on_click(lambda _: self.run())
         self.step.observe(lambda _: self.update(), "value")
         self.word.observe(lambda _: self.update(), "value")
+
+    def switch_model(self, key: str) -> None:
+        """What choosing another model in the menu does: load it (once per session), reset the sampler menu to the
+        new model's own, clear the results, and remember the choice for this session's next playground."""
+        self.generate.disabled = True
+        try:
+            with _reporting(self.message):
+                self.status.value = f"loading {key}\u2026"
+                pipe = load_model(key)
+                self.pipe = pipe
+                self.sampler.options = sampler_options(pipe)
+                self.sampler.value = None
+                self.trace = None
+                self.results.layout.display = "none"
+                self.status.value = f"{key} loaded ({type(pipe).__name__})"
+        finally:
+            self.generate.disabled = False
 
     def _read(self) -> dict:
         from .validation import check_cfg, check_seed, check_steps
@@ -566,14 +592,53 @@ class Playground(W.VBox):
                                                 f"attends at this step</b>")
 
 
-def playground(pipe: Any = None, **defaults: Any) -> Playground:
-    """The playground app. pipe=None loads the shipped model. defaults: prompt, negative_prompt, seed, cfg, steps,
-    scheduler (the initial values of the controls)."""
+def playground(pipe: Any = None, model: str | None = None, **defaults: Any) -> Playground:
+    """The playground app. pipe=None loads `model`: a shipped model's name ("shapes-sd", "shapes-dit") or a
+    pipeline folder; default: this session's last choice in a model menu, else the EXPLAINER_MODEL environment
+    variable (what `python -m explainer.classroom --model PATH` sets), else the shipped shapes model.
+    defaults: prompt, negative_prompt, seed, cfg, steps, scheduler (the initial values of the controls)."""
     if pipe is None:
-        from .models import load_pipeline
-
-        pipe = load_pipeline()
+        pipe = load_model(session_model() if model is None else model)
     return Playground(pipe, **defaults)
+
+
+# --------------------------------------------------------------------------------------------- models
+_SESSION: dict[str, Any] = {}  # this kernel's model choice (Voila: one kernel per browser tab) and loaded pipelines
+
+
+def session_model() -> str:
+    """The model this session uses: the last one chosen in a menu, else $EXPLAINER_MODEL, else "shapes-sd"."""
+    import os
+
+    return _SESSION.get("model") or os.environ.get("EXPLAINER_MODEL") or "shapes-sd"
+
+
+def model_key(pipe: Any) -> str:
+    """The menu value naming a pipeline: a shipped model's name, or the folder it was loaded from."""
+    mid = str(getattr(pipe, "explainer_model_id", None) or getattr(pipe, "name_or_path", "") or "this model")
+    return mid[len("explainer/"):] if mid.startswith("explainer/") else mid
+
+
+def model_options(pipe: Any = None) -> list[tuple[str, str]]:
+    """The model menu: the shipped models present in this install, then the current pipeline's if it is another."""
+    from .models import available_models
+
+    keys = available_models()
+    own = model_key(pipe) if pipe is not None else None
+    if own is not None and own not in keys:
+        keys.append(own)
+    return [(k, k) for k in keys]
+
+
+def load_model(key: str) -> Any:
+    """Load a model by menu value (shipped name or folder), once per session; remember it as the session's choice."""
+    from .models import load_pipeline
+
+    pipes = _SESSION.setdefault("pipes", {})
+    if key not in pipes:
+        pipes[key] = load_pipeline(None if key == "shapes-sd" else key)
+    _SESSION["model"] = key
+    return pipes[key]
 
 
 # --------------------------------------------------------------------------------------------- grid explorer
@@ -684,7 +749,5 @@ class GridExplorer(W.VBox):
 def grid_explorer(pipe: Any = None, prompt: str = "a red circle left of a blue square") -> GridExplorer:
     """Choose two axes (seed, CFG, steps, sampler, negative prompt) and their values; see the labelled grid."""
     if pipe is None:
-        from .models import load_pipeline
-
-        pipe = load_pipeline()
+        pipe = load_model(session_model())
     return GridExplorer(pipe, prompt)

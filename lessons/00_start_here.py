@@ -65,3 +65,12 @@ print("the judge reads the picture as asked:", judge_against(image, "a large red
 # %% [markdown]
 # If you see a red circle on the left (the judge's `all` is True), you are ready: open
 # [lesson 1](01_whole_machine.ipynb).
+
+# %% [markdown]
+# ## Use your own model
+# Everything that traces and draws works on any Stable Diffusion 1.x / 2.x / XL folder:
+# `pipe = ex.load_pipeline("path/to/folder", device="cuda")`, then `ex.trace(pipe, prompt, seed=3)` (the pipeline's
+# own scheduler is traced, bit-identical to `pipe(...)`), `tr.words`, `tr.attention("autumn")` (a word the tokenizer
+# splits into pieces is summed, and figures say so), the figures in `ex.plots`, the explorers in `ex.widgets` and
+# the classroom app (`python -m explainer.classroom --model PATH`). What needs the shapes model: the judge, the
+# lessons' verdicts and the playground lesson's challenges, which read the shapes world.

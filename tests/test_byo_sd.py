@@ -220,3 +220,56 @@ def test_sdxl_two_tokenizers(tmp_path):
     assert autumn == "autumn" and autumn.positions == (7, 8) and autumn.pieces == ("aut", "umn</w>")
     torch.testing.assert_close(tr.attention("autumn"), tr.attention(7) + tr.attention(8))
     assert set(tr.text_embeddings) == {"text_encoder", "text_encoder_2"}
+
+
+# --------------------------------------------------------------------------------------------- views on any model
+def test_classroom_takes_a_model_path(sd1_folder, monkeypatch, capsys):
+    from explainer import classroom
+
+    assert classroom.check_model(str(sd1_folder)) == str(sd1_folder.resolve())
+    assert classroom.check_model("shapes-sd") == "shapes-sd"
+    with pytest.raises(ValueError, match="must be a folder holding a diffusers pipeline"):
+        classroom.check_model(str(sd1_folder / "unet"))
+    with pytest.raises(SystemExit) as e:
+        classroom.main(["--model", "/no/such/folder", "--no-browser"])
+    assert e.value.code == 2 and "--model" in capsys.readouterr().err
+
+
+def test_playground_model_menu_switches_and_remembers(sd1):
+    wd = pytest.importorskip("explainer.widgets")
+    from explainer.models import available_models
+
+    pg = wd.playground(sd1, steps=2)
+    keys = [v for _, v in pg.model.options]
+    assert keys[:len(available_models())] == available_models() and pg.model.value == wd.model_key(sd1)
+    assert pg.sampler.value is None and pg.sampler.options[0][0].startswith("model's own (PNDMScheduler")
+    pg.run()
+    assert pg.trace is not None and pg.trace.settings["scheduler_class"] == "PNDMScheduler", pg.message.value
+    assert [k for k, _ in pg.word.options] == ["a (#1)", "red", "circle", "left", "of", "a (#6)", "blue", "square"]
+    pg.model.value = "shapes-sd"  # the shipped model, loaded once for the session
+    assert pg.pipe is not sd1 and wd.session_model() == "shapes-sd" and pg.trace is None
+    assert wd.playground().pipe is pg.pipe  # a new playground in this session starts on the remembered model
+    pg.model.value = wd.model_key(sd1)
+    assert pg.pipe is sd1
+
+
+def test_the_judge_hides_itself_on_another_model(sd1):
+    wd = pytest.importorskip("explainer.widgets")
+    from explainer.models import is_shapes_model
+
+    tr = ex.trace(sd1, "a red circle left of a blue square", seed=0, steps=2)
+    assert not is_shapes_model(sd1) and not is_shapes_model(tr)
+    assert wd._judged_objects(tr) == []
+    ae = wd.attention_explorer(tr, token="circle")
+    assert "error" not in ae.message.value.lower()
+
+
+def test_cli_report_on_a_users_model(sd1_folder, tmp_path):
+    from explainer.__main__ import main
+
+    out = tmp_path / "report"
+    code = main(["explain", "a fox in autumn leaves", "--model", str(sd1_folder), "--out", str(out), "--steps", "2",
+                 "--trajectories", "0", "--quiet"])
+    assert code == 0
+    page = (out / "index.html").read_text()
+    assert "autumn leaves" in page and "pndm" in page  # the folder's own scheduler (PNDM) was traced
