@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 IMAGE_SIZE = 32
+EVAL_SEED = 10_000_000  # scenes from this seed on are never used in training: every evaluation draws from here
 _SS = 4  # supersampling factor for anti-aliased rendering
 
 COLORS: dict[str, tuple[int, int, int]] = {

@@ -16,10 +16,8 @@ from typing import Any
 import numpy as np
 
 from .. import shapes
+from ..shapes import EVAL_SEED  # noqa: E402 (one definition, in the shapes world: never used in training)
 from ..text import cosine_similarity, prompt_embeddings
-
-EVAL_SEED = 10_000_000  # scenes from here on were never used in training
-
 
 
 def _one_object(seed: int) -> shapes.Scene:

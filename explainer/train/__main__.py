@@ -28,11 +28,11 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..shapes import caption_for, make_dataset
+from ..shapes import EVAL_SEED, caption_for, make_dataset
 from .components import build_clip, build_noise_scheduler, build_tokenizer, build_unet, build_vae
 
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "assets" / "shapes-sd"
-VAL_SEED = 10_000_000  # validation / evaluation scenes come from seeds above this; training below
+VAL_SEED = EVAL_SEED  # validation / evaluation scenes come from seeds above this; training below
 
 
 def _to_tensor(images: np.ndarray) -> torch.Tensor:
