@@ -16,7 +16,8 @@
 #
 # Work through them in order; each takes a few minutes to read and under a minute and a half to run. Each lesson ends
 # with a **verdict table** computed from its own numbers: every claim, whether our model agrees, does not, or whether
-# the sample is too small to tell ("within noise"), with the sample size and a 95 % interval.
+# the sample is too small to tell ("within noise"), with the sample size and a 95 % interval. All the claims the
+# lessons test, with each lesson and what our model measured, are listed in `docs/claims.md` (in this repository).
 #
 # **Part 1 — from a prompt to pixels**
 #
