@@ -36,6 +36,16 @@
 # - **CFG** (classifier-free guidance) runs the U-Net twice per step, with and without the prompt, and pushes the
 #   result towards "with" (lesson 7 is all about it).
 #
+# <a id="noise-level"></a>
+# **Three names for "how noisy"** (the other lessons link back here):
+# - the **timestep t**: a whole number from 0 (clean) to 999 (pure noise) that the model was trained with; the U-Net
+#   is told t at every call;
+# - the **noise level σ** ("sigma"): how much noise there is compared with the picture, σ_t = √((1 − ā_t) / ā_t), where
+#   ā_t is the share of the picture's energy still in x_t (lesson 4 writes out the formula). σ = 0 is clean; σ = 10
+#   means the noise is ten times the size of the picture (the cell after the filmstrip prints our range);
+# - **x_t**: the noisy latent at timestep t. The sampler walks t (and σ) down from their largest value to 0 in N steps;
+#   the filmstrip headers below show both for each step.
+#
 # Our model is small — it draws 32×32 pictures of coloured shapes — but every part is the same class that Stable
 # Diffusion uses, so everything here carries over.
 
@@ -55,6 +65,12 @@ PROMPT, SEED = "a large red circle on the left", 0
 # %%
 plots.plot_pipeline(pipe, PROMPT)
 
+# %% [markdown]
+# That row of boxes is the order in which the parts are *called*, not how data flows: the text embeddings do not turn
+# into the noise latents. The picture below shows the two lanes. The text lane runs once; its embeddings enter
+# **every** U-Net call inside the loop, where the latents go round N times (shapes and parameter counts from the
+# hand-made run below).
+
 # %%
 for name, part in pipe.components.items():
     if part is None:  # optional parts this pipeline does not use (e.g. a safety checker)
@@ -73,6 +89,9 @@ for name, part in pipe.components.items():
 tour = pipeline_tour.run_by_hand(pipe, PROMPT, seed=SEED, steps=25, cfg=7.5)
 print("tokens:", tour.tokens)
 print(tour.table())
+
+# %%
+pipeline_tour.machine_figure(tour, pipe)
 
 # %% [markdown]
 # Read the shapes from top to bottom:
@@ -107,11 +126,27 @@ side_by_side.resize((256, 128), Image.Resampling.NEAREST)
 tr = ex.trace(pipe, PROMPT, seed=SEED, steps=25)
 plots.plot_filmstrip(tr, n=6, rows=("latents", "x0"))
 
+# %%
+print(f"step 1: t = {int(tr.steps[0].timestep)}, sigma = {float(tr.steps[0].sigma):.2f};  "
+      f"step {len(tr.steps)}: t = {int(tr.steps[-1].timestep)}, sigma = {float(tr.steps[-1].sigma):.3f}")
+
 # %% [markdown]
-# **What we measured.** The starting latents have a standard deviation of about 1: pure Gaussian noise, with no trace
-# of a picture. Step by step the scheduler removes predicted noise until the VAE can draw a clean shape from what is
-# left. So on our model the claim holds: generation starts from pure noise and removes it step by step.
-# (*Which* things appear first — layout or detail — is lesson 4.)
+# **Explore it**: the step explorer puts a slider on the same trace — the latent going in, the predicted noise, where
+# CFG pushes, and the predicted picture at each step. (Without a browser, e.g. in a test, it is built at step 1.)
+
+# %%
+from explainer import widgets  # noqa: E402
+
+widgets.step_explorer(tr, step=0)
+
+# %% [markdown]
+# **What we measured.** Read the verdicts: the starting latents are measured against pure Gaussian noise, the hand-made
+# loop against `pipe(...)`, and the picture against the prompt. Step by step the scheduler removes predicted noise
+# until the VAE can draw a clean shape from what is left. (*Which* things appear first — layout or detail — is
+# lesson 4.)
+
+# %%
+ex.verdict_table(pipeline_tour.verdicts(tour, tr), title="Lesson 1: the whole machine")
 
 # %% [markdown]
 # ## Try it

@@ -153,6 +153,17 @@ plots.plot_images([ho.images], "Held-out colour x shape pairs, 2 seeds each",
 # Diffusion nearly pixel for pixel. Memorising is a matter of repetition and capacity, not impossible by design.)
 
 # %% [markdown]
+# ## The verdicts, computed
+# Every claim of this lesson, judged from the numbers above: the sample size, a 95 % interval (Wilson for shares,
+# bootstrap for means and differences) and "within noise" where the interval cannot tell. Deterministic facts are
+# checked exactly.
+
+# %%
+from explainer.experiments import summaries  # noqa: E402
+
+ex.verdict_table(summaries.lesson5(live, few, near, ho), title="Lesson 5: how the model learned")
+
+# %% [markdown]
 # ## Try it
 # - Train longer: `training.train_tiny(pipe, 4000, steps=600, checkpoints=(600,))` (a few minutes) and sample
 #   from it: when do colours become right?

@@ -23,7 +23,7 @@
 #                                              →  cross-attention (positions → words)
 # ```
 #
-# **Claims tested**
+# **Claims tested** (from the list of popular claims)
 # - #8 *The U-Net compresses then expands, with skip connections; attention lets every region see every other region
 #   and the text.*
 # - #9 *Conditioning enters through cross-attention (text) and the timestep (noise level).*
@@ -70,20 +70,39 @@ plots.plot_attention(tr)
 plots.plot_attention_grid(tr, tokens=["red", "circle", "blue", "square"], n=6)
 
 # %% [markdown]
+# **Explore it**: the attention explorer shows one word's map over the image, per U-Net level, for one step or the
+# mean over steps. Pick "red", then "circle": which map is sharper? (Without a browser the explorer is built with
+# "circle" chosen; nothing waits for a click.)
+
+# %%
+from explainer import widgets  # noqa: E402
+
+widgets.attention_explorer(tr, token="circle")
+
+# %% [markdown]
 # Does "circle" really land on the circle? Over 8 seeds with random colours and relations ("a green circle above a
 # white square", ...), we take the attention-weighted centre of the "circle" map and ask whether it lies nearer the
-# circle the judge finds in the final image than the square. Same for "square".
+# circle the judge finds in the final image than the square. Same for "square" — and for the two **colour words**,
+# which should land on the object they describe. With two objects, a map that points nowhere in particular is nearer
+# the right one half the time, so **chance is 50 %**. We also measure how peaked each map is: its largest value over
+# its mean (1 = perfectly flat).
 
 # %%
 hits = attention.word_lands_on_object(pipe, n=8, steps=20)
 print(f"images where the judge found both objects: {hits.judged} of {len(hits.prompts)}")
 print(f"'circle' map centred nearer the circle: {hits.circle_hits}/{hits.judged}   "
       f"'square' map nearer the square: {hits.square_hits}/{hits.judged}")
+print(f"first colour word nearer the circle:    {hits.colour_hits}/{hits.judged}   "
+      f"second colour word nearer the square: {hits.colour2_hits}/{hits.judged}")
+for word, c in hits.contrast.items():
+    print(f"peak / mean of the {word:<13} maps: {sum(c) / len(c):.2f} (mean over {len(c)} images)")
 
 # %% [markdown]
-# **What we measured.** Read the two ratios: each map's centre falling on its own object in most images means the
-# words find their objects. (Attention averaged over all steps includes the first, noisy steps, where no object exists
-# yet and maps are spread out; the token × step grid shows them sharpening.)
+# **What we measured.** Compare each ratio with chance (half), and the nouns with the colour words: the verdict table
+# at the end of the lesson puts a 95 % interval on each, because 8 images are few. (Attention averaged over all steps
+# includes the first, noisy steps, where no object exists yet and maps are spread out; the token × step grid shows
+# them sharpening.) In our model the colour words' maps are the flatter ones: a colour is one property of the whole
+# object, and the shape word carries where the object is.
 #
 # ## Self-attention: every position sees every other
 # In **self-attention** the keys come from the latent itself: each position takes information from every other
@@ -113,15 +132,36 @@ plt.show()
 print(f"attention on the circle's own positions: {sa.own_object_share:.0%} (they are {sa.own_object_area:.0%} "
       "of all positions)")
 print(f"attention on the square's positions:     {sa.other_object_share:.0%} (they are {sa.other_object_area:.0%})")
-print(f"attention more than 2 positions away:     {sa.far_share:.0%}")
+print(f"attention more than 2 positions away:     {sa.far_share:.0%} (a uniform map gives {sa.uniform_far_share:.0%})")
+
+# %% [markdown]
+# One query is one example. The same measurement on 6 prompts and seeds, each share beside what a **uniform** map
+# (every position the same weight) would give — the baseline any "reaches far" or "spotlight" claim must beat:
+
+# %%
+sa_study = attention.self_attention_study(pipe, n=6, steps=20)
+fig, ax = plt.subplots(figsize=(7.5, 3.2), layout="constrained")
+pairs = [("own object", "own_object_share", "own_object_area"), ("other object", "other_object_share",
+         "other_object_area"), ("> 2 positions away", "far_share", "uniform_far_share")]
+for i, (_label, got, base) in enumerate(pairs):
+    g, b = np.array(sa_study.values(got)), np.array(sa_study.values(base))
+    ax.bar(i - 0.18, g.mean(), 0.36, yerr=g.std(), capsize=3, color="#d6604d", label="measured" if i == 0 else None)
+    ax.bar(i + 0.18, b.mean(), 0.36, yerr=b.std(), capsize=3, color="#bbbbbb",
+           label="uniform map (baseline)" if i == 0 else None)
+ax.set_xticks(range(len(pairs)), [p[0] for p in pairs])
+ax.set_ylabel("share of the attention (mean ± sd)")
+ax.set_title(f"Self-attention of an object's centre vs a uniform map ({len(sa_study.runs)} prompts/seeds, "
+             f"{sa.layer.split('.attentions')[0]})", fontsize=9)
+ax.legend(fontsize=8)
+plt.show()
 
 # %% [markdown]
 # **What we measured.** Every position gets some weight: in one layer, information can travel from any position to any
-# other — no convolution can do that in one step. Compare each share with the share of positions it covers: a share
-# well above it would mean the query position singles that region out. On our model, at this layer, the shares come
-# out close to the areas and much of the attention goes more than two positions away: the circle's centre gathers
-# from the whole picture rather than shining a spotlight on its own object. (Other layers and other steps differ: the
-# "Try it" below shows how to look.)
+# other — no convolution can do that in one step. But "much of the attention goes far away" is not a finding by
+# itself: a uniform map sends most of its weight far too, simply because most positions *are* far. Read the bars
+# against their grey baselines: on our model, at this layer, the measured shares sit close to the uniform ones — the
+# object's centre gathers from the whole picture almost evenly, rather than shining a spotlight on its own object.
+# (Other layers and other steps differ: the "Try it" below shows how to look.)
 #
 # ## How the text enters: take it away
 # With classifier-free guidance the U-Net runs twice per step, with the prompt and with the empty prompt. The relative
@@ -129,12 +169,30 @@ print(f"attention more than 2 positions away:     {sa.far_share:.0%}")
 
 # %%
 effect = attention.text_effect_per_step(tr)
-fig, ax = plt.subplots(figsize=(7, 3.2), layout="constrained")
+push = attention.text_push_per_step(tr)
+fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 3.2), layout="constrained")
 ax.plot(np.arange(1, len(effect) + 1), effect, "o-")
 ax.set_xlabel("denoising step")
 ax.set_ylabel("||eps_cond - eps_uncond|| / ||eps_uncond||")
-ax.set_title("How much the prompt changes the U-Net's prediction (\u201ca red circle left of a blue square\u201d)")
+ax.set_title("relative change of the noise prediction", fontsize=9)
+ax2.bar(np.arange(1, len(push) + 1), push, color="#4393c3")
+ax2.set_xlabel("denoising step")
+ax2.set_ylabel("share of the total")
+ax2.set_title("change of the predicted clean image, \u03c3 \u00b7 ||delta||", fontsize=9)
+fig.suptitle("How much the prompt changes the U-Net's output (\u201ca red circle left of a blue square\u201d, "
+             "seed 0, 20 steps)", fontsize=10)
 plt.show()
+half = len(push) // 2
+print(f"relative change: {effect[0]:.3f} at step 1, largest ({effect.max():.3f}) at step {effect.argmax() + 1} "
+      f"of {len(effect)}")
+print(f"change of the predicted clean image: {push[:half].sum():.0%} of it in the first {half} steps")
+
+# %% [markdown]
+# Two curves, two answers. Left: *relative to the noise prediction*, the text's effect grows towards the end — late
+# on, little noise is left to predict, and the prompt decides most of what remains. Right: what that does to the
+# *picture*: a noise prediction moves the clean-image estimate by σ (the noise level, lesson 1) times its change, and
+# σ is large early. Measured that way the text acts mostly in the first steps. Which one matters? Only an experiment
+# can say.
 
 # %% [markdown]
 # A sharper test: give the U-Net the prompt only for the first k of 20 steps, then the empty prompt. How many steps
@@ -148,9 +206,9 @@ for k, row in abl.adherence.items():
 
 # %% [markdown]
 # **What we measured.** With k = 0 (no text at all) the model draws *something* — it learned the unconditional
-# picture too — but rarely what the prompt asked. Adding text only for the first few steps recovers much of the
-# adherence: that is when layout and colour are decided (lesson 4). The text's influence enters through
-# cross-attention, and it matters most early.
+# picture too — but rarely what the prompt asked. Compare the k = 5 row with k = 0 and with k = 20: the verdict table
+# says whether the first quarter of the steps recovers the adherence, and whether the remaining steps of text add
+# anything 8 prompts can detect. This is the causal answer to the question the curves left open.
 #
 # ## How time enters: tell the U-Net the wrong noise level
 # The timestep goes through a small network (the **timestep embedding**) whose output is added inside every resnet
@@ -173,9 +231,18 @@ print("best told timestep for each true timestep:", dict(zip(sweep.true_ts, swee
 
 # %% [markdown]
 # **What we measured.** The error is lowest when the U-Net is told (close to) the true timestep and grows as the lie
-# grows: the same latent calls for a different answer depending on how noisy the U-Net believes it is. So claim #9
-# holds on our model: the text enters through cross-attention and changes the prediction most in the early steps; the
-# noise level enters through the timestep embedding, and the U-Net relies on it.
+# grows: the same latent calls for a different answer depending on how noisy the U-Net believes it is. The noise level
+# enters through the timestep embedding, and the U-Net relies on it.
+#
+# ## The verdicts, computed
+# Every claim of this lesson, from the numbers above, with its sample size and 95 % interval (Wilson for shares,
+# paired bootstrap for differences); the running example is judged too.
+
+# %%
+from explainer.experiments import guidance  # noqa: E402
+
+lesson6 = attention.lesson6_verdicts(hits, sa_study, abl, sweep) + [guidance.running_example(tr)]
+ex.verdict_table(lesson6, title="Lesson 6: inside the U-Net, on our model")
 
 # %% [markdown]
 # ## Try it

@@ -23,7 +23,7 @@
 #                                                                      sampler step ◄┘
 # ```
 #
-# **Claim under test** (CLAIMS.md #11): *CFG: prediction = uncond + scale · (cond − uncond); a low scale skips parts
+# **Claim under test** (popular claim #11): *CFG: prediction = uncond + scale · (cond − uncond); a low scale skips parts
 # of the prompt, a middle scale is the sweet spot, a high scale over-saturates and adds artefacts.*
 
 # %% [markdown]
@@ -61,12 +61,35 @@ print(f"largest |uncond + 7.5*(cond - uncond) - guided| over {check.steps} steps
 
 # %% [markdown]
 # The difference is at the level of float rounding: the pipeline does exactly this arithmetic, nothing more.
-# Here are the two predictions, the mix, and the delta at one step, with the clean image each prediction implies
-# (bottom row). The unconditional branch alone draws *something* plausible; the prompt's branch draws the prompt;
-# the guided one exaggerates the difference.
+# The running example is also our first look at the model's weakest skill. What did the judge read in this picture?
+
+# %%
+example = guidance.running_example(tr)
+print(example.sentence())
+
+# %% [markdown]
+# Here are the two predictions, the mix, and the delta at one step (step 9 of 25), with the clean image each
+# prediction implies (bottom row).
 
 # %%
 plots.plot_cfg_branches(tr, step=8, pipe=pipe)
+
+# %%
+for i in (0, 8):
+    g = guidance.branch_gap(tr, i)
+    print(f"step {g['step']:>2} (sigma {g['sigma']:5.2f}): the two branches' clean latents differ by RMS "
+          f"{g['cond_vs_uncond']:.3f}; guidance moves the estimate {g['guided_vs_cond']:.3f} past the conditional one; "
+          f"a whole picture's latent has RMS {g['picture']:.3f}")
+
+# %% [markdown]
+# **How to read the bottom row.** Both branches look at the *same* noisy latent x_t. By step 9 the layout is already
+# in x_t (lesson 4), so the unconditional and the conditional branch read the same blobs and imply nearly the same
+# picture: their difference (first number above, step 9) is small next to a whole picture. Guidance does not draw a
+# third picture; it takes that small difference and multiplies it by CFG − 1 = 6.5 (second number), far beyond
+# anything the U-Net ever predicted, so the decoded "guided" estimate is an over-shot smear. The sampler never shows
+# you that smear: it moves x_t only a fraction of the way towards it, and asks again at the next step. At step 1
+# (first line) x_t is pure noise, the gap between the branches is larger, and the prompt really is choosing what
+# to draw.
 
 # %% [markdown]
 # ## 2. When and where does the prompt push?
@@ -102,8 +125,15 @@ print(f"the objects cover {100 * check.footprint_share:.0f}% of the image, "
 # ## 3. The CFG sweep
 # Six two-object prompts × 6 seeds, each at CFG 1, 3, 7.5, 12 and 20 (180 images, ~45 s on 2 CPU cores).
 # Every image is read by the **judge** (`explainer.judge`), a small program that finds the shapes and their colours,
-# and compared with the prompt. We also measure the **saturation** (how colourful the pixels are, 0 = grey, 1 = pure
-# colour) and the share of colour values **clipped** at 0 or 255 (pushed out of range).
+# and compared with the prompt. The columns of the table:
+# - **all**: the whole prompt is right (both objects with their colour and shape, the relation, nothing extra);
+# - **objects**: both named objects drawn with the asked colour *and* shape;
+# - **relation**: both found, and standing in the asked relation ("left of", "above", ...);
+# - **extra**: more objects in the picture than the prompt names;
+# - **right / recoloured / reshaped / gone**: what became of each of the 72 *named objects* (2 per image): drawn
+#   right; its shape drawn but in another colour; its colour drawn but as another shape; neither found;
+# - **saturation**: how colourful the pixels are (0 = grey, 1 = pure colour), and **clipped**: the share of colour
+#   values pinned at 0 or 255 (pushed out of range).
 
 # %%
 sweep = guidance.cfg_sweep(pipe)
@@ -115,20 +145,28 @@ sweep.plot()
 # %%
 sweep.figure(n_rows=4)
 
+# %% [markdown]
+# ## 4. The verdicts, computed
+# Each line compares two scales on the *same* 36 prompt-and-seed pairs, so the interval is a paired bootstrap over
+# the images (95 %). "Within noise" means the interval holds zero: 36 images cannot tell the two apart.
+
 # %%
-for line in guidance.verdicts(sweep):
-    print(line)
+cfg_verdicts = guidance.verdicts(sweep)
+ex.verdict_table(cfg_verdicts, title="Lesson 7: CFG on our model")
 
 # %% [markdown]
-# **What our small model says** (final model, 36 images per scale; the printout above is the measurement):
-# - *Low CFG skips parts of the prompt*: **not here.** At CFG 1 our model drew both named objects in every image; the
-#   prompt alone, through cross-attention, was enough for this small world.
-# - *A middle scale is the sweet spot*: **yes, mildly.** Whole-prompt adherence peaks at CFG 3, a couple of images
-#   ahead of CFG 1 and 7.5, then falls steeply at 12 and 20.
-# - *High CFG over-saturates*: **hardly.** Our shapes are already flat, fully saturated colours; mean saturation at
-#   CFG 20 is not above CFG 1's, and only a few per cent of colour values clip.
-# - *High CFG adds artefacts*: **yes, strongly.** At 12 and 20 objects go missing or melt together and extra blobs
-#   appear (the "missing" and "extra" columns), which is what the failures look like in the grid above.
+# **Reading the table.**
+# - *Low CFG skips parts of the prompt*: compare the first line's two rates — CFG 1 already draws both objects in
+#   most images; the prompt alone, through cross-attention, does most of the work in this small world.
+# - *A sweet spot in the middle*: the best scale beats the extremes at the high end clearly; against CFG 1 and its
+#   runner-up the table says whether 36 images can tell — do not read a winner into a difference of two images.
+# - *Over-saturation*: it is there, and measured: saturation rises and many more channel values clip at CFG 20 —
+#   in the grid, colours are pushed towards pure hues.
+# - *Artefacts*: at 12 and 20 the objects mostly do not vanish: they change colour or lose their
+#   shape, and extra blobs appear — the colour shift the popular claim describes. The "recoloured",
+#   "reshaped" and "gone" columns count it.
+# - *Relations*: the relation column hardly moves with the scale. Guidance pushes what the prompt's words say about
+#   colour and shape; it does not teach the model "left of" (lesson 13 and the model card measure relations).
 
 # %% [markdown]
 # ## Try it

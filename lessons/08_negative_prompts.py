@@ -21,7 +21,7 @@
 #  with:     ε = ε("red") + s · (ε("a circle") − ε("red"))    the result moves away from "red"
 # ```
 #
-# **Claim under test** (CLAIMS.md #10): *Negative prompts work by a second pass whose prediction the result moves
+# **Claim under test** (popular claim #10): *Negative prompts work by a second pass whose prediction the result moves
 # away from.*
 
 # %% [markdown]
@@ -100,6 +100,17 @@ print(f"images the judge still accepts as 'a circle': {100 * effect.asked_kept_w
 # A subtlety: the push is *relative*. The result moves away from "white" only as far as "white" differs from your
 # prompt. If the prompt itself says "a white circle", the two branches disagree about much less, and the negative
 # prompt fights the prompt (try it below).
+
+# %% [markdown]
+# ## The verdicts, computed
+# Every claim of this lesson, judged from the numbers above: the sample size, a 95 % interval (Wilson for shares,
+# bootstrap for means and differences) and "within noise" where the interval cannot tell. Deterministic facts are
+# checked exactly.
+
+# %%
+from explainer.experiments import summaries  # noqa: E402
+
+ex.verdict_table(summaries.lesson8(what, effect), title="Lesson 8: negative prompts")
 
 # %% [markdown]
 # ## Try it

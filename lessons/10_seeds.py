@@ -20,7 +20,7 @@
 #  same seed = same noise = same start. Everything after it is deterministic arithmetic.
 # ```
 #
-# **Claim under test** (CLAIMS.md #13): *The same seed with the same settings gives the same image; keeping the seed
+# **Claim under test** (popular claim #13): *The same seed with the same settings gives the same image; keeping the seed
 # while changing the prompt keeps layout and lighting.*
 
 # %% [markdown]
@@ -102,6 +102,17 @@ print({k: round(v, 2) for k, v in norms.items()})
 
 # %%
 interpolate_seeds(pipe, "a large red circle", seed_a=0, seed_b=1, frames=7).figure()
+
+# %% [markdown]
+# ## The verdicts, computed
+# Every claim of this lesson, judged from the numbers above: the sample size, a 95 % interval (Wilson for shares,
+# bootstrap for means and differences) and "within noise" where the interval cannot tell. Deterministic facts are
+# checked exactly.
+
+# %%
+from explainer.experiments import summaries  # noqa: E402
+
+ex.verdict_table(summaries.lesson10(rep, layout, norms), title="Lesson 10: seeds")
 
 # %% [markdown]
 # ## Try it

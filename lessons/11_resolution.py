@@ -21,7 +21,7 @@
 #  64×64  →  4×16×16  (256 positions:  256² ≈ 65 thousand pairs: 16× more for 4× the pixels)
 # ```
 #
-# **Claim under test** (CLAIMS.md #14): *Models are trained at one resolution; other sizes need more memory and may
+# **Claim under test** (popular claim #14): *Models are trained at one resolution; other sizes need more memory and may
 # degrade.*
 
 # %% [markdown]
@@ -102,6 +102,17 @@ for s in off.sizes:
 # attention learned what an 8×8 latent scene looks like, and on a bigger canvas several regions each look like a place
 # for an object (the same effect gives large Stable Diffusion 1.5 images two heads). So the claim holds on our model:
 # it is trained at one size, other sizes cost more, and they degrade — here, badly.
+
+# %% [markdown]
+# ## The verdicts, computed
+# Every claim of this lesson, judged from the numbers above: the sample size, a 95 % interval (Wilson for shares,
+# bootstrap for means and differences) and "within noise" where the interval cannot tell. Deterministic facts are
+# checked exactly.
+
+# %%
+from explainer.experiments import summaries  # noqa: E402
+
+ex.verdict_table(summaries.lesson11(costs, off), title="Lesson 11: resolution")
 
 # %% [markdown]
 # ## Try it

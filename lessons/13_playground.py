@@ -21,7 +21,7 @@
 #                                                                                attends, how hard CFG pushed)
 # ```
 #
-# **Claims you can test here:** all of #10–#14 from CLAIMS.md, with your own prompts and seeds.
+# **Claims you can test here:** popular claims #10–#14, with your own prompts and seeds.
 
 # %% [markdown]
 # ## The playground
@@ -91,8 +91,19 @@ print("first layout flip at seed", seeds.layout_flip_seed(pipe, "a large red cir
 
 # %% [markdown]
 # ## Challenge 4 (open): your own claim
-# Pick a claim from CLAIMS.md you are not yet convinced of. Write down what you would expect to see if it were true,
+# Pick a popular claim (lessons 7–12 list them) you are not yet convinced of. Write down what you would expect to see if it were true,
 # and what if it were false. Then use the playground (or the experiment functions of lessons 7–11) to decide.
+
+# %% [markdown]
+# ## The verdict on the first run, computed
+# The judge's reading of the playground's first picture, key by key (run your own challenges through
+# `judge_against` the same way).
+
+# %%
+from explainer.experiments import summaries  # noqa: E402
+
+ex.verdict_table(summaries.lesson13(judge_against(pg.trace.image, pg.prompt.value), pg.prompt.value),
+                 title="The playground's first run, judged")
 
 # %% [markdown]
 # ## Check yourself
