@@ -26,7 +26,7 @@ import torch  # noqa: E402
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seeds", type=int, default=128, help="seeds per prompt per model (>= 64 for the issue's table)")
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=1)
     p.add_argument("--prompts", nargs="*", default=None)
     p.add_argument("--json", type=Path, default=None, help="also write the rows and verdicts here")
     args = p.parse_args()

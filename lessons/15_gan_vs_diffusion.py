@@ -106,15 +106,29 @@ print(f"GAN {g_ms:.2f} ms per image, diffusion {d_ms:.1f} ms per image: the GAN 
 # %% [markdown]
 # ## 5. Stability: the same recipe, several seeds
 # The GAN ships with its training logs: the main run and three more seeds of the same recipe (shorter runs). Every
-# few hundred steps the run judged the images of 64 unseen prompts. The left panels are the two losses; a GAN's
-# losses do not go down like a regression loss, they are a tug of war.
+# few hundred steps the run judged the images of 64 unseen prompts (colour and shape right). The left panels are the
+# two losses; a GAN's losses do not go down like a regression loss, they are a tug of war.
 
 # %%
 logs = lesson.load_logs()
 stab = lesson.stability(logs)
-print(f"seeds {stab.seeds}; at step {stab.common_step} (the last step every run reached) judged adherence "
+print(f"seeds {stab.seeds}; at step {stab.common_step} (the last step every run reached) colour judged right "
       + ", ".join(f"seed {s}: {100 * v:.0f}%" for s, v in stab.adherence_at_common.items()))
 plots.plot_stability(logs)
+
+# %% [markdown]
+# Mode collapse is a *trajectory*, not only an end state: the main run judged the same 64 latents z for "a red circle"
+# at every evaluation. Does training spread them over more combos, or fewer?
+
+# %%
+main_seed = gan.config["seed"]
+steps_logged, bits = lesson.eval_curve(logs[main_seed], "ema_mode_entropy_bits")
+_, colour = lesson.eval_curve(logs[main_seed], "ema_adh_color")
+for st, b, c in zip(steps_logged, bits, colour, strict=True):
+    print(f"step {st:>5}: combo entropy {b:.2f} bits, colour right on unseen prompts {100 * c:.0f}%")
+peak = int(steps_logged[bits.argmax()])
+print(f"entropy peaks at step {peak} ({bits.max():.2f} bits) and ends at {bits[-1]:.2f} bits, while colour keeps "
+      f"{'rising' if colour[-1] >= colour[bits.argmax()] else 'falling'}")
 
 # %% [markdown]
 # ## The verdicts, computed

@@ -258,7 +258,7 @@ def load_logs(folder: str | Path | None = None) -> dict[int, list[dict]]:
     return out
 
 
-def eval_curve(records: list[dict], key: str = "ema_adh_all") -> tuple[np.ndarray, np.ndarray]:
+def eval_curve(records: list[dict], key: str = "ema_adh_color") -> tuple[np.ndarray, np.ndarray]:
     """(steps, values) of a judged-quality key over training (evaluation records only, the final record excluded)."""
     pts = [(r["step"], r[key]) for r in records if key in r and r.get(key) is not None and not r.get("final")]
     return np.array([p[0] for p in pts]), np.array([p[1] for p in pts], dtype=float)
@@ -275,9 +275,9 @@ class Stability:
 
     seeds: list[int]
     common_step: int
-    adherence_at_common: dict[int, float]  # EMA generator, 64 prompts
-    raw_adherence_at_common: dict[int, float]  # the live generator
-    worst_drop: dict[int, float]  # largest fall of the live generator's judged adherence between two evaluations
+    adherence_at_common: dict[int, float]  # EMA generator: colour judged right, 64 unseen prompts
+    raw_adherence_at_common: dict[int, float]  # the live generator, same measure
+    worst_drop: dict[int, float]  # largest fall of the live generator's judged colour share between two evaluations
     loss_d_std: dict[int, float]  # std of the logged discriminator loss over the last half of the common steps
     n_prompts: int = 64
 
@@ -290,7 +290,7 @@ def stability(logs: dict[int, list[dict]]) -> Stability:
     for s in seeds:
         st, v = eval_curve(logs[s])
         adh[s] = float(v[st == common][0]) if (st == common).any() else float("nan")
-        rst, rv = eval_curve(logs[s], "raw_adh_all")
+        rst, rv = eval_curve(logs[s], "raw_adh_color")
         raw[s] = float(rv[rst == common][0]) if (rst == common).any() else float("nan")
         keep = rv[rst <= common]
         drop[s] = float(max(0.0, np.max(keep[:-1] - keep[1:]))) if len(keep) > 1 else 0.0
@@ -344,14 +344,15 @@ def verdicts(study: DiversityStudy, stab: Stability | None = None) -> vd.Verdict
         vals = list(stab.adherence_at_common.values())
         spread = max(vals) - min(vals)
         out.append(vd.exact(
-            f"Unstable: the GAN seeds end far apart (judged adherence spread > 20 points at step {stab.common_step})",
-            spread > 0.2, "EMA adherence per seed " + ", ".join(f"{s}: {100 * v:.0f}%" for s, v in
+            f"Unstable: the GAN seeds end far apart (judged colour share spread > 20 points at step "
+            f"{stab.common_step})",
+            spread > 0.2, "EMA colour right per seed " + ", ".join(f"{s}: {100 * v:.0f}%" for s, v in
                                                                  stab.adherence_at_common.items())
             + f"; spread {100 * spread:.0f} points", f"{len(stab.seeds)} seeds x {stab.n_prompts} prompts",
             note="each seed's share has a Wilson interval of about +-12 points at 64 prompts"))
         worst = max(stab.worst_drop.values())
         out.append(vd.exact(
-            "Unstable: some run's live generator loses > 20 points of judged adherence between two evaluations",
+            "Unstable: some run's live generator loses > 20 points of judged colour share between two evaluations",
             worst > 0.2, "largest drop per seed " + ", ".join(f"{s}: {100 * v:.0f}" for s, v in
                                                               stab.worst_drop.items()) + " points",
             f"{len(stab.seeds)} seeds"))

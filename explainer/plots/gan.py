@@ -123,18 +123,27 @@ def plot_stability(logs: dict[int, list[dict]], diffusion_log: Sequence[dict] | 
         axes[0].plot(s, v, color=c, lw=1, label=f"seed {seed}")
         s, v = loss_curve(logs[seed], "loss_g")
         axes[1].plot(s, v, color=c, lw=1, label=f"seed {seed}")
-        s, v = eval_curve(logs[seed], "ema_adh_all")
-        axes[2].plot(s, v, "-o", color=c, ms=3, label=f"seed {seed} EMA")
-        s, v = eval_curve(logs[seed], "raw_adh_all")
+        s, v = eval_curve(logs[seed], "ema_adh_color")
+        axes[2].plot(s, v, "-o", color=c, ms=3, label=f"seed {seed} colour")
+        s, v = eval_curve(logs[seed], "raw_adh_color")
         axes[2].plot(s, v, ":", color=c, lw=1)
+        s, v = eval_curve(logs[seed], "ema_adh_shape")
+        axes[2].plot(s, v, "--", color=c, lw=1, label=f"seed {seed} shape")
     axes[0].set_title("discriminator hinge loss", fontsize=10)
     axes[1].set_title("generator loss (\u2212D(G(z)))", fontsize=10)
-    axes[2].set_title("judged adherence, 64 unseen prompts\n(solid EMA, dotted live generator)", fontsize=10)
+    axes[2].set_title("judged on 64 unseen prompts: colour right (solid EMA,\ndotted live G), shape right (dashed)",
+                      fontsize=9)
     for ax in axes[:3]:
         ax.set_xlabel("training step (batch 32)")
     axes[0].set_ylabel("loss (mean of 50 steps)")
     axes[1].set_ylabel("loss (mean of 50 steps)")
-    axes[2].set_ylabel("share of images fully right")
+    axes[2].set_ylabel("share of images")
+    axes[2].axhline(1 / 7, color="k", lw=0.6, ls=":")
+    axes[2].axhline(1 / 5, color="k", lw=0.6, ls="-.")
+    axes[2].text(0.99, 1 / 7, "colour chance", transform=axes[2].get_yaxis_transform(), fontsize=6, ha="right",
+                 va="top")
+    axes[2].text(0.99, 1 / 5, "shape chance", transform=axes[2].get_yaxis_transform(), fontsize=6, ha="right",
+                 va="bottom")
     axes[2].set_ylim(0, 1)
     axes[0].legend(fontsize=7)
     ax = axes[3]
