@@ -25,6 +25,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=240, help="two-object prompts to generate (>= 200 for the leakage)")
     ap.add_argument("--renders", type=int, default=200, help="rendered scenes read by the U-Net")
+    ap.add_argument("--concept-n", type=int, default=None, help="prompts for ConceptAttention on a DiT (default: --n)")
     ap.add_argument("--judge-n", type=int, default=200, help="renders for the judge-mask reliability")
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--cfg", type=float, default=7.5)
@@ -70,8 +71,9 @@ def main() -> None:
         print(Q.format_table(rows))
     if dit:
         print(f"\nConceptAttention ({name}): concept = each colour and shape word + 'background', mean over steps:")
-        cs, usable = Q.score_concepts(pipe, n=args.n, seed=args.seed, steps=args.steps, cfg=args.cfg, progress=True)
-        print(f"usable images: {usable} of {args.n}")
+        n_c = args.concept_n or args.n
+        cs, usable = Q.score_concepts(pipe, n=n_c, seed=args.seed, steps=args.steps, cfg=args.cfg, progress=True)
+        print(f"usable images: {usable} of {n_c}")
         print(Q.format_table(Q.summarise(cs)))
     else:
         print("\nthe same scenes' kind, rendered, noised to t and read once by the U-Net (exact renderer masks):")
