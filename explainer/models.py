@@ -16,6 +16,8 @@ import torch
 SHIPPED_MODEL = Path(__file__).resolve().parent / "assets" / "shapes-sd"
 #: the pipelines shipped in the package, by the name load_pipeline accepts ("shapes-sd" is the default)
 SHIPPED_MODELS = {"shapes-sd": SHIPPED_MODEL, "shapes-dit": SHIPPED_MODEL.parent / "shapes-dit"}
+#: the pipelines shipped in the package, by the name load_pipeline accepts ("shapes-sd" is the default)
+SHIPPED_MODELS = {"shapes-sd": SHIPPED_MODEL, "shapes-dit": SHIPPED_MODEL.parent / "shapes-dit"}
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
@@ -62,7 +64,8 @@ def load_pipeline(path_or_id: str | os.PathLike | None = None, device: str = "cp
                   dtype: str | torch.dtype | None = None, quiet: bool = True):
     """Load a diffusers text-to-image pipeline.
 
-    path_or_id: None for the shipped shapes model; a local pipeline folder; or a hub id such as
+    path_or_id: None (or "shapes-sd") for the shipped shapes model; "shapes-dit" for the shipped diffusion transformer
+        (an SD3-style MMDiT trained on the same world); a local pipeline folder; or a hub id such as
         "stable-diffusion-v1-5/stable-diffusion-v1-5" (needs the weights in the local cache or a network).
     device: "cpu", "cuda[:N]" or "mps".  dtype: "float32", "float16" or "bfloat16" (default: fp16 on CUDA, else fp32).
     """
@@ -77,6 +80,11 @@ def load_pipeline(path_or_id: str | os.PathLike | None = None, device: str = "cp
         if not (SHIPPED_MODEL / "model_index.json").exists():
             raise FileNotFoundError(f"the shipped model is missing from {SHIPPED_MODEL}; reinstall the package "
                                     "or retrain it with `python -m explainer.train`")
+    if isinstance(path_or_id, str) and path_or_id in SHIPPED_MODELS:
+        path_or_id = SHIPPED_MODELS[path_or_id]
+        if not (path_or_id / "model_index.json").exists():
+            raise FileNotFoundError(f"the shipped model is missing from {path_or_id}; reinstall the package or "
+                                    "retrain it with `python -m explainer.train` (--stage dit for shapes-dit)")
     if not isinstance(path_or_id, (str, os.PathLike)) or str(path_or_id).strip() == "":
         raise ValueError(f"path_or_id must be None, a folder path or a hub id string, got {path_or_id!r}")
     local = Path(path_or_id).expanduser()
@@ -96,7 +104,8 @@ def load_pipeline(path_or_id: str | os.PathLike | None = None, device: str = "cp
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            pipe = DiffusionPipeline.from_pretrained(source, **kwargs, **_no_safety_checker(source, local))
+            pipe = DiffusionPipeline.from_pretrained(source, **kwargs, **_no_safety_checker(source, local),
+                                                     **_null_components(local))
     except OSError as err:
         if local.exists():
             raise
@@ -113,8 +122,25 @@ def load_pipeline(path_or_id: str | os.PathLike | None = None, device: str = "cp
     else:
         raise ValueError(f"{source!r} loaded as {type(pipe).__name__}, which is not a text-to-image pipeline")
     pipe.set_progress_bar_config(disable=True)
-    pipe.explainer_model_id = "explainer/shapes-sd" if Path(source) == SHIPPED_MODEL else source
+    shipped = {str(v): k for k, v in SHIPPED_MODELS.items()}
+    pipe.explainer_model_id = f"explainer/{shipped[source]}" if source in shipped else source
     return pipe
+
+
+def _null_components(local: Path) -> dict:
+    """Components a folder lists as [null, null] (e.g. SD3 without T5: text_encoder_3), passed as None.
+
+    diffusers saves such a pipeline but will not load it back unless they are passed explicitly, as its SD3 docs show
+    (`from_pretrained(..., text_encoder_3=None, tokenizer_3=None)`).
+    """
+    import json
+
+    index = local / "model_index.json"
+    if not index.exists():
+        return {}
+    entries = json.loads(index.read_text())
+    return {k: None for k, v in entries.items() if isinstance(v, list) and len(v) == 2 and v[0] is None
+            and k in ("text_encoder_3", "tokenizer_3")}
 
 
 def _no_safety_checker(source: str, local: Path) -> dict:

@@ -335,7 +335,7 @@ def train_unet(args) -> None:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m explainer.train", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--stage", choices=["all", "vae", "vae-decoder", "clip", "unet", "gan"], default="all")
+    p.add_argument("--stage", choices=["all", "vae", "vae-decoder", "clip", "unet", "gan", "dit"], default="all")
     p.add_argument("--work", type=Path, default=Path("runs/train"), help="scratch folder for stage outputs")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where the pipeline folder is written")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
@@ -381,7 +381,31 @@ def main(argv: list[str] | None = None) -> None:
                    help="stop (measure, save) once training has run this long; the log records the step reached")
     p.add_argument("--gan-text-from", type=Path, default=None,
                    help="pipeline folder whose text_encoder/tokenizer/vae the GAN uses (default shapes-sd)")
+    # --stage dit (not part of --stage all): an SD3-style MMDiT on the shipped VAE and (frozen) text encoders
+    p.add_argument("--dit-steps", type=int, default=3_000, help="updates of --stage dit")
+    p.add_argument("--dit-batch", type=int, default=32)
+    p.add_argument("--dit-lr", type=float, default=3e-4)
+    p.add_argument("--dit-images", type=int, default=60_000, help="training scenes of --stage dit")
+    p.add_argument("--dit-layers", type=int, default=5, help="joint-attention transformer blocks")
+    p.add_argument("--dit-heads", type=int, default=4)
+    p.add_argument("--dit-head-dim", type=int, default=32)
+    p.add_argument("--dit-patch", type=int, choices=[1, 2], default=1, help="latent pixels per patch side")
+    p.add_argument("--dit-max-minutes", type=float, default=None,
+                   help="stop (and save) once training has run this long; training.json records the step reached")
     args = p.parse_args(argv)
+    if args.stage == "dit":
+        from .dit import DEFAULT_DIT_OUT
+
+        if args.out == DEFAULT_OUT:
+            args.out = DEFAULT_DIT_OUT
+        for name in ("dit_steps", "dit_batch", "dit_images", "dit_layers", "dit_heads", "dit_head_dim"):
+            if getattr(args, name) < 1:
+                p.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+        if not args.dit_lr > 0:
+            p.error(f"--dit-lr must be > 0, got {args.dit_lr}")
+        if args.data_seed < 0 or args.data_seed + args.dit_images > VAL_SEED:
+            p.error(f"--data-seed must be from 0 to {VAL_SEED - args.dit_images:,} with --dit-images "
+                    f"{args.dit_images:,}, got {args.data_seed}")
     if args.stage == "gan":
         if args.out == DEFAULT_OUT:
             args.out = DEFAULT_OUT.parent / "shapes-gan"
@@ -420,6 +444,10 @@ def main(argv: list[str] | None = None) -> None:
         from .gan import train_gan
 
         train_gan(args)
+    if args.stage == "dit":
+        from .dit import train_dit
+
+        train_dit(args)
 
 
 if __name__ == "__main__":
