@@ -121,6 +121,7 @@ def main() -> None:
     p.add_argument("--steps-list", default="5,10,20,40", help="step counts of the steps sweep, comma-separated")
     p.add_argument("--plain-sd3", action="store_true", help="run an SD3 pipeline without the collapsed zero-T5 pad")
     p.add_argument("--sweeps-only", action="store_true", help="only the CFG and steps sweeps (no main, no timing)")
+    p.add_argument("--no-timing", action="store_true", help="skip the seconds-per-image measurement")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--quick", action="store_true", help="only the default setting, no sweeps")
     p.add_argument("--json", type=Path, default=None, help="also write the figures here")
@@ -174,6 +175,10 @@ def main() -> None:
     print(f"-- main table: CFG {best:g}, 25 steps, {args.scheduler}")
     results["main"] = score(pipe, sets, 25, best)
     row("main", results["main"])
+    if args.no_timing:
+        if args.json:
+            args.json.write_text(json.dumps(results, indent=1))
+        return
     results["timing"] = timing(pipe, cfg=best, **CALL_KWARGS)
     print(f"recommended CFG {best:g}; one 25-step image {results['timing']['seconds_batch_1']:.2f} s, "
           f"a batch of 16 {results['timing']['seconds_batch_16']:.2f} s ({args.threads} threads)")

@@ -156,8 +156,9 @@ for level in tr.levels:
 # ## 6. The measured answer to the claim
 # Relations ("a red star above a blue circle") need the model to place two objects relative to each other: the
 # long-range skill a transformer's global attention is supposed to help, and our U-Net's weakest skill.
-# First a small paired test here (same prompts, same seeds, both models), then the full 500-prompt table
-# (`benchmarks/adherence.py`, run on both models).
+# First a small paired test here (same prompts, same seeds, both models), then the benchmark table
+# (`benchmarks/adherence.py`, run on both models on the same prompts and seeds; the number of prompts behind each
+# model's row is printed with it).
 
 # %%
 rel = families.relations(sd, dit, n=16, steps=20, cfg=5.0)
@@ -165,10 +166,12 @@ for name in rel.hits:
     print(f"{name}: both objects drawn {sum(rel.drawn[name])}/16, drawn with the right relation "
           f"{sum(rel.hits[name])}/16")
 table = families.benchmark_table()
-print("\n500-prompt table (benchmarks/adherence.py, each model at its recommended CFG, 25 steps):")
-print(f"{'model':<12}" + "".join(f"{v:>24}" for v in families.COLUMNS.values()))
+print("\nbenchmark table (benchmarks/adherence.py, CFG 5, 25 steps):")
+print(f"{'model':<12}" + "".join(f"{v:>24}" for v in families.COLUMNS.values()) + "   prompts (single/held-out/two)")
 for model in ("shapes-sd", "shapes-dit"):
-    print(f"{model:<12}" + "".join(f"{100 * table[model]['main'][k]:>23.1f}%" for k in families.COLUMNS))
+    n = table[model]["n"]
+    print(f"{model:<12}" + "".join(f"{100 * table[model]['main'][k]:>23.1f}%" for k in families.COLUMNS)
+          + f"   {n['single']}/{n['held_out']}/{n['two']}")
 
 # %%
 ex.verdict_table(families.claim_verdicts(rel, table), title="Lesson 12: does the transformer do better?")
