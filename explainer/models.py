@@ -16,8 +16,6 @@ import torch
 SHIPPED_MODEL = Path(__file__).resolve().parent / "assets" / "shapes-sd"
 #: the pipelines shipped in the package, by the name load_pipeline accepts ("shapes-sd" is the default)
 SHIPPED_MODELS = {"shapes-sd": SHIPPED_MODEL, "shapes-dit": SHIPPED_MODEL.parent / "shapes-dit"}
-#: the pipelines shipped in the package, by the name load_pipeline accepts ("shapes-sd" is the default)
-SHIPPED_MODELS = {"shapes-sd": SHIPPED_MODEL, "shapes-dit": SHIPPED_MODEL.parent / "shapes-dit"}
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
@@ -61,8 +59,12 @@ def _check_device(device: str) -> str:
 
 
 def load_pipeline(path_or_id: str | os.PathLike | None = None, device: str = "cpu",
-                  dtype: str | torch.dtype | None = None, quiet: bool = True):
+                  dtype: str | torch.dtype | None = None, quiet: bool = True,
+                  controlnet: str | os.PathLike | None = None):
     """Load a diffusers text-to-image pipeline.
+
+    controlnet: None, "edges" or "segmentation" (the ControlNets shipped for the shapes model), or a folder holding a
+        diffusers ControlNetModel: the pipeline becomes a StableDiffusionControlNetPipeline that takes `image=`.
 
     path_or_id: None (or "shapes-sd") for the shipped shapes model; "shapes-dit" for the shipped diffusion transformer
         (an SD3-style MMDiT trained on the same world); a local pipeline folder; or a hub id such as
@@ -71,6 +73,7 @@ def load_pipeline(path_or_id: str | os.PathLike | None = None, device: str = "cp
     """
     device = _check_device(device)
     torch_dtype = _resolve_dtype(dtype, device)
+    controlnet_path = _controlnet_path(controlnet)
     if quiet:
         quiet_libraries()
     from diffusers import DiffusionPipeline
@@ -121,10 +124,56 @@ def load_pipeline(path_or_id: str | os.PathLike | None = None, device: str = "cp
         pipe = pipe.to(device)
     else:
         raise ValueError(f"{source!r} loaded as {type(pipe).__name__}, which is not a text-to-image pipeline")
+    if controlnet_path is not None:
+        pipe = _with_controlnet(pipe, controlnet_path, torch_dtype, device)
     pipe.set_progress_bar_config(disable=True)
     shipped = {str(v): k for k, v in SHIPPED_MODELS.items()}
     pipe.explainer_model_id = f"explainer/{shipped[source]}" if source in shipped else source
+    if controlnet_path is not None:
+        pipe.explainer_model_id += f"+controlnet-{controlnet}" if controlnet in CONTROLNETS else f"+{controlnet_path}"
     return pipe
+
+
+#: the ControlNets shipped for the shapes model, by condition name
+CONTROLNETS = {name: SHIPPED_MODEL.parent / f"controlnet-{name}" for name in ("edges", "segmentation")}
+
+
+def _controlnet_path(controlnet: str | os.PathLike | None) -> Path | None:
+    if controlnet is None:
+        return None
+    if isinstance(controlnet, str) and controlnet in CONTROLNETS:
+        path = CONTROLNETS[controlnet]
+        if not (path / "config.json").exists():
+            raise FileNotFoundError(f"the shipped ControlNet {controlnet!r} is missing from {path}; retrain it with "
+                                    f"`python -m explainer.train --stage controlnet --condition {controlnet}`")
+        return path
+    if not isinstance(controlnet, (str, os.PathLike)):
+        raise ValueError(f"controlnet must be None, one of {sorted(CONTROLNETS)} or a ControlNetModel folder, "
+                         f"got {controlnet!r}")
+    path = Path(controlnet).expanduser()
+    if not (path / "config.json").exists():
+        raise ValueError(f"controlnet must be one of {sorted(CONTROLNETS)} or a folder holding a diffusers "
+                         f"ControlNetModel (config.json + safetensors), got {str(controlnet)!r}")
+    return path
+
+
+def _with_controlnet(pipe, path: Path, torch_dtype: torch.dtype, device: str):
+    """The same pipeline's parts plus a ControlNetModel, as a StableDiffusionControlNetPipeline."""
+    from diffusers import ControlNetModel, StableDiffusionControlNetPipeline, StableDiffusionPipeline
+
+    if not isinstance(pipe, StableDiffusionPipeline):
+        raise ValueError(f"controlnet= needs a Stable Diffusion 1.x/2.x pipeline, got {type(pipe).__name__}")
+    cn = ControlNetModel.from_pretrained(path, torch_dtype=torch_dtype, use_safetensors=True)
+    if cn.config.cross_attention_dim != pipe.unet.config.cross_attention_dim or tuple(
+            cn.config.block_out_channels) != tuple(pipe.unet.config.block_out_channels):
+        raise ValueError(f"the ControlNet in {path} was not built for this U-Net (block_out_channels "
+                         f"{tuple(cn.config.block_out_channels)} vs {tuple(pipe.unet.config.block_out_channels)})")
+    parts = {k: v for k, v in pipe.components.items() if k != "image_encoder"}
+    parts.setdefault("safety_checker", None)
+    parts.setdefault("feature_extractor", None)
+    out = StableDiffusionControlNetPipeline(**parts, controlnet=cn.to(device),
+                                            requires_safety_checker=False)
+    return out.to(device)
 
 
 def _null_components(local: Path) -> dict:

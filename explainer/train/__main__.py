@@ -9,6 +9,8 @@ Stages (each reads what the previous ones wrote under --work):
          the CLIP text tower fine-tuned beside it at a lower learning rate; EMA weights are shipped.
   gan    (not in `all`) a text-conditional GAN drawing the same VAE latents from the same frozen text encoder,
          written to explainer/assets/shapes-gan (explainer/train/gan.py)
+  controlnet  (not in `all`) a ControlNet for the shipped pipeline, `--condition edges|segmentation`; see
+         explainer/train/controlnet.py
 `vae` and `clip` are independent and can run at the same time (two processes).
 Everything is seeded; a run on the same hardware and thread count repeats itself.
 """
@@ -335,7 +337,8 @@ def train_unet(args) -> None:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m explainer.train", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--stage", choices=["all", "vae", "vae-decoder", "clip", "unet", "gan", "dit"], default="all")
+    p.add_argument("--stage", choices=["all", "vae", "vae-decoder", "clip", "unet", "gan", "dit", "controlnet"],
+                   default="all")
     p.add_argument("--work", type=Path, default=Path("runs/train"), help="scratch folder for stage outputs")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where the pipeline folder is written")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
@@ -392,6 +395,19 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--dit-patch", type=int, choices=[1, 2], default=1, help="latent pixels per patch side")
     p.add_argument("--dit-max-minutes", type=float, default=None,
                    help="stop (and save) once training has run this long; training.json records the step reached")
+    # --stage controlnet (not part of --stage all): a ControlNet for the shipped (or --init-from) pipeline
+    p.add_argument("--condition", choices=["edges", "segmentation"], default="edges",
+                   help="control map of --stage controlnet")
+    p.add_argument("--cn-images", type=int, default=4_000, help="training scenes of --stage controlnet")
+    p.add_argument("--cn-steps", type=int, default=2_500)
+    p.add_argument("--cn-batch", type=int, default=8)
+    p.add_argument("--cn-lr", type=float, default=1e-3)
+    p.add_argument("--cn-ema", type=float, default=0.0, help="EMA decay of the ControlNet weights (0 = off)")
+    p.add_argument("--cn-eval-every", type=int, default=50, help="measure map-following every N steps")
+    p.add_argument("--cn-eval-n", type=int, default=12, help="validation scenes per measurement")
+    p.add_argument("--cn-save-every", type=int, default=250)
+    p.add_argument("--cn-max-minutes", type=float, default=None,
+                   help="stop (measure, save) once training has run this long; the log records the step reached")
     args = p.parse_args(argv)
     if args.stage == "dit":
         from .dit import DEFAULT_DIT_OUT
@@ -440,6 +456,10 @@ def main(argv: list[str] | None = None) -> None:
         train_clip(args)
     if args.stage in ("all", "unet"):
         train_unet(args)
+    if args.stage == "controlnet":
+        from .controlnet import train_controlnet
+
+        train_controlnet(args)
     if args.stage == "gan":
         from .gan import train_gan
 
