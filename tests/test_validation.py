@@ -224,3 +224,32 @@ def test_grid_explorer_refuses_runaway_steps(tiny_sd):
     ge.steps.value = 1000
     ge.run()
     assert "steps must be from 1 to 200" in ge.message.value
+
+
+# --------------------------------------------------------------------------------------------- training CLI
+@pytest.mark.parametrize("argv, words", [
+    (["--vae-steps", "-5"], "--vae-steps must be >= 0"),
+    (["--threads", "0"], "--threads must be >= 1"),
+    (["--device", "bogus"], "--device must be cpu, cuda"),
+    (["--vae-lr", "nan"], "--vae-lr must be a finite number > 0"),
+    (["--vae-images", "0"], "--vae-images must be from 1"),
+    (["--vae-batch", "0"], "--vae-batch must be from 1"),
+    (["--unet-images", "20000000"], "--unet-images must be from 1 to 10,000,000"),
+])
+def test_training_cli_refuses_bad_options_before_any_work(argv, words, capsys, tmp_path):
+    from explainer.train.__main__ import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--stage", "vae", "--work", str(tmp_path / "w")] + argv)
+    assert exc.value.code == 2 and words in capsys.readouterr().err
+    assert not (tmp_path / "w").exists()  # refused before the work folder (or any data) was made
+
+
+def test_training_cli_refuses_cuda_without_a_gpu(capsys, tmp_path):
+    from explainer.train.__main__ import main
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(SystemExit):
+        main(["--stage", "vae", "--work", str(tmp_path / "w"), "--device", "cuda"])
+    assert "sees no CUDA GPU" in capsys.readouterr().err

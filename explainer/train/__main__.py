@@ -334,10 +334,34 @@ def train_unet(args) -> None:
     print(f"saved {args.out}")
 
 
+def _check_common_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Counts, rates, threads and the device, checked before any data is rendered (each error names its option)."""
+    import math
+
+    for name, value in vars(args).items():
+        opt = "--" + name.replace("_", "-")
+        if name.endswith("_steps") and isinstance(value, int) and value < 0:
+            p.error(f"{opt} must be >= 0, got {value}")
+        if name.endswith(("_images", "_batch")) and isinstance(value, int) and not 1 <= value <= VAL_SEED:
+            p.error(f"{opt} must be from 1 to {VAL_SEED:,}, got {value:,}")
+        if name.endswith("_lr") and isinstance(value, float) and not (math.isfinite(value) and value > 0):
+            p.error(f"{opt} must be a finite number > 0, got {value}")
+    if args.threads < 1:
+        p.error(f"--threads must be >= 1, got {args.threads}")
+    device = str(args.device)
+    if device != "cpu" and not device.startswith(("cuda", "mps")):
+        p.error(f"--device must be cpu, cuda (or cuda:N) or mps, got {device!r}")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        p.error(f"--device {device}: this PyTorch sees no CUDA GPU (torch.cuda.is_available() is False); "
+                "use --device cpu, or install a CUDA build of PyTorch")
+    if device == "mps" and not torch.backends.mps.is_available():
+        p.error("--device mps: this machine has no MPS (Apple GPU) backend; use --device cpu")
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m explainer.train", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--stage", choices=["all", "vae", "vae-decoder", "clip", "unet", "gan", "dit", "controlnet"],
+    p.add_argument("--stage", choices=["all", "vae", "vae-decoder", "clip", "unet", "controlnet", "gan", "dit"],
                    default="all")
     p.add_argument("--work", type=Path, default=Path("runs/train"), help="scratch folder for stage outputs")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where the pipeline folder is written")
@@ -368,6 +392,21 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--init-from", type=Path, default=None,
                    help="continue the U-Net stage from this pipeline folder's unet/ and text_encoder/")
     p.add_argument("--save-every-min", type=float, default=10.0, help="write the pipeline folder this often")
+    # --stage controlnet (not part of --stage all): a ControlNet for the shipped (or --init-from) pipeline
+    p.add_argument("--condition", choices=["edges", "segmentation"], default="edges",
+                   help="control map of --stage controlnet")
+    p.add_argument("--cn-images", type=int, default=4_000, help="training scenes of --stage controlnet")
+    p.add_argument("--cn-steps", type=int, default=2_500)
+    p.add_argument("--cn-batch", type=int, default=8)
+    p.add_argument("--cn-lr", type=float, default=1e-3)
+    p.add_argument("--cn-ema", type=float, default=0.0, help="EMA decay of the ControlNet weights (0 = off)")
+    p.add_argument("--cn-eval-every", type=int, default=50, help="measure map-following every N steps")
+    p.add_argument("--cn-eval-n", type=int, default=12, help="validation scenes per measurement")
+    p.add_argument("--cn-save-every", type=int, default=250)
+    p.add_argument("--cn-max-minutes", type=float, default=None,
+                   help="stop (measure, save) once training has run this long; the log records the step reached")
+    p.add_argument("--out-controlnet", type=Path, default=None,
+                   help="ControlNet folder to write (default explainer/assets/controlnet-<condition>)")
     # --stage gan (not part of --stage all): a text-conditional GAN on the same scenes, VAE and text encoder
     p.add_argument("--gan-steps", type=int, default=6_000, help="updates of --stage gan")
     p.add_argument("--gan-batch", type=int, default=32)
@@ -395,19 +434,6 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--dit-patch", type=int, choices=[1, 2], default=1, help="latent pixels per patch side")
     p.add_argument("--dit-max-minutes", type=float, default=None,
                    help="stop (and save) once training has run this long; training.json records the step reached")
-    # --stage controlnet (not part of --stage all): a ControlNet for the shipped (or --init-from) pipeline
-    p.add_argument("--condition", choices=["edges", "segmentation"], default="edges",
-                   help="control map of --stage controlnet")
-    p.add_argument("--cn-images", type=int, default=4_000, help="training scenes of --stage controlnet")
-    p.add_argument("--cn-steps", type=int, default=2_500)
-    p.add_argument("--cn-batch", type=int, default=8)
-    p.add_argument("--cn-lr", type=float, default=1e-3)
-    p.add_argument("--cn-ema", type=float, default=0.0, help="EMA decay of the ControlNet weights (0 = off)")
-    p.add_argument("--cn-eval-every", type=int, default=50, help="measure map-following every N steps")
-    p.add_argument("--cn-eval-n", type=int, default=12, help="validation scenes per measurement")
-    p.add_argument("--cn-save-every", type=int, default=250)
-    p.add_argument("--cn-max-minutes", type=float, default=None,
-                   help="stop (measure, save) once training has run this long; the log records the step reached")
     args = p.parse_args(argv)
     if args.stage == "dit":
         from .dit import DEFAULT_DIT_OUT
@@ -436,6 +462,7 @@ def main(argv: list[str] | None = None) -> None:
             p.error(f"--gan-mismatch must be from 0 to 1, got {args.gan_mismatch}")
         if not args.gan_lr > 0:
             p.error(f"--gan-lr must be > 0, got {args.gan_lr}")
+    _check_common_args(p, args)
     # Checked before any heavy work: training data must never reach the evaluation scenes (seeds >= VAL_SEED).
     if not 0.0 <= args.two_object_p <= 1.0:
         p.error(f"--two-object-p must be from 0 to 1, got {args.two_object_p}")
