@@ -127,7 +127,7 @@ for model, stages in path.items():
 # the image is identical to the plain call).
 
 # %%
-bw = families.both_ways(dit, "a large red star on the left", seed=0, steps=20, cfg=5.0)
+bw = families.both_ways(dit, "a large red star on the left", seed=0, steps=10, cfg=5.0)
 print("image identical to the plain pipeline call:", bw.identical_to_plain)
 cells = families.object_cells(bw.image)
 for b, name in enumerate(bw.blocks):
@@ -146,7 +146,7 @@ fig = families.plot_both_ways(bw, "star")
 # maps, which the other lessons' tools read the same way as the U-Net's levels.
 
 # %%
-tr = ex.trace(dit, "a large red star on the left", seed=0, steps=20, cfg=5.0, scheduler=None)
+tr = ex.trace(dit, "a large red star on the left", seed=0, steps=10, cfg=5.0, scheduler=None)
 print("traced levels:", tr.levels)
 for level in tr.levels:
     m = tr.attention("star", level=level)

@@ -56,7 +56,7 @@ def test_down_up_path_and_skips_become_full_resolution_blocks(pair):
 
 def test_attention_both_ways_changes_nothing_and_reads_per_block(pair):
     _, dit = pair
-    bw = families.both_ways(dit, "a large red star on the left", seed=0, steps=20, cfg=5.0)
+    bw = families.both_ways(dit, "a large red star on the left", seed=0, steps=10, cfg=5.0)
     assert bw.identical_to_plain  # the probe leaves the image bit-identical
     n = len(dit.transformer.transformer_blocks)
     assert bw.image_to_text.shape == (n, 64, 280) and bw.text_to_image.shape == (n, 280, 64)
@@ -78,8 +78,8 @@ def test_trace_of_the_dit_is_bit_identical_with_block_levels(pair):
     import explainer as ex
 
     _, dit = pair
-    tr = ex.trace(dit, "a large red star on the left", seed=0, steps=20, cfg=5.0, scheduler=None)
-    plain = dit("a large red star on the left", num_inference_steps=20, guidance_scale=5.0,
+    tr = ex.trace(dit, "a large red star on the left", seed=0, steps=10, cfg=5.0, scheduler=None)
+    plain = dit("a large red star on the left", num_inference_steps=10, guidance_scale=5.0,
                 generator=torch.Generator().manual_seed(0)).images[0]
     assert np.array_equal(np.asarray(tr.image), np.asarray(plain))
     assert tr.levels == [f"block {i}" for i in range(len(dit.transformer.transformer_blocks))]
