@@ -146,3 +146,53 @@ def test_train_command_refuses_bad_condition(capsys):
     with pytest.raises(SystemExit):
         main(["--stage", "controlnet", "--condition", "depth"])
     assert "--condition" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------------ findings
+@pytest.fixture(scope="module")
+def findings():
+    from explainer.models import CONTROLNETS
+
+    if not (CONTROLNETS["edges"] / "config.json").exists():
+        pytest.skip("the shipped edges ControlNet is not there yet")
+    pipe = ex.load_pipeline(controlnet="edges")
+    return X.lesson_findings(pipe, "edges", n=6, steps=8)
+
+
+def test_lesson14_exact_facts(findings):
+    assert findings["fresh"]["max_output_change"] == 0.0
+    assert findings["scale0_equals_without"]  # every residual times 0 is added: the plain U-Net, bit for bit
+    assert findings["table"][0].agrees and findings["table"][1].agrees
+
+
+def test_lesson14_the_controlnet_makes_the_output_follow_the_map(findings):
+    sweep = findings["sweep"]
+    assert sweep["scales"][1.0].iou > sweep["without"].iou + 0.1
+    assert findings["table"][2].agrees  # the paired bootstrap interval of IoU(with) - IoU(without) is above 0
+
+
+def test_lesson14_map_sets_where_prompt_sets_what_and_structure_comes_early(findings):
+    conf = findings["conflict"]["scales"]
+    top = max(conf)
+    # a square's edges, prompt "a red circle": the output lands on the map's region, but stays a red circle
+    assert conf[top]["iou"] > conf[0.0]["iou"] + 0.3
+    assert conf[top]["map_shape"] <= 0.2 and conf[top]["prompt_color"] >= 0.8
+    assert findings["table"][4].status == "does not agree" and findings["table"][5].agrees
+    # the residuals are larger in the first half of the steps in every traced run
+    assert min(findings["early"]["shares"]) > 0.5 and findings["table"][6].agrees
+
+
+def test_shipped_controlnets_are_standard_diffusers_folders_within_budget():
+    from explainer.models import CONTROLNETS
+
+    total = 0
+    for name, path in CONTROLNETS.items():
+        if not (path / "config.json").exists():
+            pytest.skip(f"the shipped {name} ControlNet is not there yet")
+        files = list(path.glob("*.safetensors"))
+        assert files and not list(path.glob("*.bin"))
+        total += sum(f.stat().st_size for f in files)
+        pipe = ex.load_pipeline(controlnet=name)
+        assert type(pipe).__name__ == "StableDiffusionControlNetPipeline"
+        assert pipe.controlnet.dtype == torch.float32  # fp16 on disk, fp32 on the CPU
+    assert total <= 14 * 1024 * 1024
