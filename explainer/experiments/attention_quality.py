@@ -357,13 +357,14 @@ def best(summary: list[dict], metric: str = "auc", **where: Any) -> dict:
 
 
 def format_table(summary: list[dict]) -> str:
-    head = (f"{'source':<10}{'method':<8}{'level':<6}{'steps':<8}{'n':>5}  {'pointing':>13}  {'mass inside':>13}  "
+    lw = max([6] + [len(str(r["level"])) + 1 for r in summary])
+    head = (f"{'source':<10}{'method':<8}{'level':<{lw}}{'steps':<8}{'n':>5}  {'pointing':>13}  {'mass inside':>13}  "
             f"{'(area)':>6}  {'AUC':>13}  {'best IoU':>13}")
     lines = [head, "-" * len(head)]
     for r in summary:
         cells = "  ".join(f"{r[m]:>6.3f} ±{r[m + '_ci']:.3f}" for m in ("pointing", "mass_inside"))
         cells += f"  {r['area']:>6.3f}  " + "  ".join(f"{r[m]:>6.3f} ±{r[m + '_ci']:.3f}" for m in ("auc", "best_iou"))
-        lines.append(f"{r['source']:<10}{r['method']:<8}{r['level']:<6}{r['steps']:<8}{r['n']:>5}  {cells}")
+        lines.append(f"{r['source']:<10}{r['method']:<8}{r['level']:<{lw}}{r['steps']:<8}{r['n']:>5}  {cells}")
     return "\n".join(lines)
 
 
