@@ -377,7 +377,7 @@ def _live_loop(cn, unet, pipe, sched, opt, gen, rng, scenes, z_all, conds, steps
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
         zero.append(max(zero_convolutions(cn).values()))
 
 
