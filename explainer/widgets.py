@@ -390,11 +390,12 @@ class AttentionExplorer(W.VBox):
 
 def _judged_objects(tr: Any) -> list:
     """(JudgedObject, 32x32 mask) for the trace's final image; empty when the judge cannot read it, and for a model
-    outside the shapes world (the judge only knows our shapes: on another model its reading would mean nothing)."""
+    loaded from outside the shapes world (the judge only knows our shapes: on another model its reading would mean
+    nothing). Config-built pipelines without a model id keep the judge (tests build the shapes architecture so)."""
     from .attention_scores import judged_masks
     from .models import is_shapes_model
 
-    if not is_shapes_model(tr):
+    if getattr(tr, "settings", {}).get("model_id") and not is_shapes_model(tr):  # a named model of someone else's
         return []
     try:
         return judged_masks(tr.image)
