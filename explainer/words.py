@@ -109,6 +109,13 @@ class Lookup:
         """\u201clabel\u201d plus the note: what a figure should print for this map."""
         return f"\u201c{self.label}\u201d" + (f" ({self.note})" if self.note else "")
 
+    @property
+    def panel_title(self) -> str:
+        """Two lines for a small panel: \u201clabel\u201d (#position), and the note when maps were summed."""
+        if len(self.positions) == 1:
+            return f"\u201c{self.label}\u201d (#{self.positions[0]})"
+        return f"\u201c{self.label}\u201d\n{self.note}"
+
 
 def _segments(n: int, spans: dict[str, Sequence[int]] | None) -> list[tuple[str, int, int]]:
     if not spans:
@@ -238,6 +245,8 @@ def lookup(query: Any, words: Sequence[Word], tokens: Sequence[Any], name: str =
     phrase ("red fox") sums its consecutive words. BPE markers in a query are ignored ("fox</w>" = "fox").
     """
     n = len(tokens)
+    if isinstance(query, Lookup):
+        return query
     if isinstance(query, Word):
         return Lookup(query, query.positions, str(query), _pieces_note([query]), (query,))
     if hasattr(query, "index") and hasattr(query, "padding") and isinstance(query, str):  # a Token
