@@ -17,9 +17,10 @@ ROOT_FLAG := $(shell [ "$$(id -u 2>/dev/null)" = "0" ] && echo --allow-root)
 lab: install
 	$(PY) -m jupyter lab $(ROOT_FLAG) notebooks/00_start_here.ipynb
 
-# The whole suite: unit, property, notebook (lessons) and browser tests.
+# The whole suite: unit, property, notebook (lessons) and browser tests, one test file per core (2 workers;
+# every worker pins torch to 1 thread in tests/conftest.py, so both cores work and nothing oversubscribes).
 test: install
-	$(PY) -m pytest -q --timeout=900
+	$(PY) -m pytest -q -n 2 --dist loadfile --timeout=900
 
 test-fast: install
 	$(PY) -m pytest -q -m "not slow and not browser"
