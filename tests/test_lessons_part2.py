@@ -142,7 +142,7 @@ def test_negative_prompt_is_the_unconditional_branch(neg_what):
     assert neg_what.moved_away > 0.999
 
 
-def test_negative_prompt_pushes_white_away(neg_effect):
+def test_negative_prompt_pushes_white_away(neg_what, neg_effect):
     # "white" is the colour our model picks most often for "a circle"; the negative prompt removes it
     assert sum(neg_effect.colours_with.values()) == 24
     without = neg_effect.colours_without
