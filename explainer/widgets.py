@@ -21,7 +21,7 @@ Stable CSS classes (for browser tests and styling), by widget:
               explainer-token, explainer-level, explainer-attention-mode (ToggleButtons: "mean over steps" /
               "one step"), explainer-step, explainer-attention (overlay image), explainer-attention-map (heat map),
               explainer-mask (Dropdown: none / named object / a judged object; outlined on the overlay, its scores
-              in explainer-map-score)
+              in a span of class explainer-map-score inside the caption)
   playground (explainer-playground):
               inputs explainer-prompt, explainer-negative, explainer-seed, explainer-cfg, explainer-steps
               (IntText), explainer-sampler (Dropdown); explainer-generate (Button); explainer-progress

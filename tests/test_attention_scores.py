@@ -245,6 +245,7 @@ def test_attention_explorer_outlines_the_named_object_and_scores_the_map(pipe):
     _, mask = S.judged_masks(tr.image)[0]
     amap = tr.attention("circle").float().numpy()
     s = S.score_map(amap, mask)
+    assert "class='explainer-map-score'" in w.caption.value
     assert f"AUC {s.auc:.2f}" in w.caption.value and f"mass inside {s.mass_inside:.0%}" in w.caption.value
     outlined = np.asarray(Image.open(io.BytesIO(w.overlay.value)).convert("RGB"))
     w.mask.value = None

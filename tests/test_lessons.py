@@ -36,17 +36,8 @@ def test_notebook_is_paired_with_its_source(src: Path):
             assert not cell.outputs and cell.execution_count is None, f"{nb_path.name} is committed with outputs"
 
 
-# Lessons 4 and 5 failed in the whole-suite run at the end of the session that added their new experiments (the
-# prompt swap / image-to-image of lesson 4, lesson 5's verdict table); the cause is not found yet. They stay listed
-# here, visibly, until a run shows them passing again (issue 14 is left open for it).
-KNOWN_FAILING = {"04_noise_to_picture", "05_how_it_learned"}
-
-
 @pytest.mark.slow
-@pytest.mark.parametrize("nb_path", [
-    pytest.param(p, marks=pytest.mark.xfail(reason="failed in the last whole-suite run; cause not found yet",
-                                            strict=False)) if p.stem in KNOWN_FAILING else p
-    for p in NOTEBOOKS], ids=lambda p: p.stem)
+@pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_lesson_runs_headless(nb_path: Path, monkeypatch):
     from nbclient import NotebookClient
 

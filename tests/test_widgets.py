@@ -78,7 +78,10 @@ def test_step_explorer_bad_token_is_a_message(tr):
 
 def test_attention_explorer_reacts(tr):
     ae = wd.attention_explorer(tr, token="circle")
-    assert documented_classes("attention explorer") <= classes(ae) | {"explainer-attention-explorer"}
+    # explainer-map-score is a span inside the caption, written only when the judge finds the word's object (the tiny
+    # random model draws none); test_attention_scores checks it on the shipped model.
+    documented = documented_classes("attention explorer") - {"explainer-map-score"}
+    assert documented <= classes(ae) | {"explainer-attention-explorer"}
     mean = bytes(ae.overlay.value)
     assert ae.step.disabled
     ae.mode.value = "one step"

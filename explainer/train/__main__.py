@@ -432,6 +432,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--dit-heads", type=int, default=4)
     p.add_argument("--dit-head-dim", type=int, default=32)
     p.add_argument("--dit-patch", type=int, choices=[1, 2], default=1, help="latent pixels per patch side")
+    p.add_argument("--dit-resume", type=Path, default=None,
+                   help="a shapes-dit pipeline folder whose transformer training continues (its sizes are kept; "
+                        "training.json adds the updates and seconds of the earlier runs)")
     p.add_argument("--dit-max-minutes", type=float, default=None,
                    help="stop (and save) once training has run this long; training.json records the step reached")
     args = p.parse_args(argv)
@@ -445,6 +448,8 @@ def main(argv: list[str] | None = None) -> None:
                 p.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
         if not args.dit_lr > 0:
             p.error(f"--dit-lr must be > 0, got {args.dit_lr}")
+        if args.dit_resume is not None and not (args.dit_resume / "transformer" / "config.json").is_file():
+            p.error(f"--dit-resume must be a pipeline folder with transformer/, got {args.dit_resume}")
         if args.data_seed < 0 or args.data_seed + args.dit_images > VAL_SEED:
             p.error(f"--data-seed must be from 0 to {VAL_SEED - args.dit_images:,} with --dit-images "
                     f"{args.dit_images:,}, got {args.data_seed}")

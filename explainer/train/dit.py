@@ -181,7 +181,18 @@ def train_dit(args) -> None:
     torch.manual_seed(args.seed)
     device = args.device
     src = args.init_from if args.init_from is not None else SHAPES_SD
-    transformer = build_transformer(args.dit_layers, args.dit_heads, args.dit_head_dim, args.dit_patch)
+    earlier: list[dict] = []
+    if getattr(args, "dit_resume", None) is not None:  # continue an earlier run: its weights, sizes and record
+        from diffusers import SD3Transformer2DModel
+
+        transformer = SD3Transformer2DModel.from_pretrained(args.dit_resume / "transformer", torch_dtype=torch.float32)
+        cfg = transformer.config
+        args.dit_layers, args.dit_heads = cfg.num_layers, cfg.num_attention_heads
+        args.dit_head_dim, args.dit_patch = cfg.attention_head_dim, cfg.patch_size
+        before = json.loads((args.dit_resume / "training.json").read_text())
+        earlier = before.pop("runs", []) + [before]
+    else:
+        transformer = build_transformer(args.dit_layers, args.dit_heads, args.dit_head_dim, args.dit_patch)
     pipe = build_pipeline(transformer, src).to(device)
     for m in (pipe.vae, pipe.text_encoder, pipe.text_encoder_2):
         m.requires_grad_(False)
@@ -227,6 +238,9 @@ def train_dit(args) -> None:
                 "layers": args.dit_layers, "heads": args.dit_heads, "head_dim": args.dit_head_dim,
                 "patch_size": args.dit_patch, "timestep_sampling": "logit-normal(0, 1)", "ema": args.ema,
                 "cond_dropout": args.cond_dropout, "seed": args.seed, "text_encoders": "frozen (shipped)"}
+        if earlier:  # a resumed run: the earlier runs it continues, and the totals
+            meta |= {"runs": earlier, "total_steps": step + sum(r["dit_steps"] for r in earlier),
+                     "total_seconds": meta["dit_seconds"] + sum(r["dit_seconds"] for r in earlier)}
         (out / "training.json").write_text(json.dumps(meta, indent=1))
         transformer.set_attn_processor(CollapsedPadProcessor(T5_ZEROS))
         ema.restore(transformer.parameters())
