@@ -286,6 +286,15 @@ class Trace:
         """Attention levels ("8x8", "4x4", ...), finest first."""
         return list(self._meta.get("levels", {}))
 
+    def _next(self, i: int, prefix: str = "") -> torch.Tensor:
+        """x after evaluation/step i. Stored once: it is the next entry's input latents, and only the last one
+        (`latents_final`) is kept apart; a trace whose chain is not continuous keeps the full `latents_next`."""
+        t = self._t
+        if f"{prefix}latents_next" in t:
+            return t[f"{prefix}latents_next"][i]
+        lat = t[f"{prefix}latents"]
+        return lat[i + 1] if i + 1 < lat.shape[0] else t["latents_final"][0]
+
     def _step(self, i: int) -> Step:
         t = self._t
         unc = t["noise_uncond"][i] if self.has_uncond else None
@@ -293,13 +302,13 @@ class Trace:
             idx = (t["evals.step"] == i).nonzero().flatten().tolist()
             evals = tuple(Eval(float(t["evals.timesteps"][j]), float(t["evals.sigmas"][j]), t["evals.latents"][j],
                                t["evals.noise_uncond"][j] if self.has_uncond else None, t["evals.noise_cond"][j],
-                               t["evals.noise_guided"][j], t["evals.latents_next"][j]) for j in idx)
+                               t["evals.noise_guided"][j], self._next(j, "evals.")) for j in idx)
         else:
             evals = (Eval(float(t["timesteps"][i]), float(t["sigmas"][i]), t["latents"][i], unc, t["noise_cond"][i],
-                          t["noise_guided"][i], t["latents_next"][i]),)
+                          t["noise_guided"][i], self._next(i)),)
         return Step(i, float(t["timesteps"][i]), float(t["sigmas"][i]), t["latents"][i], unc, t["noise_cond"][i],
                     t["noise_guided"][i], None if unc is None else t["noise_cond"][i] - unc, t["x0"][i],
-                    t["latents_next"][i], evals)
+                    self._next(i), evals)
 
     # attention -----------------------------------------------------------------------------------------
     def _level_names(self, level: str | int | None) -> list[str]:
@@ -390,7 +399,7 @@ class Trace:
                              "call tr.decode(step, pipe=pipe) or tr.attach(pipe) first")
         key = (i, what)
         if key not in self._decoded:
-            lat = self._t[what][i:i + 1].double()
+            lat = (self._next(i) if what == "latents_next" else self._t[what][i]).unsqueeze(0).double()
             if what != "x0":
                 # Euler/Heun keep x = x0 + sigma*eps; the VAE expects the VP scale x / sqrt(sigma^2 + 1)
                 sig = float(self._t["sigmas"][i if what == "latents" else min(i + 1, self._n_steps - 1)])
@@ -512,12 +521,14 @@ def _read_meta(path: Path) -> dict:
 
 
 def _check_layout(tensors: dict[str, torch.Tensor], meta: dict, path: Path) -> None:
-    need = ["timesteps", "sigmas", "latents", "latents_next", "noise_cond", "noise_guided", "x0", "image"]
+    need = ["timesteps", "sigmas", "latents", "noise_cond", "noise_guided", "x0", "image"]
     missing = [k for k in need if k not in tensors]
+    if "latents_next" not in tensors and "latents_final" not in tensors:
+        missing.append("latents_final")
     if missing:
         raise TraceFileError(f"{path} is damaged: tensors {missing} are missing")
     n = tensors["timesteps"].shape[0]
-    for k in need[1:7] + [f"attention.{lv}" for lv in meta["levels"]]:
+    for k in need[1:6] + [k for k in ("latents_next",) if k in tensors] + [f"attention.{lv}" for lv in meta["levels"]]:
         if k not in tensors or tensors[k].shape[0] != n:
             raise TraceFileError(f"{path} is damaged: tensor {k!r} does not have one entry per step ({n})")
 
@@ -672,15 +683,22 @@ def _pack(pipe, adapter, sched, rec, images, prompts, seeds, per_prompt, neg_tok
     traces = []
     for b in range(n):
         t: dict[str, torch.Tensor] = {
-            "timesteps": ts_t[first], "sigmas": sig[first], "latents": lat[first, b], "latents_next": nxt[last, b],
+            "timesteps": ts_t[first], "sigmas": sig[first], "latents": lat[first, b],
             "noise_cond": cond[first, b], "noise_guided": guided[first, b], "x0": x0[:, b],
         }
+        # x after each step is the next step's input: keep only the last one apart (the full chain when a
+        # pipeline changed the latents between steps, so nothing recorded is lost)
+        if torch.equal(nxt[last[:-1], b], lat[first[1:], b]):
+            t["latents_final"] = nxt[last[-1:], b]
+        else:
+            t["latents_next"] = nxt[last, b]
         if uncond is not None:
             t["noise_uncond"] = uncond[first, b]
         if E != S:
             t.update({"evals.step": step_of, "evals.timesteps": ts_t, "evals.sigmas": sig, "evals.latents": lat[:, b],
-                      "evals.latents_next": nxt[:, b], "evals.noise_cond": cond[:, b],
-                      "evals.noise_guided": guided[:, b]})
+                      "evals.noise_cond": cond[:, b], "evals.noise_guided": guided[:, b]})
+            if not torch.equal(nxt[:-1, b], lat[1:, b]):
+                t["evals.latents_next"] = nxt[:, b]
             if uncond is not None:
                 t["evals.noise_uncond"] = uncond[:, b]
         for name in levels:

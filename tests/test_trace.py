@@ -101,6 +101,9 @@ def test_latents_chain_and_cfg_recombine_exactly(tiny_sd, scheduler):
     tr = trace(tiny_sd, PROMPT, seed=2, steps=5, cfg=cfg, scheduler=scheduler)
     steps = list(tr.steps)
     assert len(steps) == 5
+    # x after a step is kept once: the recorded scheduler outputs equalled the next inputs, so the trace holds the
+    # chain of inputs plus one final latent, not a second copy of the chain
+    assert "latents_next" not in tr._t and tr._t["latents_final"].shape == (1, 4, 8, 8)
     for s, nxt in zip(steps, steps[1:], strict=False):
         assert torch.equal(s.latents_next, nxt.latents)
     for s in steps:
