@@ -824,15 +824,17 @@ class PromptEmbeddings:
     """Text-encoder outputs for many prompts: what the U-Net would see for each (for maps of meaning, UMAP...)."""
 
     prompts: list[str]
-    tokens: list[list[Token]]
-    hidden_states: dict[str, torch.Tensor]  # encoder name -> (N, T, D) per-token states as the U-Net gets them
+    tokens: list[list[Token]]  # the denoiser's text positions per prompt (all encoders' parts, as in a Trace)
+    hidden_states: dict[str, torch.Tensor]  # encoder name -> (N, T, D) per-token states as the denoiser gets them
     pooled: dict[str, torch.Tensor]  # encoder name -> (N, D') pooled output (end-of-text token, projected if any)
-    mask: torch.Tensor  # (N, T) bool: True at real (non-padding) tokens
+    mask: torch.Tensor  # (N, T) bool: True at real (non-padding) tokens of the first encoder
+    masks: dict[str, torch.Tensor] | None = None  # encoder name -> (N, T_encoder) bool, for every encoder
 
     def mean_tokens(self, encoder: str | None = None) -> torch.Tensor:
         """(N, D) mean over each prompt's real tokens: a simple per-prompt vector besides the pooled one."""
-        h = self.hidden_states[encoder or next(iter(self.hidden_states))]
-        m = self.mask.to(h.dtype).unsqueeze(-1)
+        name = encoder or next(iter(self.hidden_states))
+        h = self.hidden_states[name]
+        m = (self.masks or {}).get(name, self.mask).to(h.dtype).unsqueeze(-1)
         return (h * m).sum(1) / m.sum(1).clamp(min=1)
 
 
@@ -846,28 +848,34 @@ def encode_prompts(pipe: Any, prompts: Sequence[str], batch_size: int = 64) -> P
 
     batch_size = _positive(batch_size, "batch_size", maximum=100_000)
     rec = Recorder(1, (1, 1), attention=False)
-    hidden, pooled = [], {}
+    hidden: dict[str, list[torch.Tensor]] = {}
+    pooled: dict[str, list[torch.Tensor]] = {}
     handles = [enc.register_forward_hook(rec.text_hook(name), with_kwargs=True) for name, enc in adapter.text_encoders]
     try:
         with torch.no_grad():
             for i in range(0, len(prompts), batch_size):
                 chunk = prompts[i:i + batch_size]
-                out = pipe.encode_prompt(prompt=chunk, device=pipe.device, num_images_per_prompt=1,
-                                         do_classifier_free_guidance=False)
-                hidden.append(out[0].detach().cpu())
-                if adapter.kind == "sdxl" and out[2] is not None:
-                    pooled.setdefault("text_encoder_2", []).append(out[2].detach().cpu())
+                text, returned_pooled = adapter.encode_text(chunk)  # the family's own encode_prompt call
+                for name, (c, _) in adapter.text_states(text, None, len(chunk), False).items():
+                    hidden.setdefault(name, []).append(c.detach().cpu())
+                for name, p in returned_pooled.items():
+                    pooled.setdefault(name, []).append(p.detach().cpu())
     finally:
         for h in handles:
             h.remove()
     for name, calls in rec.text_calls.items():
         if name not in pooled and calls and calls[0]["pooled"] is not None:
             pooled[name] = [c["pooled"] for c in calls]
-    h_all = torch.cat(hidden)
-    dims, col, hs = adapter.text_dims(h_all.shape[-1]), 0, {}
-    for name, d in dims:
-        hs[name] = h_all[..., col:col + d].contiguous()
-        col += d
-    tokens = [tokenize(adapter.tokenizer, p)[0] for p in prompts]
-    mask = torch.tensor([[not t.padding for t in toks] for toks in tokens])
-    return PromptEmbeddings(prompts, tokens, hs, {k: torch.cat(v) for k, v in pooled.items()}, mask)
+    hs = {name: torch.cat(parts).contiguous() for name, parts in hidden.items()}
+    toks_spans = [adapter.tokens(p) for p in prompts]
+    tokens = [toks for toks, _, _ in toks_spans]
+    masks = {}
+    for name, h in hs.items():
+        rows = []
+        for toks, _, spans in toks_spans:
+            a, b = spans.get(adapter.token_span(name), (0, len(toks)))
+            row = [not t.padding for t in toks[a:b]]
+            rows.append(row if len(row) == h.shape[1] else [True] * h.shape[1])  # no token list: count them all
+        masks[name] = torch.tensor(rows)
+    mask = next(iter(masks.values()))
+    return PromptEmbeddings(prompts, tokens, hs, {k: torch.cat(v) for k, v in pooled.items()}, mask, masks)

@@ -383,3 +383,27 @@ def test_views_label_blocks_on_transformer_traces(sd3_t5, flux):
         fig = plots.plot_trace_embeddings(tr)
         assert "transformer" in fig._suptitle.get_text()
         assert plots.plot_cfg_branches(tr, pipe=pipe) is not None  # decodes the flow x0 of each branch
+
+
+@pytest.mark.parametrize("fixture", ["sd3", "sd3_t5", "flux", "pixart"])
+def test_encode_prompts_gives_what_the_transformer_gets(request, fixture):
+    """Many prompts embedded at once: per encoder, the very states a traced run fed the transformer, and masks
+    that count each encoder's real tokens as its own tokenizer does."""
+    from explainer import encode_prompts
+
+    pipe = request.getfixturevalue(fixture)
+    prompts = [PROMPT, "a green star"]
+    e = encode_prompts(pipe, prompts)
+    tr = trace(pipe, PROMPT, seed=0, steps=2, cfg=1.0, **SIZE)  # (PixArt's pipeline fails at 1 step)
+    got = {name: v["cond"] for name, v in tr.text_embeddings.items() if v["cond"] is not None}
+    assert got and set(got) <= set(e.hidden_states)
+    for name, cond in got.items():
+        assert torch.allclose(e.hidden_states[name][0].float(), cond.reshape(e.hidden_states[name][0].shape).float(),
+                              atol=1e-5), name
+    t5 = next((getattr(pipe, n) for n in ("tokenizer_3", "tokenizer_2", "tokenizer")
+               if type(getattr(pipe, n, None)).__name__.startswith("T5")), None)
+    t5_encoder = {"sd3_t5": "text_encoder_3", "flux": "text_encoder_2", "pixart": "text_encoder"}.get(fixture)
+    if t5 is not None and t5_encoder in e.masks:
+        assert e.masks[t5_encoder].sum(1).tolist() == [len(t5(p)["input_ids"]) for p in prompts]
+    for name in e.hidden_states:
+        assert e.mean_tokens(name).shape == (2, e.hidden_states[name].shape[-1])

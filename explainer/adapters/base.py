@@ -211,6 +211,17 @@ class Adapter:
         toks, dropped = tokenize(self.tokenizer, prompt)
         return toks, dropped, {self.text_encoder_names[0]: [0, len(toks)]}
 
+    def encode_text(self, prompts: list[str]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The denoiser's text input for `prompts` from the pipeline's own `encode_prompt`, no guidance branch,
+        and pooled embeddings it returns that the encoder hooks cannot see ({} here)."""
+        out = self.pipe.encode_prompt(prompt=prompts, device=self.pipe.device, num_images_per_prompt=1,
+                                      do_classifier_free_guidance=False)
+        return out[0], {}
+
+    def token_span(self, encoder: str) -> str:
+        """Which part of `tokens()`'s spans an encoder's per-token states cover (SD/SDXL: the one part)."""
+        return self.text_encoder_names[0]
+
     def text_dims(self, total: int) -> list[tuple[str, int]]:
         """How the denoiser's text states split on the feature axis (SDXL concatenates both encoders)."""
         dims = [(name, int(enc.config.hidden_size)) for name, enc in self.text_encoders]

@@ -46,6 +46,9 @@ class PixArtAdapter(DiTAdapter):
         return [f"block {i}" for i, b in enumerate(self.denoiser.transformer_blocks)
                 if getattr(b, "attn2", None) is not None]
 
+    def token_span(self, encoder: str) -> str:
+        return "t5"
+
     def tokens(self, prompt: str) -> tuple[list, list[str], dict[str, list[int]]]:
         toks, dropped = self._t5_tokens(self.pipe.tokenizer, prompt, self.t5_length, 0)
         return toks, dropped, {"t5": [0, len(toks)]}
