@@ -59,7 +59,7 @@ rec = latents.reconstruction(pipe, n=64)
 plots.plot_images(
     [rec.originals[:6], rec.decoded[:6], [plots.latent_mosaic(z) for z in rec.latents[:6]]],
     "The VAE round trip: 32x32x3 pixels -> 4x8x8 latent -> 32x32x3 pixels (unseen scenes)",
-    row_labels=["original", "encoded + decoded", "latent (4 channels)"], cmap="RdBu_r", vmin=-3, vmax=3)
+    row_labels=["original", "encoded + decoded", "latent, channels\nch 0 | ch 1\nch 2 | ch 3"], cmap="RdBu_r", vmin=-3, vmax=3)
 
 # %%
 print(f"reconstruction error over 64 unseen scenes: mean squared error {rec.mse:.5f} (pixels in 0..1), "

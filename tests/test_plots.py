@@ -207,6 +207,10 @@ def test_filmstrip_shows_the_trace(tr):
     m = plots.latent_mosaic(tr.steps[0].latents)
     np.testing.assert_array_equal(m[:8, :8], tr.steps[0].latents[0].numpy())
     np.testing.assert_array_equal(m[9:, 9:], tr.steps[0].latents[3].numpy())
+    # each latent row names its channels on the first tiles, where the data of that channel starts
+    first = {t.get_text(): t.get_position() for t in axes[0].texts}
+    assert sorted(first) == ["ch 0", "ch 1", "ch 2", "ch 3"]
+    assert first["ch 3"][0] > 8 > first["ch 0"][0] and first["ch 2"][1] > 8 > first["ch 1"][1]
 
 
 def test_cfg_figures_equal_the_recorded_branches(tr, tr_neg):

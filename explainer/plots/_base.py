@@ -50,6 +50,21 @@ def _no_ticks(ax: Any) -> None:
     ax.set_yticks([])
 
 
+def _label_channels(ax: Any, latent: Any) -> None:
+    """Number the tiles of a `latent_mosaic` ("ch 0" at each tile's top-left), so a learner can say which channel."""
+    import math
+
+    shape = tuple(getattr(latent, "shape", ()))[-3:]
+    if len(shape) != 3:
+        return
+    c, h, w = shape
+    cols = math.ceil(math.sqrt(c))
+    for i in range(c):
+        r, q = divmod(i, cols)
+        ax.text(q * (w + 1) - 0.4, r * (h + 1) - 0.4, f"ch {i}", fontsize=6, va="top", ha="left", color="black",
+                bbox={"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.7})
+
+
 def _wrap(text: str, width: int) -> str:
     import textwrap
 

@@ -11,7 +11,18 @@ from matplotlib.figure import Figure
 
 from ..arrays import latent_mosaic, to_rgb
 from ..readouts import cfg_delta_map, cfg_delta_norms, need_uncond, pick_steps, trace_setting
-from ._base import DIVERGING, MAGNITUDE, _new_figure, _no_ticks, _step_label, _sym_limit, _title, _uncond_name, _wrap
+from ._base import (
+    DIVERGING,
+    MAGNITUDE,
+    _label_channels,
+    _new_figure,
+    _no_ticks,
+    _step_label,
+    _sym_limit,
+    _title,
+    _uncond_name,
+    _wrap,
+)
 
 
 def plot_filmstrip(tr: Any, steps: Sequence[int] | None = None, n: int = 6,
@@ -43,6 +54,7 @@ def plot_filmstrip(tr: Any, steps: Sequence[int] | None = None, n: int = 6,
             lim = _sym_limit(*mos)
             for c, m in enumerate(mos):
                 im = axes[r, c].imshow(m, cmap=DIVERGING, vmin=-lim, vmax=lim, interpolation="nearest")
+            _label_channels(axes[r, 0], data[0])
             fig.colorbar(im, ax=axes[r, :].tolist(), shrink=0.85, pad=0.01, label="value")
         axes[r, 0].set_ylabel(_wrap(names[row], 16), fontsize=9)
         for c, i in enumerate(idx):
@@ -138,6 +150,7 @@ def plot_cfg_branches(tr: Any, step: int | None = None, pipe: Any = None) -> Fig
     for c, ((name, _), m) in enumerate(zip(cols[:3], mos, strict=True)):
         im = axes[0, c].imshow(m, cmap=DIVERGING, vmin=-lim, vmax=lim, interpolation="nearest")
         axes[0, c].set_title(_wrap(name, 30), fontsize=10)
+    _label_channels(axes[0, 0], st.noise_uncond)
     fig.colorbar(im, ax=axes[0, :3].tolist(), shrink=0.8, pad=0.01, label="predicted noise")
     dm = latent_mosaic(st.cfg_delta)
     dl = _sym_limit(dm)
