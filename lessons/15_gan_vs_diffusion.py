@@ -105,7 +105,7 @@ print(f"GAN {g_ms:.2f} ms per image, diffusion {d_ms:.1f} ms per image: the GAN 
 
 # %% [markdown]
 # ## 5. Stability: the same recipe, several seeds
-# The GAN ships with its training logs: the main run and three more seeds of the same recipe (shorter runs). Every
+# The GAN ships with its training logs: the main run and two more seeds of the same recipe (shorter runs). Every
 # few hundred steps the run judged the images of 64 unseen prompts (colour and shape right). The left panels are the
 # two losses; a GAN's losses do not go down like a regression loss, they are a tug of war.
 
