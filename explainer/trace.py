@@ -37,6 +37,8 @@ from .validation import (
     check_seed,
     check_step_index,
     check_steps,
+    check_vocabulary,
+    warn_dropped_words,
 )
 from .words import Lookup, Word, lookup, prompt_words
 
@@ -557,7 +559,7 @@ def _run(pipe: Any, prompts: list[str], seeds: list[int], single: bool, steps: i
          max_bytes: int | None = None, control: dict | None = None) -> list[Trace]:
     adapter = get_adapter(pipe)
     # ---- every check before any heavy work
-    prompts = [check_prompt(p, "prompt") for p in prompts]
+    prompts = [check_prompt(p, "prompt" if single else f"prompts[{i}]") for i, p in enumerate(prompts)]
     negative_prompt = check_optional_prompt(negative_prompt, "negative_prompt")
     seeds = [check_seed(s, "seed") for s in seeds]
     steps = check_steps(steps, "steps")
@@ -584,14 +586,18 @@ def _run(pipe: Any, prompts: list[str], seeds: list[int], single: bool, steps: i
         warnings.warn("negative_prompt is ignored: this run makes no unconditional pass "
                       + ("(Flux uses it only with true_cfg > 1)" if adapter.family == "flux" else "(cfg <= 1)"),
                       UserWarning, 3)
+    check_vocabulary(pipe, prompts, "prompt", stacklevel=3)  # words the tokenizer cannot write: a warning
     per_prompt = []
     for p in prompts:
         toks, dropped, groups = adapter.tokens(p)
-        if dropped:
-            warnings.warn(f"the prompt is longer than the text encoder's {len(toks)} tokens; "
-                          f"these words are dropped (the model never sees them): {' '.join(dropped)}", UserWarning, 3)
+        warn_dropped_words(dropped, len(toks), "prompt", stacklevel=3)
         per_prompt.append((toks, dropped, groups))
-    neg_tokens = [] if (not cfg_on or zero_uncond) else adapter.tokens(negative_prompt or "")[0]
+    neg_tokens = []
+    if cfg_on and not zero_uncond:
+        if negative_prompt:
+            check_vocabulary(pipe, [negative_prompt], "negative_prompt", stacklevel=3)
+        neg_tokens, neg_dropped, _ = adapter.tokens(negative_prompt or "")
+        warn_dropped_words(neg_dropped, len(neg_tokens), "negative_prompt", stacklevel=3)
     if any(not p.strip() for p in prompts) and cfg_on:
         notes.append("the prompt is empty: it is the unconditional prompt, so cond and uncond coincide"
                      + ("" if not zero_uncond else " (except SDXL's zeroed uncond)"))

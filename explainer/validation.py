@@ -9,15 +9,21 @@ import numbers
 from collections.abc import Sequence
 
 MAX_STEPS = 1000
+MAX_PROMPT_CHARS = 10_000  # far above any text encoder's limit (77 CLIP / 512 T5 tokens); refused before tokenizing
+MAX_LISTED_WORDS = 20  # a warning lists at most this many words, then says how many more
 MAX_SEED = 2**64 - 1
 MAX_CFG = 100.0  # above this the guided prediction only saturates (and huge values overflow to NaN: a black image)
 SLOW_AREA_FACTOR = 16  # warn when an image has this many times the model's default pixel count
 
 
 def check_prompt(prompt: object, name: str = "prompt", allow_empty: bool = True) -> str:
-    """A string. Empty (or blank) is allowed where the pipeline allows it: it is the unconditional prompt."""
+    """A string of at most MAX_PROMPT_CHARS characters. Empty (or blank) is allowed where the pipeline allows it: it is
+    the unconditional prompt."""
     if not isinstance(prompt, str):
         raise ValueError(f"{name} must be a string, got {type(prompt).__name__} {prompt!r:.60}")
+    if len(prompt) > MAX_PROMPT_CHARS:
+        raise ValueError(f"{name} must be at most {MAX_PROMPT_CHARS:,} characters, got {len(prompt):,} characters "
+                         "(a text encoder reads at most a few hundred tokens of it anyway)")
     if not allow_empty and not prompt.strip():
         raise ValueError(f"{name} must be a non-empty string")
     return prompt
@@ -148,6 +154,89 @@ def check_image_size(pipe: object, height: object, width: object, multiple: int,
                       f"{dh} x {dw}: the run takes roughly {ratio:g} times as long (or more), and a model drawn far "
                       "from its training size tends to repeat or break its objects", UserWarning, stacklevel=3)
     return height, width
+
+
+def _listed(words: Sequence[str]) -> str:
+    shown = ", ".join(repr(str(w)) for w in words[:MAX_LISTED_WORDS])
+    more = len(words) - MAX_LISTED_WORDS
+    return shown + (f" and {more:,} more" if more > 0 else "")
+
+
+def warn_dropped_words(dropped: Sequence[str], limit: int, name: str = "prompt", stacklevel: int = 3) -> None:
+    """Warn that the text encoder's token limit cut words off `name` (the pipeline drops them too)."""
+    if dropped:
+        import warnings
+
+        n = len(dropped)
+        what = f"{n:,} words past the limit are" if n != 1 else "1 word past the limit is"
+        warnings.warn(f"{name} is longer than the text encoder's {limit} tokens; {what} dropped (the model never "
+                      f"sees them): {_listed(list(dropped))}", UserWarning, stacklevel + 1)
+
+
+def _pipeline_tokenizers(pipe: object) -> list:
+    out: list = []
+    for attr in ("tokenizer", "tokenizer_2", "tokenizer_3"):
+        tok = getattr(pipe, attr, None)
+        if tok is not None and all(tok is not t for t in out):
+            out.append(tok)
+    return out
+
+
+def unknown_words(tokenizer: object, text: str) -> list[str]:
+    """The words of `text` (as `explainer.words.split_words` splits it) that `tokenizer` writes as its unknown token,
+    in order, each once (case-insensitive). A tokenizer without an unknown token (byte-level BPE) returns []."""
+    import warnings
+
+    from .words import split_words
+
+    unk = getattr(tokenizer, "unk_token_id", None)
+    others = {getattr(tokenizer, f"{k}_token_id", None) for k in ("bos", "eos", "pad")}
+    if unk is None or unk in others or not text.strip():  # CLIP's unk is its end token: its BPE never needs it
+        return []
+    words = split_words(text)
+    hits: list[str] = []
+    if getattr(tokenizer, "is_fast", False):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "sequence longer than the maximum": only the offsets are read
+            enc = tokenizer(text, add_special_tokens=False, truncation=False, return_offsets_mapping=True)
+        for tid, (s, e) in zip(enc["input_ids"], enc["offset_mapping"], strict=True):
+            if tid == unk and e > s:
+                hits.extend([w for w, ws, we in words if s < we and e > ws] or [text[s:e]])
+    else:  # no offsets: one word at a time
+        for w, _, _ in words:
+            if unk in tokenizer.convert_tokens_to_ids(tokenizer.tokenize(w)):
+                hits.append(w)
+    return _distinct(hits)
+
+
+def _distinct(words: Sequence[str]) -> list[str]:
+    """`words` in order, each once (case-insensitive: the first spelling is kept)."""
+    out: dict[str, str] = {}
+    for w in words:
+        out.setdefault(w.lower(), w)
+    return list(out.values())
+
+
+def check_vocabulary(pipe: object, texts: Sequence[str], name: str = "prompt", stacklevel: int = 3) -> list[str]:
+    """Warn once when words of `texts` become a tokenizer's unknown token (`<unk>`): the model cannot read them.
+
+    Not an error: a learner may type a word the model never learned on purpose. Returns the unknown words."""
+    tokenizers = _pipeline_tokenizers(pipe)
+    found = _distinct([w for tok in tokenizers for text in dict.fromkeys(texts) for w in unknown_words(tok, text)])
+    if found:
+        import warnings
+
+        unk = next((t.unk_token for t in tokenizers if getattr(t, "unk_token", None)), "<unk>")
+        known, tok = "", tokenizers[0]
+        model = getattr(getattr(tok, "backend_tokenizer", None), "model", None)
+        vocab = tok.get_vocab() if type(model).__name__ == "WordLevel" else {}
+        if 0 < len(vocab) <= 200:  # a small word-level vocabulary (the shapes model): say what it does know
+            special = set(getattr(tok, "all_special_tokens", []))
+            known = "; the words it knows: " + " ".join(sorted(w for w in vocab if w not in special))
+        warnings.warn(f"{name}: the model cannot read {_listed(found)}: its tokenizer has no token for "
+                      f"{'it' if len(found) == 1 else 'them'}, so the text encoder sees only {unk} there{known}",
+                      UserWarning, stacklevel + 1)
+    return found
 
 
 def check_bool(value: object, name: str) -> bool:

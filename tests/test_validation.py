@@ -4,6 +4,7 @@ before any heavy work, or a visible warning, and the pipeline is intact afterwar
 from __future__ import annotations
 
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -60,6 +61,77 @@ def test_numpy_seeds_and_levels_are_accepted(tiny_sd):
     assert [t.settings["seed"] for t in trs] == [0, 1]
     lv = trs[0].levels
     assert torch.equal(trs[0].attention("red", level=np.int64(0)), trs[0].attention("red", level=lv[0]))
+
+
+# --------------------------------------------------------------------------------------------- prompts
+def _messages(caught, words):
+    return [str(w.message) for w in caught if words in str(w.message)]
+
+
+def test_a_long_negative_prompt_warns_naming_it_the_limit_and_the_dropped_words(tiny_sd):
+    from explainer.testing import MAX_TOKENS, WORDS
+
+    neg_words = list(WORDS[:20])  # 20 known words; the tokenizer keeps MAX_TOKENS - 2 of them (start and end tokens)
+    kept = MAX_TOKENS - 2
+    with pytest.warns(UserWarning) as caught:
+        long_tr = trace(tiny_sd, PROMPT, steps=1, negative_prompt=" ".join(neg_words))
+    msgs = _messages(caught, "dropped")
+    assert len(msgs) == 1 and msgs[0].startswith(f"negative_prompt is longer than the text encoder's {MAX_TOKENS} ")
+    assert msgs[0].endswith(", ".join(repr(w) for w in neg_words[kept:]))  # exactly the words past the limit
+    # what the warning says is what happened: the cut negative prompt steers exactly as its first `kept` words do
+    short_tr = trace(tiny_sd, PROMPT, steps=1, negative_prompt=" ".join(neg_words[:kept]))
+    assert torch.equal(long_tr.steps[0].noise_uncond, short_tr.steps[0].noise_uncond)
+    assert np.array_equal(np.asarray(long_tr.image), np.asarray(short_tr.image))
+    with warnings.catch_warnings(record=True) as fits:
+        warnings.simplefilter("always")
+        trace(tiny_sd, PROMPT, steps=1, negative_prompt=" ".join(neg_words[:kept]))
+    assert not _messages(fits, "dropped")
+
+
+def test_out_of_vocabulary_words_warn_once_and_the_run_goes_on(shipped_pipe):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        tr = trace(shipped_pipe, "a pink circle left of a dodecahedron", steps=1)
+    msgs = _messages(caught, "cannot read")
+    assert len(msgs) == 1 and msgs[0].startswith("prompt: the model cannot read 'pink', 'dodecahedron':")
+    assert "circle" not in msgs[0].split("the words it knows")[0]
+    assert [t.raw for t in tr.tokens if t.raw == "<unk>"] == ["<unk>", "<unk>"] and tr.image is not None
+    # several prompts, the same unknown word: one warning, the word named once
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trace_batch(shipped_pipe, ["a pink circle", "a Pink square"], seeds=[0, 1], steps=1)
+    msgs = _messages(caught, "cannot read")
+    assert len(msgs) == 1 and "'pink'" in msgs[0] and "Pink" not in msgs[0]
+    # the negative prompt is named as such; a prompt of known words draws no warning
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trace(shipped_pipe, "a purple circle", steps=1, negative_prompt="blurry")
+    assert [m.split(":")[0] for m in _messages(caught, "cannot read")] == ["negative_prompt"]
+    # CJK, emoji and a NUL byte are unknown too
+    assert validation.unknown_words(shipped_pipe.tokenizer, "a \u732b circle \U0001f431 x\x00") == [
+        "\u732b", "\U0001f431", "x", "\x00"]
+
+
+def test_an_absurdly_long_prompt_is_refused_before_tokenizing(tiny_sd, monkeypatch):
+    import importlib
+
+    trace_module = importlib.import_module("explainer.trace")  # the module (explainer.trace is also the function)
+
+    def no_tokenizing(*args, **kwargs):
+        raise AssertionError("tokenized a prompt that should have been refused")
+
+    monkeypatch.setattr(trace_module, "tokenize", no_tokenizing)
+    monkeypatch.setattr(validation, "unknown_words", no_tokenizing)
+    pasted = "a red circle " * 80_000  # about 1 MB pasted into the playground
+    with pytest.raises(ValueError, match=f"prompt must be at most 10,000 characters, got {len(pasted):,} characters"):
+        trace(tiny_sd, pasted, steps=1)
+    with pytest.raises(ValueError, match="negative_prompt must be at most 10,000 characters"):
+        trace(tiny_sd, PROMPT, steps=1, negative_prompt=pasted)
+    with pytest.raises(ValueError, match=r"prompts\[1\] must be at most 10,000 characters"):
+        trace_batch(tiny_sd, [PROMPT, pasted], steps=1)
+    with pytest.raises(ValueError, match="prompt must be at most 10,000 characters"):
+        sweeps.generate(tiny_sd, pasted, steps=1)
+    assert validation.check_prompt("a" * validation.MAX_PROMPT_CHARS) == "a" * validation.MAX_PROMPT_CHARS
 
 
 # --------------------------------------------------------------------------------------------- trace files
