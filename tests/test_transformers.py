@@ -407,3 +407,29 @@ def test_encode_prompts_gives_what_the_transformer_gets(request, fixture):
         assert e.masks[t5_encoder].sum(1).tolist() == [len(t5(p)["input_ids"]) for p in prompts]
     for name in e.hidden_states:
         assert e.mean_tokens(name).shape == (2, e.hidden_states[name].shape[-1])
+
+
+@pytest.mark.parametrize("fixture", ["sd3", "flux"])
+def test_explorers_gif_and_report_on_a_transformer_trace(request, fixture, tmp_path):
+    """The views a learner opens work on a DiT trace: the explorers offer its blocks (not U-Net levels) and react,
+    the GIF has one frame per step, the CLI report writes its page."""
+    from PIL import Image
+
+    from explainer import export, report, widgets
+
+    pipe = request.getfixturevalue(fixture)
+    tr = trace(pipe, PROMPT, seed=0, steps=3, cfg=4.0, **SIZE)
+    se = widgets.step_explorer(tr, token="circle")
+    assert se.message.value == "" and any("block" in str(o) for o in se.level.options)
+    before = bytes(se.images["attention"].value)
+    se.step.value = 2
+    assert bytes(se.images["attention"].value) != before
+    ae = widgets.attention_explorer(tr, token="square")
+    assert ae.message.value == "" and "square" in ae.caption.value
+    ae.level.value = tr.levels[-1]
+    assert tr.levels[-1] in ae.caption.value
+    gif = export.trace_to_gif(tr, tmp_path / "t.gif")
+    assert Image.open(gif).n_frames >= 3
+    page = report.explain_to_html(pipe, PROMPT, tmp_path / "report", steps=3, trajectories=1, progress=False)
+    text = page.read_text()
+    assert "block" in text and PROMPT in text
