@@ -5,6 +5,11 @@
     python -m explainer.classroom --model path/to/stable-diffusion-folder     # any diffusers pipeline folder
     python -m explainer.classroom --model shapes-dit                         # another shipped model
 
+The page is the playground: prompt, negative prompt, seed, CFG, steps, sampler and Generate; the image with its step
+slider, a word's attention and the CFG curve; on the shipped shapes model also a control map (ControlNet: edges or
+segmentation of a scene drawn from a seed, or of the last image as the judge reads it, and its scale), shown beside
+the image it made, and the run's warnings as notes.
+
 It runs the shipped shapes model on the CPU by default (no GPU needed); --model picks another (the page also has
 a model menu listing the shipped models; each tab remembers its choice) and listens on this machine only
 (127.0.0.1) unless --host says otherwise; to let a room of students reach it, pass --host 0.0.0.0 on a network you
@@ -35,8 +40,9 @@ def voila_argv(notebook: str | os.PathLike = NOTEBOOK, port: int = DEFAULT_PORT,
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m explainer.classroom",
                                 description="Serve the playground (prompt, seed, CFG, steps, sampler, Generate; the "
-                                            "image with its step slider, a word's attention and the CFG curve) as a "
-                                            "web page with Voila.")
+                                            "image with its step slider, a word's attention and the CFG curve; on "
+                                            "the shapes model a ControlNet control map and its scale) as a web page "
+                                            "with Voila.")
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port to listen on (default {DEFAULT_PORT})")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0: every network)")

@@ -3,16 +3,20 @@
     ex.widgets.step_explorer(tr)        # slider over steps: x_t, predicted noise, CFG delta, x0, attention of a word
     ex.widgets.attention_explorer(tr)   # word x level x (one step | mean over steps), over the image
     ex.widgets.playground(pipe)         # prompt, negative, seed, CFG, steps, sampler, Generate -> image + trace panels
+                                        # (+ a control map for the shipped ControlNets on the shapes model)
     ex.widgets.grid_explorer(pipe)      # pick two axes and their values -> labelled image grid
 
 Each returns an ipywidgets container (display it, or leave it as a cell's last line). Widgets are thin: numbers come
 from the Trace, figures from `explainer.plots`; pictures are `ipywidgets.Image` PNGs upscaled with nearest-neighbour
 (a 32x32 image shows as 256x256 with crisp pixels), so a browser test can compare their bytes or pixels.
 Bad input (steps 0, an empty prompt, a word that is not in the prompt, ...) shows a readable message inside the widget
-(`explainer-message`), never a traceback, and the widget keeps working.
+(`explainer-message`), never a traceback, and the widget keeps working. What the toolkit warns about during a run
+(words dropped beyond the token limit, ...) shows there too, as a note: a `warnings.warn` inside a button callback
+would otherwise never reach the page.
 
 Stable CSS classes (for browser tests and styling), by widget:
-  all:        explainer-message (HTML: error/help text; empty when all is well; errors carry `explainer-error`)
+  all:        explainer-message (HTML: error/help text; empty when all is well; errors carry `explainer-error`,
+              notes from the run's warnings `explainer-warning`)
   step explorer (explainer-step-explorer):
               explainer-step (IntSlider), explainer-token (Dropdown), explainer-level (Dropdown),
               explainer-step-info (Label), images explainer-xt, explainer-noise, explainer-cfg-delta, explainer-x0,
@@ -28,7 +32,14 @@ Stable CSS classes (for browser tests and styling), by widget:
               (IntProgress); explainer-status (Label: timing); outputs explainer-image (final image),
               explainer-step (IntSlider), explainer-step-image (x0 at that step), explainer-word (Dropdown),
               explainer-attention (the word's attention at that step), explainer-cfg-curve (CFG-delta curve PNG;
-              hidden when CFG <= 1, with a note in explainer-cfg-note)
+              hidden when CFG <= 1, with a note in explainer-cfg-note);
+              control map (ControlNet; the whole explainer-control-panel shows only on the shipped shapes model):
+              explainer-control (Dropdown: none / edges / segmentation), explainer-control-parts (hidden while
+              control is none) holding explainer-control-scale (FloatSlider 0-2), explainer-control-seed (IntText:
+              the scene whose map is drawn), explainer-control-next (Button: another scene),
+              explainer-control-from-image (Button: the map of the last image as the judge reads it),
+              explainer-control-map (the map the next Generate uses) and explainer-control-caption (what it shows);
+              in the results explainer-control-used (the map the shown image was made with, beside it)
   grid explorer (explainer-grid-explorer):
               explainer-prompt, explainer-rows-axis, explainer-rows-values, explainer-cols-axis,
               explainer-cols-values, explainer-seed, explainer-cfg, explainer-steps, explainer-sampler,
@@ -39,6 +50,7 @@ from __future__ import annotations
 
 import html
 import io
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -139,6 +151,59 @@ def _say(message: W.HTML, text: str = "", error: bool = False) -> None:
     message.value = f'<div class="{cls}" style="{style}">{html.escape(text)}</div>'
 
 
+NOTE_CHARS = 300  # a note longer than this is cut (a 1 MB prompt's dropped words are not listed in full)
+
+
+def _short(text: str, limit: int = NOTE_CHARS) -> str:
+    text = " ".join(str(text).split())
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit].rstrip()}\u2026 ({len(text) - limit:,} more characters)"
+
+
+def _add_notes(message: W.HTML, notes: list[str]) -> None:
+    """Append the run's warnings to the message area as a note (not an error), after any error already there."""
+    if not notes:
+        return
+    items = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
+    message.value += (f'<div class="explainer-warning" style="color:#8a5a00"><b>Note from this run:</b>'
+                      f'<ul style="margin:2px 0">{items}</ul></div>')
+
+
+def _ours(filename: str) -> bool:
+    """A warning is the toolkit's own (shown on the page) unless it is attributed to a third-party library's file;
+    explainer's warnings name the caller's line (stacklevel), which is explainer's or the user's code."""
+    from pathlib import Path
+
+    path = Path(filename or "").resolve()
+    if Path(__file__).resolve().parent in path.parents:
+        return True
+    return not any(part in ("site-packages", "dist-packages") for part in path.parts)
+
+
+@contextmanager
+def _collecting_warnings(notes: list[str]) -> Iterator[None]:
+    """Record the toolkit's warnings raised inside into `notes` (short, without repeats) for the page; other
+    warnings (a library's) are passed on as usual. The filters in force (models.quiet_libraries) still apply."""
+    import warnings
+
+    kept: list = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            try:
+                yield
+            finally:
+                kept = list(caught)
+    finally:  # also when the run failed: its error is shown, and the notes after it
+        for w in kept:
+            if issubclass(w.category, UserWarning) and _ours(w.filename):
+                text = _short(str(w.message))
+                if text not in notes:
+                    notes.append(text)
+            else:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+
+
 def _readable(err: BaseException) -> str:
     text = str(err).strip() or type(err).__name__
     return text if isinstance(err, ValueError) else f"{type(err).__name__}: {text}"
@@ -206,7 +271,14 @@ def _choose_token(dropdown: W.Dropdown, token: str | int, tr: Any, message: W.HT
 
 
 def _level_options(tr: Any) -> list[tuple[str, Any]]:
+    if _group_word(tr) == "block":  # a DiT's groups are blocks ("block 3", "single 0"): their names say so
+        return [("all blocks", None)] + [(name, name) for name in tr.levels]
     return [("all levels", None)] + [(f"{name} level", name) for name in tr.levels]
+
+
+def _group_word(tr: Any) -> str:
+    """What a trace's attention groups are: U-Net resolution "level"s or transformer "block"s."""
+    return "block" if getattr(tr, "settings", {}).get("attention_group") == "block" else "level"
 
 
 def _step_text(tr: Any, i: int) -> str:
@@ -246,7 +318,7 @@ class StepExplorer(W.VBox):
         opts = _word_options(tr)
         self.token = W.Dropdown(options=opts, value=_default_word(opts), description="word")
         self.token.add_class("explainer-token")
-        self.level = W.Dropdown(options=_level_options(tr), value=None, description="level")
+        self.level = W.Dropdown(options=_level_options(tr), value=None, description=_group_word(tr))
         self.level.add_class("explainer-level")
         if not _has_attention(tr):
             self.token.disabled = self.level.disabled = True
@@ -321,7 +393,7 @@ class AttentionExplorer(W.VBox):
         opts = _word_options(tr)
         self.token = W.Dropdown(options=opts, value=_default_word(opts), description="word")
         self.token.add_class("explainer-token")
-        self.level = W.Dropdown(options=_level_options(tr), value=None, description="level")
+        self.level = W.Dropdown(options=_level_options(tr), value=None, description=_group_word(tr))
         self.level.add_class("explainer-level")
         self.mode = W.ToggleButtons(options=self.MODES, value=self.MODES[0])
         self.mode.add_class("explainer-attention-mode")
@@ -361,7 +433,7 @@ class AttentionExplorer(W.VBox):
             self.heat.value = _png(_attention_rgb(img, amap, overlay=False))
             when = "mean over steps" if step is None else _step_text(tr, step)
             self.caption.value = (f"<b>{_word_caption(tr, self.token.value)}</b>, {when}, "
-                                  f"{'all levels' if self.level.value is None else self.level.value} "
+                                  f"{'all ' + _group_word(tr) + 's' if self.level.value is None else self.level.value} "
                                   f"(max {amap.max():.2f})")
             self._show_mask(amap, img)
 
@@ -427,13 +499,94 @@ def sampler_options(pipe: Any) -> list[tuple[str, str | None]]:
     return [(label, None)] + [(n, n) for n in names]
 
 
+# --------------------------------------------------------------------------------------------- control maps
+#: the scene whose map the control panel draws first: an evaluation scene (seeds from shapes.EVAL_SEED on never
+#: appear in training), the one lesson 14 opens with
+CONTROL_SCENE_SEED = 10_300_003
+CONTROL_MAP_PX = 128  # on-screen size of a control map (half a picture panel)
+_CONTROLNET_ID = re.compile(r"^(?P<base>.+)\+controlnet-(?P<name>[a-z]+)$")
+
+
+def control_conditions(pipe: Any) -> list[str]:
+    """The control maps the playground offers for `pipe`: the shipped ControlNets present in this install, for the
+    shipped shapes U-Net model they were trained on; none for any other model (the parts hide themselves)."""
+    from .models import CONTROLNETS, is_shapes_model
+
+    mid = str(getattr(pipe, "explainer_model_id", "") or "")
+    if not is_shapes_model(pipe) or mid.split("+")[0] != "explainer/shapes-sd":
+        return []
+    return [name for name, path in CONTROLNETS.items() if (path / "config.json").exists()]
+
+
+def control_pipeline(pipe: Any, condition: str) -> Any:
+    """`pipe` with the shipped `condition` ControlNet (a StableDiffusionControlNetPipeline sharing pipe's U-Net, VAE,
+    text encoder and scheduler; only the ControlNet is read from disk), once per session; its model id is the one
+    `load_pipeline(controlnet=condition)` gives."""
+    from .models import _controlnet_path, _with_controlnet
+
+    key = f"{model_key(pipe)}+controlnet-{condition}"
+    pipes = _SESSION.setdefault("pipes", {})
+    if key not in pipes:
+        cn_pipe = _with_controlnet(pipe, _controlnet_path(condition), pipe.dtype, str(pipe.device))
+        cn_pipe.set_progress_bar_config(disable=True)
+        cn_pipe.explainer_model_id = f"{pipe.explainer_model_id}+controlnet-{condition}"
+        pipes[key] = cn_pipe
+    return pipes[key]
+
+
+def _split_controlnet(pipe: Any) -> tuple[Any, str | None]:
+    """A shipped ControlNet pipeline (load_pipeline(controlnet="edges")) -> (the plain pipeline of its parts, "edges");
+    the playground's model menu names the model, its control menu the map. Any other pipeline -> (pipe, None)."""
+    from .models import CONTROLNETS
+
+    found = _CONTROLNET_ID.match(str(getattr(pipe, "explainer_model_id", "") or ""))
+    if not (hasattr(pipe, "controlnet") and found and found["name"] in CONTROLNETS):
+        return pipe, None
+    from diffusers import StableDiffusionPipeline
+
+    base_id, name = found["base"], found["name"]
+    # the pipeline given is the one used (its device, its dtype), and the plain one shares its parts
+    plain = StableDiffusionPipeline(vae=pipe.vae, text_encoder=pipe.text_encoder, tokenizer=pipe.tokenizer,
+                                    unet=pipe.unet, scheduler=pipe.scheduler, safety_checker=None,
+                                    feature_extractor=None, requires_safety_checker=False)
+    plain.set_progress_bar_config(disable=True)
+    plain.explainer_model_id = base_id
+    pipes = _SESSION.setdefault("pipes", {})
+    for key in [k for k in pipes if k.startswith(f"{model_key(plain)}+controlnet-")]:
+        del pipes[key]  # ControlNets built on another copy of the model: rebuilt on this one when chosen
+    pipes[model_key(plain)] = plain
+    pipes[model_key(pipe)] = pipe
+    return plain, name
+
+
+def scene_from_judge(image: Any) -> tuple[Any, Any]:
+    """(Scene, Judgement): the objects the judge reads in `image` (colour, shape, size, centre) as a shapes-world
+    scene, so its exact maps can be drawn; None for the scene when the judge finds no object."""
+    from . import shapes
+    from .judge import judge
+
+    j = judge(image)
+    if not j.objects:
+        return None, j
+    objects = tuple(shapes.ShapeObject(o.color, o.shape, o.size, float(o.x), float(o.y)) for o in j.objects)
+    return shapes.Scene(objects, j.background, j.relation, caption=j.describe()), j
+
+
+SEGMENTATION_LEGEND = ("colours: circle red \u00b7 square green \u00b7 triangle blue \u00b7 star yellow "
+                       "\u00b7 cross magenta (the shape class, not the object's colour: the prompt says that)")
+
+
 class Playground(W.VBox):
     """Type a prompt, set the knobs, press Generate: the image, then the run's insides (a step slider over the
-    predicted clean image, where a chosen word attends at that step, and how hard CFG pushed at each step)."""
+    predicted clean image, where a chosen word attends at that step, and how hard CFG pushed at each step).
+    On the shipped shapes model a control menu adds a ControlNet: a map (edges or segmentation) of a scene drawn from
+    a seed, or of the last image as the judge reads it, sets where things go; the prompt still says what."""
 
     def __init__(self, pipe: Any, prompt: str = "a red circle left of a blue square", negative_prompt: str = "",
-                 seed: int = 0, cfg: float = 7.5, steps: int = 25, scheduler: str | None = None):
+                 seed: int = 0, cfg: float = 7.5, steps: int = 25, scheduler: str | None = None,
+                 control: str | None = None, control_scale: float = 1.0, control_seed: int = CONTROL_SCENE_SEED):
 
+        pipe, preset = _split_controlnet(pipe)
         self.pipe = pipe
         self.trace: Any = None
         self.model = W.Dropdown(options=model_options(pipe), value=model_key(pipe), description="model",
@@ -477,17 +630,140 @@ class Playground(W.VBox):
         b1, _ = _panel("image", self.image)
         b2, self.step_caption = _panel("predicted x\u2080 at this step", self.step_image)
         b3, self.attention_caption = _panel("attention", self.attention)
-        self.results = W.VBox([W.HBox([self.step, self.word]), self.step_info, W.HBox([b1, b2, b3]), self.cfg_note,
-                               self.cfg_curve], layout=W.Layout(display="none"))
+        self._build_control(control if control is not None else preset, control_scale, control_seed)
+        self.results = W.VBox([W.HBox([self.step, self.word]), self.step_info,
+                               W.HBox([b1, self.control_used_box, b2, b3]), self.cfg_note, self.cfg_curve],
+                              layout=W.Layout(display="none"))
         super().__init__([
             W.HTML("<b>Playground</b> \u2014 generate an image and look inside the run"),
             self.model, self.prompt, self.negative, W.HBox([self.seed, self.cfg, self.steps, self.sampler]),
-            W.HBox([self.generate, self.progress, self.status]), self.message, self.results])
+            self.control_panel, W.HBox([self.generate, self.progress, self.status]), self.message, self.results])
         self.add_class("explainer-playground")
         self.model.observe(lambda change: self.switch_model(change["new"]), "value")
         self.generate.on_click(lambda _: self.run())
         self.step.observe(lambda _: self.update(), "value")
         self.word.observe(lambda _: self.update(), "value")
+        self.control.observe(lambda change: self.switch_control(change["new"]), "value")
+        self.control_seed.observe(lambda _: self.draw_scene_map(), "value")
+        self.control_next.on_click(lambda _: setattr(self.control_seed, "value", self.control_seed.value + 1))
+        self.control_from_image.on_click(lambda _: self.map_from_last_image())
+
+    # ----------------------------------------------------------------------------------------- control map
+    def _build_control(self, control: str | None, scale: float, scene_seed: int) -> None:
+        from .models import CONTROLNETS
+        from .validation import check_seed
+
+        names = tuple(CONTROLNETS)
+        if control is None:
+            control = _SESSION.get("control")  # this session's last choice, as the model menu remembers its own
+        elif control == "none":
+            control = None
+        if control is not None and control not in names:
+            raise ValueError(f"control must be None, 'none' or one of {list(names)}, got {control!r}")
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0.0 <= float(scale) <= 2.0:
+            raise ValueError(f"control_scale must be a number from 0 to 2, got {scale!r}")
+        self.control = W.Dropdown(options=[("none", None)] + [(n, n) for n in names], value=control,
+                                  description="control", layout=W.Layout(width="260px"))
+        self.control_scale = W.FloatSlider(value=float(scale), min=0.0, max=2.0, step=0.05, description="scale",
+                                           readout_format=".2f", continuous_update=False,
+                                           layout=W.Layout(width="320px"))
+        self.control_seed = W.IntText(value=check_seed(scene_seed, "control_seed"), description="scene seed",
+                                      layout=W.Layout(width="220px"))
+        self.control_next = W.Button(description="another scene", icon="random")
+        self.control_from_image = W.Button(description="map of the last image", icon="image", disabled=True,
+                                           tooltip="the judge reads the last image's objects; their exact map is "
+                                                   "drawn from that reading")
+        self.control_map = _image("explainer-control-map")
+        self.control_caption = W.HTML("")
+        self.control_used = _image("explainer-control-used")
+        self.control_used_box, self.control_used_caption = _panel("control map", self.control_used)
+        self.control_used_box.layout.display = "none"
+        for w, cls in ((self.control, "control"), (self.control_scale, "control-scale"),
+                       (self.control_seed, "control-seed"), (self.control_next, "control-next"),
+                       (self.control_from_image, "control-from-image"), (self.control_caption, "control-caption")):
+            w.add_class(f"explainer-{cls}")
+        help_ = W.HTML("<small>A ControlNet reads a map and sets <i>where</i> things go; the prompt still says "
+                       "<i>what</i>. Scale 0 is the plain model.</small>")
+        self.control_parts = W.VBox([
+            W.HBox([self.control_scale, self.control_seed, self.control_next, self.control_from_image]),
+            W.HBox([self.control_map, self.control_caption], layout=W.Layout(align_items="center"))])
+        self.control_parts.add_class("explainer-control-parts")
+        self.control_panel = W.VBox([W.HBox([self.control, help_], layout=W.Layout(align_items="center")),
+                                     self.control_parts])
+        self.control_panel.add_class("explainer-control-panel")
+        self._map_scene: Any = None
+        self._map_label = ""
+        self.control_map_image: Any = None  # the map (PIL, 32x32) the next Generate passes as control_image
+        self.draw_scene_map()
+        self._sync_control()
+
+    def _sync_control(self) -> None:
+        """Show the control parts where they mean something (the shipped shapes model), the map row while a
+        control is chosen, and the judge's button once there is an image to read."""
+        offered = control_conditions(self.pipe)
+        self.control_panel.layout.display = None if offered else "none"
+        self.control_parts.layout.display = None if self.control.value is not None else "none"
+        self.control_from_image.disabled = self.trace is None
+
+    def _condition(self) -> str | None:
+        """The control map the next run uses: the menu's choice where this model offers it, else none."""
+        return self.control.value if self.control.value in control_conditions(self.pipe) else None
+
+    def switch_control(self, condition: str | None) -> None:
+        """What choosing a control map does: load the ControlNet (once per session), draw the current scene's map
+        of that kind, and remember the choice for this session's next playground."""
+        _SESSION["control"] = condition
+        self.generate.disabled = True
+        try:
+            with _reporting(self.message):
+                if condition is not None and condition in control_conditions(self.pipe):
+                    self.status.value = f"loading the {condition} ControlNet\u2026"
+                    control_pipeline(self.pipe, condition)
+                    self.status.value = f"{condition} ControlNet ready: Generate follows the map"
+                elif condition is None:
+                    self.status.value = ""
+                self._draw_map()
+        finally:
+            self.generate.disabled = False
+            self._sync_control()
+
+    def draw_scene_map(self) -> None:
+        """The map of the scene drawn from the scene seed (shapes.sample_scene: the exact map of its geometry)."""
+        from . import shapes
+        from .validation import check_seed
+
+        with _reporting(self.message):
+            seed = check_seed(self.control_seed.value, "scene seed")
+            scene = shapes.sample_scene(seed)
+            self._map_scene = scene
+            self._map_label = f"scene {seed}: {shapes.caption_for(scene)}"
+            self._draw_map()
+
+    def map_from_last_image(self) -> None:
+        """The map of the last generated image: the judge reads its objects (colour, shape, size, centre) and their
+        exact map is drawn from that reading (an estimate: what the judge saw, not the pixels traced)."""
+        with _reporting(self.message):
+            if self.trace is None:
+                raise ValueError("generate an image first: its map is drawn from what the judge reads in it")
+            scene, j = scene_from_judge(self.trace.image)
+            if scene is None:
+                raise ValueError(f"the judge finds no object in the last image ({j.describe()}), so there is no map "
+                                 "to take from it; draw a scene's map instead")
+            self._map_scene = scene
+            self._map_label = (f"the last image as the judge reads it: {j.describe()} \u2014 redrawn from that "
+                               "reading (the judge's estimate of each object's shape, size and centre)")
+            self._draw_map()
+
+    def _draw_map(self) -> None:
+        from . import shapes
+
+        condition = self.control.value
+        if condition is None or self._map_scene is None:
+            return
+        self.control_map_image = shapes.render_condition(self._map_scene, condition)
+        self.control_map.value = _png(np.asarray(self.control_map_image), CONTROL_MAP_PX)
+        legend = f"<br><small>{html.escape(SEGMENTATION_LEGEND)}</small>" if condition == "segmentation" else ""
+        self.control_caption.value = (f"<b>{condition} map</b> of {html.escape(self._map_label)}{legend}")
 
     def switch_model(self, key: str) -> None:
         """What choosing another model in the menu does: load it (once per session), reset the sampler menu to the
@@ -505,6 +781,7 @@ class Playground(W.VBox):
                 self.status.value = f"{key} loaded ({type(pipe).__name__})"
         finally:
             self.generate.disabled = False
+            self._sync_control()
 
     def _read(self) -> dict:
         from .validation import check_cfg, check_seed, check_steps
@@ -518,26 +795,36 @@ class Playground(W.VBox):
                     steps=check_steps(self.steps.value, "steps", maximum=200), scheduler=self.sampler.value)
 
     def run(self) -> None:
-        """What the Generate button does (callable directly, e.g. from tests)."""
+        """What the Generate button does (callable directly, e.g. from tests). Warnings of the run (words dropped
+        beyond the token limit, ...) are shown as a note in the message area."""
         from . import generation
         from .trace import trace
 
         self.generate.disabled = True
+        notes: list[str] = []
         try:
-            with _reporting(self.message):
+            with _reporting(self.message), _collecting_warnings(notes):
                 args = self._read()
-                total = generation.expected_denoiser_calls(self.pipe, args["scheduler"], args["steps"])
+                pipe, condition = self.pipe, self._condition()
+                if condition is not None:
+                    if self.control_map_image is None:
+                        raise ValueError("there is no control map yet: set a scene seed (a whole number from 0) "
+                                         "or take the map of the last image")
+                    pipe = control_pipeline(self.pipe, condition)
+                    args.update(control_image=self.control_map_image,
+                                controlnet_conditioning_scale=float(self.control_scale.value))
+                total = generation.expected_denoiser_calls(pipe, args["scheduler"], args["steps"])
                 self.progress.max, self.progress.value = total, 0
                 self.status.value = "generating\u2026"
                 t0 = time.perf_counter()
-                with generation.count_denoiser_calls(self.pipe,
-                                                     lambda n: setattr(self.progress, "value", min(n, total))):
-                    tr = trace(self.pipe, **args)
+                with generation.count_denoiser_calls(pipe, lambda n: setattr(self.progress, "value", min(n, total))):
+                    tr = trace(pipe, **args)
                 self.progress.value = total
                 self.status.value = f"done in {time.perf_counter() - t0:.1f} s"
                 self.show(tr)
             if self.message.value:
                 self.status.value = ""
+            _add_notes(self.message, notes)
         finally:
             self.generate.disabled = False
 
@@ -548,6 +835,7 @@ class Playground(W.VBox):
 
         self.trace = tr
         self.image.value = _png(to_rgb(tr.image))
+        self._show_control(tr)
         n = len(tr.steps)
         self._busy = True  # one update at the end, not one per control change
         try:
@@ -576,6 +864,21 @@ class Playground(W.VBox):
         self.results.layout.display = None
         self.update()
 
+    def _show_control(self, tr: Any) -> None:
+        """Beside the image: the control map it was made with (the trace's own copy), or nothing for a plain run."""
+        used = getattr(tr, "_t", {}).get("control.image")
+        self._sync_control()
+        if used is None:
+            self.control_used.value = b""
+            self.control_used_box.layout.display = "none"
+            return
+        scale = tr.settings.get("controlnet_conditioning_scale", 1.0)
+        kind = str(tr.settings.get("model_id", "")).rpartition("+controlnet-")[2] or "control"
+        self.control_used.value = _png(np.asarray(used.numpy() if hasattr(used, "numpy") else used, np.uint8),
+                                       CONTROL_MAP_PX)
+        self.control_used_caption.value = f"<b>{html.escape(kind)} map, scale {float(scale):.2f}</b>"
+        self.control_used_box.layout.display = None
+
     def update(self) -> None:
         tr = self.trace
         if tr is None or self._busy:
@@ -597,7 +900,10 @@ def playground(pipe: Any = None, model: str | None = None, **defaults: Any) -> P
     """The playground app. pipe=None loads `model`: a shipped model's name ("shapes-sd", "shapes-dit") or a
     pipeline folder; default: this session's last choice in a model menu, else the EXPLAINER_MODEL environment
     variable (what `python -m explainer.classroom --model PATH` sets), else the shipped shapes model.
-    defaults: prompt, negative_prompt, seed, cfg, steps, scheduler (the initial values of the controls)."""
+    defaults: prompt, negative_prompt, seed, cfg, steps, scheduler (the initial values of the controls); control
+    ("none", "edges", "segmentation"; default: this session's last choice, else none), control_scale (0-2) and
+    control_seed (the scene whose map is drawn) on the shipped shapes model. A pipeline from
+    `load_pipeline(controlnet="edges")` opens with that control chosen."""
     if pipe is None:
         pipe = load_model(session_model() if model is None else model)
     return Playground(pipe, **defaults)
@@ -727,8 +1033,9 @@ class GridExplorer(W.VBox):
         from .sweeps import grid
 
         self.generate.disabled = True
+        notes: list[str] = []
         try:
-            with _reporting(self.message):
+            with _reporting(self.message), _collecting_warnings(notes):
                 args = self._args()
                 self.progress.value, self.progress.max = 0, len(args[args["rows"]]) * len(
                     args[self.cols_axis.value])
@@ -743,6 +1050,7 @@ class GridExplorer(W.VBox):
                                     f"{self.result.seconds:.1f} s"
             if self.message.value:
                 self.status.value = ""
+            _add_notes(self.message, notes)
         finally:
             self.generate.disabled = False
 

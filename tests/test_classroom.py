@@ -1,8 +1,12 @@
-"""The classroom app's entry point (fast; the app itself is driven in a real browser in test_browser.py)."""
+"""The classroom app's entry point (fast), and the page it serves built headless (the app itself is driven in a real
+browser in test_browser.py)."""
 
+import ast
+import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from explainer import classroom
@@ -29,3 +33,37 @@ def test_help_documents_every_flag():
                          check=True).stdout
     for flag in ("--port", "--host", "--no-browser", "--notebook"):
         assert flag in out
+
+
+def _served_page():
+    """What the served notebook's code cells build (the value of the last cell's last line), run as Voila runs it."""
+    nb = json.loads(classroom.NOTEBOOK.read_text())
+    code = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
+    tree = ast.parse(code)
+    last = tree.body.pop()
+    assert isinstance(last, ast.Expr), "the notebook should end with the widget as its last line"
+    env: dict = {}
+    exec(compile(tree, str(classroom.NOTEBOOK), "exec"), env)
+    return eval(compile(ast.Expression(last.value), str(classroom.NOTEBOOK), "eval"), env)
+
+
+def test_the_served_page_offers_a_control_map_and_it_works(monkeypatch, shipped_pipe):
+    from explainer import shapes
+    from explainer import widgets as wd
+    from explainer.models import CONTROLNETS
+
+    if not (CONTROLNETS["edges"] / "config.json").exists():
+        pytest.skip("the shipped edges ControlNet is not there yet")
+    monkeypatch.delenv("EXPLAINER_MODEL", raising=False)
+    monkeypatch.setattr(wd, "_SESSION", {"pipes": {"shapes-sd": shipped_pipe}})  # a fresh tab, the model loaded
+    pg = _served_page()
+    assert isinstance(pg, wd.Playground) and pg.pipe is shipped_pipe
+    assert pg.control_panel.layout.display is None and pg.control.value is None  # offered, off until chosen
+    pg.steps.value = 4
+    pg.control.value = "edges"
+    pg.run()
+    assert pg.message.value == "" and pg.status.value.startswith("done")
+    assert pg.trace.settings["model_id"] == "explainer/shapes-sd+controlnet-edges"
+    assert pg.control_used_box.layout.display is None
+    used = np.asarray(pg.trace._t["control.image"])
+    assert np.array_equal(used, np.asarray(shapes.render_edges(shapes.sample_scene(wd.CONTROL_SCENE_SEED))))

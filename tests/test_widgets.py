@@ -47,8 +47,14 @@ def documented_classes(section: str) -> set[str]:
     return found
 
 
+def html_text(value: str) -> str:
+    import html
+
+    return html.unescape(re.sub("<[^>]+>", "", value))
+
+
 def error_text(w) -> str:
-    return re.sub("<[^>]+>", "", w.message.value)
+    return html_text(w.message.value)
 
 
 def test_step_explorer_reacts(tr):
@@ -130,6 +136,165 @@ def test_playground_generate_step_word_and_bad_input(tiny_sd):
     assert pg.message.value == "" and bytes(pg.image.value) != first
     assert "no unconditional pass" in pg.cfg_note.value and pg.cfg_curve.layout.display == "none"
     assert pg.step.max == 2
+
+
+# --------------------------------------------------------------------------------------------- warnings on the page
+def test_playground_shows_the_runs_warnings_as_a_note(tiny_sd):
+    pg = wd.playground(tiny_sd, steps=2, cfg=5.0)
+    pg.prompt.value = " ".join(["red circle"] * 800)  # far past the tiny encoder's 16 tokens (8,000 characters)
+    pg.run()
+    note = pg.message.value
+    assert "explainer-warning" in note and "explainer-error" not in note  # a note, not an error
+    assert "longer than" in error_text(pg) and "dropped" in error_text(pg)
+    assert pg.trace is not None and pg.image.value and pg.status.value.startswith("done")  # the run itself worked
+    assert len(error_text(pg)) < 600 and "more characters" in error_text(pg)  # the dropped words are not all listed
+    pg.prompt.value = PROMPT
+    pg.run()
+    assert pg.message.value == ""  # the next clean run clears the note
+
+
+def test_grid_explorer_shows_the_runs_warnings_as_a_note(tiny_sd, monkeypatch):
+    import warnings
+
+    from explainer import sweeps
+
+    real = sweeps.grid
+
+    def warning_grid(*args, **kwargs):
+        warnings.warn("a note from the toolkit", UserWarning, stacklevel=2)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sweeps, "grid", warning_grid)
+    ge = wd.grid_explorer(tiny_sd)
+    ge.steps.value, ge.rows_values.value, ge.cols_values.value = 2, "0", "2"
+    ge.run()
+    assert "explainer-warning" in ge.message.value and "a note from the toolkit" in error_text(ge)
+    assert ge.result is not None and ge.status.value
+
+
+def test_warnings_collected_for_the_page_are_the_toolkits_own():
+    import warnings
+
+    notes: list[str] = []
+    with pytest.warns(UserWarning, match="from a library"), wd._collecting_warnings(notes):
+        warnings.warn("the toolkit says " + "x" * 1000, UserWarning, stacklevel=1)  # attributed to this file: shown
+        warnings.warn("the toolkit says " + "x" * 1000, UserWarning, stacklevel=1)  # the same note once
+        warnings.warn_explicit("from a library", UserWarning, "/venv/lib/site-packages/torch/nn.py", 1)
+    assert len(notes) == 1 and len(notes[0]) < 400 and notes[0].endswith("more characters)")
+
+
+# --------------------------------------------------------------------------------------------- control map
+@pytest.fixture(autouse=True)
+def _session_choices():
+    """The playground remembers the model and control choices for the session: give every test (and the test files
+    after this one) the choices it found."""
+    saved = {k: wd._SESSION[k] for k in ("model", "control") if k in wd._SESSION}
+    yield
+    for k in ("model", "control"):
+        wd._SESSION.pop(k, None)
+    wd._SESSION.update(saved)
+
+
+@pytest.fixture(scope="module")
+def edges_pipe():
+    from explainer.models import CONTROLNETS, load_pipeline
+
+    if not (CONTROLNETS["edges"] / "config.json").exists():
+        pytest.skip("the shipped edges ControlNet is not there yet")
+    return load_pipeline(controlnet="edges")
+
+
+def test_control_parts_only_for_the_shipped_shapes_model():
+    from types import SimpleNamespace as NS
+
+    from explainer.models import CONTROLNETS
+
+    present = [n for n, p in CONTROLNETS.items() if (p / "config.json").exists()]
+    assert wd.control_conditions(NS(explainer_model_id="explainer/shapes-sd")) == present
+    assert wd.control_conditions(NS(explainer_model_id="explainer/shapes-sd+controlnet-edges")) == present
+    assert wd.control_conditions(NS(explainer_model_id="explainer/shapes-dit")) == []  # no U-Net to control
+    assert wd.control_conditions(NS(explainer_model_id="/models/sd15")) == []
+    assert wd.control_conditions(NS()) == []  # config-built pipelines (the tiny fixtures)
+
+
+def test_playground_control_hidden_on_another_model(tiny_sd):
+    pg = wd.playground(tiny_sd, steps=2, cfg=5.0, control="none")
+    assert pg.control_panel.layout.display == "none"
+    pg.control.value = "edges"  # hidden, but set from code: remembered, and ignored on this model
+    pg.run()
+    assert pg.message.value == "" and pg.trace is not None and "controlnet_conditioning_scale" not in pg.trace.settings
+    assert pg.control_used_box.layout.display == "none"
+
+
+def test_playground_control_map(shipped_pipe, edges_pipe):
+    from explainer import shapes
+
+    pg = wd.playground(shipped_pipe, prompt="a large red circle", steps=6, cfg=5.0, control="none")
+    assert documented_classes("playground") <= classes(pg) | {"explainer-playground"}
+    assert pg.control_panel.layout.display is None and pg.control_parts.layout.display == "none"
+    assert [v for _, v in pg.control.options] == [None, "edges", "segmentation"]
+    pg.run()
+    plain = np.asarray(pg.trace.image)
+    plain_png = bytes(pg.image.value)
+    assert pg.control_used_box.layout.display == "none" and not pg.control_from_image.disabled
+
+    pg.control.value = "edges"
+    assert pg.control_parts.layout.display is None and pg.message.value == ""
+    assert wd._SESSION["control"] == "edges"
+    scene = shapes.sample_scene(wd.CONTROL_SCENE_SEED)
+    edges = shapes.render_edges(scene)
+    shown = png(pg.control_map.value)
+    assert shown.shape == (128, 128, 3) and np.array_equal(shown[::4, ::4], np.asarray(edges))  # the exact map
+    assert f"scene {wd.CONTROL_SCENE_SEED}" in pg.control_caption.value
+    pg.run()
+    assert pg.message.value == "" and bytes(pg.image.value) != plain_png  # the map changed the picture
+    s = pg.trace.settings
+    assert s["model_id"] == "explainer/shapes-sd+controlnet-edges" and s["controlnet_conditioning_scale"] == 1.0
+    # beside the image: the map it was made with
+    assert pg.control_used_box.layout.display is None and bytes(pg.control_used.value) == bytes(pg.control_map.value)
+    assert "edges map, scale 1.00" in pg.control_used_caption.value
+    # the image is what the shipped ControlNet pipeline gives for that map (loaded on its own: load_pipeline)
+    ref = trace(edges_pipe, "a large red circle", seed=0, steps=6, cfg=5.0, control_image=edges, attention=False)
+    assert np.array_equal(np.asarray(pg.trace.image), np.asarray(ref.image))
+    with_map = bytes(pg.image.value)
+
+    pg.control_scale.value = 0.0  # every residual is multiplied by 0: the plain U-Net, bit for bit
+    pg.run()
+    assert np.array_equal(np.asarray(pg.trace.image), plain)
+    pg.control_scale.value = 1.0
+
+    pg.control_next.click()  # another scene: another map, another picture
+    assert pg.control_seed.value == wd.CONTROL_SCENE_SEED + 1
+    assert bytes(pg.control_map.value) != bytes(pg.control_used.value)
+    pg.run()
+    assert bytes(pg.image.value) not in (with_map, plain_png)
+
+    # the map of the last image: the judge's reading of it, drawn exactly
+    judged, j = wd.scene_from_judge(pg.trace.image)
+    pg.control_from_image.click()
+    assert pg.message.value == "" and "as the judge reads it" in pg.control_caption.value
+    assert judged is not None and j.describe() in html_text(pg.control_caption.value)  # it reads a red cross
+    assert np.array_equal(png(pg.control_map.value)[::4, ::4], np.asarray(shapes.render_edges(judged)))
+
+    pg.control.value = "segmentation"  # the same scene's other map, with its colour legend
+    seg = png(pg.control_map.value)[::4, ::4]
+    allowed = {shapes.SEGMENTATION_BACKGROUND, *shapes.SEGMENTATION_COLORS.values()}
+    assert {tuple(c) for c in seg.reshape(-1, 3)} <= allowed and "circle red" in pg.control_caption.value
+    pg.run()
+    assert pg.message.value == "" and pg.trace.settings["model_id"].endswith("+controlnet-segmentation")
+    assert wd.playground(shipped_pipe).control.value == "segmentation"  # remembered for this session
+
+    pg.control.value = None
+    pg.run()
+    assert np.array_equal(np.asarray(pg.trace.image), plain) and pg.control_used_box.layout.display == "none"
+
+
+def test_playground_opens_with_a_controlnet_pipelines_control(edges_pipe):
+    pg = wd.playground(edges_pipe, prompt="a red circle", steps=4, cfg=5.0)
+    assert pg.control.value == "edges" and pg.model.value == "shapes-sd" and not hasattr(pg.pipe, "controlnet")
+    pg.run()
+    assert pg.message.value == "" and pg.trace.settings["model_id"] == "explainer/shapes-sd+controlnet-edges"
+    assert wd.control_pipeline(pg.pipe, "edges") is edges_pipe  # the pipeline given is the one used
 
 
 def test_grid_explorer(tiny_sd):
