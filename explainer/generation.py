@@ -1,7 +1,11 @@
 """One generation path: the sampler swap, seeds, exact batching (with its self-check) and counting denoiser calls.
 
 Every image the package makes without tracing goes through here (`sweeps.generate`, `grid`, the interpolations,
-`experiments.guidance.generate_many`), and `trace` / `trace_batch` build their sampler with `build_scheduler`:
+`experiments.guidance.generate_many`). `trace` / `trace_batch` do not: they build a named sampler with
+`schedulers.make_scheduler` (the function `build_scheduler` calls) and `capture.capture` installs it for the one
+traced call and puts the pipeline's own back; their noise comes from CPU generators seeded as `seed_generator`
+seeds them; and `trace_batch` is one plain batched pipeline call, without the exact batching below (so its images may
+differ in the last bits from single runs).
 
     with using_scheduler(pipe, "euler"):            # None keeps pipe.scheduler; the old one is back afterwards
         ...

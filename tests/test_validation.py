@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from explainer import generation, sweeps, validation
+from explainer import generation, schedulers, sweeps, validation
 from explainer.trace import Trace, TraceFileError, trace, trace_batch
 
 PROMPT = "a red circle left of a blue square"
@@ -132,6 +132,45 @@ def test_an_absurdly_long_prompt_is_refused_before_tokenizing(tiny_sd, monkeypat
     with pytest.raises(ValueError, match="prompt must be at most 10,000 characters"):
         sweeps.generate(tiny_sd, pasted, steps=1)
     assert validation.check_prompt("a" * validation.MAX_PROMPT_CHARS) == "a" * validation.MAX_PROMPT_CHARS
+
+
+def test_trace_builds_its_sampler_as_the_generation_docstring_says(tiny_sd, monkeypatch):
+    import importlib
+
+    trace_module = importlib.import_module("explainer.trace")
+    built = []
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("trace went through explainer.generation's sampler swap")
+
+    def make(name, config):
+        built.append(name)
+        return schedulers.make_scheduler(name, config)
+
+    monkeypatch.setattr(generation, "build_scheduler", refuse)
+    monkeypatch.setattr(generation, "using_scheduler", refuse)
+    monkeypatch.setattr(trace_module, "make_scheduler", make)
+    before = tiny_sd.scheduler
+    tr = trace(tiny_sd, PROMPT, steps=1, scheduler="euler")
+    assert built == ["euler"] and tr.settings["scheduler_class"] == "EulerDiscreteScheduler"
+    assert tiny_sd.scheduler is before  # capture put the pipeline's own back
+    assert "`trace` / `trace_batch` do not" in generation.__doc__
+
+
+def test_every_test_named_in_the_claims_file_exists():
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    claims = (root / "docs" / "claims.md").read_text()
+    named = set(re.findall(r"`(test_\w+)`", claims))
+    defined = {m for f in (root / "tests").glob("test_*.py")
+               for m in re.findall(r"^def (test_\w+)", f.read_text(), re.M)}
+    assert named and named <= defined, f"named in docs/claims.md but not defined: {sorted(named - defined)}"
+    lessons = {int(f.name[:2]) for f in (root / "lessons").glob("[0-9][0-9]_*.py")}
+    rows = re.findall(r"^\| (\d+) \| [^|]+\| (\d+) \|", claims, re.M)
+    assert [int(n) for n, _ in rows] == list(range(1, len(rows) + 1))  # numbered in order
+    assert {int(lesson) for _, lesson in rows} >= {12, 14, 15} and {int(lesson) for _, lesson in rows} <= lessons
 
 
 # --------------------------------------------------------------------------------------------- trace files
