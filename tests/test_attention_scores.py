@@ -279,3 +279,23 @@ def test_concept_attention_refuses_a_unet_pipeline(pipe):
 
     with pytest.raises(ValueError, match="SD3-style"):
         Q.concept_attention(pipe, "a red circle", ["red", "circle"])
+
+
+def test_leakage_is_the_colour_words_share_on_the_other_object(pipe):
+    """Swap each image's two object masks and the leakage (share on the *other* object, all steps) becomes the
+    share on the word's *own* object; the two shares of disjoint objects never add up to more than the whole map."""
+    import dataclasses
+
+    from explainer.experiments import attention_quality as Q
+
+    runs = Q.generated_runs(pipe, n=6, steps=8)
+    lk = Q.leakage(runs, n_boot=50)
+    assert lk.n_images == 6 and 0 < lk.n_scored <= 6 and len(lk.own) == lk.n_scored
+    everything = list(lk.per_range)[-1]  # the last range covers every step, as `own` does
+    assert everything == f"1-{runs.steps}"
+    swapped = Q.leakage(dataclasses.replace(runs, masks=[(b, a) for a, b in runs.masks]), n_boot=50)
+    np.testing.assert_allclose(swapped.per_range[everything], lk.own, atol=1e-6)
+    np.testing.assert_allclose(swapped.own, lk.per_range[everything], atol=1e-6)
+    assert (lk.per_range[everything] + lk.own <= 1 + 1e-6).all()
+    row = lk.summary["wrong colour"][everything]
+    assert row["n_ok"] + row["n_fail"] == lk.n_scored
