@@ -7,12 +7,19 @@ with `tokenizers` (word level, or Stable Diffusion's CLIP BPE format).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-import pytest
-import torch
+# `make test` runs two workers on two cores, each pinned to one torch thread. What a worker starts (notebook kernels,
+# the CLI, Jupyter servers) inherits these, so it adds no threads of its own: a two-thread matmul whose second thread
+# waits for a busy core runs many times slower (lesson 1's 50 U-Net calls took 59 s instead of ~1 s that way).
+for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 
-from explainer import testing
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from explainer import testing  # noqa: E402
 
 torch.set_num_threads(1)
 

@@ -25,7 +25,7 @@ FOLDER = SHIPPED_MODELS["shapes-dit"]
 
 @pytest.fixture(scope="module")
 def dit():
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)  # one core per test worker (conftest)
     return ex.load_pipeline("shapes-dit")
 
 

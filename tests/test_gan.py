@@ -29,7 +29,7 @@ from explainer.shapes import Scene, ShapeObject, caption_for, render, sample_sce
 
 @pytest.fixture(scope="module")
 def gan():
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)  # one core per test worker (conftest)
     return load_gan()
 
 

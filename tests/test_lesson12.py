@@ -10,7 +10,7 @@ from explainer.experiments import families
 
 @pytest.fixture(scope="module")
 def pair():
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)  # one core per test worker (conftest)
     return families.load_pair()
 
 
