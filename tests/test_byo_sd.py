@@ -273,3 +273,17 @@ def test_cli_report_on_a_users_model(sd1_folder, tmp_path):
     assert code == 0
     page = (out / "index.html").read_text()
     assert "autumn leaves" in page and "pndm" in page  # the folder's own scheduler (PNDM) was traced
+
+
+def test_fp16_sdxl_with_force_upcast_traces_and_decodes_as_the_pipeline_does():
+    """An fp16 SDXL pipeline (what load_pipeline gives on CUDA): the traced image is the plain one, and the trace's
+    own decode of the final latents (force_upcast: the VAE decodes in fp32) gives the pipeline's image back, with
+    the VAE left in fp16 afterwards."""
+    pipe = testing.build_sdxl().to(torch.float16)
+    assert pipe.vae.config.force_upcast and pipe.vae.dtype == torch.float16
+    ref = plain(pipe, PROMPT, 4, 3)
+    tr = ex.trace(pipe, PROMPT, seed=4, steps=3)
+    assert np.array_equal(pixels(tr.image), pixels(ref))
+    assert tr.settings["dtype"] == "torch.float16"
+    assert np.array_equal(pixels(tr.decode(2, what="latents_next")), pixels(tr.image))
+    assert pipe.vae.dtype == torch.float16
