@@ -149,14 +149,15 @@ def test_train_command_refuses_bad_condition(capsys):
 
 
 # ------------------------------------------------------------------------------------------------ findings
-@pytest.fixture(scope="module")
-def findings():
+@pytest.fixture(scope="module", params=["edges", "segmentation"])
+def findings(request):
+    """Lesson 14's findings for each shipped ControlNet (the lesson runs edges; the same claims hold for segmentation)."""
     from explainer.models import CONTROLNETS
 
-    if not (CONTROLNETS["edges"] / "config.json").exists():
-        pytest.skip("the shipped edges ControlNet is not there yet")
-    pipe = ex.load_pipeline(controlnet="edges")
-    return X.lesson_findings(pipe, "edges", n=6, steps=8)
+    if not (CONTROLNETS[request.param] / "config.json").exists():
+        pytest.skip(f"the shipped {request.param} ControlNet is not there yet")
+    pipe = ex.load_pipeline(controlnet=request.param)
+    return X.lesson_findings(pipe, request.param, n=6, steps=8)
 
 
 def test_lesson14_exact_facts(findings):
