@@ -151,7 +151,7 @@ def test_train_command_refuses_bad_condition(capsys):
 # ------------------------------------------------------------------------------------------------ findings
 @pytest.fixture(scope="module", params=["edges", "segmentation"])
 def findings(request):
-    """Lesson 14's findings for each shipped ControlNet (the lesson runs edges; the same claims hold for segmentation)."""
+    """Lesson 14's findings for each shipped ControlNet (the lesson runs edges; the claims hold for segmentation)."""
     from explainer.models import CONTROLNETS
 
     if not (CONTROLNETS[request.param] / "config.json").exists():
