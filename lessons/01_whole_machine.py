@@ -91,7 +91,7 @@ print("tokens:", tour.tokens)
 print(tour.table())
 
 # %%
-pipeline_tour.machine_figure(tour, pipe)
+plots.plot_machine(tour, pipe)
 
 # %% [markdown]
 # Read the shapes from top to bottom:

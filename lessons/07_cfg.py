@@ -140,10 +140,10 @@ sweep = guidance.cfg_sweep(pipe)
 print(sweep.table())
 
 # %%
-sweep.plot()
+plots.plot_cfg_sweep(sweep)
 
 # %%
-sweep.figure(n_rows=4)
+plots.plot_cfg_examples(sweep, n_rows=4)
 
 # %% [markdown]
 # ## 4. The verdicts, computed

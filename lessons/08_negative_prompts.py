@@ -79,10 +79,10 @@ plots.plot_cfg_delta_norm(tr_neg)
 
 # %%
 effect = negative.negative_effect(pipe, prompt="a circle", negative="white", seeds=range(24))
-effect.plot()
+plots.plot_negative_effect(effect)
 
 # %%
-effect.figure(n=8)
+plots.plot_negative_examples(effect, n=8)
 
 # %%
 print(f"white circles: {100 * effect.share('white', False):.0f}% without the negative prompt, "

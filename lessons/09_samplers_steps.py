@@ -59,7 +59,7 @@ study = samplers.sampler_study(pipe)
 print(study.table())
 
 # %%
-study.plot()
+plots.plot_sampler_study(study)
 
 # %% [markdown]
 # ## 2. Is 20 → 40 a visible gain, and 40 → 80 not?
@@ -76,7 +76,7 @@ for line in samplers.steps_verdict(study):
     print(line)
 
 # %%
-study.figure("dpm++2m", index=2)
+plots.plot_sampler_examples(study, "dpm++2m", index=2)
 
 # %% [markdown]
 # **What our small model says.** Our yardstick: an RMSE of 0.02 is about five grey levels per pixel on average — for

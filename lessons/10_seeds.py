@@ -35,6 +35,7 @@
 
 # %%
 import explainer as ex
+from explainer import plots
 from explainer.experiments import seeds
 from explainer.sweeps import grid, interpolate_seeds
 
@@ -58,7 +59,7 @@ print(f"seed 0 vs seed 1: different = {rep.other_seed_differs} "
 
 # %%
 layout = seeds.layout_study(pipe)
-layout.figure()
+plots.plot_layout(layout)
 
 # %% [markdown]
 # We compare every pair of images from *different* prompts: is their layout more alike when they share a seed?

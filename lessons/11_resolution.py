@@ -35,6 +35,7 @@
 
 # %%
 import explainer as ex
+from explainer import plots
 from explainer.experiments import resolution
 
 pipe = ex.load_pipeline()
@@ -67,7 +68,7 @@ print(f"{costs[-1].size[0] ** 2 // costs[0].size[0] ** 2}x the pixels took {cost
       "the time")
 
 # %%
-resolution.plot_cost(costs, steps=10)
+plots.plot_cost(costs, steps=10)
 
 # %%
 tm = resolution.tracemalloc_peak(lambda: resolution.generate_many(pipe, ["a red circle"], [0], steps=10,
@@ -89,7 +90,7 @@ print(f"tracemalloc's peak for the 128x128 run: {tm / 2**20:.2f} MiB (compare th
 
 # %%
 off = resolution.off_size(pipe)
-off.figure()
+plots.plot_off_size(off)
 
 # %%
 for s in off.sizes:

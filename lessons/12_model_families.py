@@ -47,6 +47,7 @@
 import torch
 
 import explainer as ex
+from explainer import plots
 from explainer.experiments import families
 
 torch.manual_seed(0)
@@ -60,7 +61,7 @@ print(type(sd).__name__, "|", type(dit).__name__)
 
 # %%
 sp = families.same_prompt(sd, dit, "a red star above a blue circle", seed=0, steps=20, cfg=5.0)
-fig = families.plot_same_prompt(sp)
+fig = plots.plot_same_prompt(sp)
 
 # %% [markdown]
 # ## 2. Parameters per component
@@ -136,7 +137,7 @@ for b, name in enumerate(bw.blocks):
     print(f"{name}: patches spend {100 * bw.text_share()[b]:4.1f}% of their attention on text "
           f"({100 * bw.pad_share()[b]:4.1f}% of that on the zero tokens); "
           f"'star' -> image on the star x{lift_t2i:.2f}, image -> 'star' on the star x{lift_i2t:.2f} (1 = chance)")
-fig = families.plot_both_ways(bw, "star")
+fig = plots.plot_both_ways(bw, "star")
 
 # %% [markdown]
 # "On the star ×k" compares the attention mass that falls on the latent cells the drawn star covers with those

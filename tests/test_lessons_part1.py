@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from explainer import shapes
+from explainer import plots, shapes
 from explainer import verdicts as vd
 from explainer.experiments import attention, denoising, latents, pipeline_tour, summaries, training, words
 
@@ -25,7 +25,7 @@ def test_lesson1_hand_loop_is_the_pipeline(pipe):
     assert tour.unet_calls == 50
     v = pipeline_tour.verdicts(tour)
     assert [x.status for x in v] == [vd.AGREES] * 3, [x.sentence() for x in v]
-    fig = pipeline_tour.machine_figure(tour, pipe)
+    fig = plots.plot_machine(tour, pipe)
     assert fig.get_size_inches()[0] * fig.dpi <= 1100  # fits a notebook column
     shapes_ = {s["stage"].split(" (")[0]: s["shape"] for s in tour.stages}
     assert shapes_["token ids"] == (1, 24)

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from matplotlib.figure import Figure
 
 from .. import generation
 from ..judge import judge, judge_against
@@ -72,26 +71,6 @@ def adherence_table(images: Sequence[Any], prompts: Sequence[str]) -> dict[str, 
             if v is not None:
                 keys.setdefault(k, []).append(bool(v))
     return {k: float(np.mean(v)) for k, v in keys.items()}
-
-
-def image_strip(rows: Sequence[Sequence[Any]], row_labels: Sequence[str], col_labels: Sequence[str],
-                title: str, cell: float = 1.3) -> Figure:
-    """A labelled grid of images (rows x cols), nearest-neighbour so the 32x32 pixels stay visible."""
-    n_r, n_c = len(rows), len(rows[0])
-    fig = Figure(figsize=(max(4.0, n_c * cell + 1.6), n_r * cell + 0.9), layout="constrained")
-    axes = fig.subplots(n_r, n_c, squeeze=False)
-    for r in range(n_r):
-        for c in range(n_c):
-            ax = axes[r][c]
-            ax.imshow(np.asarray(rows[r][c].convert("RGB")), interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if r == 0:
-                ax.set_title(col_labels[c], fontsize=9)
-            if c == 0:
-                ax.set_ylabel(row_labels[r], fontsize=8, rotation=0, ha="right", va="center")
-    fig.suptitle(title, fontsize=10)
-    return fig
 
 
 # --------------------------------------------------------------------------------------------- the formula
@@ -202,44 +181,6 @@ class CfgSweep:
         lines.append("right/recoloured/reshaped/gone: what became of each named object (shape kept in another colour "
                      "/ colour kept as another shape / neither found)")
         return "\n".join(lines)
-
-    def figure(self, n_rows: int = 3) -> Figure:
-        """Example images: rows = (prompt, seed) pairs, columns = CFG scale."""
-        rows = [[self.images[s][i] for s in self.scales] for i in range(n_rows)]
-        labels = [f"{self.prompts[i]}\nseed {self.seeds[i]}".replace(" left of", "\nleft of")
-                  .replace(" above", "\nabove").replace(" right of", "\nright of").replace(" below", "\nbelow")
-                  for i in range(n_rows)]
-        return image_strip(rows, labels, [f"CFG {s:g}" for s in self.scales],
-                           "The same prompts and seeds at five CFG scales (25 steps, dpm++2m)")
-
-    def plot(self) -> Figure:
-        """Adherence and saturation against the CFG scale."""
-        fig = Figure(figsize=(10, 4), layout="constrained")
-        ax1, ax2 = fig.subplots(1, 2)
-        x = self.scales
-        ax1.plot(x, [self.adherence[s]["all"] for s in x], "o-", label="whole prompt right (judge)")
-        ax1.plot(x, [self.adherence[s].get("objects", np.nan) for s in x], "s-", label="both objects present")
-        ax1.plot(x, [self.adherence[s].get("relation", np.nan) for s in x], "d-", label="relation right")
-        ax1.plot(x, [1 - self.fate_share(s, "right") for s in x], "^--", label="named objects not drawn right")
-        ax1.plot(x, [self.fate_share(s, "gone") for s in x], "v:", label="named objects gone")
-        ax1.set_xlabel("CFG scale")
-        ax1.set_ylabel(f"share ({len(self.prompts)} images, {2 * len(self.prompts)} named objects)")
-        ax1.set_ylim(-0.02, 1.02)
-        ax1.set_title("prompt adherence, judged")
-        ax1.grid(alpha=0.3)
-        ax1.legend(fontsize=7)
-        ax2.plot(x, [self.saturation[s] for s in x], "o-", color="#d6604d", label="mean HSV saturation")
-        ax2.set_xlabel("CFG scale")
-        ax2.set_ylabel("mean saturation (0..1)")
-        ax2.grid(alpha=0.3)
-        ax3 = ax2.twinx()
-        ax3.plot(x, [self.clipped[s] for s in x], "s--", color="#4393c3", label="channel values clipped (0/255)")
-        ax3.set_ylabel("fraction clipped")
-        fig.legend(loc="outside lower center", ncols=2, fontsize=8)
-        ax2.set_title("over-saturation, measured")
-        fig.suptitle(f"CFG sweep: {len(self.prompts)} two-object prompts x seeds, 25 steps, dpm++2m", fontsize=11)
-        return fig
-
 
 def _fate(j: Any, obj: Any) -> str:
     if j.find(color=obj.color, shape=obj.shape) is not None:

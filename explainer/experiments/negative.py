@@ -11,11 +11,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from matplotlib.figure import Figure
 
 from ..judge import judge, judge_against
-from ..shapes import COLORS
-from .guidance import generate_many, image_strip
+from .guidance import generate_many
 
 
 @dataclass
@@ -80,31 +78,6 @@ class NegativeEffect:
     def share(self, colour: str, with_negative: bool) -> float:
         c = self.colours_with if with_negative else self.colours_without
         return c.get(colour, 0) / len(self.seeds)
-
-    def plot(self) -> Figure:
-        names = list(COLORS) + ["none"]
-        x = np.arange(len(names))
-        fig = Figure(figsize=(9, 3.6), layout="constrained")
-        ax = fig.subplots()
-        ax.bar(x - 0.2, [self.colours_without.get(n, 0) for n in names], 0.4, label="no negative prompt",
-               color="#999999")
-        ax.bar(x + 0.2, [self.colours_with.get(n, 0) for n in names], 0.4,
-               label=f"negative prompt \u201c{self.negative}\u201d", color="#d6604d")
-        ax.set_xticks(x, names)
-        ax.set_xlabel("judged colour of the object")
-        ax.set_ylabel(f"images (of {len(self.seeds)} seeds)")
-        ax.grid(alpha=0.3, axis="y")
-        ax.legend(fontsize=9)
-        fig.suptitle(f"\u201c{self.prompt}\u201d, seeds {self.seeds[0]}..{self.seeds[-1]}, 25 steps, CFG 7.5, "
-                     f"dpm++2m: what colour does the model pick?", fontsize=11)
-        return fig
-
-    def figure(self, n: int = 8) -> Figure:
-        return image_strip([self.images_without[:n], self.images_with[:n]],
-                           ["no negative", f"negative\n\u201c{self.negative}\u201d"],
-                           [f"seed {s}" for s in self.seeds[:n]],
-                           f"\u201c{self.prompt}\u201d with and without a negative prompt (same seeds)")
-
 
 def _colour(image: Any) -> str:
     j = judge(image)

@@ -20,10 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from matplotlib.figure import Figure
 
 from ..judge import judge, judge_against
-from .guidance import generate_many, image_strip
+from .guidance import generate_many
 
 _STATUS = Path("/proc/self/status")
 _CLEAR = Path("/proc/self/clear_refs")
@@ -96,24 +95,6 @@ def cost_vs_resolution(pipe: Any, sizes: Sequence[tuple[int, int]] = ((32, 32), 
     return out
 
 
-def plot_cost(costs: Sequence[Cost], steps: int = 10) -> Figure:
-    px = [c.size[0] * c.size[1] for c in costs]
-    fig = Figure(figsize=(10.8, 3.8), layout="constrained")
-    ax1, ax2 = fig.subplots(1, 2)
-    ax1.plot(px, [c.seconds for c in costs], "o-")
-    ax2.plot(px, [c.peak_bytes / 2**20 for c in costs], "s-", color="#d6604d")
-    for ax in (ax1, ax2):
-        ax.set_xlabel("image pixels (height x width)")
-        ax.set_xticks(px, [f"{c.size[0]}x{c.size[1]}" for c in costs])
-        ax.grid(alpha=0.3)
-    ax1.set_ylabel("seconds per image")
-    ax2.set_ylabel("peak memory growth (MiB)")
-    ax1.set_title("time")
-    ax2.set_title("peak resident memory during the call")
-    fig.suptitle(f"Cost against resolution: one image, {steps} steps, CFG 7.5, dpm++2m, CPU", fontsize=11)
-    return fig
-
-
 @dataclass
 class OffSize:
     sizes: list[tuple[int, int]]
@@ -124,13 +105,6 @@ class OffSize:
     mean_objects: dict[tuple[int, int], float]
     images: dict[tuple[int, int], list[Any]] = field(repr=False)
     seconds: float = 0.0
-
-    def figure(self, n: int = 4) -> Figure:
-        rows = [self.images[s][:n] for s in self.sizes]
-        return image_strip(rows, [f"{h}x{w}" for h, w in self.sizes], [p.replace(" on the", "\non the").replace(
-            " at the", "\nat the").replace(" in the", "\nin the") for p in self.prompts[:n]],
-            "One model (trained at 32x32), three output sizes: same prompts and seeds")
-
 
 OFF_SIZE_PROMPTS = ("a large red circle on the left", "a small blue square at the top",
                     "a large yellow star in the center", "a small green cross at the bottom",

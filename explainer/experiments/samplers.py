@@ -10,11 +10,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from matplotlib.figure import Figure
 
 from .. import generation
 from ..judge import judge_against
-from .guidance import adherence_table, generate_many, image_strip
+from .guidance import adherence_table, generate_many
 
 PROMPTS = ("a large red circle on the left", "a small blue star at the top",
            "a yellow square left of a purple triangle", "a green cross above a white circle")
@@ -87,38 +86,6 @@ class SamplerStudy:
             lines.append(f"{r.sampler:>8} {r.steps:>5} {r.unet_evals:>11} {r.distance:>12.3f} {r.adherence:>9.2f} "
                          f"{r.seconds:>6.1f}")
         return "\n".join(lines)
-
-    def plot(self) -> Figure:
-        fig = Figure(figsize=(10.8, 3.8), layout="constrained")
-        ax1, ax2, ax3 = fig.subplots(1, 3)
-        for name in dict.fromkeys(r.sampler for r in self.runs):
-            rs = [r for r in self.runs if r.sampler == name]
-            ax1.plot([r.steps for r in rs], [r.distance for r in rs], "o-", label=name)
-            ax2.plot([r.unet_evals for r in rs], [r.distance for r in rs], "o-", label=name)
-            ax3.plot([r.unet_evals for r in rs], [r.adherence for r in rs], "o-", label=name)
-        for ax, xl in ((ax1, "steps"), (ax2, "U-Net evaluations per image"), (ax3, "U-Net evaluations per image")):
-            ax.set_xscale("log", base=2)
-            ax.set_xlabel(xl)
-            ax.grid(alpha=0.3)
-        ax1.set_ylabel("RMSE to the reference (0..1)")
-        ax2.set_ylabel("RMSE to the reference (0..1)")
-        ax3.set_ylabel(f"judged adherence ({len(self.prompts)} images)")
-        ax3.set_ylim(-0.02, 1.02)
-        ax1.set_title("distance vs steps")
-        ax2.set_title("distance vs network evaluations")
-        ax3.set_title("prompt adherence vs evaluations")
-        ax1.legend(fontsize=8)
-        ref = f"{self.reference[0]} at {self.reference[1]} steps"
-        fig.suptitle(f"Samplers and steps: {len(self.prompts)} prompts, CFG 7.5; reference = {ref}", fontsize=11)
-        return fig
-
-    def figure(self, sampler: str = "dpm++2m", index: int = 0) -> Figure:
-        rs = [r for r in self.runs if r.sampler == sampler]
-        row = [r.images[index] for r in rs] + [self.reference_images[index]]
-        labels = [f"{r.steps} steps" for r in rs] + [f"reference\n{self.reference[1]} steps"]
-        return image_strip([row], [f"seed {self.seeds[index]}"], labels,
-                           f"\u201c{self.prompts[index]}\u201d with {sampler} at several step counts")
-
 
 def sampler_study(pipe: Any, prompts: Sequence[str] = PROMPTS, seeds: Sequence[int] = SEEDS,
                   plan: dict[str, Sequence[int]] | None = None, reference: tuple[str, int] = REFERENCE,

@@ -11,12 +11,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from matplotlib.figure import Figure
 
 from ..judge import judge
 from ..shapes import BACKGROUNDS
 from ..sweeps import generate, slerp
-from .guidance import generate_many, image_strip
+from .guidance import generate_many
 
 
 @dataclass
@@ -73,11 +72,6 @@ class Layout:
     seconds: float = 0.0
     same_ious: list[float] = field(default_factory=list, repr=False)  # per same-seed pair of prompts
     other_ious: list[float] = field(default_factory=list, repr=False)  # per different-seed pair
-
-    def figure(self) -> Figure:
-        return image_strip(self.images, self.prompts, [f"seed {s}" for s in self.seeds],
-                           "Columns share a seed, rows share a prompt: does the seed decide where things go?")
-
 
 def layout_study(pipe: Any, prompts: Sequence[str] = ("a large red circle", "a large blue square",
                                                        "a small green star"),

@@ -4,9 +4,11 @@ Figures are pure functions of their inputs (a Trace, a pipeline, arrays): they n
 a generation. Figures made from a trace carry its prompt, seed, steps, CFG and scheduler in the title, so a PNG lifted
 onto a slide still says what made it.
 
-The figures live by topic: `grids` (pictures side by side), `pipeline` (pipeline at a glance, U-Net anatomy), `text`
-(tokens, embeddings, similarity, CLIP), `noise` (schedules, forward process), `maps` (PCA/UMAP of prompts, latents,
-trajectories), `trace` (filmstrip, CFG), `attention` (cross-attention maps). The numbers behind them are computed
+The figures live by topic: `grids` (pictures side by side), `pipeline` (pipeline at a glance, the whole machine,
+U-Net anatomy), `text` (tokens, embeddings, similarity, CLIP), `noise` (schedules, forward process), `maps` (PCA/UMAP
+of prompts, latents, trajectories), `trace` (filmstrip, CFG), `attention` (cross-attention maps), `controlnet`, `gan`,
+`sweeps` (the sweeps of lessons 7-11: CFG, negative prompts, samplers, seeds, resolution) and `families` (lesson 12,
+U-Net vs DiT). The figures of an experiment take its result object. The numbers behind them are computed
 outside the views, in modules named for what they compute (`explainer.anatomy`, `explainer.text`, `explainer.noise`,
 `explainer.readouts`, `explainer.arrays`); they are re-exported here too, so `plots.unet_anatomy(...)` keeps working.
 """
@@ -34,11 +36,23 @@ from .controlnet import (
     plot_scale_sweep,
     plot_training_curve,
 )
+from .families import plot_both_ways, plot_same_prompt
 from .gan import plot_gan_grid, plot_interpolations, plot_mode_coverage, plot_stability
-from .grids import plot_images
+from .grids import plot_image_strip, plot_images
 from .maps import plot_latent_map, plot_prompt_map, plot_trajectories
 from .noise import plot_forward_process, plot_noise_schedules
-from .pipeline import plot_pipeline, plot_unet_anatomy
+from .pipeline import plot_machine, plot_pipeline, plot_unet_anatomy
+from .sweeps import (
+    plot_cfg_examples,
+    plot_cfg_sweep,
+    plot_cost,
+    plot_layout,
+    plot_negative_effect,
+    plot_negative_examples,
+    plot_off_size,
+    plot_sampler_examples,
+    plot_sampler_study,
+)
 from .text import (
                     plot_clip_similarity,
                     plot_embedding_heatmap,
@@ -58,6 +72,9 @@ __all__ = [
     "plot_gan_grid", "plot_interpolations", "plot_mode_coverage", "plot_stability",
     "plot_control_maps", "plot_training_curve", "plot_scale_sweep", "plot_conflict", "plot_residual_norms",
     "plot_residual_maps",
+    "plot_image_strip", "plot_machine", "plot_cfg_sweep", "plot_cfg_examples", "plot_negative_effect",
+    "plot_negative_examples", "plot_sampler_study", "plot_sampler_examples", "plot_layout", "plot_cost",
+    "plot_off_size", "plot_same_prompt", "plot_both_ways",
     # colour maps and the default prompt
     "DIVERGING", "MAGNITUDE", "ATTENTION", "DEFAULT_PROMPT",
     # the numbers behind the figures (defined outside the views, re-exported for old callers)

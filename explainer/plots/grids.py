@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 from matplotlib.figure import Figure
 
 from ..arrays import to_numpy, to_rgb
@@ -42,4 +43,24 @@ def plot_images(rows: Sequence[Sequence[Any]], title: str, row_labels: Sequence[
     for c, t in enumerate(col_labels or []):
         axes[-1, c].set_xlabel(t, fontsize=8)
     fig.suptitle(title, fontsize=11)
+    return fig
+
+
+def plot_image_strip(rows: Sequence[Sequence[Any]], row_labels: Sequence[str], col_labels: Sequence[str],
+                     title: str, cell: float = 1.3) -> Figure:
+    """A labelled grid of images (rows x cols), nearest-neighbour so the 32x32 pixels stay visible."""
+    n_r, n_c = len(rows), len(rows[0])
+    fig = Figure(figsize=(max(4.0, n_c * cell + 1.6), n_r * cell + 0.9), layout="constrained")
+    axes = fig.subplots(n_r, n_c, squeeze=False)
+    for r in range(n_r):
+        for c in range(n_c):
+            ax = axes[r][c]
+            ax.imshow(np.asarray(rows[r][c].convert("RGB")), interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(col_labels[c], fontsize=9)
+            if c == 0:
+                ax.set_ylabel(row_labels[r], fontsize=8, rotation=0, ha="right", va="center")
+    fig.suptitle(title, fontsize=10)
     return fig

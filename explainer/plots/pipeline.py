@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
@@ -10,6 +10,9 @@ from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 from ..anatomy import count_params, format_params, pipeline_summary, torch_modules, unet_anatomy
 from ..text import DEFAULT_PROMPT
 from ._base import _new_figure, _wrap
+
+if TYPE_CHECKING:  # type hints only: the views never import the experiments at run time
+    from ..experiments.pipeline_tour import Tour
 
 
 def plot_pipeline(pipe: Any, prompt: str = DEFAULT_PROMPT, steps: int = 25, height: int | None = None,
@@ -123,4 +126,70 @@ def plot_unet_anatomy(unet: Any, latent_size: int | tuple[int, int] | None = Non
                  f"(dashed), text vectors of {a['cross_attention_dim']} dims enter every cross-attention block;\n"
                  f"timestep embedding {format_params(a['time_embedding_params'])} params, added in every resnet",
                  fontsize=11)
+    return fig
+
+
+def plot_machine(tour: Tour, pipe: Any = None) -> Figure:
+    """The whole machine of a hand-made run (`pipeline_tour.run_by_hand`) as two lanes that meet in the loop.
+
+    The whole machine as two lanes that meet in the loop: the text lane (prompt -> token ids -> embeddings) runs
+    once and feeds every U-Net call; the image lane (seed -> noise latents -> [U-Net -> CFG -> scheduler] x N -> VAE
+    -> image) carries the latents. Shapes and parameter counts come from the hand-made run `tour`."""
+    st = {s["stage"].split(" (")[0].split(" x ")[0]: s for s in tour.stages}
+    shape = lambda k: "\u00d7".join(str(d) for d in st[k]["shape"][1:])  # noqa: E731
+    params = lambda k: f"{st[k]['params'] / 1e6:.2f} M params" if st[k]["params"] else "no parameters"  # noqa: E731
+    fig = Figure(figsize=(10.5, 4.6), layout="constrained")
+    ax = fig.add_subplot()
+    ax.set_xlim(0, 10.5)
+    ax.set_ylim(-0.05, 4.6)
+    ax.axis("off")
+
+    def box(x, y, w, h, title, body, colour):
+        ax.add_patch(FancyBboxPatch((x, y), w, h, boxstyle="round,pad=0.03,rounding_size=0.08", facecolor=colour,
+                                    edgecolor="#444444", linewidth=1.1))
+        ax.text(x + w / 2, y + h - 0.12, title, ha="center", va="top", fontsize=9.5, weight="bold")
+        ax.text(x + w / 2, y + h - 0.42, body, ha="center", va="top", fontsize=7.5, linespacing=1.35)
+
+    def arrow(a, b, text="", colour="#444444", rad=0.0):
+        ax.add_patch(FancyArrowPatch(a, b, arrowstyle="-|>", mutation_scale=12, color=colour, linewidth=1.3,
+                                     connectionstyle=f"arc3,rad={rad}"))
+        if text:
+            ax.text((a[0] + b[0]) / 2, (a[1] + b[1]) / 2 + 0.08, text, ha="center", va="bottom", fontsize=7,
+                    color=colour)
+
+    blue, orange, red, green = "#dbe9f6", "#fde0c5", "#fcd5d4", "#d9f0d3"
+    # text lane (runs once)
+    ax.text(0.05, 4.45, "text lane: runs once per image", fontsize=8, color="#2166ac", style="italic", va="top")
+    box(0.1, 3.05, 1.5, 1.15, "prompt", f"\u201c{tour.prompt}\u201d".replace(" on", "\non"), blue)
+    box(2.0, 3.05, 1.6, 1.15, "tokenizer", f"token ids\n{shape('token ids')}\n{params('token ids')}", blue)
+    box(4.0, 3.05, 1.9, 1.15, "text encoder", f"embeddings\n{shape('text embeddings')}\n"
+        f"{params('text embeddings')}", blue)
+    arrow((1.6, 3.62), (2.0, 3.62))
+    arrow((3.6, 3.62), (4.0, 3.62))
+    # image lane
+    ax.text(0.05, 2.45, "image lane: the latents", fontsize=8, color="#b35806", style="italic", va="top")
+    box(0.1, 0.75, 1.5, 1.3, "seed", f"noise latents\n{shape('noise latents')}\nstd {tour.noise_std:.2f}", orange)
+    ax.add_patch(FancyBboxPatch((2.0, 0.3), 5.4, 2.3, boxstyle="round,pad=0.03,rounding_size=0.1",
+                                facecolor="none", edgecolor="#b2182b", linewidth=1.5, linestyle="--"))
+    ax.text(7.3, 2.45, f"the loop, \u00d7 {tour.steps} steps\n(t = timestep: how noisy x_t still is)", ha="right",
+            va="top", fontsize=7.5, color="#b2182b")
+    box(2.2, 0.75, 2.0, 1.3, "U-Net", f"predicts the noise in x_t\ncond + uncond (CFG)\n{params('U-Net')}", red)
+    box(4.45, 0.75, 1.1, 1.3, "CFG", "uncond +\ns\u00b7(cond\u2212\nuncond)", red)
+    box(5.8, 0.75, 1.4, 1.3, "scheduler", "x_t \u2192 x_t-1\nremoves some\nnoise", red)
+    box(7.75, 0.75, 1.2, 1.3, "VAE", f"decode\n{params('VAE decode')}", green)
+    box(9.2, 0.75, 1.2, 1.3, "image", f"{shape('VAE decode')}\npixels", green)
+    arrow((1.6, 1.4), (2.2, 1.4), "x_T")
+    arrow((4.2, 1.4), (4.45, 1.4))
+    arrow((5.55, 1.4), (5.8, 1.4))
+    arrow((6.5, 0.75), (3.2, 0.75), colour="#b2182b", rad=-0.3)
+    ax.text(4.85, 0.12, "next x_t, next t", ha="center", fontsize=7, color="#b2182b")
+    arrow((7.2, 1.55), (7.75, 1.55), "x_0")
+    arrow((8.95, 1.4), (9.2, 1.4))
+    # the text enters every U-Net call
+    arrow((4.95, 3.05), (3.5, 2.05), colour="#2166ac")
+    ax.text(4.5, 2.6, "embeddings of the prompt and of \u201c\u201d\nenter every U-Net call", ha="left", va="center",
+            fontsize=7.5, color="#2166ac")
+    name = getattr(pipe, "explainer_model_id", None) or "the shipped model" if pipe is not None else "the pipeline"
+    fig.suptitle(f"The whole machine ({name}): the text is encoded once and enters the loop at every U-Net call; "
+                 f"seed {tour.seed}, CFG {tour.cfg:g}", fontsize=10)
     return fig

@@ -1,0 +1,55 @@
+"""Figures of lesson 12 (model families): the U-Net and the DiT on the same prompt, and the DiT's joint attention
+in both directions. Each function takes the result object of `explainer.experiments.families` and only draws it.
+
+These two figures are pyplot figures (drawn by the notebook's inline backend), as they were in lesson 12."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from matplotlib.figure import Figure
+
+if TYPE_CHECKING:  # type hints only: the views never import the experiments at run time
+    from ..experiments.families import BothWays, SamePrompt
+
+
+def plot_same_prompt(sp: SamePrompt) -> Figure:
+    """The two images side by side, titled with the model, the judge's reading and the settings."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(sp.images), figsize=(4.2 * len(sp.images), 4.4))
+    for ax, (name, im) in zip(axes, sp.images.items(), strict=True):
+        ax.imshow(im, interpolation="nearest")
+        ax.set_title(f"{name}\njudge reads: {sp.read_as[name]}", fontsize=8)
+        ax.set_xlabel("x (pixels)")
+        ax.set_ylabel("y (pixels)")
+    fig.suptitle(f"'{sp.prompt}' - seed {sp.seed}, {sp.steps} steps, CFG {next(iter(sp.guidance.values())):g}",
+                 fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_both_ways(bw: BothWays, word: str) -> Figure:
+    """Per block: where the word looks in the image (text -> image) and how much each patch looks at the word
+    (image -> text), beside the final image."""
+    import matplotlib.pyplot as plt
+
+    n = len(bw.blocks)
+    fig, axes = plt.subplots(2, n + 1, figsize=(2.3 * (n + 1), 5.0))
+    for row, (fn, label) in enumerate(((bw.word_to_image, f"'{word}' looks at (text->image)"),
+                                       (bw.image_to_word, f"patches look at '{word}' (image->text)"))):
+        axes[row, 0].imshow(bw.image, interpolation="nearest")
+        axes[row, 0].set_title("final image", fontsize=8)
+        axes[row, 0].set_ylabel(label, fontsize=8)
+        for b in range(n):
+            ax = axes[row, b + 1]
+            im = ax.imshow(fn(word, b).numpy(), cmap="magma", interpolation="nearest")
+            ax.set_title(f"{bw.blocks[b]}", fontsize=8)
+            ax.set_xlabel("latent x", fontsize=7)
+            if b == 0:
+                ax.set_ylabel("latent y", fontsize=7)
+            fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.suptitle(f"Joint attention of shapes-dit in both directions, '{bw.prompt}' (mean over steps, cond. branch)",
+                 fontsize=10)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,162 @@
+"""Figures of the part-2 sweeps (lessons 7-11): CFG, negative prompts, samplers and steps, seeds, resolution.
+
+Each function takes the result object of its experiment (`explainer.experiments.guidance`, `negative`, `samplers`,
+`seeds`, `resolution`) and only draws it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from ..shapes import COLORS
+from .grids import plot_image_strip
+
+if TYPE_CHECKING:  # type hints only: the views never import the experiments at run time
+    from ..experiments.guidance import CfgSweep
+    from ..experiments.negative import NegativeEffect
+    from ..experiments.resolution import Cost, OffSize
+    from ..experiments.samplers import SamplerStudy
+    from ..experiments.seeds import Layout
+
+
+# --------------------------------------------------------------------------------------------- lesson 7, CFG
+def plot_cfg_examples(sweep: CfgSweep, n_rows: int = 3) -> Figure:
+    """Example images: rows = (prompt, seed) pairs, columns = CFG scale."""
+    rows = [[sweep.images[s][i] for s in sweep.scales] for i in range(n_rows)]
+    labels = [f"{sweep.prompts[i]}\nseed {sweep.seeds[i]}".replace(" left of", "\nleft of")
+              .replace(" above", "\nabove").replace(" right of", "\nright of").replace(" below", "\nbelow")
+              for i in range(n_rows)]
+    return plot_image_strip(rows, labels, [f"CFG {s:g}" for s in sweep.scales],
+                            "The same prompts and seeds at five CFG scales (25 steps, dpm++2m)")
+
+
+def plot_cfg_sweep(sweep: CfgSweep) -> Figure:
+    """Adherence and saturation against the CFG scale."""
+    fig = Figure(figsize=(10, 4), layout="constrained")
+    ax1, ax2 = fig.subplots(1, 2)
+    x = sweep.scales
+    ax1.plot(x, [sweep.adherence[s]["all"] for s in x], "o-", label="whole prompt right (judge)")
+    ax1.plot(x, [sweep.adherence[s].get("objects", np.nan) for s in x], "s-", label="both objects present")
+    ax1.plot(x, [sweep.adherence[s].get("relation", np.nan) for s in x], "d-", label="relation right")
+    ax1.plot(x, [1 - sweep.fate_share(s, "right") for s in x], "^--", label="named objects not drawn right")
+    ax1.plot(x, [sweep.fate_share(s, "gone") for s in x], "v:", label="named objects gone")
+    ax1.set_xlabel("CFG scale")
+    ax1.set_ylabel(f"share ({len(sweep.prompts)} images, {2 * len(sweep.prompts)} named objects)")
+    ax1.set_ylim(-0.02, 1.02)
+    ax1.set_title("prompt adherence, judged")
+    ax1.grid(alpha=0.3)
+    ax1.legend(fontsize=7)
+    ax2.plot(x, [sweep.saturation[s] for s in x], "o-", color="#d6604d", label="mean HSV saturation")
+    ax2.set_xlabel("CFG scale")
+    ax2.set_ylabel("mean saturation (0..1)")
+    ax2.grid(alpha=0.3)
+    ax3 = ax2.twinx()
+    ax3.plot(x, [sweep.clipped[s] for s in x], "s--", color="#4393c3", label="channel values clipped (0/255)")
+    ax3.set_ylabel("fraction clipped")
+    fig.legend(loc="outside lower center", ncols=2, fontsize=8)
+    ax2.set_title("over-saturation, measured")
+    fig.suptitle(f"CFG sweep: {len(sweep.prompts)} two-object prompts x seeds, 25 steps, dpm++2m", fontsize=11)
+    return fig
+
+
+# --------------------------------------------------------------------------------------------- lesson 8, negatives
+def plot_negative_effect(effect: NegativeEffect) -> Figure:
+    """Bar chart of the judged object colour over the seeds, without and with the negative prompt."""
+    names = list(COLORS) + ["none"]
+    x = np.arange(len(names))
+    fig = Figure(figsize=(9, 3.6), layout="constrained")
+    ax = fig.subplots()
+    ax.bar(x - 0.2, [effect.colours_without.get(n, 0) for n in names], 0.4, label="no negative prompt",
+           color="#999999")
+    ax.bar(x + 0.2, [effect.colours_with.get(n, 0) for n in names], 0.4,
+           label=f"negative prompt \u201c{effect.negative}\u201d", color="#d6604d")
+    ax.set_xticks(x, names)
+    ax.set_xlabel("judged colour of the object")
+    ax.set_ylabel(f"images (of {len(effect.seeds)} seeds)")
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=9)
+    fig.suptitle(f"\u201c{effect.prompt}\u201d, seeds {effect.seeds[0]}..{effect.seeds[-1]}, 25 steps, CFG 7.5, "
+                 f"dpm++2m: what colour does the model pick?", fontsize=11)
+    return fig
+
+
+def plot_negative_examples(effect: NegativeEffect, n: int = 8) -> Figure:
+    """The first `n` seeds' images without (top row) and with (bottom row) the negative prompt."""
+    return plot_image_strip([effect.images_without[:n], effect.images_with[:n]],
+                            ["no negative", f"negative\n\u201c{effect.negative}\u201d"],
+                            [f"seed {s}" for s in effect.seeds[:n]],
+                            f"\u201c{effect.prompt}\u201d with and without a negative prompt (same seeds)")
+
+
+# --------------------------------------------------------------------------------------------- lesson 9, samplers
+def plot_sampler_study(study: SamplerStudy) -> Figure:
+    """Distance to the reference and judged adherence against steps and U-Net evaluations, per sampler."""
+    fig = Figure(figsize=(10.8, 3.8), layout="constrained")
+    ax1, ax2, ax3 = fig.subplots(1, 3)
+    for name in dict.fromkeys(r.sampler for r in study.runs):
+        rs = [r for r in study.runs if r.sampler == name]
+        ax1.plot([r.steps for r in rs], [r.distance for r in rs], "o-", label=name)
+        ax2.plot([r.unet_evals for r in rs], [r.distance for r in rs], "o-", label=name)
+        ax3.plot([r.unet_evals for r in rs], [r.adherence for r in rs], "o-", label=name)
+    for ax, xl in ((ax1, "steps"), (ax2, "U-Net evaluations per image"), (ax3, "U-Net evaluations per image")):
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel(xl)
+        ax.grid(alpha=0.3)
+    ax1.set_ylabel("RMSE to the reference (0..1)")
+    ax2.set_ylabel("RMSE to the reference (0..1)")
+    ax3.set_ylabel(f"judged adherence ({len(study.prompts)} images)")
+    ax3.set_ylim(-0.02, 1.02)
+    ax1.set_title("distance vs steps")
+    ax2.set_title("distance vs network evaluations")
+    ax3.set_title("prompt adherence vs evaluations")
+    ax1.legend(fontsize=8)
+    ref = f"{study.reference[0]} at {study.reference[1]} steps"
+    fig.suptitle(f"Samplers and steps: {len(study.prompts)} prompts, CFG 7.5; reference = {ref}", fontsize=11)
+    return fig
+
+
+def plot_sampler_examples(study: SamplerStudy, sampler: str = "dpm++2m", index: int = 0) -> Figure:
+    """One prompt's images with `sampler` at each step count of the study, beside its reference image."""
+    rs = [r for r in study.runs if r.sampler == sampler]
+    row = [r.images[index] for r in rs] + [study.reference_images[index]]
+    labels = [f"{r.steps} steps" for r in rs] + [f"reference\n{study.reference[1]} steps"]
+    return plot_image_strip([row], [f"seed {study.seeds[index]}"], labels,
+                            f"\u201c{study.prompts[index]}\u201d with {sampler} at several step counts")
+
+
+# --------------------------------------------------------------------------------------------- lesson 10, seeds
+def plot_layout(layout: Layout) -> Figure:
+    """The layout study's images: rows share a prompt, columns share a seed."""
+    return plot_image_strip(layout.images, layout.prompts, [f"seed {s}" for s in layout.seeds],
+                            "Columns share a seed, rows share a prompt: does the seed decide where things go?")
+
+
+# --------------------------------------------------------------------------------------------- lesson 11, resolution
+def plot_cost(costs: Sequence[Cost], steps: int = 10) -> Figure:
+    """Seconds and peak memory growth of one generation against the image size."""
+    px = [c.size[0] * c.size[1] for c in costs]
+    fig = Figure(figsize=(10.8, 3.8), layout="constrained")
+    ax1, ax2 = fig.subplots(1, 2)
+    ax1.plot(px, [c.seconds for c in costs], "o-")
+    ax2.plot(px, [c.peak_bytes / 2**20 for c in costs], "s-", color="#d6604d")
+    for ax in (ax1, ax2):
+        ax.set_xlabel("image pixels (height x width)")
+        ax.set_xticks(px, [f"{c.size[0]}x{c.size[1]}" for c in costs])
+        ax.grid(alpha=0.3)
+    ax1.set_ylabel("seconds per image")
+    ax2.set_ylabel("peak memory growth (MiB)")
+    ax1.set_title("time")
+    ax2.set_title("peak resident memory during the call")
+    fig.suptitle(f"Cost against resolution: one image, {steps} steps, CFG 7.5, dpm++2m, CPU", fontsize=11)
+    return fig
+
+
+def plot_off_size(off: OffSize, n: int = 4) -> Figure:
+    """The first `n` prompts' images at each output size: rows = size, columns = prompt."""
+    rows = [off.images[s][:n] for s in off.sizes]
+    return plot_image_strip(rows, [f"{h}x{w}" for h, w in off.sizes], [p.replace(" on the", "\non the").replace(
+        " at the", "\nat the").replace(" in the", "\nin the") for p in off.prompts[:n]],
+        "One model (trained at 32x32), three output sizes: same prompts and seeds")
