@@ -464,6 +464,55 @@ def claim_verdicts(rel: Relations, table: dict[str, dict] | None = None) -> list
                                   _bools(unet[key], _column_n(table["shapes-sd"], key)),
                                   labels=("DiT", "U-Net"), paired=False,
                                   unit="prompts", percent=True,
-                                  note=f"CFG {table['shapes-dit']['recommended_cfg']:g} vs "
-                                       f"{table['shapes-sd']['recommended_cfg']:g}"))
+                                  note=f"CFG {_table_cfg(table['shapes-dit']):g} vs "
+                                       f"{_table_cfg(table['shapes-sd']):g}"))
+        # long-range coherence proper: of the images where both objects were drawn, how often is the relation right?
+        # (rates conditional on drawing both; the counts behind them come from the same 200 prompts)
+        n_d, n_u = _column_n(table["shapes-dit"], "two_all"), _column_n(table["shapes-sd"], "two_all")
+        k_d, k_u = round(dit["two_objects"] * n_d), round(unet["two_objects"] * n_u)
+        out.append(vd.compare("the DiT is better on 'relation right when both objects are drawn' (benchmark table)",
+                              _bools(dit["two_all"] / max(dit["two_objects"], 1e-9), k_d),
+                              _bools(unet["two_all"] / max(unet["two_objects"], 1e-9), k_u),
+                              labels=("DiT", "U-Net"), paired=False, unit="images with both objects",
+                              percent=True))
     return out
+
+
+def _table_cfg(results: dict) -> float:
+    """The CFG scale of a model's main table row (its recommended scale unless the row says otherwise)."""
+    return float(results.get("main_cfg", results.get("recommended_cfg", 5.0)))
+
+
+def budgets() -> dict[str, dict[str, float]]:
+    """Training budgets of both shipped models, read from their training records: updates, minutes, parameters."""
+    import json
+
+    from ..models import SHIPPED_MODELS
+
+    dit = json.loads((SHIPPED_MODELS["shapes-dit"] / "training.json").read_text())
+    return {
+        # shapes-sd's model card: 6,000 updates at 2 threads (72 min) + 3,500 continued at 1 thread (46 min), batch 32
+        "shapes-sd": {"updates": 9_500, "minutes": 118.0, "batch": 32},
+        "shapes-dit": {"updates": dit.get("total_steps", dit["dit_steps"]),
+                       "minutes": dit.get("total_seconds", dit["dit_seconds"]) / 60, "batch": dit["batch"]},
+    }
+
+
+def answer(verdicts: list, table: dict[str, dict]) -> str:
+    """The lesson's conclusion, written from the verdicts (never typed): where the DiT is better, worse, or within
+    noise of the U-Net, and what the budgets were."""
+    from .. import verdicts as vd
+
+    def names(status: str) -> list[str]:
+        return [v.claim.split("'")[1] if "'" in v.claim else v.claim.split(" (")[0] for v in verdicts[1:]
+                if v.status == status]
+
+    better, worse, same = names(vd.AGREES), names(vd.DISAGREES), names(vd.NOISE)
+    b = budgets()
+    lines = [f"Budgets: U-Net {b['shapes-sd']['updates']:,} updates in {b['shapes-sd']['minutes']:.0f} min, DiT "
+             f"{b['shapes-dit']['updates']:,} updates in {b['shapes-dit']['minutes']:.0f} min (batch 32, CPU)."]
+    lines.append("The DiT is better on: " + (", ".join(better) if better else "nothing measured") + ".")
+    lines.append("The DiT is worse on: " + (", ".join(worse) if worse else "nothing measured") + ".")
+    if same:
+        lines.append("Within noise of each other: " + ", ".join(same) + ".")
+    return "\n".join(lines)
