@@ -49,8 +49,13 @@ def test_generate_gives_one_32x32_rgb_image_per_prompt_and_seed_deterministicall
     images = generate(gan, ["a red circle", "a blue square"], [0, 1, 2])
     assert len(images) == 6
     assert all(im.size == (32, 32) and im.mode == "RGB" for im in images)
-    again = generate(gan, "a blue square", [1])[0]
-    assert np.array_equal(np.asarray(again), np.asarray(images[4]))  # prompt-major: blue square, seed 1
+    # the same call gives the same pixels, bit for bit
+    assert all(np.array_equal(np.asarray(a), np.asarray(b))
+               for a, b in zip(images, generate(gan, ["a red circle", "a blue square"], [0, 1, 2]), strict=True))
+    # prompt-major: image 4 is "a blue square" with seed 1. Alone it is the same picture; a batch of another size
+    # may round a few values differently (the CPU kernels pick their algorithm by batch size and thread count)
+    again = np.asarray(generate(gan, "a blue square", [1])[0]).astype(int)
+    assert np.abs(again - np.asarray(images[4]).astype(int)).max() <= 2
     assert not np.array_equal(np.asarray(images[0]), np.asarray(images[1]))  # another z, another image
 
 
