@@ -211,12 +211,18 @@ class Adapter:
         toks, dropped = tokenize(self.tokenizer, prompt)
         return toks, dropped, {self.text_encoder_names[0]: [0, len(toks)]}
 
+    # what this family's `encode_prompt` needs besides the prompt to skip the guidance branch
+    encode_kwargs: dict[str, Any] = {"do_classifier_free_guidance": False}
+
     def encode_text(self, prompts: list[str]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The denoiser's text input for `prompts` from the pipeline's own `encode_prompt`, no guidance branch,
-        and pooled embeddings it returns that the encoder hooks cannot see ({} here)."""
+        and pooled embeddings it returns that the encoder hooks cannot see (`returned_pooled`)."""
         out = self.pipe.encode_prompt(prompt=prompts, device=self.pipe.device, num_images_per_prompt=1,
-                                      do_classifier_free_guidance=False)
-        return out[0], {}
+                                      **self.encode_kwargs)
+        return out[0], self.returned_pooled(out)
+
+    def returned_pooled(self, out: tuple) -> dict[str, torch.Tensor]:
+        return {}
 
     def token_span(self, encoder: str) -> str:
         """Which part of `tokens()`'s spans an encoder's per-token states cover (SD/SDXL: the one part)."""

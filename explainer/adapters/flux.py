@@ -92,9 +92,7 @@ class FluxAdapter(DiTAdapter):
         toks, dropped = self._t5_tokens(self.pipe.tokenizer_2, prompt, self.t5_length, 0)
         return toks, dropped, {"t5": [0, len(toks)]}
 
-    def encode_text(self, prompts: list[str]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        out = self.pipe.encode_prompt(prompt=prompts, prompt_2=None, device=self.pipe.device, num_images_per_prompt=1)
-        return out[0], {}  # T5's states; CLIP's pooled output reaches the hooks
+    encode_kwargs = {"prompt_2": None}  # no guidance flag: Flux's CFG is an embedding; CLIP's pooled reaches the hooks
 
     def token_span(self, encoder: str) -> str:
         return "t5"

@@ -50,10 +50,8 @@ class SD3Adapter(DiTAdapter):
             dropped = clip_dropped
         return clip + t5, dropped, {"clip": [0, c], "t5": [c, c + t]}
 
-    def encode_text(self, prompts: list[str]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        out = self.pipe.encode_prompt(prompt=prompts, prompt_2=None, prompt_3=None, device=self.pipe.device,
-                                      num_images_per_prompt=1, do_classifier_free_guidance=False)
-        return out[0], {}  # out[2] is both CLIPs' pooled outputs concatenated: the hooks keep them apart
+    # (its pooled output is both CLIPs' concatenated: the encoder hooks keep them apart)
+    encode_kwargs = {"prompt_2": None, "prompt_3": None, "do_classifier_free_guidance": False}
 
     def token_span(self, encoder: str) -> str:
         return "t5" if encoder == "text_encoder_3" else "clip"

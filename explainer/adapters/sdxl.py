@@ -22,11 +22,9 @@ class SDXLAdapter(SDAdapter):
         """SDXL with force_zeros_for_empty_prompt uses all-zero embeddings for a missing negative prompt."""
         return negative_prompt is None and bool(self.pipe.config.get("force_zeros_for_empty_prompt", False))
 
-    def encode_text(self, prompts: list[str]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        out = self.pipe.encode_prompt(prompt=prompts, device=self.pipe.device, num_images_per_prompt=1,
-                                      do_classifier_free_guidance=False)
-        dims = [name for name, _ in self.text_encoders]
-        return out[0], ({dims[-1]: out[2]} if out[2] is not None and len(dims) > 1 else {})
+    def returned_pooled(self, out: tuple) -> dict[str, torch.Tensor]:
+        dims = [name for name, _ in self.text_encoders]  # the pooled embedding is the last encoder's
+        return {dims[-1]: out[2]} if out[2] is not None and len(dims) > 1 else {}
 
     def pooled_states(self, extra: dict[str, torch.Tensor], n: int, cfg: bool) -> dict[str, tuple]:
         """The pooled embedding the U-Net got (added_cond_kwargs["text_embeds"]) belongs to the last encoder."""
