@@ -15,19 +15,21 @@ differ in the last bits from single runs).
 
 How cells are batched, and why it stays exact (measured on CPU, fp32, 1 and 2 threads)
 ------------------------------------------------------------------------------------
-Samples that share steps and sampler and use CFG (> 1) run as one pipeline call: a list of generators (one per
-sample, so each sample's noise is its own seed's), per-sample text embeddings and per-sample guidance scales.
+Samples that share steps and sampler run as one pipeline call: a list of generators (one per sample, so each
+sample's noise is its own seed's), per-sample text embeddings and, with CFG (> 1), per-sample guidance scales.
 Batching alone changes the last bits of the result, because some CPU kernels pick their algorithm by batch size:
   * matrix products with <= 3 rows (the timestep-embedding linears: one row per sample; a single CFG run has 2 rows);
   * 1x1 convolutions (attention proj_in/proj_out, resnet shortcuts) at batch 2 vs batch 2n;
-  * the VAE decoder, which a single run calls at batch 1 (convolutions at batch 1 differ from batch >= 2).
-So inside a batched call those layers run in chunks of the single run's batch (2 rows/samples), and the VAE decodes
-one image at a time. Everything else (3x3 convolutions, big matrix products, attention, norms, the sampler) gives the
-same bits at batch 2n. Because this is an empirical property of kernels, each batched call also checks itself: on
-its first U-Net evaluation one (uncond, cond) pair is recomputed at batch 2 and compared bit for bit; on any
-difference the samples are rerun one by one (a warning says so). The verdict is cached per U-Net and shape.
-Not batched: CFG <= 1 (a single run then calls the U-Net at batch 1, whose convolutions differ from batch >= 2),
-and pipelines other than SD / SDXL (they run one by one, still exact).
+  * every convolution at batch 1 vs batch >= 2 (a single run without CFG calls the U-Net at batch 1), and the VAE
+    decoder, which a single run calls at batch 1.
+So inside a batched call those layers run in chunks of the single run's batch (the "unit": 2 samples with CFG, whose
+single run batches the (uncond, cond) pair; 1 without), and the VAE decodes one image at a time. Everything else
+(3x3 convolutions at batch 2n, big matrix products, attention, norms, the sampler) gives the same bits batched.
+Because this is an empirical property of kernels, each batched call also checks itself: on its first U-Net
+evaluation sample 0 (its (uncond, cond) pair with CFG) is recomputed at the unit's batch and compared bit for bit; on
+any difference the samples are rerun one by one (a warning says so). The verdict is cached per U-Net and shape.
+CFG > 1 and CFG <= 1 samples never share a call (their U-Net batches differ). Not batched: pipelines other than SD /
+SDXL (they run one by one, still exact).
 """
 
 from __future__ import annotations
@@ -170,7 +172,8 @@ def _slice_batch(obj: Any, idx: torch.Tensor, batch: int) -> Any:
 
 
 def _chunk_small_kernels(unet: torch.nn.Module, unit: int) -> Callable[[], None]:
-    """Run Linear layers on 2-D inputs and 1x1 convolutions in chunks of `unit` samples; returns the undo."""
+    """Run Linear layers on 2-D inputs and 1x1 convolutions (every convolution when `unit` is 1) in chunks of `unit`
+    samples; returns the undo."""
     patched: list[tuple[torch.nn.Module, Any]] = []
 
     def chunked(module: torch.nn.Module, only_2d: bool) -> None:
@@ -187,7 +190,7 @@ def _chunk_small_kernels(unet: torch.nn.Module, unit: int) -> Callable[[], None]
     for m in unet.modules():
         if isinstance(m, torch.nn.Linear):
             chunked(m, only_2d=True)
-        elif isinstance(m, torch.nn.Conv2d) and m.kernel_size == (1, 1):
+        elif isinstance(m, torch.nn.Conv2d) and (unit == 1 or m.kernel_size == (1, 1)):
             chunked(m, only_2d=False)
 
     def undo() -> None:
@@ -229,8 +232,9 @@ def _decode_one_by_one(vae: torch.nn.Module) -> Callable[[], None]:
 
 
 def _self_check(unet: torch.nn.Module, unit: int) -> Any:
-    """A forward hook that, on the U-Net's first batched evaluation, recomputes sample 0's (uncond, cond) pair at
-    batch `unit` and compares bit for bit; the verdict is cached per U-Net and input signature. Raises NotExact."""
+    """A forward hook that, on the U-Net's first batched evaluation, recomputes sample 0 (its (uncond, cond) pair
+    when `unit` is 2) at batch `unit` and compares bit for bit; the verdict is cached per U-Net and input signature.
+    Raises NotExact."""
     state = {"checked": False, "inside": False}
     verdicts = VERDICTS.setdefault(unet, {})
 
@@ -240,7 +244,8 @@ def _self_check(unet: torch.nn.Module, unit: int) -> Any:
         state["checked"] = True
         sample = args[0] if args else kwargs["sample"]
         batch = sample.shape[0]
-        signature = (batch, tuple(sample.shape[1:]), str(sample.dtype), str(sample.device), torch.get_num_threads())
+        signature = (unit, batch, tuple(sample.shape[1:]), str(sample.dtype), str(sample.device),
+                     torch.get_num_threads())
         if signature in verdicts:
             if not verdicts[signature]:
                 raise NotExact("batched U-Net differs from single runs here (cached verdict)")
@@ -248,7 +253,8 @@ def _self_check(unet: torch.nn.Module, unit: int) -> Any:
         if batch <= unit:
             return
         batched_out = output[0] if isinstance(output, tuple) else output.sample
-        pair = torch.tensor([0, batch // 2])  # sample 0's (uncond, cond) pair, as a single CFG run batches it
+        # sample 0 as its single run computes it: alone, or its (uncond, cond) pair as a single CFG run batches it
+        pair = torch.tensor([0] if unit == 1 else [0, batch // 2])
         state["inside"] = True
         try:
             single = module(*_slice_batch(args, pair, batch), **_slice_batch(kwargs, pair, batch))
@@ -264,7 +270,8 @@ def _self_check(unet: torch.nn.Module, unit: int) -> Any:
 
 @contextlib.contextmanager
 def exact_batching(pipe: Any, unit: int = 2, verify: bool = True, chunk: bool = True) -> Iterator[None]:
-    """Make a batched CFG call compute each sample as a single (batch `unit`) run does. See the module docstring.
+    """Make a batched call compute each sample as a single (batch `unit`: 2 with CFG, 1 without) run does. See the
+    module docstring.
 
     chunk=False leaves the layers alone (only for tests: the self-check must then catch the difference).
     """
@@ -312,9 +319,14 @@ def _cat_embeds(embeds: Sequence[dict[str, torch.Tensor]]) -> dict[str, torch.Te
 def batched_call(pipe: Any, embeds: Sequence[dict[str, torch.Tensor]], generators: list[torch.Generator],
                  cfgs: Sequence[float], steps: int, height: int | None, width: int | None,
                  latents: torch.Tensor | None = None, output_type: str = "pil") -> list[Any]:
-    """One pipeline call for n samples (CFG > 1 for all), each computed as its single run. Raises NotExact."""
-    scale: float | _PerSampleScale = cfgs[0] if len(set(cfgs)) == 1 else _PerSampleScale(cfgs)
-    with exact_batching(pipe):
+    """One pipeline call for n samples (all with CFG > 1, or all without), each computed as its single run. Raises
+    NotExact."""
+    guided = min(cfgs) > 1
+    if guided != (max(cfgs) > 1):
+        raise ValueError("batched_call: CFG > 1 and CFG <= 1 samples cannot share a call")
+    # without CFG the pipeline never reads the scale (it makes no unconditional pass): any value <= 1 is the same run
+    scale: float | _PerSampleScale = (cfgs[0] if len(set(cfgs)) == 1 or not guided else _PerSampleScale(cfgs))
+    with exact_batching(pipe, unit=2 if guided else 1):
         images = pipe(**_cat_embeds(embeds), num_inference_steps=steps, guidance_scale=scale, generator=generators,
                       height=height, width=width, latents=latents, output_type=output_type).images
     if isinstance(scale, _PerSampleScale) and scale.calls == 0:
@@ -374,10 +386,10 @@ def generate_images(pipe: Any, prompts: Sequence[str] | None, seeds: Sequence[in
     result = Generation([None] * n)
     warned = False
     with using_scheduler(pipe, scheduler):
-        groups: dict[bool, list[int]] = {}
+        groups: dict[tuple[bool, bool], list[int]] = {}  # (batchable, CFG on) -> images
         for k in range(n):
-            groups.setdefault(batch and cfg_list[k] > 1 and can_batch(pipe), []).append(k)
-        for batchable, members in groups.items():
+            groups.setdefault((batch and can_batch(pipe), cfg_list[k] > 1), []).append(k)
+        for (batchable, cfg_on), members in groups.items():
             chunks = ([members[i:i + max_batch] for i in range(0, len(members), max_batch)] if batchable
                       else [[k] for k in members])
             for chunk in chunks:
@@ -391,7 +403,7 @@ def generate_images(pipe: Any, prompts: Sequence[str] | None, seeds: Sequence[in
                                 continue
                             key = (prompts[k], neg_list[k])
                             if key not in cache:
-                                cache[key] = encode(pipe, prompts[k], neg_list[k], True)
+                                cache[key] = encode(pipe, prompts[k], neg_list[k], cfg_on)
                             chunk_embeds.append(cache[key])
                         gens = [gen_list[k] if gen_list[k] is not None else seed_generator(seed_list[k])
                                 for k in chunk]

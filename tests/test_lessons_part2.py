@@ -67,6 +67,20 @@ def test_cfg_sweep_columns_are_what_the_table_says(sweep):
         assert fates.count("right") == right
 
 
+def test_cfg_explorer_captions_say_what_the_judge_reads(sweep):
+    # the explorer's caption per image: "as asked" exactly when the judge finds the whole prompt, and otherwise it
+    # names every named object the judge cannot find with its colour and shape
+    from explainer.judge import judge, judge_against, parse_prompt
+
+    for s in (1.0, 20.0):
+        for k, (im, p) in enumerate(zip(sweep.images[s], sweep.prompts, strict=True)):
+            text = sweep.image_summary(s, k)
+            assert (text == "as asked") == bool(judge_against(im, p)["all"]), (s, k, text)
+            for o in parse_prompt(p).objects:
+                if judge(im).find(color=o.color, shape=o.shape) is None:
+                    assert f"{o.color} {o.shape}" in text, (s, k, text)
+
+
 def test_cfg_sweep_matches_what_the_lesson_says(sweep):
     a = {s: sweep.adherence[s]["all"] for s in sweep.scales}
     v = guidance.verdicts(sweep)

@@ -32,8 +32,8 @@ def assert_cells_equal_single_runs(pipe, res, prompt=PROMPT):
 def test_seed_by_cfg_grid_is_batched_and_equals_single_runs(tiny_sd):
     res = grid(tiny_sd, PROMPT, seeds=[0, 1], cfgs=[1.0, 3.0, 7.5], steps=STEPS)
     assert res.shape == (2, 3) and res.row_axis == "seeds" and res.col_axis == "cfgs"
-    # CFG > 1 cells share one call; CFG <= 1 cells run alone (a single run then uses U-Net batch 1)
-    assert res.batched_cells == 4 and res.pipeline_calls == 3
+    # CFG > 1 cells share one call, CFG <= 1 cells another (their single runs use U-Net batch 2 and 1)
+    assert res.batched_cells == 6 and res.pipeline_calls == 2
     assert_cells_equal_single_runs(tiny_sd, res)
     assert not same(res.image(0, 1), res.image(0, 2)) and not same(res.image(0, 1), res.image(1, 1))
 
@@ -43,6 +43,15 @@ def test_negative_prompt_grid_sdxl_ancestral(tiny_sdxl):
                schedulers="euler_a")
     assert res.batched_cells == 4 and res.pipeline_calls == 1
     assert_cells_equal_single_runs(tiny_sdxl, res)
+
+
+def test_cfg_off_cells_are_batched_and_equal_single_runs_sdxl(tiny_sdxl):
+    # without CFG every convolution runs per sample inside the batch (a single run calls the U-Net at batch 1)
+    res = grid(tiny_sdxl, PROMPT, seeds=[0, 1, 2], cfgs=[0.5, 1.0], steps=STEPS, rows="cfgs")
+    assert res.batched_cells == 6 and res.pipeline_calls == 1
+    assert_cells_equal_single_runs(tiny_sdxl, res)
+    # a scale <= 1 is never read (no unconditional pass): both rows are the same pictures
+    assert all(same(res.image(0, c), res.image(1, c)) for c in range(3))
 
 
 def test_grid_cell_equals_trace_image(tiny_sd):

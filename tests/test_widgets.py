@@ -318,6 +318,51 @@ def test_grid_explorer(tiny_sd):
     assert ge.message.value == "" and ge.result.col_values == [None, "blue"]
 
 
+@pytest.fixture(scope="module")
+def small_sweep(tiny_sd):
+    from explainer.experiments import guidance
+
+    return guidance.cfg_sweep(tiny_sd, prompts=[PROMPT, "a green star above a white cross"], seeds=[0, 1, 2],
+                              scales=[1.0, 4.0], steps=2)
+
+
+def test_cfg_explorer_shows_the_sweeps_own_images_and_numbers(small_sweep):
+    from explainer.judge import judge_against
+
+    sw = small_sweep
+    ce = wd.cfg_explorer(sw, prompt="a green star above a white cross")
+    assert documented_classes("CFG explorer") <= classes(ce) | {"explainer-cfg-explorer"}
+    assert len(ce.images) == 3 and ce.scale.value == 1.0
+
+    def shown(slot):
+        a = png(ce.images[slot].value)
+        k = a.shape[0] // sw.images[1.0][0].size[1]  # upscaled by a whole factor, nearest
+        return a[::k, ::k]
+
+    for scale in (1.0, 4.0):
+        ce.scale.value = scale
+        ims = sw.images[scale]
+        for slot, k in enumerate((3, 4, 5)):  # the second prompt's three seeds, in sweep order
+            np.testing.assert_array_equal(shown(slot), np.asarray(ims[k].convert("RGB")))
+            right = judge_against(ims[k], sw.prompts[k])["all"]
+            assert ("as asked" in ce.captions[slot].value) == bool(right)
+            assert f"seed {sw.seeds[k]}" in ce.captions[slot].value
+        # the row is the whole sweep's rate at this scale, recomputed from the images by the judge
+        whole = np.mean([bool(judge_against(im, p)["all"]) for im, p in zip(ims, sw.prompts, strict=True)])
+        assert f"CFG {scale:g}" in html_text(ce.row.value)
+        assert f"whole prompt right {whole:.0%}" in html_text(ce.row.value)
+    assert ce.message.value == ""
+    ce.prompt.value = PROMPT
+    np.testing.assert_array_equal(shown(0), np.asarray(sw.images[4.0][0].convert("RGB")))
+
+
+def test_cfg_explorer_bad_arguments_are_named(small_sweep):
+    with pytest.raises(ValueError, match=r"scale must be one of the sweep's CFG scales \(1, 4\)"):
+        wd.cfg_explorer(small_sweep, scale=7.5)
+    with pytest.raises(ValueError, match="prompt must be one of"):
+        wd.cfg_explorer(small_sweep, prompt="a giraffe")
+
+
 def test_parse_values():
     assert wd._parse_values("cfgs", "1, 3.5,7") == [1.0, 3.5, 7.0]
     assert wd._parse_values("schedulers", "ddim, none") == ["ddim", None]

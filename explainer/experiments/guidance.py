@@ -154,6 +154,32 @@ class CfgSweep:
     per_image: dict[float, list[dict[str, Any]]] = field(default_factory=dict, repr=False)
     # per named object (2 per image, image order): "right", "recoloured", "reshaped" or "gone"
     fates: dict[float, list[str]] = field(default_factory=dict, repr=False)
+    steps: int = 25  # denoising steps of every image (sampler: DPM++ 2M, as generate_many uses)
+
+    def image_fates(self, scale: float, k: int) -> list[tuple[str, str]]:
+        """(named object, its fate) for each object image k's prompt names, at `scale`."""
+        from ..judge import parse_prompt
+
+        def named(p: str) -> list[str]:
+            return [" ".join(w for w in (o.color, o.shape) if w) for o in parse_prompt(p).objects]
+
+        start = sum(len(named(p)) for p in self.prompts[:k])
+        names = named(self.prompts[k])
+        return list(zip(names, self.fates[scale][start:start + len(names)], strict=True))
+
+    def image_summary(self, scale: float, k: int) -> str:
+        """What the judge read in image k at `scale`, in words: "as asked", or what went wrong."""
+        rec = self.per_image[scale][k]
+        if rec["all"]:
+            return "as asked"
+        wrong = [f"{name} {fate}" for name, fate in self.image_fates(scale, k) if fate != "right"]
+        if rec.get("relation") is False:
+            wrong.append("relation wrong")
+        if rec.get("size") is False:
+            wrong.append("size wrong")
+        if rec["extra"]:
+            wrong.append("extra objects")
+        return ", ".join(wrong) or "wrong"
 
     def values(self, scale: float, key: str) -> list[float]:
         """One number per image at `scale` (booleans as 0/1): a judged key, "extra", "saturation" or "clipped"."""
@@ -214,7 +240,7 @@ def cfg_sweep(pipe: Any, prompts: Sequence[str] = SWEEP_PROMPTS, seeds: Sequence
     t0 = time.perf_counter()
     ps = [p for p in prompts for _ in seeds]
     ss = [s for _ in prompts for s in seeds]
-    res = CfgSweep(list(scales), ps, ss, {}, {}, {}, {}, {}, {})
+    res = CfgSweep(list(scales), ps, ss, {}, {}, {}, {}, {}, {}, steps=int(steps))
     for s in scales:
         ims = generate_many(pipe, ps, ss, cfg=s, steps=steps)
         res.images[s] = ims
