@@ -45,7 +45,7 @@ Stable CSS classes (for browser tests and styling), by widget:
               explainer-prompt, explainer-rows-axis, explainer-rows-values, explainer-cols-axis,
               explainer-cols-values, explainer-seed, explainer-cfg, explainer-steps, explainer-sampler,
               explainer-generate, explainer-progress, explainer-status, explainer-grid-image
-  CFG explorer (explainer-cfg-explorer):
+  cfg explorer (explainer-cfg-explorer):
               explainer-cfg-scale (SelectionSlider over the sweep's scales), explainer-sweep-prompt (Dropdown),
               explainer-cfg-row (HTML: the sweep's numbers at that scale), explainer-sweep-image (one per seed) and
               explainer-sweep-caption (what the judge read in it)

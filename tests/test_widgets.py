@@ -331,7 +331,7 @@ def test_cfg_explorer_shows_the_sweeps_own_images_and_numbers(small_sweep):
 
     sw = small_sweep
     ce = wd.cfg_explorer(sw, prompt="a green star above a white cross")
-    assert documented_classes("CFG explorer") <= classes(ce) | {"explainer-cfg-explorer"}
+    assert documented_classes("cfg explorer") <= classes(ce) | {"explainer-cfg-explorer"}
     assert len(ce.images) == 3 and ce.scale.value == 1.0
 
     def shown(slot):
