@@ -123,7 +123,7 @@ print(f"the objects cover {100 * check.footprint_share:.0f}% of the image, "
 
 # %% [markdown]
 # ## 3. The CFG sweep
-# Six two-object prompts × 6 seeds, each at CFG 1, 3, 7.5, 12 and 20 (180 images, ~40 s on 2 CPU cores).
+# Six two-object prompts × 6 seeds, each at CFG 1, 3, 7.5, 12 and 20 (180 images, about 50 s on 2 CPU cores).
 # Every image is read by the **judge** (`explainer.judge`), a small program that finds the shapes and their colours,
 # and compared with the prompt. The columns of the table:
 # - **all**: the whole prompt is right (both objects with their colour and shape, the relation, nothing extra);
