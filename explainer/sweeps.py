@@ -26,6 +26,7 @@ from matplotlib.figure import Figure
 
 from . import generation
 from . import validation as V
+from .plots._base import _new_figure
 from .schedulers import check_scheduler_name, scheduler_name_of
 
 AXES = ("seeds", "cfgs", "steps", "schedulers", "negative_prompts")
@@ -153,8 +154,7 @@ class GridResult:
     def figure(self, cell_inches: float = 1.5) -> Figure:
         """The labelled grid: column labels on top, row labels on the left, prompt + fixed settings as the title."""
         rows, cols = self.shape
-        fig = Figure(figsize=(max(3.0, cols * cell_inches + (1.0 if self.row_axis else 0.2)),
-                              rows * cell_inches + 1.0), layout="constrained")
+        fig = _new_figure(max(3.0, cols * cell_inches + (1.0 if self.row_axis else 0.2)), rows * cell_inches + 1.0)
         axes = fig.subplots(rows, cols, squeeze=False)
         for r in range(rows):
             for c in range(cols):
@@ -164,7 +164,7 @@ class GridResult:
                     ax.set_title(_wrap(self.col_labels()[c], 18), fontsize=9)
                 if c == 0 and self.row_axis:
                     ax.set_ylabel(_wrap(self.row_labels()[r], 18), fontsize=9)
-        fig.suptitle(_wrap(self.title(), max(40, int(cols * cell_inches * 11))), fontsize=10)
+        fig.suptitle(_wrap(self.title(), max(40, int(fig.get_figwidth() * 11))), fontsize=10)
         return fig
 
     def __repr__(self) -> str:
@@ -359,12 +359,12 @@ class Filmstrip:
 
     def figure(self, cell_inches: float = 1.4) -> Figure:
         n = len(self.images)
-        fig = Figure(figsize=(max(4.0, n * cell_inches), cell_inches + 1.1), layout="constrained")
+        fig = _new_figure(max(4.0, n * cell_inches), cell_inches + 1.1)
         axes = fig.subplots(1, n, squeeze=False)[0]
         for ax, im, lab in zip(axes, self.images, self.labels, strict=True):
             _show(ax, im)
             ax.set_title(_wrap(lab, 16), fontsize=8)
-        fig.suptitle(_wrap(self.title, max(50, int(n * cell_inches * 11))), fontsize=10)
+        fig.suptitle(_wrap(self.title, max(50, int(fig.get_figwidth() * 11))), fontsize=10)
         return fig
 
     def __repr__(self) -> str:

@@ -1,6 +1,8 @@
 """Lessons: each jupytext source has a paired notebook with the same cells, committed without outputs,
 and every notebook runs headless top to bottom without an error (the slow part of the suite)."""
 
+import base64
+import io
 import json
 import time
 from pathlib import Path
@@ -14,6 +16,15 @@ SOURCES = sorted((ROOT / "lessons").glob("[0-9][0-9]_*.py"))
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 TIMES = ROOT / "test-artifacts" / "lesson_times.json"
 # Times land in test-artifacts/lesson_times.json for a look; the 90 s budget is measured by benchmarks/lesson_times.py.
+
+
+MAX_PNG_WIDTH = 1150  # px: a JupyterLab notebook column at its default width, with a little slack
+
+
+def _png_width(b64: str) -> int:
+    from PIL import Image
+
+    return Image.open(io.BytesIO(base64.b64decode(b64))).width
 
 
 def _cells(nb) -> list[tuple[str, str]]:
@@ -57,6 +68,12 @@ def test_lesson_runs_headless(nb_path: Path, monkeypatch):
     unrendered = [o for o in rich if "image/png" not in o.get("data", {})
                   and o.get("data", {}).get("text/plain", "").startswith("<Figure")]
     assert not unrendered, f"{len(unrendered)} figure(s) shown as text, not drawn"
+    # and fits a notebook column (~1,100 px at the inline backend's 100 dpi): wider PNGs are shrunk on screen, and
+    # their labels with them
+    widths = [(_png_width(o["data"]["image/png"]), c.source.splitlines()[0][:60])
+              for c in code for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+    too_wide = [(w, src) for w, src in widths if w > MAX_PNG_WIDTH]
+    assert not too_wide, f"figures wider than {MAX_PNG_WIDTH} px (width, cell): {too_wide}"
     for c in code:
         if "plt.show()" in c.source:
             assert any("image/png" in o.get("data", {}) for o in c.get("outputs", [])), c.source[:80]

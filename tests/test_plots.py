@@ -369,3 +369,19 @@ def test_plot_images_lays_out_rows_with_labels():
     assert not axes[1, 2].axison and not axes[1, 2].images  # a short row leaves its last cell empty
     with pytest.raises(ValueError, match="rows"):
         plots.plot_images([], "nothing")
+
+
+def test_wide_figures_fit_a_notebook_column(tmp_path, tiny_sd, tr):
+    """A strip of 16 images, the pipeline boxes and a 9-step filmstrip, saved as the notebook draws them (100 dpi,
+    tight box), are at most ~1,100 px wide; the images keep their square cells (the figure shrank, not the data)."""
+    rgb = np.zeros((8, 8, 3), np.uint8)
+    figs = {"strip": plots.plot_images([[rgb] * 16], "sixteen in a row", col_titles=[f"seed {i}" for i in range(16)]),
+            "pipeline": plots.plot_pipeline(tiny_sd, PROMPT, steps=4),
+            "tokens": plots.plot_tokens(tiny_sd, PROMPT)}
+    for name, fig in figs.items():
+        fig.savefig(tmp_path / f"{name}.png", dpi=100, bbox_inches="tight")
+        assert Image.open(tmp_path / f"{name}.png").width <= 1150, name
+    ax = figs["strip"].axes[0]
+    figs["strip"].canvas.draw()
+    box = ax.get_window_extent()
+    assert box.width == pytest.approx(box.height, rel=0.02)

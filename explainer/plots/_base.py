@@ -35,9 +35,23 @@ MAGNITUDE = "magma"  # non-negative values (norms, similarities)
 ATTENTION = "inferno"
 
 
+# A notebook column is about 1,100 px wide, and the inline backend draws at 100 dpi: a wider figure is shrunk to fit
+# and its labels with it (a 20-inch strip's 8-point labels become ~4 px). Wider figures are scaled down whole to this
+# width before drawing, so the fonts keep their size and the panels get smaller instead.
+MAX_WIDTH_IN = 10.8
+
+
+def fit_width(width: float, height: float) -> tuple[float, float]:
+    """(width, height) in inches, scaled down together to at most `MAX_WIDTH_IN` wide."""
+    if width > MAX_WIDTH_IN:
+        return MAX_WIDTH_IN, height * MAX_WIDTH_IN / width
+    return width, height
+
+
 def _new_figure(width: float, height: float) -> Figure:
-    """A figure not registered with pyplot (no global state, no leaks in loops), constrained layout."""
-    return Figure(figsize=(width, height), layout="constrained")
+    """A figure not registered with pyplot (no global state, no leaks in loops), constrained layout, at most
+    `MAX_WIDTH_IN` wide (see `fit_width`)."""
+    return Figure(figsize=fit_width(width, height), layout="constrained")
 
 
 def _sym_limit(*arrays: np.ndarray) -> float:

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 
 from matplotlib.figure import Figure
 
+from ._base import fit_width
+
 if TYPE_CHECKING:  # type hints only: the views never import the experiments at run time
     from ..experiments.families import BothWays, SamePrompt
 
@@ -17,7 +19,7 @@ def plot_same_prompt(sp: SamePrompt) -> Figure:
     """The two images side by side, titled with the model, the judge's reading and the settings."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(sp.images), figsize=(4.2 * len(sp.images), 4.4))
+    fig, axes = plt.subplots(1, len(sp.images), figsize=fit_width(4.2 * len(sp.images), 4.4))
     for ax, (name, im) in zip(axes, sp.images.items(), strict=True):
         ax.imshow(im, interpolation="nearest")
         ax.set_title(f"{name}\njudge reads: {sp.read_as[name]}", fontsize=8)
@@ -35,9 +37,9 @@ def plot_both_ways(bw: BothWays, word: str) -> Figure:
     import matplotlib.pyplot as plt
 
     n = len(bw.blocks)
-    fig, axes = plt.subplots(2, n + 1, figsize=(2.3 * (n + 1), 5.0))
-    for row, (fn, label) in enumerate(((bw.word_to_image, f"'{word}' looks at (text->image)"),
-                                       (bw.image_to_word, f"patches look at '{word}' (image->text)"))):
+    fig, axes = plt.subplots(2, n + 1, figsize=fit_width(2.3 * (n + 1), 5.0))
+    for row, (fn, label) in enumerate(((bw.word_to_image, f"'{word}' looks at\n(text->image)"),
+                                       (bw.image_to_word, f"patches look at\n'{word}' (image->text)"))):
         axes[row, 0].imshow(bw.image, interpolation="nearest")
         axes[row, 0].set_title("final image", fontsize=8)
         axes[row, 0].set_ylabel(label, fontsize=8)

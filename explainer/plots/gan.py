@@ -156,9 +156,9 @@ def plot_stability(logs: dict[int, list[dict]], diffusion_log: Sequence[dict] | 
         ax.set_ylabel("loss")
     else:
         _no_ticks(ax)
-        ax.text(0.5, 0.5, "The shipped U-Net's per-step loss log\nwas not kept (only its summary in\n"
-                "shapes-sd/training.json), so its\ncurve cannot be drawn here.", ha="center", va="center",
-                fontsize=9, transform=ax.transAxes)
+        ax.text(0.5, 0.5, "The shipped U-Net's\nper-step loss log was\nnot kept (only its\nsummary in shapes-sd/\n"
+                "training.json), so its\ncurve cannot be\ndrawn here.", ha="center", va="center",
+                fontsize=8, transform=ax.transAxes)
         ax.set_title("diffusion U-Net loss", fontsize=10)
     fig.suptitle(f"Stability: the same GAN recipe, {len(logs)} seeds (training logs shipped with shapes-gan)",
                  fontsize=11)

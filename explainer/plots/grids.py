@@ -50,7 +50,7 @@ def plot_image_strip(rows: Sequence[Sequence[Any]], row_labels: Sequence[str], c
                      title: str, cell: float = 1.3) -> Figure:
     """A labelled grid of images (rows x cols), nearest-neighbour so the 32x32 pixels stay visible."""
     n_r, n_c = len(rows), len(rows[0])
-    fig = Figure(figsize=(max(4.0, n_c * cell + 1.6), n_r * cell + 0.9), layout="constrained")
+    fig = _new_figure(max(4.0, n_c * cell + 1.6), n_r * cell + 0.9)
     axes = fig.subplots(n_r, n_c, squeeze=False)
     for r in range(n_r):
         for c in range(n_c):

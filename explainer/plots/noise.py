@@ -30,7 +30,7 @@ def plot_noise_schedules(source: Any = None, names: Sequence[str] | None = None,
         label = f"{n} ({len(x)} U-Net calls)"
         ax.plot(x, s["noise_level"], marker=markers[i % len(markers)], markersize=3.5, label=label, linewidth=1.4)
         ax2.plot(x, s["sigma"], marker=markers[i % len(markers)], markersize=3.5, label=label, linewidth=1.4)
-    ax.set_xlabel("step (denoising goes left to right; extra calls of 2nd-order samplers sit between steps)")
+    ax.set_xlabel("step (denoising goes left to right;\nextra calls of 2nd-order samplers sit between steps)")
     ax.set_ylabel("noise level  \u221a(1\u2212\u0101) = \u03c3/\u221a(1+\u03c3\u00b2)")
     ax.set_ylim(-0.02, 1.02)
     ax.grid(alpha=0.3)

@@ -9,7 +9,7 @@ from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
 from ..anatomy import count_params, format_params, pipeline_summary, torch_modules, unet_anatomy
 from ..text import DEFAULT_PROMPT
-from ._base import _new_figure, _wrap
+from ._base import MAX_WIDTH_IN, _new_figure, _wrap
 
 if TYPE_CHECKING:  # type hints only: the views never import the experiments at run time
     from ..experiments.pipeline_tour import Tour
@@ -20,7 +20,8 @@ def plot_pipeline(pipe: Any, prompt: str = DEFAULT_PROMPT, steps: int = 25, heig
     """Pipeline at a glance: one box per stage (component, parameter count, output shape), arrows between."""
     stages = summary if summary is not None else pipeline_summary(pipe, prompt, steps, height, width)
     n = len(stages)
-    fig = _new_figure(max(12.0, 2.3 * n), 3.6)
+    # drawn at notebook width (MAX_WIDTH_IN), its fonts sized for the ~1.5 inch a box gets when there are seven
+    fig = _new_figure(MAX_WIDTH_IN, 3.6)
     ax = fig.add_subplot()
     ax.set_xlim(0, n)
     ax.set_ylim(0, 1)
@@ -28,26 +29,26 @@ def plot_pipeline(pipe: Any, prompt: str = DEFAULT_PROMPT, steps: int = 25, heig
     colours = {"prompt": "#dbe9f6", "token ids": "#dbe9f6", "embeddings": "#c6dbef", "noise latents": "#fde0c5",
                "VAE decode": "#d9f0d3", "pixels": "#d9f0d3"}
     for i, s in enumerate(stages):
-        box = FancyBboxPatch((i + 0.06, 0.12), 0.78, 0.76, boxstyle="round,pad=0.02,rounding_size=0.05",
+        box = FancyBboxPatch((i + 0.03, 0.1), 0.84, 0.8, boxstyle="round,pad=0.02,rounding_size=0.05",
                              facecolor=colours.get(s["stage"], "#fcd5d4"), edgecolor="#444444", linewidth=1.2)
         ax.add_patch(box)
         shape = "\u00d7".join(str(d) for d in s["shape"])
         lines = [s["stage"], s["cls"] if s["component"] else "", f"{format_params(s['params'])} params"
                  if s["params"] else "", f"out: {shape}" if s["stage"] != "prompt" else f"{shape} characters",
                  s["dtype"] if s["stage"] != "prompt" else ""]
-        ax.text(i + 0.45, 0.8, lines[0], ha="center", va="top", fontsize=11, weight="bold")
-        ax.text(i + 0.45, 0.64, "\n".join(x for x in lines[1:] if x), ha="center", va="top", fontsize=8.5,
+        ax.text(i + 0.45, 0.84, lines[0], ha="center", va="top", fontsize=10, weight="bold")
+        ax.text(i + 0.45, 0.7, "\n".join(x for x in lines[1:] if x), ha="center", va="top", fontsize=7,
                 family="monospace", linespacing=1.5)
-        ax.text(i + 0.45, 0.15, _wrap(s["note"], 26), ha="center", va="bottom", fontsize=7, color="#333333",
+        ax.text(i + 0.45, 0.13, _wrap(s["note"], 24), ha="center", va="bottom", fontsize=6.5, color="#333333",
                 style="italic")
         if i < n - 1:
-            ax.add_patch(FancyArrowPatch((i + 0.86, 0.5), (i + 1.04, 0.5), arrowstyle="-|>", mutation_scale=14,
+            ax.add_patch(FancyArrowPatch((i + 0.87, 0.5), (i + 1.03, 0.5), arrowstyle="-|>", mutation_scale=14,
                                          color="#444444"))
     total = sum(count_params(m) for m in torch_modules(pipe).values()) if pipe is not None else 0
     name = getattr(pipe, "explainer_model_id", None) or getattr(pipe, "name_or_path", "") or type(pipe).__name__
     fig.suptitle(f"Pipeline at a glance: {name} ({type(pipe).__name__}, {format_params(total)} parameters)\n"
                  "prompt \u2192 token ids \u2192 embeddings \u2192 noise latents \u2192 U-Net \u00d7 N \u2192 VAE "
-                 "\u2192 pixels (shapes for a batch of one)", fontsize=12)
+                 "\u2192 pixels (shapes for a batch of one)", fontsize=11)
     return fig
 
 

@@ -27,12 +27,13 @@ def plot_tokens(pipe: Any, prompt: str = DEFAULT_PROMPT, show_padding: int = 2) 
     ax.set_xlim(0, n)
     ax.set_ylim(0, 1)
     ax.axis("off")
+    fits = max(4, int(0.9 * fig.get_figwidth() / n / 0.085))  # characters of 10-point text a chip holds
     colours = {"start": "#d9d9d9", "end": "#d9d9d9", "padding": "#f0f0f0", "word": "#c6dbef"}
     for i, t in enumerate(shown):
         ax.add_patch(FancyBboxPatch((i + 0.05, 0.25), 0.9, 0.5, boxstyle="round,pad=0.02,rounding_size=0.06",
                                     facecolor=colours[t["kind"]], edgecolor="#555555",
                                     linestyle="--" if t["kind"] == "padding" else "-"))
-        label = t["token"] if len(t["token"]) <= 12 else t["token"][:11] + "\u2026"
+        label = t["token"] if len(t["token"]) <= fits else t["token"][:fits - 1] + "\u2026"
         ax.text(i + 0.5, 0.56, label, ha="center", va="center", fontsize=10,
                 weight="bold" if t["kind"] == "word" else "normal")
         ax.text(i + 0.5, 0.38, f"id {t['id']}", ha="center", va="center", fontsize=8, family="monospace")
