@@ -40,7 +40,7 @@ def plot_noise_schedules(source: Any = None, names: Sequence[str] | None = None,
     ax2.set_xlabel("step")
     ax2.set_ylabel("\u03c3 (noise / signal), log scale")
     ax2.grid(alpha=0.3, which="both")
-    ax2.set_title("the same schedules as \u03c3: Karras spends more calls at low noise")
+    ax2.set_title("the same schedules as \u03c3:\nKarras spends more calls at low noise")
     unknown = [n for n in names if n not in SCHEDULERS]
     if unknown:
         raise ValueError(f"unknown scheduler names {unknown}; valid: {list(SCHEDULERS)}")
