@@ -299,8 +299,8 @@ def pipeline_kind(pipe: Any) -> str | None:
 
 
 def can_batch(pipe: Any) -> bool:
-    """Whether CFG samples of this pipeline can share an exact batched call (SD / SDXL U-Nets without LCM's
-    guidance embedding)."""
+    """Whether samples of this pipeline can share an exact batched call (SD / SDXL U-Nets without LCM's guidance
+    embedding)."""
     return pipeline_kind(pipe) is not None and pipe.unet.config.get("time_cond_proj_dim") is None
 
 
@@ -386,10 +386,11 @@ def generate_images(pipe: Any, prompts: Sequence[str] | None, seeds: Sequence[in
     result = Generation([None] * n)
     warned = False
     with using_scheduler(pipe, scheduler):
-        groups: dict[tuple[bool, bool], list[int]] = {}  # (batchable, CFG on) -> images
+        batchable = batch and can_batch(pipe)
+        groups: dict[bool, list[int]] = {}  # CFG on -> images
         for k in range(n):
-            groups.setdefault((batch and can_batch(pipe), cfg_list[k] > 1), []).append(k)
-        for (batchable, cfg_on), members in groups.items():
+            groups.setdefault(cfg_list[k] > 1, []).append(k)
+        for cfg_on, members in groups.items():
             chunks = ([members[i:i + max_batch] for i in range(0, len(members), max_batch)] if batchable
                       else [[k] for k in members])
             for chunk in chunks:

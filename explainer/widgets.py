@@ -963,14 +963,11 @@ class CfgExplorer(W.VBox):
     generated: these are the very images the sweep's table counted."""
 
     def __init__(self, sweep: Any, prompt: str | None = None, scale: float | None = None):
+        from .validation import check_choice
+
         prompts = list(dict.fromkeys(sweep.prompts))
-        prompt = prompts[0] if prompt is None else prompt
-        if prompt not in prompts:
-            raise ValueError(f"prompt must be one of the sweep's prompts ({'; '.join(prompts)}), got {prompt!r}")
-        scale = sweep.scales[0] if scale is None else scale
-        if not isinstance(scale, (int, float)) or float(scale) not in [float(s) for s in sweep.scales]:
-            raise ValueError(f"scale must be one of the sweep's CFG scales "
-                             f"({', '.join(f'{s:g}' for s in sweep.scales)}), got {scale!r}")
+        prompt = check_choice(prompts[0] if prompt is None else prompt, prompts, "prompt")
+        scale = check_choice(sweep.scales[0] if scale is None else scale, sweep.scales, "scale")
         self.sweep = sweep
         self.message = _message()
         self.scale = W.SelectionSlider(options=[(f"{s:g}", s) for s in sweep.scales],

@@ -357,7 +357,7 @@ def test_cfg_explorer_shows_the_sweeps_own_images_and_numbers(small_sweep):
 
 
 def test_cfg_explorer_bad_arguments_are_named(small_sweep):
-    with pytest.raises(ValueError, match=r"scale must be one of the sweep's CFG scales \(1, 4\)"):
+    with pytest.raises(ValueError, match=r"scale must be one of \[1(\.0)?, 4(\.0)?\]"):
         wd.cfg_explorer(small_sweep, scale=7.5)
     with pytest.raises(ValueError, match="prompt must be one of"):
         wd.cfg_explorer(small_sweep, prompt="a giraffe")

@@ -44,7 +44,8 @@ def generate_many(pipe: Any, prompts: Sequence[str], seeds: Sequence[int], cfg: 
                   scheduler: str | None = "dpm++2m", negative_prompt: str | None = None, height: int | None = None,
                   width: int | None = None, max_batch: int = 16, output: str = "pil") -> list[Any]:
     """One image per (prompt, seed) pair, several per pipeline call where that stays exact: image k is bit for bit
-    the single run of prompt k from seed k (`explainer.generation.generate_images`; CFG <= 1 runs one by one)."""
+    the single run of prompt k from seed k (`explainer.generation.generate_images`; images with and without CFG
+    never share a call)."""
     if len(prompts) != len(seeds):
         raise ValueError(f"need one seed per prompt, got {len(prompts)} prompts and {len(seeds)} seeds")
     return generation.generate_images(pipe, list(prompts), [int(s) for s in seeds], cfg, steps, scheduler,
