@@ -14,6 +14,7 @@ MAX_LISTED_WORDS = 20  # a warning lists at most this many words, then says how 
 MAX_SEED = 2**64 - 1
 MAX_CFG = 100.0  # above this the guided prediction only saturates (and huge values overflow to NaN: a black image)
 SLOW_AREA_FACTOR = 16  # warn when an image has this many times the model's default pixel count
+MEMORY_SHARE = 0.8  # a run whose memory estimate exceeds this share of the free memory is refused before it starts
 
 
 def check_prompt(prompt: object, name: str = "prompt", allow_empty: bool = True) -> str:
@@ -142,10 +143,11 @@ def check_image_size(pipe: object, height: object, width: object, multiple: int,
     height, width = height or dh, width or dw
     device = device if device is not None else getattr(pipe, "device", "cpu")
     need, free = estimate_run_bytes(pipe, height, width, batch), available_memory(device)
-    if free is not None and need > 0.8 * free:
+    if free is not None and need > MEMORY_SHARE * free:
         raise ValueError(f"height x width = {height} x {width} needs at least {need / 2**30:.1f} GiB for one run, "
-                         f"more than the {free / 2**30:.1f} GiB free on {device}: choose a smaller height/width "
-                         f"(this model's own size is {dh} x {dw})")
+                         f"more than the limit of {MEMORY_SHARE:.0%} of the memory free on {device} "
+                         f"({MEMORY_SHARE * free / 2**30:.1f} GiB of {free / 2**30:.1f} GiB free): choose a smaller "
+                         f"height/width (this model's own size is {dh} x {dw})")
     ratio = height * width / (dh * dw)
     if ratio >= SLOW_AREA_FACTOR:
         import warnings
@@ -264,6 +266,18 @@ def check_positive_int(value: object, name: str, maximum: int | None = None) -> 
     value = int(value)
     if value < 1 or (maximum is not None and value > maximum):
         raise ValueError(f"{name} must be from 1{top}, got {value}")
+    return value
+
+
+def check_real(value: object, name: str, low: float | None = None, high: float | None = None) -> float:
+    """A finite real number (numpy floats too, never a bool or a string), in [low, high] when they are given."""
+    span = (f" from {low:g} to {high:g}" if low is not None and high is not None
+            else f" >= {low:g}" if low is not None else f" <= {high:g}" if high is not None else "")
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be a finite number{span}, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value) or (low is not None and value < low) or (high is not None and value > high):
+        raise ValueError(f"{name} must be a finite number{span}, got {value}")
     return value
 
 

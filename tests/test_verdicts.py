@@ -76,6 +76,81 @@ def test_table_renders_every_verdict():
     md, h = t.to_markdown(), t._repr_html_()
     assert md.count("\n| ") == 3 and "**agrees**" in md and "**does not agree**" in md and "10 images" in md
     assert h.count("<tr>") == 3 and "Lesson X" in h
-    assert t.counts() == {vd.AGREES: 1, vd.DISAGREES: 1, vd.NOISE: 0}
+    assert t.counts() == {vd.AGREES: 1, vd.DISAGREES: 1, vd.NOISE: 0, vd.TOO_FEW: 0}
     with pytest.raises(TypeError):
         vd.table(["not a verdict"])
+
+
+# ------------------------------------------------------------------- statistics that fit the sample (issue 28)
+def test_images_of_few_prompts_are_resampled_by_prompt_not_by_image():
+    # 6 prompts x 6 seeds: a difference that lives in the prompts. Resampled per image the 36 values look like 36
+    # draws and give a confident interval; resampled per prompt they are 6 units -- too few to tell.
+    rng = np.random.default_rng(4)
+    per_prompt = rng.normal(0.3, 0.5, size=6)
+    diff = np.repeat(per_prompt, 6) + rng.normal(0, 0.05, size=36)
+    prompts = np.repeat(np.arange(6), 6)
+    by_image = vd.compare("a beats b", diff, np.zeros(36))
+    by_prompt = vd.compare("a beats b", diff, np.zeros(36), groups=prompts, unit="images")
+    assert by_image.status in (vd.AGREES, vd.DISAGREES)
+    assert by_prompt.status == vd.TOO_FEW and "no interval" in by_prompt.numbers and "[" not in by_prompt.numbers
+    assert "in 6 groups" in by_prompt.n
+
+
+def test_cluster_bootstrap_of_12_prompts_is_wider_than_the_image_bootstrap():
+    rng = np.random.default_rng(5)
+    x = np.repeat(rng.normal(size=12), 6) + rng.normal(0, 0.1, size=72)
+    g = np.repeat(np.arange(12), 6)
+    wide, narrow = vd.bootstrap_mean(x, groups=g), vd.bootstrap_mean(x)
+    assert not wide.too_few and (wide.high - wide.low) > 2 * (narrow.high - narrow.low)
+
+
+@pytest.mark.parametrize("n", [1, 3, 7])
+def test_fewer_than_eight_units_never_get_an_interval(n):
+    assert vd.proportion("most", n, n).status == vd.TOO_FEW  # n of n: still too few
+    assert vd.from_interval("above 0", vd.bootstrap_mean([1.0] * n), f"{n} items", "mean").status == vd.TOO_FEW
+    v = vd.compare("a > b", [1.0] * n, [0.0] * n, paired=False, percent=True)
+    assert v.status == vd.TOO_FEW and "+100 points (only" in v.numbers  # never "[+100, +100]"
+    assert vd.proportion("most", 8, 8).status == vd.AGREES  # from 8 units on, the interval speaks
+
+
+def test_one_training_run_is_one_sample_not_a_verdict():
+    v = vd.one_run("little data overfits", True, "gap +0.02 vs +0.00")
+    assert v.status == vd.TOO_FEW and "one run is one sample" in v.note and "claimed way" in v.note
+    assert "too few to tell" in vd.table([v]).to_markdown()
+
+
+# ------------------------------------------------------------------- bad input is refused clearly (issue 27, item 7)
+@pytest.mark.parametrize("threshold", [50, 1.5, -0.1, float("nan"), "0.5", None, True])
+def test_proportion_threshold_is_a_fraction(threshold):
+    with pytest.raises(ValueError, match=r"threshold .*fraction from 0 to 1"):
+        vd.proportion("half", 5, 10, threshold=threshold)
+
+
+@pytest.mark.parametrize("holds", ["no", "yes", None, 1, 0.0, [True]])
+def test_exact_takes_a_bool_only(holds):
+    with pytest.raises(ValueError, match="holds must be True or False"):
+        vd.exact("fact", holds, "", "1 run")
+    assert vd.exact("fact", np.bool_(True), "", "1").status == vd.AGREES  # numpy's bool is a bool
+
+
+@pytest.mark.parametrize("call", [
+    lambda: vd.compare("x", [1.0] * 10, [0.0] * 10, margin=float("nan")),
+    lambda: vd.compare("x", [1.0] * 10, [0.0] * 10, margin="0.1"),
+    lambda: vd.from_interval("x", vd.Interval(1, 0, 2), "1", "m", threshold=float("nan")),
+    lambda: vd.compare("x", [1.0, float("nan")] * 5, [0.0] * 10),
+    lambda: vd.bootstrap_mean([float("nan")] * 10),
+    lambda: vd.compare("x", [1.0] * 10, [float("inf")] * 10, paired=False),
+    lambda: vd.compare("x", [1.0] * 10, [0.0] * 10, claim_above="yes"),
+    lambda: vd.wilson(3, 10, level=95),
+    lambda: vd.Interval(float("nan"), float("nan"), float("nan")),
+])
+def test_nan_and_wrong_types_are_refused_with_the_parameter_named(call):
+    with pytest.raises(ValueError, match=r"margin|threshold|finite|claim_above|level|interval"):
+        call()
+
+
+def test_unpaired_groups_are_a_pair():
+    with pytest.raises(ValueError, match="pair"):
+        vd.compare("x", [1.0] * 10, [0.0] * 10, paired=False, groups=list(range(10)))
+    v = vd.compare("x", [1.0] * 40, [0.0] * 40, paired=False, groups=(np.repeat(range(10), 4), np.repeat(range(8), 5)))
+    assert v.status == vd.AGREES and "8+ groups" in v.n
