@@ -41,6 +41,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 
 from .schedulers import check_scheduler_name, make_scheduler
@@ -54,6 +55,31 @@ def seed_generator(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(seed))
 
 
+def seed_generators(seeds: Sequence[int]) -> list[torch.Generator]:
+    """One `seed_generator` per image of a batched call (image k's noise is seeds[k]'s, whatever the batch)."""
+    return [seed_generator(s) for s in seeds]
+
+
+def run_pipeline(pipe: Any, prompt: Any = None, seeds: int | Sequence[int] | None = None, steps: int | None = None,
+                 cfg: float | None = None, *, generator: Any = None, scheduler: Any = None, **call: Any) -> list[Any]:
+    """One plain pipeline call, as its users write it: the images of `pipe(prompt, ...)`, in order.
+
+    seeds: an int (one generator: one image, or a batch drawn from one stream) or one seed per image (one generator
+    each); `generator` instead passes generators made elsewhere. steps / cfg: `num_inference_steps` /
+    `guidance_scale` (None: the pipeline's default). scheduler: see `using_scheduler` (None keeps the pipeline's own).
+    Everything else (image=, negative_prompt=, prompt_embeds=, output_type=, callbacks, ...) goes to the call as it is.
+    Every untraced image in the package is made here (`single_image` and `batched_call` included).
+    """
+    if generator is None and seeds is not None:
+        generator = seed_generator(seeds) if isinstance(seeds, (int, np.integer)) else seed_generators(seeds)
+    if steps is not None:
+        call["num_inference_steps"] = steps
+    if cfg is not None:
+        call["guidance_scale"] = cfg
+    with using_scheduler(pipe, scheduler):
+        return list(pipe(prompt, generator=generator, **call).images)
+
+
 def build_scheduler(pipe: Any, scheduler: Any = None, base_config: Any = None) -> Any | None:
     """The sampler a run should install: None keeps the pipeline's own (returns None); a short name
     ("dpm++2m", any case) is built fresh from `base_config` or the pipeline's own scheduler config; a scheduler
@@ -62,8 +88,22 @@ def build_scheduler(pipe: Any, scheduler: Any = None, base_config: Any = None) -
         return None
     if hasattr(scheduler, "set_timesteps") and hasattr(scheduler, "step"):
         return scheduler
-    name = check_scheduler_name(scheduler)
+    name = check_sampler(pipe, scheduler)
     return make_scheduler(name, base_config if base_config is not None else pipe.scheduler.config)
+
+
+def check_sampler(pipe: Any, scheduler: Any, param: str = "scheduler") -> Any:
+    """The sampler check `trace` makes, for any generation: None (the pipeline's own), a scheduler object, or a
+    short name that fits this pipeline's family (`adapter.samplers()`: no U-Net sampler on a flow-matching model)."""
+    if scheduler is None or (hasattr(scheduler, "set_timesteps") and hasattr(scheduler, "step")):
+        return scheduler
+    from .adapters import get_adapter
+
+    try:
+        adapter = get_adapter(pipe)
+    except NotImplementedError:  # a pipeline explainer does not trace: any known name
+        return check_scheduler_name(scheduler)
+    return adapter.check_sampler(scheduler, param)
 
 
 @contextlib.contextmanager
@@ -327,8 +367,8 @@ def batched_call(pipe: Any, embeds: Sequence[dict[str, torch.Tensor]], generator
     # without CFG the pipeline never reads the scale (it makes no unconditional pass): any value <= 1 is the same run
     scale: float | _PerSampleScale = (cfgs[0] if len(set(cfgs)) == 1 or not guided else _PerSampleScale(cfgs))
     with exact_batching(pipe, unit=2 if guided else 1):
-        images = pipe(**_cat_embeds(embeds), num_inference_steps=steps, guidance_scale=scale, generator=generators,
-                      height=height, width=width, latents=latents, output_type=output_type).images
+        images = run_pipeline(pipe, None, None, steps, scale, generator=generators, height=height, width=width,
+                              latents=latents, output_type=output_type, **_cat_embeds(embeds))
     if isinstance(scale, _PerSampleScale) and scale.calls == 0:
         raise NotExact(f"{type(pipe).__name__} did not apply the guidance scale as `scale * (cond - uncond)`")
     return list(images)
@@ -357,11 +397,10 @@ def single_image(pipe: Any, prompt: str | None, seed: int | None, cfg: float, st
                  embeds: dict[str, torch.Tensor] | None = None, latents: torch.Tensor | None = None,
                  generator: torch.Generator | None = None, output_type: str = "pil") -> Any:
     """One plain pipeline call with the sampler already installed: the reference every batched image equals."""
-    text = dict(embeds) if embeds is not None else dict(prompt=prompt, negative_prompt=negative_prompt)
+    text = dict(embeds) if embeds is not None else dict(negative_prompt=negative_prompt)
     extra = {} if latents is None else {"latents": latents}
-    return pipe(**text, **extra, num_inference_steps=steps, guidance_scale=cfg,
-                generator=generator if generator is not None else seed_generator(seed), height=height,
-                width=width, output_type=output_type).images[0]
+    return run_pipeline(pipe, prompt if embeds is None else None, seed, steps, cfg, generator=generator,
+                        height=height, width=width, output_type=output_type, **text, **extra)[0]
 
 
 def generate_images(pipe: Any, prompts: Sequence[str] | None, seeds: Sequence[int] | None, cfgs: Any = 7.5,

@@ -1,8 +1,10 @@
 """Sweeps: image grids over seeds / CFG / steps / samplers / negative prompts, and interpolation filmstrips.
 
     res = ex.grid(pipe, "a red circle left of a blue square", seeds=[0, 1, 2], cfgs=[1, 3, 7.5, 12])
-    res.figure()            # labelled grid: rows = seeds, columns = CFG; title = prompt + the fixed settings
     res.image(row, col)     # PIL image of one cell
+    ex.plots.plot_grid(res) # labelled grid: rows = seeds, columns = CFG; title = prompt + the fixed settings
+
+Data only: the figures of a GridResult and a Filmstrip are `plots.plot_grid` and `plots.plot_interpolation`.
 
 Every cell equals the single run (`generate`, which is also what `ex.trace(...).image` equals) bit for bit.
 
@@ -22,11 +24,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from matplotlib.figure import Figure
 
 from . import generation
 from . import validation as V
-from .plots._base import _new_figure
 from .schedulers import check_scheduler_name, scheduler_name_of
 
 AXES = ("seeds", "cfgs", "steps", "schedulers", "negative_prompts")
@@ -52,7 +52,7 @@ def generate(pipe: Any, prompt: str, seed: int = 0, cfg: float = 7.5, steps: int
     V.check_prompt(prompt)
     seed, cfg, steps = V.check_seed(seed), V.check_cfg(cfg), V.check_steps(steps)
     negative_prompt = V.check_optional_prompt(negative_prompt)
-    scheduler = check_scheduler_name(scheduler)
+    scheduler = generation.check_sampler(pipe, scheduler)
     height, width = _check_common(pipe, height, width)
     with generation.using_scheduler(pipe, scheduler):
         return generation.single_image(pipe, prompt, seed, cfg, steps, negative_prompt, height, width)
@@ -74,12 +74,6 @@ def axis_label(axis: str, value: Any) -> str:
     raise ValueError(f"axis must be one of {list(AXES)}, got {axis!r}")
 
 
-def _wrap(text: str, width: int) -> str:
-    import textwrap
-
-    return "\n".join(textwrap.wrap(text, width)) or text
-
-
 def _caption(prompt: str, fixed: dict) -> str:
     parts = [f"\u201c{prompt}\u201d"]
     for axis in AXES:
@@ -94,14 +88,6 @@ def _caption(prompt: str, fixed: dict) -> str:
 def _nobreak(label: str) -> str:
     """Keep a short setting ('25 steps') on one line when a title wraps."""
     return label if len(label) > 24 else label.replace(" ", "\u00a0")
-
-
-def _show(ax: Any, image: Any) -> None:
-    ax.imshow(np.asarray(image.convert("RGB")), interpolation="nearest")
-    ax.set_xticks([])
-    ax.set_yticks([])
-    for s in ax.spines.values():
-        s.set_visible(False)
 
 
 # --------------------------------------------------------------------------------------------- grid
@@ -151,22 +137,6 @@ class GridResult:
     def title(self) -> str:
         return _caption(self.prompt, self.fixed)
 
-    def figure(self, cell_inches: float = 1.5) -> Figure:
-        """The labelled grid: column labels on top, row labels on the left, prompt + fixed settings as the title."""
-        rows, cols = self.shape
-        fig = _new_figure(max(3.0, cols * cell_inches + (1.0 if self.row_axis else 0.2)), rows * cell_inches + 1.0)
-        axes = fig.subplots(rows, cols, squeeze=False)
-        for r in range(rows):
-            for c in range(cols):
-                ax = axes[r][c]
-                _show(ax, self.images[r][c])
-                if r == 0:
-                    ax.set_title(_wrap(self.col_labels()[c], 18), fontsize=9)
-                if c == 0 and self.row_axis:
-                    ax.set_ylabel(_wrap(self.row_labels()[r], 18), fontsize=9)
-        fig.suptitle(_wrap(self.title(), max(40, int(fig.get_figwidth() * 11))), fontsize=10)
-        return fig
-
     def __repr__(self) -> str:
         return (f"GridResult({self.shape[0]}x{self.shape[1]}, rows={self.row_axis}, cols={self.col_axis}, "
                 f"{self.seconds:.1f} s, {self.pipeline_calls} pipeline calls, {self.batched_cells} cells batched)")
@@ -215,6 +185,7 @@ def grid(pipe: Any, prompt: str, seeds: int | Sequence[int] = 0, cfgs: float | S
     given = {"seeds": seeds, "cfgs": cfgs, "steps": steps, "schedulers": schedulers,
              "negative_prompts": negative_prompts}
     row_axis, col_axis, values, fixed = _grid_axes(given, rows)
+    values["schedulers"] = [generation.check_sampler(pipe, s, "schedulers") for s in values["schedulers"]]
     row_vals = values[row_axis] if row_axis else [None]
     col_vals = values[col_axis]
     cells = _grid_cells(fixed, row_axis, row_vals, col_axis, col_vals)
@@ -357,16 +328,6 @@ class Filmstrip:
     seconds: float = 0.0
     batched: bool = False
 
-    def figure(self, cell_inches: float = 1.4) -> Figure:
-        n = len(self.images)
-        fig = _new_figure(max(4.0, n * cell_inches), cell_inches + 1.1)
-        axes = fig.subplots(1, n, squeeze=False)[0]
-        for ax, im, lab in zip(axes, self.images, self.labels, strict=True):
-            _show(ax, im)
-            ax.set_title(_wrap(lab, 16), fontsize=8)
-        fig.suptitle(_wrap(self.title, max(50, int(fig.get_figwidth() * 11))), fontsize=10)
-        return fig
-
     def __repr__(self) -> str:
         return f"Filmstrip({len(self.images)} frames, {self.title!r})"
 
@@ -378,11 +339,13 @@ def _check_frames(frames: Any) -> list[float]:
 
 
 def _latent_shape(pipe: Any, height: int | None, width: int | None) -> tuple[int, int, int, int]:
-    from .hooks import get_adapter
+    """The starting noise's shape, as the pipeline's family adapter gives the default size and the denoiser."""
+    from .adapters import get_adapter
 
-    dh, dw = get_adapter(pipe).default_size()
-    f = int(pipe.vae_scale_factor)
-    return (1, int(pipe.unet.config.in_channels), (height or dh) // f, (width or dw) // f)
+    adapter = get_adapter(pipe)
+    dh, dw = adapter.default_size()
+    f = adapter.vae_factor
+    return (1, int(adapter.denoiser.config.in_channels), (height or dh) // f, (width or dw) // f)
 
 
 def _run_frames(pipe: Any, embeds: list[dict], latents: list[torch.Tensor], generators: list[torch.Generator],
@@ -422,7 +385,7 @@ def interpolate_seeds(pipe: Any, prompt: str, seed_a: int = 0, seed_b: int = 1, 
     V.check_prompt(prompt)
     seed_a, seed_b = V.check_seed(seed_a, "seed_a"), V.check_seed(seed_b, "seed_b")
     cfg, steps = V.check_cfg(cfg), V.check_steps(steps)
-    negative_prompt, scheduler = V.check_optional_prompt(negative_prompt), check_scheduler_name(scheduler)
+    negative_prompt, scheduler = V.check_optional_prompt(negative_prompt), generation.check_sampler(pipe, scheduler)
     height, width = _check_common(pipe, height, width)
     ts = _check_frames(frames)
     if generation.pipeline_kind(pipe) is None:
@@ -454,7 +417,7 @@ def interpolate_prompts(pipe: Any, prompt_a: str, prompt_b: str, seed: int = 0, 
     V.check_prompt(prompt_a, "prompt_a")
     V.check_prompt(prompt_b, "prompt_b")
     seed, cfg, steps = V.check_seed(seed), V.check_cfg(cfg), V.check_steps(steps)
-    negative_prompt, scheduler = V.check_optional_prompt(negative_prompt), check_scheduler_name(scheduler)
+    negative_prompt, scheduler = V.check_optional_prompt(negative_prompt), generation.check_sampler(pipe, scheduler)
     height, width = _check_common(pipe, height, width)
     ts = _check_frames(frames)
     if generation.pipeline_kind(pipe) is None:

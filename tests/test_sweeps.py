@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from explainer import generation
+from explainer.plots import plot_grid, plot_interpolation
 from explainer.sweeps import generate, grid, interpolate_prompts, interpolate_seeds, slerp
 
 PROMPT = "a red circle left of a blue square"
@@ -66,7 +67,7 @@ def test_steps_by_scheduler_grid_and_figure_labels(tiny_sd):
     res = grid(tiny_sd, PROMPT, steps=[2, 3], schedulers=["ddim", "heun"], seeds=3, cfgs=5.0, rows="schedulers")
     assert res.row_axis == "schedulers" and res.row_values == ["ddim", "heun"] and res.col_values == [2, 3]
     assert_cells_equal_single_runs(tiny_sd, res)
-    fig = res.figure()
+    fig = plot_grid(res)
     texts = [t.get_text() for ax in fig.axes for t in (ax.title, ax.yaxis.label)]
     assert {"2 steps", "3 steps"} <= set(texts) and {"ddim", "heun"} <= set(texts)
     title = fig._suptitle.get_text().replace("\n", " ").replace("\u00a0", " ")
@@ -144,7 +145,7 @@ def test_interpolate_seeds_end_frames_equal_single_runs(tiny_sd):
     assert same(f.images[-1], generate(tiny_sd, PROMPT, 4, steps=STEPS))
     serial = interpolate_seeds(tiny_sd, PROMPT, 3, 4, frames=3, steps=STEPS, batch=False)
     assert all(same(x, y) for x, y in zip(f.images, serial.images, strict=True))
-    fig = f.figure()
+    fig = plot_interpolation(f)
     assert [ax.title.get_text() for ax in fig.axes][0] == "seed 3" and "seed 3" in fig._suptitle.get_text()
 
 

@@ -25,7 +25,8 @@ import torch.nn.functional as F
 
 from .. import judge as J
 from .. import shapes
-from ..hooks import cross_attention_probs
+from ..generation import run_pipeline, seed_generator
+from ..probes import SelfAttentionProbe
 from ..shapes import EVAL_SEED  # noqa: E402 (one definition, in the shapes world: never used in training)
 from ..trace import trace_batch
 
@@ -111,32 +112,13 @@ def word_lands_on_object(pipe: Any, n: int = 8, seed: int = 0, steps: int = 20, 
 
 
 # ------------------------------------------------------------------------------------------- self-attention
-class _SelfAttentionProbe:
-    """Wraps one self-attention layer's processor: the output comes from the original processor (unchanged); the
-    probabilities softmax(QK^T / sqrt(d)) of the last `n` batch rows (the conditional half under CFG) are kept."""
-
-    def __init__(self, original: Any, n: int):
-        self.original, self.n, self.calls = original, n, []
-
-    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, **kwargs):
-        out = self.original(attn, hidden_states, encoder_hidden_states=encoder_hidden_states,
-                            attention_mask=attention_mask, temb=temb, **kwargs)
-        if encoder_hidden_states is None:  # self-attention: queries and keys both come from the image
-            if attn.group_norm is not None or attn.spatial_norm is not None:
-                raise ValueError("this probe handles self-attention layers without group/spatial norm "
-                                 "(the attn1 of a transformer block)")
-            hs = hidden_states[-self.n:]
-            self.calls.append(cross_attention_probs(attn, hs, hs).cpu())
-        return out
-
-
 @contextmanager
 def record_self_attention(unet: Any, layer: str, n: int):
     """Install the probe on `layer` (a module name inside the U-Net, e.g.
     'up_blocks.2.attentions.0.transformer_blocks.0.attn1'); restore the original processor afterwards."""
     attn = unet.get_submodule(layer)
     original = attn.processor
-    probe = _SelfAttentionProbe(original, n)
+    probe = SelfAttentionProbe(original, n)
     attn.set_processor(probe)
     try:
         yield probe
@@ -182,8 +164,7 @@ def self_attention_at(pipe: Any, prompt: str = "a red circle left of a blue squa
     unet = pipe.unet
     layer = layer or self_attention_layers(unet)[0]
     with record_self_attention(unet, layer, 1) as probe:
-        image = pipe(prompt, num_inference_steps=steps, guidance_scale=cfg,
-                     generator=torch.Generator().manual_seed(seed)).images[0]
+        image = run_pipeline(pipe, prompt, seed, steps, cfg)[0]
     probs = torch.stack([c[0] for c in probe.calls])  # (calls, N, N)
     npos = probs.shape[-1]
     h = w = int(round(npos ** 0.5))
@@ -259,7 +240,6 @@ def text_for_first_k(pipe: Any, n: int = 8, ks: tuple[int, ...] = (0, 2, 5, 10, 
                           for i in range(n)]
     adherence, images, per = {}, {}, {}
     for k in ks:
-        gens = [torch.Generator().manual_seed(seed + i) for i in range(len(prompts))]
 
         def drop_text(p, i, t, kw, k=k):
             if i + 1 == k:  # after step k the conditional half of the embeddings becomes the unconditional one
@@ -269,9 +249,9 @@ def text_for_first_k(pipe: Any, n: int = 8, ks: tuple[int, ...] = (0, 2, 5, 10, 
             return {}
 
         call_prompts = prompts if k > 0 else [""] * len(prompts)
-        ims = pipe(call_prompts, num_inference_steps=steps, guidance_scale=cfg, generator=gens,
-                   callback_on_step_end=drop_text if 0 < k < steps else None,
-                   callback_on_step_end_tensor_inputs=["prompt_embeds"]).images
+        ims = run_pipeline(pipe, call_prompts, [seed + i for i in range(len(prompts))], steps, cfg,
+                           callback_on_step_end=drop_text if 0 < k < steps else None,
+                           callback_on_step_end_tensor_inputs=["prompt_embeds"])
         js = [J.judge_against(im, p) for im, p in zip(ims, prompts, strict=True)]
         per[k] = {a: [bool(j[a]) for j in js] for a in ("color", "shape", "position", "all")}
         adherence[k] = {a: float(np.mean(v)) for a, v in per[k].items()}
@@ -302,7 +282,7 @@ def timestep_sweep(pipe: Any, true_ts: tuple[int, ...] = (100, 400, 700), told_t
                          truncation=True, return_tensors="pt").input_ids
     cond = pipe.text_encoder(ids.to(pipe.device))[0]
     sched = DDPMScheduler.from_config(pipe.scheduler.config)
-    g = torch.Generator().manual_seed(seed)
+    g = seed_generator(seed)
     loss = np.zeros((len(true_ts), len(told)))
     for a, t in enumerate(true_ts):
         noise = torch.randn(z0.shape, generator=g)

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from .. import judge as J
 from .. import shapes
+from ..generation import run_pipeline
 from ..shapes import EVAL_SEED  # noqa: E402 (one definition, in the shapes world: never used in training)
 from ..trace import trace_batch
 from .latents import decode
@@ -203,10 +204,9 @@ def swap_prompt(pipe: Any, pairs: list[tuple[str, str]] | None = None, ks: tuple
                 return {"prompt_embeds": torch.cat([e[:half], cond_b.to(e.dtype)])}
             return {}
 
-        ims = pipe(a_prompts if k > 0 else b_prompts, num_inference_steps=steps, guidance_scale=cfg,
-                   generator=[torch.Generator().manual_seed(s) for s in seeds],
-                   callback_on_step_end=to_b if 0 < k < steps else None,
-                   callback_on_step_end_tensor_inputs=["prompt_embeds"]).images
+        ims = run_pipeline(pipe, a_prompts if k > 0 else b_prompts, seeds, steps, cfg,
+                           callback_on_step_end=to_b if 0 < k < steps else None,
+                           callback_on_step_end_tensor_inputs=["prompt_embeds"])
         row: dict[str, list[bool | None]] = {"position": [], "colour": [], "shape": []}
         for im, (a, b) in zip(ims, pairs, strict=True):
             j = J.judge(im)
@@ -282,8 +282,7 @@ def image_to_image(pipe: Any, pairs: list[tuple[str, str]] | None = None,
     pairs = pairs or swap_pairs()
     a_prompts, b_prompts = [a for a, _ in pairs], [b for _, b in pairs]
     seeds = [seed + i for i in range(len(pairs))]
-    gens = lambda: [torch.Generator().manual_seed(s) for s in seeds]  # noqa: E731
-    sources = pipe(a_prompts, num_inference_steps=steps, guidance_scale=cfg, generator=gens()).images
+    sources = run_pipeline(pipe, a_prompts, seeds, steps, cfg)
     i2i = StableDiffusionImg2ImgPipeline(**{k: v for k, v in pipe.components.items()
                                             if k in ("vae", "text_encoder", "tokenizer", "unet", "scheduler",
                                                      "safety_checker", "feature_extractor", "image_encoder")},
@@ -302,8 +301,7 @@ def image_to_image(pipe: Any, pairs: list[tuple[str, str]] | None = None,
 
         h = pipe.unet.register_forward_pre_hook(grab, with_kwargs=True)
         try:
-            ims = i2i(b_prompts, image=sources, strength=s, num_inference_steps=steps, guidance_scale=cfg,
-                      generator=gens()).images
+            ims = run_pipeline(i2i, b_prompts, seeds, steps, cfg, image=sources, strength=s)
         finally:
             h.remove()
         ran[s] = calls[0]

@@ -4,15 +4,16 @@ about widely used families with the sources they come from."""
 
 from __future__ import annotations
 
-import math
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
 from ..anatomy import count_params
+from ..generation import run_pipeline
+from ..probes import BothWaysProbe
 
 # Facts about widely used families. Denoiser = the network run at every step (U-Net or transformer).
 # Sources are named so a reader can check them; numbers are as those sources state them.
@@ -110,8 +111,8 @@ def run_dit(dit: Any, unet_pipe: Any, prompt: str = "a red circle", seed: int = 
     from ..trace import trace
 
     t0 = time.perf_counter()
-    image = dit(prompt, num_inference_steps=steps, generator=torch.Generator().manual_seed(seed), guidance_scale=4.5,
-                use_resolution_binning=False, max_sequence_length=int(dit.tokenizer.model_max_length)).images[0]
+    image = run_pipeline(dit, prompt, seed, steps, 4.5, use_resolution_binning=False,
+                         max_sequence_length=int(dit.tokenizer.model_max_length))[0]
     dt = time.perf_counter() - t0
     traced, message = False, ""
     try:
@@ -178,8 +179,7 @@ def same_prompt(sd: Any, dit: Any, prompt: str = "a red star above a blue circle
     images, read, secs = {}, {}, {}
     for name, pipe in (("U-Net (shapes-sd)", sd), ("DiT (shapes-dit)", dit)):
         t0 = time.perf_counter()
-        images[name] = pipe(prompt, num_inference_steps=steps, guidance_scale=cfg,
-                            generator=torch.Generator().manual_seed(seed)).images[0]
+        images[name] = run_pipeline(pipe, prompt, seed, steps, cfg)[0]
         secs[name] = time.perf_counter() - t0
         read[name] = judge(images[name]).describe()
     return SamePrompt(prompt, seed, steps, images, read, secs, {k: cfg for k in images})
@@ -260,35 +260,11 @@ def resolution_path(sd: Any, dit: Any, prompt: str = "a red circle") -> dict[str
         hooks.append(b.register_forward_hook(dit_hook(f"block {i}")))
     try:
         for pipe in (sd, dit):
-            pipe(prompt, num_inference_steps=1, guidance_scale=1.0, generator=torch.Generator().manual_seed(0),
-                 output_type="latent")
+            run_pipeline(pipe, prompt, 0, 1, 1.0, output_type="latent")
     finally:
         for h in hooks:
             h.remove()
     return out
-
-
-class _BothWaysProbe:
-    """Wraps a joint-attention processor: calls it for the output (unchanged), and records the attention
-    probabilities of the conditional rows in both directions: image queries -> text keys, text queries -> image keys."""
-
-    def __init__(self, original: Any, store: list, rows: slice):
-        self.original, self.store, self.rows = original, store, rows
-
-    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, *args, **kwargs):
-        out = self.original(attn, hidden_states, encoder_hidden_states, attention_mask, *args, **kwargs)
-        with torch.no_grad():
-            x, c = hidden_states[self.rows], encoder_hidden_states[self.rows]
-            b, n = x.shape[0], x.shape[1]
-
-            def heads(t):
-                return t.view(b, -1, attn.heads, t.shape[-1] // attn.heads).transpose(1, 2)
-
-            q = torch.cat([heads(attn.to_q(x)), heads(attn.add_q_proj(c))], 2)
-            k = torch.cat([heads(attn.to_k(x)), heads(attn.add_k_proj(c))], 2)
-            probs = (q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])).softmax(-1).mean(1)  # (b, n+T, n+T)
-            self.store.append((probs[:, :n, n:].float(), probs[:, n:, :n].float(), probs[:, :n, :n].float()))
-        return out
 
 
 @dataclass
@@ -338,13 +314,12 @@ def both_ways(dit: Any, prompt: str = "a large red star on the left", seed: int 
     equals the call without the probes (recording never changes the result)."""
     tr = dit.transformer
     originals = dict(tr.attn_processors)
-    kw = dict(num_inference_steps=steps, guidance_scale=cfg, output_type="np")
-    plain = dit(prompt, generator=torch.Generator().manual_seed(seed), **kw).images[0]
+    plain = run_pipeline(dit, prompt, seed, steps, cfg, output_type="np")[0]
     store: list = []
     rows = slice(1, 2) if cfg > 1 else slice(0, 1)  # CFG batches [uncond, cond]
-    tr.set_attn_processor({k: _BothWaysProbe(v, store, rows) for k, v in originals.items()})
+    tr.set_attn_processor({k: BothWaysProbe(v, store, rows) for k, v in originals.items()})
     try:
-        got = dit(prompt, generator=torch.Generator().manual_seed(seed), **kw).images[0]
+        got = run_pipeline(dit, prompt, seed, steps, cfg, output_type="np")[0]
     finally:
         tr.set_attn_processor(originals)
     n_blocks = len(tr.transformer_blocks)
@@ -402,13 +377,9 @@ def relations(sd: Any, dit: Any, n: int = 16, steps: int = 20, cfg: float = 5.0,
     prompts = two_object_prompts(n, start)
     hits, drawn, secs = {}, {}, {}
     for name, pipe in (("U-Net", sd), ("DiT", dit)):
-        gens = [torch.Generator().manual_seed(k) for k in range(n)]
         t0 = time.perf_counter()
-        if name == "DiT":
-            with collapsed_pad(pipe) as extra:
-                ims = pipe(prompts, num_inference_steps=steps, guidance_scale=cfg, generator=gens, **extra).images
-        else:
-            ims = pipe(prompts, num_inference_steps=steps, guidance_scale=cfg, generator=gens).images
+        with collapsed_pad(pipe) if name == "DiT" else nullcontext({}) as extra:
+            ims = run_pipeline(pipe, prompts, list(range(n)), steps, cfg, **extra)
         secs[name] = time.perf_counter() - t0
         js = [judge_against(im, p) for im, p in zip(ims, prompts, strict=True)]
         drawn[name] = [bool(j["objects"]) for j in js]

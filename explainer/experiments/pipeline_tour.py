@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..generation import run_pipeline, seed_generator
+
 
 def _params(module: Any) -> int:
     return int(sum(p.numel() for p in module.parameters())) if isinstance(module, torch.nn.Module) else 0
@@ -78,7 +80,7 @@ def run_by_hand(pipe: Any, prompt: str = "a large red circle on the left", seed:
     # 3. seed -> pure Gaussian noise in latent space
     t0 = time.perf_counter()
     shape = (1, unet.config.in_channels, unet.config.sample_size, unet.config.sample_size)
-    latents = torch.randn(shape, generator=torch.Generator().manual_seed(seed), dtype=cond.dtype).to(device)
+    latents = torch.randn(shape, generator=seed_generator(seed), dtype=cond.dtype).to(device)
     sched.set_timesteps(steps, device=device)
     latents = latents * sched.init_noise_sigma
     tour.noise_std = float(latents.std())
@@ -107,8 +109,7 @@ def run_by_hand(pipe: Any, prompt: str = "a large red circle on the left", seed:
     tour.image = pipe.image_processor.postprocess(pixels, output_type="pil")[0]
 
     if compare:
-        ref = pipe(prompt, num_inference_steps=steps, guidance_scale=cfg,
-                   generator=torch.Generator().manual_seed(seed)).images[0]
+        ref = run_pipeline(pipe, prompt, seed, steps, cfg)[0]
         tour.pipeline_image = ref
         diff = np.abs(np.asarray(ref, dtype=np.int16) - np.asarray(tour.image, dtype=np.int16))
         tour.max_pixel_difference = int(diff.max())
@@ -124,7 +125,7 @@ def verdicts(tour: Tour, tr: Any = None) -> list[Any]:
 
     z = torch.randn((1, 4, 8, 8) if not tour.stages else next(s["shape"] for s in tour.stages
                                                                 if s["stage"] == "noise latents"),
-                    generator=torch.Generator().manual_seed(tour.seed)).flatten().numpy()
+                    generator=seed_generator(tour.seed)).flatten().numpy()
     rng = np.random.default_rng(0)
     boots = np.array([z[rng.integers(0, len(z), len(z))].std() for _ in range(2000)])
     iv = vd.Interval(float(z.std()), float(np.quantile(boots, 0.025)), float(np.quantile(boots, 0.975)))

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..generation import seed_generator
 from ..judge import judge
 from ..shapes import BACKGROUNDS
 from ..sweeps import generate, slerp
@@ -34,8 +35,8 @@ def reproducibility(pipe: Any, prompt: str = "a red circle left of a blue square
     b = generate(pipe, prompt, seed=seed, steps=steps, cfg=cfg)
     c = generate(pipe, prompt, seed=other_seed, steps=steps, cfg=cfg)
     xa, xb, xc = (np.asarray(i, dtype=np.int16) for i in (a, b, c))
-    n1 = torch.randn((1, 4, 8, 8), generator=torch.Generator().manual_seed(seed))
-    n2 = torch.randn((1, 4, 8, 8), generator=torch.Generator().manual_seed(seed))
+    n1 = torch.randn((1, 4, 8, 8), generator=seed_generator(seed))
+    n2 = torch.randn((1, 4, 8, 8), generator=seed_generator(seed))
     return Reproducibility(a.tobytes() == b.tobytes(), int(np.abs(xa - xb).max()), a.tobytes() != c.tobytes(),
                            float(np.abs(xa - xc).mean()), bool(torch.equal(n1, n2))), [a, b, c]
 
@@ -100,8 +101,8 @@ def layout_study(pipe: Any, prompts: Sequence[str] = ("a large red circle", "a l
 
 def noise_norms(seed_a: int = 0, seed_b: int = 1, shape: tuple[int, ...] = (1, 4, 8, 8)) -> dict[str, float]:
     """Why slerp: the norm of two seeds' noise, of their straight-line midpoint and of their slerp midpoint."""
-    a = torch.randn(shape, generator=torch.Generator().manual_seed(seed_a))
-    b = torch.randn(shape, generator=torch.Generator().manual_seed(seed_b))
+    a = torch.randn(shape, generator=seed_generator(seed_a))
+    b = torch.randn(shape, generator=seed_generator(seed_b))
     return {"seed_a": float(a.norm()), "seed_b": float(b.norm()), "lerp_midpoint": float((0.5 * a + 0.5 * b).norm()),
             "slerp_midpoint": float(slerp(a, b, 0.5).norm())}
 

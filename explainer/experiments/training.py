@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 from .. import judge as J
 from .. import shapes
+from ..generation import run_pipeline, seed_generator
 from ..shapes import EVAL_SEED  # noqa: E402 (one definition, in the shapes world: never used in training)
 from .latents import decode, encode
 
@@ -73,7 +74,7 @@ def noising_example(pipe: Any, seed: int = 3, timesteps: tuple[int, ...] = (50, 
     scene = shapes.sample_scene(seed)
     img = np.asarray(shapes.render(scene))
     x0 = encode(pipe, [img])[0]
-    noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(seed))
+    noise = torch.randn(x0.shape, generator=seed_generator(seed))
     sched = _noise_scheduler(pipe)
     cond = _embed(pipe, [scene.caption])
     noisy, pred, loss = [], [], []
@@ -148,7 +149,7 @@ class TrainResult:
 
 @torch.no_grad()
 def _fixed_loss(unet: Any, sched: Any, data: Dataset, empty: torch.Tensor, seed: int = 123, n: int = 256) -> float:
-    g = torch.Generator().manual_seed(seed)
+    g = seed_generator(seed)
     z0 = data.latents[:n]
     noise = torch.randn(z0.shape, generator=g)
     t = torch.randint(0, sched.config.num_train_timesteps, (len(z0),), generator=g)
@@ -172,7 +173,7 @@ def train_tiny(pipe: Any, n_images: int = 4000, steps: int = 600, batch: int = 3
     unet = build_tiny_unet(train.embeddings.shape[-1], seed)
     unet.train()
     opt = torch.optim.AdamW(unet.parameters(), lr=lr, weight_decay=0.0)
-    g = torch.Generator().manual_seed(seed)
+    g = seed_generator(seed)
     res = TrainResult(n_images, steps, batch, [], {}, {}, params=int(sum(p.numel() for p in unet.parameters())))
     want = set(checkpoints)
     t0 = time.perf_counter()
@@ -230,8 +231,7 @@ def sample(pipe: Any, prompts: list[str], unet: Any = None, state: dict | None =
     if unet is not None and state is not None:
         unet.load_state_dict(state)
     p = pipe if unet is None else pipeline_with(pipe, unet)
-    gens = [torch.Generator().manual_seed(seed + i) for i in range(len(prompts))]
-    return p(prompts, num_inference_steps=steps, guidance_scale=cfg, generator=gens).images
+    return run_pipeline(p, prompts, [seed + i for i in range(len(prompts))], steps, cfg)
 
 
 # ---------------------------------------------------------------------------------------------------- memorisation

@@ -4,60 +4,35 @@ mode-coverage chart and the stability curves."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from matplotlib.figure import Figure
 
-from ..arrays import to_rgb
 from ._base import _new_figure, _no_ticks
+from .grids import image_rows, plot_images
+
+if TYPE_CHECKING:  # type hints only: the views never run the experiments
+    from ..experiments.gan import GanGrid, Interpolations
 
 
-def plot_gan_grid(gan: Any, prompt: str, seeds: Sequence[int] = tuple(range(16)), cols: int = 8) -> Figure:
-    """The GAN's image for one prompt and many latents z (one seed each)."""
-    from ..gan import generate
-
-    seeds = list(seeds)
-    if not seeds:
-        raise ValueError("seeds must hold at least one seed")
-    images = generate(gan, prompt, seeds)
-    rows = (len(images) + cols - 1) // cols
-    fig = _new_figure(1.1 * cols, 1.2 * rows + 0.6)
-    axes = fig.subplots(rows, cols, squeeze=False)
-    for i, ax in enumerate(axes.flat):
-        _no_ticks(ax)
-        if i >= len(images):
-            ax.set_axis_off()
-            continue
-        ax.imshow(to_rgb(images[i]))
-        ax.set_xlabel(f"z seed {seeds[i]}", fontsize=7)
-    fig.suptitle(f"GAN: \u201c{prompt}\u201d, one image per latent z (seeds {seeds[0]}\u2026{seeds[-1]}), "
-                 "one generator call each", fontsize=11)
-    return fig
+def plot_gan_grid(grid: GanGrid, cols: int = 8) -> Figure:
+    """The GAN's image for one prompt and many latents z (one seed each): `experiments.gan.gan_grid`'s result."""
+    seeds = grid.seeds
+    labels = [f"z seed {s}" for s in seeds]
+    return plot_images(image_rows(grid.images, cols),
+                       f"GAN: \u201c{grid.prompt}\u201d, one image per latent z (seeds {seeds[0]}\u2026{seeds[-1]}), "
+                       "one generator call each", cell_labels=image_rows(labels, cols), cell=1.1)
 
 
-def plot_interpolations(gan: Any, pipe: Any, prompt: str, seed_a: int = 0, seed_b: int = 1, frames: int = 7,
-                        cfg: float = 5.0, steps: int = 25) -> Figure:
-    """Top: the GAN's latent slerp z(seed_a) -> z(seed_b). Bottom: diffusion's noise slerp between the same seeds."""
-    from ..gan import interpolate_latents
-    from ..sweeps import interpolate_seeds
-
-    g = interpolate_latents(gan, prompt, seed_a, seed_b, steps=frames)
-    d = interpolate_seeds(pipe, prompt, seed_a, seed_b, frames=frames, cfg=cfg, steps=steps)
-    fig = _new_figure(1.3 * frames + 1.4, 3.4)
-    axes = fig.subplots(2, frames, squeeze=False)
-    ts = np.linspace(0, 1, frames)
-    for r, (row, label) in enumerate(((g, "GAN\nlatent z slerp"), (d.images, f"diffusion\nnoise slerp\nCFG {cfg:g}, "
-                                                                         f"{steps} steps"))):
-        for c in range(frames):
-            ax = axes[r, c]
-            _no_ticks(ax)
-            ax.imshow(to_rgb(row[c]))
-            if r == 1:
-                ax.set_xlabel(f"t = {ts[c]:.2f}", fontsize=8)
-        axes[r, 0].set_ylabel(label, fontsize=8)
-    fig.suptitle(f"Interpolating between seed {seed_a} and seed {seed_b}: \u201c{prompt}\u201d", fontsize=11)
-    return fig
+def plot_interpolations(it: Interpolations) -> Figure:
+    """Top: the GAN's latent slerp z(seed_a) -> z(seed_b). Bottom: diffusion's noise slerp between the same seeds
+    (`experiments.gan.interpolations`' result)."""
+    frames = len(it.gan)
+    return plot_images([it.gan, it.diffusion],
+                       f"Interpolating between seed {it.seed_a} and seed {it.seed_b}: \u201c{it.prompt}\u201d",
+                       ["GAN\nlatent z slerp", f"diffusion\nnoise slerp\nCFG {it.cfg:g}, {it.steps} steps"],
+                       col_labels=[f"t = {t:.2f}" for t in np.linspace(0, 1, frames)], cell=1.3)
 
 
 def plot_mode_coverage(study: Any, prompt: str | None = None) -> Figure:

@@ -1,66 +1,83 @@
-"""Pictures side by side: rows of images as one grid figure."""
+"""Pictures side by side: the one image-grid figure (`plot_images`), and the sweeps' grids and filmstrips drawn with it.
+
+Every figure that shows pictures in rows and columns (sweep grids, interpolation filmstrips, the lessons' example
+strips, the GAN's grid) is `plot_images` with its labels, so they all look and behave alike: nearest-neighbour
+pixels (the 32x32 images stay visible), row labels on the left, column titles on top, labels under the last row.
+"""
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from matplotlib.figure import Figure
 
 from ..arrays import to_numpy, to_rgb
 from ._base import _new_figure, _no_ticks
 
+if TYPE_CHECKING:  # type hints only
+    from ..sweeps import Filmstrip, GridResult
+
+
+def _wrap(text: str, width: int) -> str:
+    """Wrap each line of `text` at `width` characters, keeping the line breaks it already has."""
+    return "\n".join("\n".join(textwrap.wrap(line, width)) or line for line in str(text).split("\n"))
+
 
 def plot_images(rows: Sequence[Sequence[Any]], title: str, row_labels: Sequence[str] | None = None,
                 col_titles: Sequence[str] | None = None, col_labels: Sequence[str] | None = None,
                 cmap: str | None = None, vmin: float | None = None, vmax: float | None = None,
-                cell: float = 1.6) -> Figure:
+                cell: float = 1.6, cell_labels: Sequence[Sequence[str]] | None = None) -> Figure:
     """Rows of images as one grid figure: `rows[r][c]` is a PIL image, an (H, W, 3) uint8 or [0, 1] float array, or an
     (H, W) array drawn with `cmap`.
 
     `row_labels` go left of each row, `col_titles` above the first row, `col_labels` under the last row (e.g. a
-    distance). The lessons use it for every "these pictures side by side" figure, so their cells stay about the idea.
+    distance), `cell_labels[r][c]` under each cell. Labels wrap at about 18 characters and keep their own line breaks;
+    the title wraps to the figure's width. A short row leaves its last cells empty.
     """
     n_rows, n_cols = len(rows), max((len(r) for r in rows), default=0)
     if n_rows == 0 or n_cols == 0:
         raise ValueError("rows: expected at least one row with at least one image")
-    fig = _new_figure(cell * n_cols + (1.2 if row_labels else 0.2), cell * n_rows + 0.7)
+    labelled = row_labels is not None and any(row_labels)
+    fig = _new_figure(max(3.0, cell * n_cols + (1.4 if labelled else 0.2)), cell * n_rows + 0.9)
     axes = fig.subplots(n_rows, n_cols, squeeze=False)
     for r, row in enumerate(rows):
         for c in range(n_cols):
             ax = axes[r, c]
             _no_ticks(ax)
+            for spine in ax.spines.values():
+                spine.set_visible(False)
             if c >= len(row):
                 ax.set_axis_off()
                 continue
             im = to_rgb(row[c]) if hasattr(row[c], "convert") else to_numpy(row[c])  # PIL, uint8, [0, 1] or 2-D
-            ax.imshow(im, cmap=cmap if im.ndim == 2 else None, vmin=vmin, vmax=vmax)
-        if row_labels is not None:
-            axes[r, 0].set_ylabel(row_labels[r], fontsize=9)
+            ax.imshow(im, cmap=cmap if im.ndim == 2 else None, vmin=vmin, vmax=vmax, interpolation="nearest")
+            if cell_labels is not None:
+                ax.set_xlabel(_wrap(cell_labels[r][c], 18), fontsize=7)
+        if labelled:
+            axes[r, 0].set_ylabel(_wrap(row_labels[r], 18), fontsize=8, rotation=0, ha="right", va="center")
     for c, t in enumerate(col_titles or []):
-        axes[0, c].set_title(t, fontsize=8)
+        axes[0, c].set_title(_wrap(t, 18), fontsize=8)
     for c, t in enumerate(col_labels or []):
-        axes[-1, c].set_xlabel(t, fontsize=8)
-    fig.suptitle(title, fontsize=11)
+        axes[-1, c].set_xlabel(_wrap(t, 18), fontsize=8)
+    fig.suptitle(_wrap(title, max(40, int(fig.get_figwidth() * 11))), fontsize=10)
     return fig
 
 
-def plot_image_strip(rows: Sequence[Sequence[Any]], row_labels: Sequence[str], col_labels: Sequence[str],
-                     title: str, cell: float = 1.3) -> Figure:
-    """A labelled grid of images (rows x cols), nearest-neighbour so the 32x32 pixels stay visible."""
-    n_r, n_c = len(rows), len(rows[0])
-    fig = _new_figure(max(4.0, n_c * cell + 1.6), n_r * cell + 0.9)
-    axes = fig.subplots(n_r, n_c, squeeze=False)
-    for r in range(n_r):
-        for c in range(n_c):
-            ax = axes[r][c]
-            ax.imshow(np.asarray(rows[r][c].convert("RGB")), interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if r == 0:
-                ax.set_title(col_labels[c], fontsize=9)
-            if c == 0:
-                ax.set_ylabel(row_labels[r], fontsize=8, rotation=0, ha="right", va="center")
-    fig.suptitle(title, fontsize=10)
-    return fig
+def plot_grid(res: GridResult, cell: float = 1.5) -> Figure:
+    """A sweep grid (`explainer.grid`): column labels on top, row labels on the left, the prompt and the fixed
+    settings as the title."""
+    return plot_images(res.images, res.title(), res.row_labels() if res.row_axis else None, res.col_labels(),
+                       cell=cell)
+
+
+def plot_interpolation(strip: Filmstrip, cell: float = 1.4) -> Figure:
+    """An interpolation filmstrip (`interpolate_seeds` / `interpolate_prompts`): one row, each frame titled by where
+    it lies between the two ends."""
+    return plot_images([strip.images], strip.title, col_titles=strip.labels, cell=cell)
+
+
+def image_rows(images: Sequence[Any], cols: int) -> list[list[Any]]:
+    """A flat list of images as rows of `cols` (the last row may be shorter)."""
+    return [list(images[i:i + cols]) for i in range(0, len(images), cols)]

@@ -12,7 +12,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ..shapes import COLORS
-from .grids import plot_image_strip
+from .grids import plot_images
 
 if TYPE_CHECKING:  # type hints only: the views never import the experiments at run time
     from ..experiments.guidance import CfgSweep
@@ -29,8 +29,8 @@ def plot_cfg_examples(sweep: CfgSweep, n_rows: int = 3) -> Figure:
     labels = [f"{sweep.prompts[i]}\nseed {sweep.seeds[i]}".replace(" left of", "\nleft of")
               .replace(" above", "\nabove").replace(" right of", "\nright of").replace(" below", "\nbelow")
               for i in range(n_rows)]
-    return plot_image_strip(rows, labels, [f"CFG {s:g}" for s in sweep.scales],
-                            "The same prompts and seeds at five CFG scales (25 steps, dpm++2m)")
+    return plot_images(rows, "The same prompts and seeds at five CFG scales (25 steps, dpm++2m)", labels,
+                       [f"CFG {s:g}" for s in sweep.scales], cell=1.3)
 
 
 def plot_cfg_sweep(sweep: CfgSweep) -> Figure:
@@ -49,16 +49,20 @@ def plot_cfg_sweep(sweep: CfgSweep) -> Figure:
     ax1.set_title("prompt adherence, judged")
     ax1.grid(alpha=0.3)
     ax1.legend(fontsize=7)
-    ax2.plot(x, [sweep.saturation[s] for s in x], "o-", color="#d6604d", label="mean HSV saturation")
+    sat, clip = [sweep.saturation[s] for s in x], [sweep.clipped[s] for s in x]
+    ax2.plot(x, sat, "o-", color="#d6604d", label="mean HSV saturation")
     ax2.set_xlabel("CFG scale")
     ax2.set_ylabel("mean saturation (0..1)")
+    ax2.set_ylim(0, 1.05 * max(1e-9, max(sat)))  # both axes start at 0: a truncated axis makes a small change look big
     ax2.grid(alpha=0.3)
     ax3 = ax2.twinx()
-    ax3.plot(x, [sweep.clipped[s] for s in x], "s--", color="#4393c3", label="channel values clipped (0/255)")
+    ax3.plot(x, clip, "s--", color="#4393c3", label="channel values clipped (0/255)")
     ax3.set_ylabel("fraction clipped")
+    ax3.set_ylim(0, 1.05 * max(1e-9, max(clip)))
     fig.legend(loc="outside lower center", ncols=2, fontsize=8)
-    ax2.set_title("over-saturation, measured")
-    fig.suptitle(f"CFG sweep: {len(sweep.prompts)} two-object prompts x seeds, 25 steps, dpm++2m", fontsize=11)
+    ax2.set_title("saturation and clipping (both axes from 0)")
+    fig.suptitle(f"CFG sweep: {len(set(sweep.prompts))} two-object prompts x {len(set(sweep.seeds))} seeds, "
+                 f"{sweep.steps} steps, DPM++ 2M", fontsize=11)
     return fig
 
 
@@ -85,10 +89,10 @@ def plot_negative_effect(effect: NegativeEffect) -> Figure:
 
 def plot_negative_examples(effect: NegativeEffect, n: int = 8) -> Figure:
     """The first `n` seeds' images without (top row) and with (bottom row) the negative prompt."""
-    return plot_image_strip([effect.images_without[:n], effect.images_with[:n]],
-                            ["no negative", f"negative\n\u201c{effect.negative}\u201d"],
-                            [f"seed {s}" for s in effect.seeds[:n]],
-                            f"\u201c{effect.prompt}\u201d with and without a negative prompt (same seeds)")
+    return plot_images([effect.images_without[:n], effect.images_with[:n]],
+                       f"\u201c{effect.prompt}\u201d with and without a negative prompt (same seeds)",
+                       ["no negative", f"negative\n\u201c{effect.negative}\u201d"],
+                       [f"seed {s}" for s in effect.seeds[:n]], cell=1.3)
 
 
 # --------------------------------------------------------------------------------------------- lesson 9, samplers
@@ -123,15 +127,16 @@ def plot_sampler_examples(study: SamplerStudy, sampler: str = "dpm++2m", index: 
     rs = [r for r in study.runs if r.sampler == sampler]
     row = [r.images[index] for r in rs] + [study.reference_images[index]]
     labels = [f"{r.steps} steps" for r in rs] + [f"reference\n{study.reference[1]} steps"]
-    return plot_image_strip([row], [f"seed {study.seeds[index]}"], labels,
-                            f"\u201c{study.prompts[index]}\u201d with {sampler} at several step counts")
+    return plot_images([row], f"\u201c{study.prompts[index]}\u201d with {sampler} at several step counts",
+                       [f"seed {study.seeds[index]}"], labels, cell=1.3)
 
 
 # --------------------------------------------------------------------------------------------- lesson 10, seeds
 def plot_layout(layout: Layout) -> Figure:
     """The layout study's images: rows share a prompt, columns share a seed."""
-    return plot_image_strip(layout.images, layout.prompts, [f"seed {s}" for s in layout.seeds],
-                            "Columns share a seed, rows share a prompt: does the seed decide where things go?")
+    return plot_images(layout.images,
+                       "Columns share a seed, rows share a prompt: does the seed decide where things go?",
+                       layout.prompts, [f"seed {s}" for s in layout.seeds], cell=1.3)
 
 
 # --------------------------------------------------------------------------------------------- lesson 11, resolution
@@ -157,6 +162,7 @@ def plot_cost(costs: Sequence[Cost], steps: int = 10) -> Figure:
 def plot_off_size(off: OffSize, n: int = 4) -> Figure:
     """The first `n` prompts' images at each output size: rows = size, columns = prompt."""
     rows = [off.images[s][:n] for s in off.sizes]
-    return plot_image_strip(rows, [f"{h}x{w}" for h, w in off.sizes], [p.replace(" on the", "\non the").replace(
-        " at the", "\nat the").replace(" in the", "\nin the") for p in off.prompts[:n]],
-        "One model (trained at 32x32), three output sizes: same prompts and seeds")
+    return plot_images(rows, "One model (trained at 32x32), three output sizes: same prompts and seeds",
+                       [f"{h}x{w}" for h, w in off.sizes],
+                       [p.replace(" on the", "\non the").replace(" at the", "\nat the").replace(" in the", "\nin the")
+                        for p in off.prompts[:n]], cell=1.3)
