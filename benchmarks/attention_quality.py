@@ -38,6 +38,7 @@ def main() -> None:
     import explainer as ex
     from explainer import attention_scores as S
     from explainer.experiments import attention_quality as Q
+    from explainer.experiments import concepts as C
 
     t0 = time.time()
     print("== 1. judge masks vs the renderer's exact masks (two-object renders) ==")
@@ -49,7 +50,7 @@ def main() -> None:
 
     pipe = ex.load_pipeline(args.model) if args.model else ex.load_pipeline()
     name = args.model or "shapes-sd (shipped U-Net)"
-    dit = Q.concept_attention_available(pipe)
+    dit = C.concept_attention_available(pipe)
     print(f"\n== 2. maps vs objects, {name}: {args.n} prompts, {args.steps} steps, CFG {args.cfg} ==")
     runs = Q.generated_runs(pipe, n=args.n, seed=args.seed, steps=args.steps, cfg=args.cfg, progress=True)
     print(f"usable images (the judge found both named colours): {sum(runs.usable)} of {args.n}")
@@ -72,7 +73,7 @@ def main() -> None:
     if dit:
         print(f"\nConceptAttention ({name}): concept = each colour and shape word + 'background', mean over steps:")
         n_c = args.concept_n or args.n
-        cs, usable = Q.score_concepts(pipe, n=n_c, seed=args.seed, steps=args.steps, cfg=args.cfg, progress=True)
+        cs, usable = C.score_concepts(pipe, n=n_c, seed=args.seed, steps=args.steps, cfg=args.cfg, progress=True)
         print(f"usable images: {usable} of {n_c}")
         print(Q.format_table(Q.summarise(cs)))
     else:

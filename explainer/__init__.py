@@ -7,12 +7,14 @@
 """
 
 from . import export, plots, projections, sweeps, verdicts
+from ._version import __version__
 from .export import save_png, trace_to_gif
 from .gan import load_gan
 from .models import load_pipeline
 from .schedulers import make_scheduler, scheduler_names
 from .sweeps import Filmstrip, GridResult, generate, grid, interpolate_prompts, interpolate_seeds, slerp
-from .trace import Step, Trace, encode_prompts, trace, trace_batch
+from .text import encode_prompts
+from .trace import Step, Trace, trace, trace_batch
 from .verdicts import Verdict
 from .verdicts import table as verdict_table
 
@@ -46,8 +48,6 @@ __all__ = [
     "Verdict",
     "verdict_table",
 ]
-__version__ = "0.1.0"
-
 
 def __getattr__(name: str):
     # ipywidgets and the judge load on first use, so `import explainer` stays light for scripts and the CLI.

@@ -6,199 +6,32 @@ Everything family-specific comes from the pipeline's adapter (explainer/adapters
   * a wrapper on `scheduler.step` that keeps the method's signature (pipelines inspect it to decide whether to pass
     `generator`/`eta`): the guided prediction, x_t in, x_t-1 out;
   * forward hooks on the text encoders: their pooled outputs;
-  * on the attention layers the adapter names, a probe processor that calls the layer's own processor for the output
-    (so the output is bit-identical: SDPA / the dispatch path stays what it was) and computes the attention
-    probabilities of the conditional rows beside it, from the layer's own projections and norms:
-      - U-Net and PixArt cross-attention: softmax(Q K^T / sqrt(d)) over the text tokens (PixArt's T5 mask added as the
-        layer gets it, so padding gets no weight);
-      - SD3 joint attention: image queries x text keys (the text block of the joint softmax, renormalised over the
-        text tokens, which equals a softmax over the text keys alone);
-      - Flux double-stream blocks: the same, with the rotary embedding applied as the layer applies it;
-      - Flux single-stream blocks: the block attends over [text; image] concatenated, so the probe splits the joint
-        sequence at the text length (read from the transformer's input) and takes image queries x text keys.
-`capture()` installs all of it and restores processors, hooks, `scheduler.step` and `pipe.scheduler` in `finally`,
-whatever happens (exceptions, KeyboardInterrupt).
+  * the attention probes the adapter names (explainer.probes.AttentionProbe: forward hooks that read the queries and
+    keys the layer itself computes; the layer's processor is never replaced, so its output is bit-identical).
+`capture()` installs all of it and removes it in `finally`, whatever happens (exceptions, KeyboardInterrupt).
 
+The `Recorder` is the probes' sink: it says which rows of a denoiser call to record (the conditional branch), the
+text length, and which text columns to keep (the prompt's real tokens; the probes add one column for the rest).
 Hot path: nothing recorded leaves the pipeline's device during the run (no per-call host copies or syncs); attention
 is averaged over heads and summed into one running map per group (U-Net level or DiT block) per call, then cast to
-fp16; `Recorder.finish()` stacks everything and moves it to the CPU once. A step's input latents are not kept again
-when they are the previous step's output (the same tensor object).
+fp16; `Recorder.finish()` stacks everything on the device and moves it to the CPU in one pass. A step's input latents
+are not kept again when they are the previous step's output (the same tensor object).
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
-import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from .adapters.base import Adapter, arg
+from .probes import pool_to
 
 ATTENTION_MAX_RES = 64  # maps finer than 64x64 are average-pooled down to fit 64x64 (SD1.5 at 512 px is 64x64)
-
-
-# --------------------------------------------------------------------------------------------- attention math
-def _softmax_mean(q: torch.Tensor, k: torch.Tensor, mask: torch.Tensor | None = None,
-                  average_heads: bool = True) -> torch.Tensor:
-    """q (b, heads, Q, d), k (b, heads, T, d) -> softmax(q k^T / sqrt(d)) in fp32, rows sum to 1."""
-    d = q.shape[-1]
-    scores = torch.matmul(q, k.transpose(-1, -2)).float() * d**-0.5
-    if mask is not None:
-        scores = scores + mask.float().reshape(mask.shape[0], 1, 1, -1)
-    probs = scores.softmax(dim=-1)
-    return probs.mean(dim=1) if average_heads else probs
-
-
-def cross_attention_probs(attn: Any, hidden_states: torch.Tensor, encoder_hidden_states: torch.Tensor,
-                          temb: torch.Tensor | None = None, average_heads: bool = True,
-                          attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-    """softmax(Q K^T / sqrt(d)) of a diffusers `Attention` cross-attention layer, as AttnProcessor2_0 computes Q, K.
-
-    attention_mask: the additive bias the layer receives (b, 1, T) or (b, T), e.g. PixArt's T5 padding mask.
-    Returns (batch, queries, tokens) averaged over heads, or (batch, heads, queries, tokens); fp32, rows sum to 1.
-    """
-    if attn.spatial_norm is not None:
-        hidden_states = attn.spatial_norm(hidden_states, temb)
-    if hidden_states.ndim == 4:
-        b, c, h, w = hidden_states.shape
-        hidden_states = hidden_states.view(b, c, h * w).transpose(1, 2)
-    if attn.group_norm is not None:
-        hidden_states = attn.group_norm(hidden_states.transpose(1, 2)).transpose(1, 2)
-    if attn.norm_cross:
-        encoder_hidden_states = attn.norm_encoder_hidden_states(encoder_hidden_states)
-    q = attn.to_q(hidden_states)
-    k = attn.to_k(encoder_hidden_states)
-    b, heads = q.shape[0], attn.heads
-    d = k.shape[-1] // heads
-    q = q.view(b, -1, heads, d).transpose(1, 2)  # (b, heads, queries, d)
-    k = k.view(b, -1, heads, d).transpose(1, 2)  # (b, heads, tokens, d)
-    if getattr(attn, "norm_q", None) is not None:
-        q = attn.norm_q(q)
-    if getattr(attn, "norm_k", None) is not None:
-        k = attn.norm_k(k)
-    return _softmax_mean(q, k, attention_mask, average_heads)
-
-
-def joint_attention_probs(attn: Any, hidden_states: torch.Tensor, encoder_hidden_states: torch.Tensor,
-                          average_heads: bool = True) -> torch.Tensor:
-    """SD3 (MMDiT) joint attention, image queries x text keys, as JointAttnProcessor2_0 projects and normalises them.
-    The text block of the joint softmax renormalised over the text tokens (= softmax over the text keys alone)."""
-    b = hidden_states.shape[0]
-    heads = attn.heads
-    q = attn.to_q(hidden_states)
-    d = q.shape[-1] // heads
-    q = q.view(b, -1, heads, d).transpose(1, 2)
-    k = attn.add_k_proj(encoder_hidden_states).view(b, -1, heads, d).transpose(1, 2)
-    if attn.norm_q is not None:
-        q = attn.norm_q(q)
-    if attn.norm_added_k is not None:
-        k = attn.norm_added_k(k)
-    return _softmax_mean(q, k, None, average_heads)
-
-
-def flux_attention_probs(attn: Any, image: torch.Tensor, text: torch.Tensor, rotary: Any, single: bool,
-                         average_heads: bool = True) -> torch.Tensor:
-    """Flux image queries x text keys. Double-stream: text keys from the layer's added projections; single-stream:
-    from its own projections on the text part of the joint sequence. The rotary embedding covers [text; image]."""
-    from diffusers.models.embeddings import apply_rotary_emb
-
-    t = text.shape[1]
-    q = attn.norm_q(attn.to_q(image).unflatten(-1, (-1, attn.head_dim)))
-    if single:
-        k = attn.norm_k(attn.to_k(text).unflatten(-1, (-1, attn.head_dim)))
-    else:
-        k = attn.norm_added_k(attn.add_k_proj(text).unflatten(-1, (-1, attn.head_dim)))
-    if rotary is not None:
-        cos, sin = rotary
-        q = apply_rotary_emb(q, (cos[t:], sin[t:]), sequence_dim=1)
-        k = apply_rotary_emb(k, (cos[:t], sin[:t]), sequence_dim=1)
-    return _softmax_mean(q.transpose(1, 2), k.transpose(1, 2), None, average_heads)
-
-
-# --------------------------------------------------------------------------------------------- probes
-@functools.lru_cache(maxsize=64)
-def _call_params(cls: type) -> tuple[bool, frozenset]:
-    """(takes **kwargs, parameter names) of a processor class's __call__ (computed once per class, not per run)."""
-    params = inspect.signature(cls.__call__).parameters
-    return any(p.kind is p.VAR_KEYWORD for p in params.values()), frozenset(params)
-
-
-class _Probe:
-    """Wraps a layer's own processor: the output is the original processor's; the map is computed beside it."""
-
-    def __init__(self, original: Any, recorder: Recorder, group: str | None = None):
-        self.original = original
-        self.recorder = recorder
-        self.group = group
-        self._takes_any, self._params = _call_params(type(original))
-
-    def _filter(self, kwargs: dict) -> dict:
-        return kwargs if self._takes_any else {k: v for k, v in kwargs.items() if k in self._params}
-
-
-class CrossAttentionProbe(_Probe):
-    """U-Net / PixArt cross-attention. group None: grouped by resolution level (number of query positions)."""
-
-    def __init__(self, original: Any, recorder: Recorder, group: str | None = None, use_mask: bool = False):
-        super().__init__(original, recorder, group)
-        self.use_mask = use_mask
-
-    # Same parameter names as AttnProcessor2_0, so Attention.forward filters cross_attention_kwargs the same way.
-    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, *args,
-                 **kwargs):
-        if temb is not None:
-            kwargs["temb"] = temb
-        out = self.original(attn, hidden_states, encoder_hidden_states=encoder_hidden_states,
-                            attention_mask=attention_mask, **self._filter(kwargs))
-        rows = self.recorder.rows
-        if encoder_hidden_states is not None and rows is not None:
-            mask = attention_mask[rows] if (self.use_mask and attention_mask is not None) else None
-            self.recorder.add_attention(self.group, cross_attention_probs(
-                attn, hidden_states[rows], encoder_hidden_states[rows], temb, attention_mask=mask))
-        return out
-
-
-class JointAttentionProbe(_Probe):
-    """SD3 joint attention (the image-query x text-key block), one group per transformer block."""
-
-    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, *args, **kwargs):
-        out = self.original(attn, hidden_states, encoder_hidden_states, attention_mask, *args, **self._filter(kwargs))
-        rows = self.recorder.rows
-        if encoder_hidden_states is not None and rows is not None:
-            self.recorder.add_attention(self.group, joint_attention_probs(
-                attn, hidden_states[rows], encoder_hidden_states[rows]))
-        return out
-
-
-class FluxAttentionProbe(_Probe):
-    """Flux double-stream (text in encoder_hidden_states) or single-stream (text first in the joint sequence)."""
-
-    def __init__(self, original: Any, recorder: Recorder, group: str, single: bool):
-        super().__init__(original, recorder, group)
-        self.single = single
-
-    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, image_rotary_emb=None,
-                 **kwargs):
-        out = self.original(attn, hidden_states, encoder_hidden_states, attention_mask, image_rotary_emb,
-                            **self._filter(kwargs))
-        rec = self.recorder
-        rows = rec.rows
-        if rows is not None:
-            if self.single:
-                x, t = hidden_states[rows], rec.n_text
-                probs = flux_attention_probs(attn, x[:, t:], x[:, :t], image_rotary_emb, True)
-            elif encoder_hidden_states is not None:
-                probs = flux_attention_probs(attn, hidden_states[rows], encoder_hidden_states[rows],
-                                             image_rotary_emb, False)
-            else:
-                return out
-            rec.add_attention(self.group, probs)
-        return out
 
 
 # --------------------------------------------------------------------------------------------- recorder
@@ -212,14 +45,49 @@ def _own(t: Any) -> Any:
     return t.detach().clone() if torch.is_tensor(t) else t
 
 
+def _stack_scalars(values: list[Any]) -> torch.Tensor:
+    """Timesteps (0-d tensors on the device, or Python numbers) as one float64 vector, stacked where they are."""
+    if all(torch.is_tensor(v) for v in values) and len({v.device for v in values}) == 1:
+        return torch.stack([v.detach().reshape(()).to(torch.float64) for v in values])
+    return torch.tensor([float(v) for v in values], dtype=torch.float64)
+
+
+def to_host(tree: Any) -> Any:
+    """A nested dict/list of tensors moved to the CPU: every copy queued without waiting, then one synchronisation
+    (not one blocking copy per tensor)."""
+    used: set = set()
+
+    def move(x):
+        if torch.is_tensor(x):
+            if x.device.type == "cpu":
+                return x
+            used.add(x.device)
+            return x.to("cpu", non_blocking=True)
+        if isinstance(x, dict):
+            return {k: move(v) for k, v in x.items()}
+        if isinstance(x, (list, tuple)):
+            return type(x)(move(v) for v in x)
+        return x
+
+    out = move(tree)
+    for d in used:
+        if d.type == "cuda":
+            torch.cuda.synchronize(d)
+    return out
+
+
 class Recorder:
     """Collects one run. Per denoiser evaluation ("eval", one `scheduler.step` call): x_t in, the raw denoiser
     outputs of that step's calls, the guided prediction, x out, timestep, the scheduler's step index, whether it
     starts a new sampler step, and per-group attention maps. All on the pipeline's device until `finish()`."""
 
     def __init__(self, n_samples: int, latent_hw: tuple[int, int], attention: bool = True,
-                 max_res: int | None = ATTENTION_MAX_RES, adapter: Adapter | None = None):
+                 max_res: int | None = ATTENTION_MAX_RES, adapter: Adapter | None = None,
+                 columns: list[int] | None = None):
         self.n_samples = n_samples
+        # the text positions whose attention is kept (the prompt's real tokens); the probes add one column for the
+        # rest of each row (the padding's share). None: every position, no extra column.
+        self.columns = None if columns is None else torch.tensor(list(columns), dtype=torch.long)
         self.latent_hw = latent_hw
         self.attention = attention
         self.max_res = max_res
@@ -303,11 +171,7 @@ class Recorder:
                     self._grid = self.adapter.query_grid(self.latent_hw)
                 h, w = self._grid
                 name = key
-            m = (total / count).view(total.shape[0], h, w, total.shape[-1])  # mean over the group's layers
-            if self.max_res is not None and max(h, w) > self.max_res:
-                f = 2 ** math.ceil(math.log2(max(h, w) / self.max_res))
-                size = (-(-h // f), -(-w // f))
-                m = F.adaptive_avg_pool2d(m.permute(0, 3, 1, 2), size).permute(0, 2, 3, 1)  # rows still sum to 1
+            m = pool_to((total / count).view(total.shape[0], h, w, total.shape[-1]), self.max_res)  # layers' mean
             out[name] = m.to(torch.float16)
             self.level_layers[name] = count
             self.level_source[name] = (h, w)
@@ -328,25 +192,25 @@ class Recorder:
         self._raws, self._attn_now = [], {}
 
     def finish(self) -> dict[str, Any]:
-        """Everything stacked over evaluations and moved to the CPU, once."""
+        """Everything stacked over evaluations on the device, then moved to the CPU in one pass (one sync)."""
         ev = self.evals
         if not ev:
             raise RuntimeError("the pipeline ran no denoising step: nothing was recorded")
-        nxt = torch.stack([e["next"] for e in ev])
-        lat = torch.stack([e["latents"] if e["latents"] is not None else ev[j - 1]["next"] for j, e in enumerate(ev)])
+        lat = [e["latents"] if e["latents"] is not None else ev[j - 1]["next"] for j, e in enumerate(ev)]
         n_calls = len(ev[0]["raws"])
-        out = {
-            "timesteps": [float(t) for t in torch.stack([torch.as_tensor(e["timestep"], dtype=torch.float64)
-                                                         .to("cpu") for e in ev]).tolist()],
-            "step_index": [e["step_index"] for e in ev], "new_step": [e["new_step"] for e in ev],
-            "latents": lat.cpu(), "next": nxt.cpu(), "guided": torch.stack([e["guided"] for e in ev]).cpu(),
-            "raws": [torch.stack([e["raws"][k] for e in ev]).cpu() for k in range(n_calls)],
-            "attn": {name: torch.stack([e["attn"][name] for e in ev]).cpu() for name in ev[0]["attn"]},
-            "inputs": [{"text": None if c["text"] is None else c["text"].cpu(),
-                        "extra": {k: v.cpu() for k, v in c["extra"].items()}} for c in self.first_inputs],
-            "extra_records": {k: [v.cpu() if torch.is_tensor(v) else v for v in vs]
-                              for k, vs in self.extra_records.items()},
+        dev = {
+            "timesteps": _stack_scalars([e["timestep"] for e in ev]),
+            "latents": torch.stack(lat), "next": torch.stack([e["next"] for e in ev]),
+            "guided": torch.stack([e["guided"] for e in ev]),
+            "raws": [torch.stack([e["raws"][k] for e in ev]) for k in range(n_calls)],
+            "attn": {name: torch.stack([e["attn"][name] for e in ev]) for name in ev[0]["attn"]},
+            "inputs": [{"text": c["text"], "extra": c["extra"]} for c in self.first_inputs],
+            "extra_records": self.extra_records,
         }
+        out = to_host(dev)
+        out["timesteps"] = [float(t) for t in out["timesteps"].tolist()]
+        out["step_index"] = [e["step_index"] for e in ev]
+        out["new_step"] = [e["new_step"] for e in ev]
         return out
 
     # text encoders -----------------------------------------------------------------------------------------
@@ -398,7 +262,7 @@ def wrap_step(scheduler: Any, recorder: Recorder):
 def capture(pipe: Any, adapter: Adapter, recorder: Recorder, scheduler: Any | None = None) -> Iterator[Recorder]:
     """Install the hooks for one run; everything is restored on exit, whatever happened."""
     saved_scheduler = pipe.scheduler
-    handles, processors = [], []
+    handles: list[Any] = []
     sched, had_own_step = None, False
     recorder.adapter = adapter
     try:
@@ -419,14 +283,11 @@ def capture(pipe: Any, adapter: Adapter, recorder: Recorder, scheduler: Any | No
             if post is not None:
                 handles.append(module.register_forward_hook(post, with_kwargs=True))
         if recorder.attention:
-            for m, probe in adapter.probes(recorder):
-                processors.append((m, m.processor))
-                m.set_processor(probe)
+            for probe in adapter.probes(recorder):
+                handles.extend(probe.install())
         yield recorder
     finally:
-        for m, p in reversed(processors):
-            m.set_processor(p)
-        for h in handles:
+        for h in reversed(handles):
             h.remove()
         if sched is not None:
             if had_own_step:

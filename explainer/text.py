@@ -4,13 +4,18 @@ between them, and the shipped CLIP pair's image <-> caption similarity."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from .adapters import get_adapter
 from .arrays import to_numpy, to_rgb
+from .capture import Recorder
+from .validation import check_prompt, check_steps
+from .words import Token
 
 DEFAULT_PROMPT = "a red circle left of a blue square"
 
@@ -45,12 +50,10 @@ def prompt_tokens(pipe: Any, prompt: str) -> list[dict]:
 
 
 def prompt_embeddings(pipe: Any, prompts: str | Sequence[str]) -> dict:
-    """Text-encoder outputs for prompts, as the U-Net gets them (via `explainer.trace.encode_prompts`):
+    """Text-encoder outputs for prompts, as the U-Net gets them (via `encode_prompts`):
     {"hidden": (n, L, D) (encoders concatenated, as SDXL feeds them), "pooled": (n, P) (the last encoder's pooled
     vector: the end-of-text state CLIP compares with images), "tokens": [[str, ...], ...], "n_real": [...]}, numpy.
     """
-    from .trace import encode_prompts
-
     prompts = [prompts] if isinstance(prompts, str) else list(prompts)
     if not prompts or not all(isinstance(p, str) for p in prompts):
         raise ValueError("prompts must be a string or a non-empty list of strings")
@@ -113,7 +116,9 @@ def clip_similarity(clip: Any, images: Any, captions: Sequence[str], tokenizer: 
     arr = np.stack([to_rgb(im) for im in images]) if not isinstance(images, np.ndarray) else images
     if arr.dtype != np.uint8 or arr.ndim != 4:
         raise ValueError(f"images must be uint8 (n, h, w, 3), got {arr.dtype} {arr.shape}")
-    pixels = torch.from_numpy(arr).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+    from .latents import to_pixels
+
+    pixels = to_pixels(arr)
     ids = tokenizer(list(captions), padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
                     return_tensors="pt")
     with torch.no_grad():
@@ -122,3 +127,64 @@ def clip_similarity(clip: Any, images: Any, captions: Sequence[str], tokenizer: 
     img = getattr(img, "pooler_output", img)
     txt = getattr(txt, "pooler_output", txt)
     return cosine_similarity(img, txt)
+
+
+# --------------------------------------------------------------------------------------------- embeddings
+@dataclass
+class PromptEmbeddings:
+    """Text-encoder outputs for many prompts: what the U-Net would see for each (for maps of meaning, UMAP...)."""
+
+    prompts: list[str]
+    tokens: list[list[Token]]  # the denoiser's text positions per prompt (all encoders' parts, as in a Trace)
+    hidden_states: dict[str, torch.Tensor]  # encoder name -> (N, T, D) per-token states as the denoiser gets them
+    pooled: dict[str, torch.Tensor]  # encoder name -> (N, D') pooled output (end-of-text token, projected if any)
+    mask: torch.Tensor  # (N, T) bool: True at real (non-padding) tokens of the first encoder
+    masks: dict[str, torch.Tensor] | None = None  # encoder name -> (N, T_encoder) bool, for every encoder
+
+    def mean_tokens(self, encoder: str | None = None) -> torch.Tensor:
+        """(N, D) mean over each prompt's real tokens: a simple per-prompt vector besides the pooled one."""
+        name = encoder or next(iter(self.hidden_states))
+        h = self.hidden_states[name]
+        m = (self.masks or {}).get(name, self.mask).to(h.dtype).unsqueeze(-1)
+        return (h * m).sum(1) / m.sum(1).clamp(min=1)
+
+
+def encode_prompts(pipe: Any, prompts: Sequence[str], batch_size: int = 64) -> PromptEmbeddings:
+    """Embed many prompts at once with the pipeline's own `encode_prompt` (no guidance branch)."""
+    adapter = get_adapter(pipe)
+    if isinstance(prompts, str) or not isinstance(prompts, Sequence) or not prompts:
+        raise ValueError("prompts must be a non-empty list of strings")
+    prompts = [check_prompt(p, f"prompts[{i}]") for i, p in enumerate(prompts)]
+    batch_size = check_steps(batch_size, "batch_size", maximum=100_000)
+    rec = Recorder(1, (1, 1), attention=False)
+    hidden: dict[str, list[torch.Tensor]] = {}
+    pooled: dict[str, list[torch.Tensor]] = {}
+    handles = [enc.register_forward_hook(rec.text_hook(name), with_kwargs=True) for name, enc in adapter.text_encoders]
+    try:
+        with torch.no_grad():
+            for i in range(0, len(prompts), batch_size):
+                chunk = prompts[i:i + batch_size]
+                text, returned_pooled = adapter.encode_text(chunk)  # the family's own encode_prompt call
+                for name, (c, _) in adapter.text_states(text, None, len(chunk), False).items():
+                    hidden.setdefault(name, []).append(c.detach().cpu())
+                for name, p in returned_pooled.items():
+                    pooled.setdefault(name, []).append(p.detach().cpu())
+    finally:
+        for h in handles:
+            h.remove()
+    for name, calls in rec.text_calls.items():
+        if name not in pooled and calls and calls[0]["pooled"] is not None:
+            pooled[name] = [c["pooled"] for c in calls]
+    hs = {name: torch.cat(parts).contiguous() for name, parts in hidden.items()}
+    toks_spans = [adapter.tokens(p) for p in prompts]
+    tokens = [toks for toks, _, _ in toks_spans]
+    masks = {}
+    for name, h in hs.items():
+        rows = []
+        for toks, _, spans in toks_spans:
+            a, b = spans.get(adapter.token_span(name), (0, len(toks)))
+            row = [not t.padding for t in toks[a:b]]
+            rows.append(row if len(row) == h.shape[1] else [True] * h.shape[1])  # no token list: count them all
+        masks[name] = torch.tensor(rows)
+    mask = next(iter(masks.values()))
+    return PromptEmbeddings(prompts, tokens, hs, {k: torch.cat(v) for k, v in pooled.items()}, mask, masks)

@@ -3,16 +3,17 @@
     tr = trace(pipe, "a red circle left of a blue square", seed=0, steps=25, cfg=7.5)
     tr.image, tr.tokens, tr.steps[i].x0, tr.attention(token="circle"), tr.decode(10), tr.save("run.safetensors")
 
-The capture lives in `explainer.capture` (pipeline families in `explainer.adapters`, latent math in
-`explainer.latents`); this module runs it, validates the arguments first, and packs the
-result into a `Trace` (saved as one safetensors file whose header carries the JSON metadata; never pickle).
+The capture lives in `explainer.capture` (probes in `explainer.probes`, pipeline families in `explainer.adapters`,
+latent math in `explainer.latents`); this module checks the arguments first, runs it, and packs the result into
+`Trace`s (saved by `explainer.tracefile`: one safetensors file whose header carries the JSON metadata; never pickle).
+
+Attention is kept for the prompt's real tokens only, plus one column with the padding's share (rows still sum to 1);
+`Trace.attention_maps` gives every position back, each padding position an equal part of that column.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import struct
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,10 +24,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from . import tracefile
 from .adapters import get_adapter
 from .capture import ATTENTION_MAX_RES, Recorder, capture
-from .latents import decode_pil, eval_sigmas, latent_space, prediction_type, to_vae_scale, x0_from
+from .generation import seed_generator, seed_generators
+from .latents import decode_pil, to_vae_scale
+from .packing import Run, pack
 from .schedulers import make_scheduler, scheduler_name_of
+from .tracefile import TraceFileError
 from .validation import (
     check_bool,
     check_cfg,
@@ -40,107 +45,13 @@ from .validation import (
     check_vocabulary,
     warn_dropped_words,
 )
-from .words import Lookup, Word, lookup, prompt_words
+from .words import Lookup, Token, Word, lookup, prompt_words, tokenize
 
-FORMAT = "explainer.trace"
-FORMAT_VERSION = 1
-_META_KEY = "explainer.trace"
-
-
-class TraceFileError(ValueError):
-    """A trace file that cannot be read back: truncated, modified, or not a trace at all."""
+__all__ = ["Eval", "Step", "StepIndexError", "Trace", "TraceFileError", "Token", "tokenize", "trace", "trace_batch"]
 
 
 class StepIndexError(IndexError, ValueError):
     """A step index out of range (an IndexError for sequence protocols, a ValueError like other bad input)."""
-
-
-# --------------------------------------------------------------------------------------------- tokens
-class Token(str):
-    """One position of the text encoder's input. Compares and prints as its text without tokenizer markers ("red");
-    carries .index (position = attention column), .id, .raw (the tokenizer's piece, e.g. "red</w>"),
-    .special (start/end of text), .padding (filler after the end; the U-Net still attends to it), and .start/.end
-    (the characters of the prompt it comes from; None for special tokens, padding, or old traces).
-    The prompt's words and the positions each spans: `Trace.words` (explainer.words)."""
-
-    index: int
-    id: int
-    raw: str
-    special: bool
-    padding: bool
-    start: int | None
-    end: int | None
-
-    def __new__(cls, text: str, index: int, id: int, raw: str, special: bool, padding: bool,
-                start: int | None = None, end: int | None = None) -> Token:
-        obj = super().__new__(cls, text)
-        obj.index, obj.id, obj.raw, obj.special, obj.padding = index, int(id), raw, bool(special), bool(padding)
-        obj.start, obj.end = (None, None) if start is None or end is None else (int(start), int(end))
-        return obj
-
-    @property
-    def kind(self) -> str:
-        return "padding" if self.padding else "special" if self.special else "word"
-
-    def moved(self, offset: int) -> Token:
-        """The same token at position index + offset (a second encoder's part after the first's)."""
-        return Token(str(self), self.index + offset, self.id, self.raw, self.special, self.padding, self.start,
-                     self.end)
-
-    def __repr__(self) -> str:
-        mark = {"padding": "·pad", "special": "·special", "word": ""}[self.kind]
-        return f"{str.__repr__(self)}{mark}"
-
-    def __reduce__(self):  # copy/deepcopy support (no pickling of traces happens anywhere)
-        return (Token, (str(self), self.index, self.id, self.raw, self.special, self.padding, self.start, self.end))
-
-    def to_dict(self) -> dict:
-        d = {"text": str(self), "index": self.index, "id": self.id, "raw": self.raw, "special": self.special,
-             "padding": self.padding}
-        if self.start is not None:
-            d["start"], d["end"] = self.start, self.end
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> Token:
-        return cls(d["text"], d["index"], d["id"], d["raw"], d["special"], d["padding"], d.get("start"), d.get("end"))
-
-
-def tokenize(tokenizer: Any, text: str) -> tuple[list[Token], list[str]]:
-    """Tokens exactly as the pipeline feeds them to the text encoder (padded to max length, truncated), and the
-    words the truncation dropped (the pipeline's own rule: ids between max_length-1 and the final end token).
-
-    Each token keeps the characters of `text` it comes from (.start/.end, from a fast tokenizer's offset mapping),
-    which is how `explainer.words` maps the prompt's words to token positions for any tokenizer."""
-    from .words import clean_piece, split_words
-
-    max_len = tokenizer.model_max_length
-    fast = bool(getattr(tokenizer, "is_fast", False))
-    enc = tokenizer(text, padding="max_length", max_length=max_len, truncation=True,
-                    **({"return_offsets_mapping": True} if fast else {}))
-    ids, mask = enc["input_ids"], enc["attention_mask"]
-    offsets = enc.get("offset_mapping") if fast else None
-    special_ids = set(tokenizer.all_special_ids)
-    pieces = tokenizer.convert_ids_to_tokens(ids)
-    tokens = []
-    for i, (tid, piece, m) in enumerate(zip(ids, pieces, mask, strict=True)):
-        special, padding = tid in special_ids and m == 1, m == 0
-        text_i = tokenizer.convert_tokens_to_string([piece]).strip() or piece
-        text_i = text_i if special or padding else clean_piece(text_i) or text_i  # no "</w>" whatever the decoder
-        s, e = offsets[i] if offsets is not None and not special and not padding else (None, None)
-        tokens.append(Token(text_i, i, tid, piece, special=special, padding=padding, start=s, end=e))
-    dropped: list[str] = []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        full = tokenizer(text, padding="longest", truncation=False)["input_ids"]
-    if len(full) > max_len:
-        kept_end = max((t.end for t in tokens if t.end is not None), default=None)
-        if kept_end is not None:  # whole words, as the user wrote them
-            dropped = [w for w, ws, we in split_words(text) if we > kept_end]
-        else:
-            dropped = [tokenizer.convert_tokens_to_string([p]).strip()
-                       for p in tokenizer.convert_ids_to_tokens(full[max_len - 1:-1])]
-    return tokens, dropped
 
 
 # --------------------------------------------------------------------------------------------- steps
@@ -239,7 +150,7 @@ class Trace:
     def lookup(self, token: str | int) -> Lookup:
         """What `attention(token)` sums: the positions, the word's label and a note such as
         "2 pieces summed: aut + umn" (`.title` joins them for a figure)."""
-        return lookup(token, self.words, self._tokens)
+        return lookup(token, self.words, self._tokens, prompt=self.prompt, dropped=self.dropped_tokens)
 
     @property
     def negative_tokens(self) -> list[Token]:
@@ -335,15 +246,47 @@ class Trace:
         raise ValueError(f"level must be None (all {what}), one of {names}, an index 0..{len(names) - 1} "
                          f"({order}), or (for a block range) a range/slice/list of those, got {level!r}")
 
+    def _map(self, name: str, step: int | None) -> torch.Tensor:
+        """The stored maps of one level (S, h, w, columns) as fp32: one step, or the mean over steps."""
+        a = self._t[f"attention.{name}"]
+        return a[step].float() if step is not None else a.float().mean(0)
+
+    def _padding_positions(self) -> list[int]:
+        kept = set(self._meta.get("attention_columns") or range(len(self._tokens)))
+        return [i for i in range(len(self._tokens)) if i not in kept]
+
+    def _columns(self, m: torch.Tensor) -> torch.Tensor:
+        """(..., stored columns) -> (..., every token position): the kept columns where they were, and the padding
+        column shared equally by the padding positions (so rows still sum to 1)."""
+        cols = self._meta.get("attention_columns")
+        if cols is None:
+            return m
+        out = m.new_zeros(*m.shape[:-1], len(self._tokens))
+        out[..., cols] = m[..., :-1]
+        pads = self._padding_positions()
+        if pads:
+            out[..., pads] = m[..., -1:] / len(pads)
+        return out
+
+    def _positions(self, m: torch.Tensor, pos: Sequence[int]) -> torch.Tensor:
+        """(...,) the sum of positions `pos` of stored maps m (a padding position: its equal part of the padding
+        column)."""
+        cols = self._meta.get("attention_columns")
+        if cols is None:
+            return m[..., list(pos)].sum(-1)
+        where = {p: j for j, p in enumerate(cols)}
+        out = m[..., [where[p] for p in pos if p in where]].sum(-1)
+        n_pad = sum(1 for p in pos if p not in where)
+        return out + m[..., -1] * (n_pad / len(self._padding_positions())) if n_pad else out
+
     def attention_maps(self, step: int | None = None, level: str | int | None = None) -> torch.Tensor:
         """(h, w, tokens) cross-attention probabilities: mean over heads and the level's layers; `step` None = mean
-        over steps; `level` None = every level upsampled (bilinear) to the finest and averaged, levels equally."""
+        over steps; `level` None = every level upsampled (bilinear) to the finest and averaged, levels equally.
+        Padding positions share the padding's column equally (the trace keeps the prompt's real tokens apart and
+        the padding's total)."""
         names = self._level_names(level)
         s = None if step is None else check_step_index(step, self._n_steps)
-        maps = []
-        for name in names:
-            a = self._t[f"attention.{name}"]
-            maps.append(a[s].float() if s is not None else a.float().mean(0))
+        maps = [self._columns(self._map(name, s)) for name in names]
         if len(maps) == 1:
             return maps[0]
         h, w = maps[0].shape[:2]
@@ -353,21 +296,25 @@ class Trace:
 
     def attention(self, token: str | int, step: int | None = None, level: str | int | None = None) -> torch.Tensor:
         """2D map (h, w) of how much each latent position attends to `token`: a word of the prompt
-        (case-insensitive, e.g. "fox" or "Autumn"; a phrase "red fox"), a token position (int), or a `Token`/`Word`.
+        (case-insensitive, e.g. "fox" or "Autumn"; a phrase "red fox"), a token position (int), or a `Token`/`Word`
+        of this trace.
 
         A word the tokenizer splits into several pieces ("autumn" -> "aut" + "umn</w>"), a word repeated in the
         prompt, or a word seen by several text encoders (SD3's CLIP and T5 parts) gives the sum of the maps of all
         its positions; `tr.lookup(token).title` says which were summed (the figures print it). A word that is not
-        in the prompt raises ValueError listing the prompt's words. step/level as in `attention_maps`. Values are
-        probabilities over the prompt's tokens (every position's row sums to 1).
+        in the prompt raises ValueError listing the prompt's words (a word the tokenizer cannot write, or one cut
+        by the token limit, says so). step/level as in `attention_maps`. Values are probabilities over the prompt's
+        tokens (every position's row sums to 1).
         """
         pos = list(self.lookup(token).positions)
         names = self._level_names(level)
         s = None if step is None else check_step_index(step, self._n_steps)
+        a = self._t
         maps = []
         for name in names:
-            a = self._t[f"attention.{name}"][..., pos].float().sum(-1)  # (S, h, w)
-            maps.append(a[s] if s is not None else a.mean(0))
+            m = a[f"attention.{name}"] if s is None else a[f"attention.{name}"][s]
+            m = self._positions(m.float(), pos)  # (S, h, w) or (h, w)
+            maps.append(m.mean(0) if s is None else m)
         if len(maps) == 1:
             return maps[0]
         size = maps[0].shape
@@ -413,33 +360,13 @@ class Trace:
     # saving ------------------------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
         """One safetensors file: the tensors, plus JSON metadata (settings, tokens, checksum) in its header."""
-        from safetensors.torch import save_file
-
-        path = _check_save_path(path)
-        tensors = {k: v.contiguous() for k, v in self._t.items()}
-        meta = dict(self._meta, format=FORMAT, version=FORMAT_VERSION)
-        meta["checksum"] = _checksum(tensors, meta)
-        save_file(tensors, str(path), metadata={_META_KEY: json.dumps(meta)})
-        return path
+        return tracefile.write(path, self._t, self._meta)
 
     @classmethod
     def load(cls, path: str | Path, pipe: Any = None) -> Trace:
         """Read a file written by `save`. Raises TraceFileError (a ValueError) for a truncated, modified or foreign
         file. Pass `pipe` (or attach later) to decode steps."""
-        path = Path(path)
-        if not path.is_file():
-            raise TraceFileError(f"no trace file at {str(path)!r}")
-        meta = _read_meta(path)  # the header alone: a foreign file is refused before its body is read
-        from safetensors.torch import load as st_load
-
-        try:
-            tensors = st_load(path.read_bytes())
-        except Exception as err:  # safetensors' own error for bad offsets / truncation
-            raise TraceFileError(f"{path} is damaged (truncated or modified): {err}") from None
-        if _checksum(tensors, meta) != meta.get("checksum"):
-            raise TraceFileError(f"{path} was modified or corrupted: its tensors or settings do not match the "
-                                 "checksum written when it was saved")
-        _check_layout(tensors, meta, path)
+        tensors, meta = tracefile.read(path)
         try:
             tr = cls(tensors, meta)
         except (IndexError, KeyError, TypeError, ValueError) as err:
@@ -459,82 +386,6 @@ def _decode_latents(pipe: Any, latents: torch.Tensor):
     return decode_pil(pipe, latents)[0]
 
 
-def _checksum(tensors: dict[str, torch.Tensor], meta: dict | None = None) -> str:
-    """sha256 over the JSON metadata (everything but the checksum itself: prompt, seed, settings, tokens) and every
-    tensor's name, dtype, shape and bytes."""
-    h = hashlib.sha256()
-    if meta is not None:
-        h.update(json.dumps({k: v for k, v in meta.items() if k != "checksum"}, sort_keys=True).encode())
-    for k in sorted(tensors):
-        t = tensors[k].contiguous()
-        h.update(f"{k}|{t.dtype}|{tuple(t.shape)}|".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()
-
-
-_MAX_HEADER = 100_000_000  # safetensors' own limit for the JSON header
-
-
-def _check_save_path(path: str | Path) -> Path:
-    """Where `save` writes: a file path whose folder exists, not a folder."""
-    if not isinstance(path, (str, Path)) or not str(path):
-        raise ValueError(f"path must be a file name (str or Path), got {path!r}")
-    path = Path(path)
-    if path.is_dir():
-        raise ValueError(f"path {str(path)!r} is a folder; give a file name, e.g. {str(path / 'trace.safetensors')!r}")
-    if not path.parent.is_dir():
-        raise ValueError(f"cannot save to {str(path)!r}: the folder {str(path.parent)!r} does not exist "
-                         "(create it first)")
-    return path
-
-
-def _read_meta(path: Path) -> dict:
-    """Parse the safetensors header ourselves, reading only it: 8-byte little-endian length, then JSON."""
-    size = path.stat().st_size
-    with open(path, "rb") as f:
-        first = f.read(8)
-        if len(first) < 8:
-            raise TraceFileError(f"{path} is not a trace file (only {len(first)} bytes)")
-        if first[:1] == b"\x80" or first[:2] == b"PK":  # a pickle (torch.save, pickle.dump) or a zip archive
-            raise TraceFileError(f"{path} is a pickle / torch.save file, not a trace, whatever its name: explainer "
-                                 "never reads pickles. Make a trace with ex.trace(...) and save it with "
-                                 "tr.save('name.safetensors')")
-        (n,) = struct.unpack("<Q", first)
-        if n > size - 8:
-            raise TraceFileError(f"{path} is truncated (or not a trace): its header says {n} bytes, the file has "
-                                 f"{size - 8}")
-        if n > _MAX_HEADER:
-            raise TraceFileError(f"{path} is not an explainer trace (a {n}-byte header)")
-        head = f.read(n)
-    try:
-        header = json.loads(head)
-        meta = json.loads(header["__metadata__"][_META_KEY])
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
-        raise TraceFileError(f"{path} is not an explainer trace (no readable trace metadata in its header)") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise TraceFileError(f"{path} is not an explainer trace")
-    if meta.get("version") != FORMAT_VERSION:
-        raise TraceFileError(f"{path} is a trace of format version {meta.get('version')}; this explainer reads "
-                             f"version {FORMAT_VERSION}")
-    for key in ("settings", "tokens", "levels", "text_encoders", "checksum"):
-        if key not in meta:
-            raise TraceFileError(f"{path} is damaged: its metadata lacks {key!r}")
-    return meta
-
-
-def _check_layout(tensors: dict[str, torch.Tensor], meta: dict, path: Path) -> None:
-    need = ["timesteps", "sigmas", "latents", "noise_cond", "noise_guided", "x0", "image"]
-    missing = [k for k in need if k not in tensors]
-    if "latents_next" not in tensors and "latents_final" not in tensors:
-        missing.append("latents_final")
-    if missing:
-        raise TraceFileError(f"{path} is damaged: tensors {missing} are missing")
-    n = tensors["timesteps"].shape[0]
-    for k in need[1:6] + [k for k in ("latents_next",) if k in tensors] + [f"attention.{lv}" for lv in meta["levels"]]:
-        if k not in tensors or tensors[k].shape[0] != n:
-            raise TraceFileError(f"{path} is damaged: tensor {k!r} does not have one entry per step ({n})")
-
-
 # --------------------------------------------------------------------------------------------- running
 def _check_scheduler_steps(sched: Any, steps: int) -> None:
     limit = int(sched.config.get("num_train_timesteps", 1000))
@@ -544,41 +395,75 @@ def _check_scheduler_steps(sched: Any, steps: int) -> None:
         raise ValueError(f"steps must be at most {limit} for the {type(sched).__name__} sampler, got {steps}")
 
 
-def _model_id(pipe: Any) -> str | None:
-    return (getattr(pipe, "explainer_model_id", None) or getattr(pipe, "name_or_path", None)
-            or pipe.config.get("_name_or_path") or None)
+def _check_args(pipe: Any, adapter: Any, a: dict, single: bool) -> dict:
+    """Every argument checked (ValueError naming it) before any heavy work; returns them normalised."""
+    a["prompts"] = [check_prompt(p, "prompt" if single else f"prompts[{i}]") for i, p in enumerate(a["prompts"])]
+    a["negative_prompt"] = check_optional_prompt(a["negative_prompt"], "negative_prompt")
+    a["seeds"] = [check_seed(s, "seed") for s in a["seeds"]]
+    a["steps"] = check_steps(a["steps"], "steps")
+    a["cfg"] = check_cfg(a["cfg"], "cfg")
+    a["true_cfg"] = check_cfg(a["true_cfg"], "true_cfg")
+    a["scheduler"] = adapter.check_sampler(a["scheduler"])
+    a["height"], a["width"] = check_image_size(pipe, a["height"], a["width"], adapter.size_multiple,
+                                               batch=len(a["prompts"]))
+    a["attention"] = check_bool(a["attention"], "attention")
+    res, mb = a["attention_max_res"], a["max_bytes"]
+    if res is not None and (isinstance(res, bool) or not isinstance(res, int) or res < 1):
+        raise ValueError(f"attention_max_res must be None (never pool) or a positive int, got {res!r}")
+    if mb is not None and (isinstance(mb, bool) or not isinstance(mb, int) or mb < 1):
+        raise ValueError(f"max_bytes must be None (no limit) or a positive int (bytes), got {mb!r}")
+    adapter.check_guidance(a["cfg"], a["negative_prompt"], a["true_cfg"])
+    a["control_call"] = adapter.check_control(a["control"] or {}, len(a["prompts"]), a["height"], a["width"])
+    a["sched"] = make_scheduler(a["scheduler"], pipe.scheduler.config) if a["scheduler"] else None
+    _check_scheduler_steps(a["sched"] if a["sched"] is not None else pipe.scheduler, a["steps"])
+    return a
 
 
-def _jsonable(obj: Any) -> Any:
-    return json.loads(json.dumps(obj, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
+def _text_side(pipe: Any, adapter: Any, a: dict, cfg_on: bool, zero_uncond: bool) -> tuple[list, list]:
+    """Tokens of every prompt (and of the negative prompt), with the warnings a user should see before the run:
+    words the tokenizer cannot write, words past the token limit (the limit the adapter's tokenizer applies)."""
+    check_vocabulary(pipe, a["prompts"], "prompt", stacklevel=4)
+    limit = adapter.token_limit()
+    per_prompt = []
+    for p in a["prompts"]:
+        toks, dropped, groups = adapter.tokens(p)
+        warn_dropped_words(dropped, limit, "prompt", stacklevel=4)
+        per_prompt.append((toks, dropped, groups))
+    neg_tokens: list = []
+    if cfg_on and not zero_uncond:
+        if a["negative_prompt"]:
+            check_vocabulary(pipe, [a["negative_prompt"]], "negative_prompt", stacklevel=4)
+        neg_tokens, neg_dropped, _ = adapter.tokens(a["negative_prompt"] or "")
+        warn_dropped_words(neg_dropped, limit, "negative_prompt", stacklevel=4)
+    return per_prompt, neg_tokens
 
 
-def _run(pipe: Any, prompts: list[str], seeds: list[int], single: bool, steps: int, cfg: float,
-         negative_prompt: str | None, scheduler: str | None, height: int | None, width: int | None,
-         attention: bool, attention_max_res: int | None, true_cfg: float = 1.0,
-         max_bytes: int | None = None, control: dict | None = None) -> list[Trace]:
+def kept_columns(per_prompt: list) -> list[int] | None:
+    """The text positions whose attention is kept: every position that is a real token (not padding) in any prompt
+    of the batch; None when that is every position (nothing to fold into a padding column)."""
+    toks = [t for t, _, _ in per_prompt]
+    kept = [i for i in range(len(toks[0])) if any(not ts[i].padding for ts in toks)]
+    return None if len(kept) == len(toks[0]) else kept
+
+
+def _check_bytes(pipe: Any, adapter: Any, a: dict, hw: tuple[int, int], n_columns: int) -> None:
+    used = a["sched"] if a["sched"] is not None else pipe.scheduler
+    evals = a["steps"] * (2 if hasattr(used, "state_in_first_order") else 1) + 1
+    n = len(a["prompts"])
+    per = adapter.bytes_per_eval(n, hw, int(pipe.vae.config.latent_channels), a["attention"], n_columns,
+                                 a["attention_max_res"])
+    estimate = evals * per + n * hw[0] * hw[1] * adapter.vae_factor ** 2 * 3
+    if estimate > a["max_bytes"]:
+        raise ValueError(
+            f"max_bytes={a['max_bytes']}: this capture would keep about {estimate:,} bytes ({estimate / 1e6:.1f} MB: "
+            f"{evals} evaluations x {per:,} bytes, attention={'on' if a['attention'] else 'off'}); lower steps, "
+            "pass attention=False or a smaller attention_max_res, or raise max_bytes")
+
+
+def _run(pipe: Any, single: bool, **args: Any) -> list[Trace]:
     adapter = get_adapter(pipe)
-    # ---- every check before any heavy work
-    prompts = [check_prompt(p, "prompt" if single else f"prompts[{i}]") for i, p in enumerate(prompts)]
-    negative_prompt = check_optional_prompt(negative_prompt, "negative_prompt")
-    seeds = [check_seed(s, "seed") for s in seeds]
-    steps = check_steps(steps, "steps")
-    cfg = check_cfg(cfg, "cfg")
-    true_cfg = check_cfg(true_cfg, "true_cfg")
-    scheduler = adapter.check_sampler(scheduler)
-    height, width = check_image_size(pipe, height, width, adapter.size_multiple, batch=len(prompts))
-    attention = check_bool(attention, "attention")
-    if attention_max_res is not None and (isinstance(attention_max_res, bool) or not isinstance(attention_max_res, int)
-                                          or attention_max_res < 1):
-        raise ValueError(f"attention_max_res must be None (never pool) or a positive int, got {attention_max_res!r}")
-    if max_bytes is not None and (isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1):
-        raise ValueError(f"max_bytes must be None (no limit) or a positive int (bytes), got {max_bytes!r}")
-    adapter.check_guidance(cfg, negative_prompt, true_cfg)
-    control_call = adapter.check_control(control or {}, len(prompts))  # ControlNet: image=, scale, guess mode
-    sched = make_scheduler(scheduler, pipe.scheduler.config) if scheduler else None
-    used = sched if sched is not None else pipe.scheduler
-    _check_scheduler_steps(used, steps)
-
+    a = _check_args(pipe, adapter, args, single)
+    negative_prompt, cfg, true_cfg, n = a["negative_prompt"], a["cfg"], a["true_cfg"], len(a["prompts"])
     cfg_on = adapter.cfg_on(cfg, negative_prompt, true_cfg)
     zero_uncond = cfg_on and adapter.zero_uncond(negative_prompt)
     notes = adapter.guidance_notes(cfg, cfg_on, negative_prompt, zero_uncond)
@@ -586,164 +471,32 @@ def _run(pipe: Any, prompts: list[str], seeds: list[int], single: bool, steps: i
         warnings.warn("negative_prompt is ignored: this run makes no unconditional pass "
                       + ("(Flux uses it only with true_cfg > 1)" if adapter.family == "flux" else "(cfg <= 1)"),
                       UserWarning, 3)
-    check_vocabulary(pipe, prompts, "prompt", stacklevel=3)  # words the tokenizer cannot write: a warning
-    per_prompt = []
-    for p in prompts:
-        toks, dropped, groups = adapter.tokens(p)
-        warn_dropped_words(dropped, len(toks), "prompt", stacklevel=3)
-        per_prompt.append((toks, dropped, groups))
-    neg_tokens = []
-    if cfg_on and not zero_uncond:
-        if negative_prompt:
-            check_vocabulary(pipe, [negative_prompt], "negative_prompt", stacklevel=3)
-        neg_tokens, neg_dropped, _ = adapter.tokens(negative_prompt or "")
-        warn_dropped_words(neg_dropped, len(neg_tokens), "negative_prompt", stacklevel=3)
-    if any(not p.strip() for p in prompts) and cfg_on:
+    per_prompt, neg_tokens = _text_side(pipe, adapter, a, cfg_on, zero_uncond)
+    if any(not p.strip() for p in a["prompts"]) and cfg_on:
         notes.append("the prompt is empty: it is the unconditional prompt, so cond and uncond coincide"
                      + ("" if not zero_uncond else " (except SDXL's zeroed uncond)"))
-
     vf = adapter.vae_factor
     dh, dw = adapter.default_size()
-    H, W = height or dh, width or dw
-    n = len(prompts)
-    if max_bytes is not None:
-        evals = steps * (2 if hasattr(used, "state_in_first_order") else 1) + 1
-        per = adapter.bytes_per_eval(n, (H // vf, W // vf), _latent_channels(pipe), attention,
-                                     len(per_prompt[0][0]), attention_max_res)
-        estimate = evals * per + n * H * W * 3
-        if estimate > max_bytes:
-            raise ValueError(
-                f"max_bytes={max_bytes}: this capture would keep about {estimate:,} bytes ({estimate / 1e6:.1f} MB: "
-                f"{evals} evaluations x {per:,} bytes, attention={'on' if attention else 'off'}); lower steps, "
-                "pass attention=False or a smaller attention_max_res, or raise max_bytes")
-    generator = (torch.Generator().manual_seed(seeds[0]) if single
-                 else [torch.Generator().manual_seed(s) for s in seeds])
+    H, W = a["height"] or dh, a["width"] or dw
+    columns = kept_columns(per_prompt) if a["attention"] else None
+    if a["max_bytes"] is not None:
+        _check_bytes(pipe, adapter, a, (H // vf, W // vf),
+                     len(per_prompt[0][0]) if columns is None else len(columns) + 1)
+    generator = seed_generator(a["seeds"][0]) if single else seed_generators(a["seeds"])
     neg = negative_prompt if single or negative_prompt is None else [negative_prompt] * n
-    call = dict(prompt=prompts[0] if single else prompts, num_inference_steps=steps, generator=generator,
-                height=height, width=width, **adapter.call_kwargs(cfg, neg, true_cfg), **control_call)
-    rec = Recorder(n, (H // vf, W // vf), attention, attention_max_res, adapter)
-    with capture(pipe, adapter, rec, sched):
+    call = dict(prompt=a["prompts"][0] if single else a["prompts"], num_inference_steps=a["steps"],
+                generator=generator, height=a["height"], width=a["width"],
+                **adapter.call_kwargs(cfg, neg, true_cfg), **a["control_call"])
+    rec = Recorder(n, (H // vf, W // vf), a["attention"], a["attention_max_res"], adapter, columns)
+    with capture(pipe, adapter, rec, a["sched"]):
         used = pipe.scheduler
-        out = pipe(**call)
-        images = out.images
-    return _pack(pipe, adapter, used, rec, images, prompts, seeds, per_prompt, neg_tokens, dict(
-        negative_prompt=negative_prompt, steps=steps, cfg=cfg, cfg_applied=bool(rec.cfg),
-        scheduler=scheduler or scheduler_name_of(used), height=H, width=W, attention_max_res=attention_max_res,
-        notes=notes, batch_size=n, **({"true_cfg": true_cfg} if adapter.family == "flux" else {})))
-
-
-def _latent_channels(pipe: Any) -> int:
-    return int(pipe.vae.config.latent_channels)
-
-
-def _pack(pipe, adapter, sched, rec, images, prompts, seeds, per_prompt, neg_tokens, common) -> list[Trace]:
-    data = rec.finish()  # everything on the CPU now, stacked over evaluations
-    n, cfg = len(prompts), bool(rec.cfg)
-    E = len(data["timesteps"])
-    starts = torch.tensor(data["new_step"])
-    step_of = starts.long().cumsum(0) - 1
-    S = int(step_of[-1]) + 1
-    first = starts.nonzero().flatten()
-    last = torch.cat([first[1:] - 1, torch.tensor([E - 1])])
-    hw = rec.latent_hw
-    lat = adapter.to_grid(data["latents"], hw)  # (E, n, C, h, w)
-    nxt = adapter.to_grid(data["next"], hw)
-    guided = adapter.to_grid(data["guided"], hw)
-    uncond, cond = adapter.split_raw(data["raws"], n, bool(rec.cfg_batch) or cfg)
-    cond = adapter.to_grid(cond, hw)
-    uncond = None if uncond is None else adapter.to_grid(uncond, hw)
-    ts = data["timesteps"]
-    space, pred = latent_space(sched), prediction_type(sched)
-    sig = eval_sigmas(sched, ts, data["step_index"])
-    x0 = x0_from(space, pred, lat[first].flatten(0, 1), guided[first].flatten(0, 1),
-                 sig[first].repeat_interleave(n)).view(S, n, *lat.shape[2:])
-    ts_t = torch.tensor(ts, dtype=torch.float64)
-    groups = adapter.attention_groups()
-    if groups:
-        levels = [g for g in groups if g in data["attn"]]
-    else:
-        levels = list(data["attn"])
-        levels.sort(key=lambda name: -rec.level_source[name][0] * rec.level_source[name][1])
-    attn = {}
-    for name in levels:
-        a = data["attn"][name]  # (E, n, h, w, T) fp16
-        if E != S:  # several evaluations per step: average them into the step
-            summed = torch.zeros((S, *a.shape[1:]), dtype=torch.float32).index_add_(0, step_of, a.float())
-            a = (summed / torch.bincount(step_of, minlength=S).view(-1, 1, 1, 1, 1)).to(torch.float16)
-        attn[name] = a
-    inputs = data["inputs"]
-    extra = inputs[0]["extra"]
-    uncond_text = inputs[1]["text"] if len(inputs) > 1 else None
-    states = adapter.text_states(inputs[0]["text"], uncond_text, n, cfg)
-    pooled = adapter.pooled_states(extra, n, cfg)
-    settings_base = dict(
-        pipeline=type(pipe).__name__, family=adapter.family, denoiser=type(adapter.denoiser).__name__,
-        attention_group=adapter.group_label, model_id=_model_id(pipe), scheduler_class=type(sched).__name__,
-        scheduler_config=_jsonable(dict(sched.config)), prediction_type=pred, latent_space=space,
-        latent_shape=list(lat.shape[2:]), vae_scale_factor=adapter.vae_factor, dtype=str(adapter.dtype),
-        device=str(pipe.device), attention=rec.attention, unet_calls=rec.unet_calls, denoiser_calls=rec.unet_calls,
-        n_evals=E, generator="torch.Generator('cpu').manual_seed(seed)", versions=_versions(),
-    )
-    encoders = [name for name in adapter.text_encoder_names
-                if name in states or name in pooled or rec.text_calls.get(name)]
-    traces = []
-    for b in range(n):
-        t: dict[str, torch.Tensor] = {
-            "timesteps": ts_t[first], "sigmas": sig[first], "latents": lat[first, b],
-            "noise_cond": cond[first, b], "noise_guided": guided[first, b], "x0": x0[:, b],
-        }
-        # x after each step is the next step's input: keep only the last one apart (the full chain when a
-        # pipeline changed the latents between steps, so nothing recorded is lost)
-        if torch.equal(nxt[last[:-1], b], lat[first[1:], b]):
-            t["latents_final"] = nxt[last[-1:], b]
-        else:
-            t["latents_next"] = nxt[last, b]
-        if uncond is not None:
-            t["noise_uncond"] = uncond[first, b]
-        if E != S:
-            t.update({"evals.step": step_of, "evals.timesteps": ts_t, "evals.sigmas": sig, "evals.latents": lat[:, b],
-                      "evals.noise_cond": cond[:, b], "evals.noise_guided": guided[:, b]})
-            if not torch.equal(nxt[:-1, b], lat[1:, b]):
-                t["evals.latents_next"] = nxt[:, b]
-            if uncond is not None:
-                t["evals.noise_uncond"] = uncond[:, b]
-        for name in levels:
-            t[f"attention.{name}"] = attn[name][:, b]
-        for enc_name, (c, u) in states.items():
-            t[f"text.{enc_name}.cond"] = c[b]
-            if u is not None:
-                t[f"text.{enc_name}.uncond"] = u[b]
-        for enc_name, calls in rec.text_calls.items():
-            if calls and calls[0]["pooled"] is not None:
-                t[f"text.{enc_name}.cond_pooled"] = calls[0]["pooled"][b]
-            if cfg and len(calls) > 1 and calls[1]["pooled"] is not None:
-                t[f"text.{enc_name}.uncond_pooled"] = calls[1]["pooled"][b]
-        for enc_name, (c, u) in pooled.items():  # what the denoiser actually got
-            t[f"text.{enc_name}.cond_pooled"] = c[b]
-            if u is not None:
-                t[f"text.{enc_name}.uncond_pooled"] = u[b]
-        t.update(adapter.pack_extra(data, n, cfg, b))
-        t["image"] = torch.from_numpy(np.array(images[b].convert("RGB"), dtype=np.uint8))
-        t = {k: v.contiguous().clone() for k, v in t.items()}
-        settings = dict(settings_base, prompt=prompts[b], seed=seeds[b], **common, **adapter.settings(extra, n, cfg, b))
-        toks, dropped, token_groups = per_prompt[b]
-        meta = {"settings": settings, "tokens": [x.to_dict() for x in toks],
-                "negative_tokens": [x.to_dict() for x in neg_tokens], "dropped_tokens": dropped,
-                "text_encoders": encoders, "token_groups": token_groups,
-                "levels": {name: {"size": list(attn[name].shape[2:4]), "source_size": list(rec.level_source[name]),
-                                  "layers": rec.level_layers[name]} for name in levels}}
-        traces.append(Trace(t, meta, pipe))
-    return traces
-
-
-def _versions() -> dict[str, str]:
-    import diffusers
-    import transformers
-
-    from . import __version__
-
-    return {"torch": torch.__version__, "diffusers": diffusers.__version__, "transformers": transformers.__version__,
-            "explainer": __version__}
+        images = pipe(**call).images
+    common = dict(negative_prompt=negative_prompt, steps=a["steps"], cfg=cfg, cfg_applied=bool(rec.cfg),
+                  scheduler=a["scheduler"] or scheduler_name_of(used), height=H, width=W,
+                  attention_max_res=a["attention_max_res"], notes=notes, batch_size=n,
+                  **({"true_cfg": true_cfg} if adapter.family == "flux" else {}))
+    run = Run(a["prompts"], a["seeds"], per_prompt, neg_tokens, columns, common)
+    return [Trace(t, meta, pipe) for t, meta in pack(pipe, adapter, used, rec, images, run)]
 
 
 def trace(pipe: Any, prompt: str, seed: int = 0, steps: int = 25, cfg: float = 7.5,
@@ -783,9 +536,10 @@ def trace(pipe: Any, prompt: str, seed: int = 0, steps: int = 25, cfg: float = 7
     their attention maps are grouped by block ("block 0", "double 3", "single 7") instead of U-Net level.
     Every argument is checked before any heavy work (ValueError naming the parameter).
     """
-    return _run(pipe, [prompt], [seed], True, steps, cfg, negative_prompt, scheduler, height, width, attention,
-                attention_max_res, true_cfg, max_bytes, _control(control_image, controlnet_conditioning_scale,
-                                                                 guess_mode))[0]
+    return _run(pipe, True, prompts=[prompt], seeds=[seed], steps=steps, cfg=cfg, negative_prompt=negative_prompt,
+                scheduler=scheduler, height=height, width=width, attention=attention,
+                attention_max_res=attention_max_res, true_cfg=true_cfg, max_bytes=max_bytes,
+                control=_control(control_image, controlnet_conditioning_scale, guess_mode))[0]
 
 
 def _control(image: Any, scale: float, guess_mode: bool) -> dict | None:
@@ -819,69 +573,7 @@ def trace_batch(pipe: Any, prompts: str | Sequence[str], seeds: int | Sequence[i
     if len(p_list) != len(s_list):
         raise ValueError(f"prompts and seeds must have the same length (or one of them be single), got "
                          f"{len(p_list)} prompts and {len(s_list)} seeds")
-    return _run(pipe, p_list, s_list, False, steps, cfg, negative_prompt, scheduler, height, width, attention,
-                attention_max_res, true_cfg, max_bytes, _control(control_image, controlnet_conditioning_scale,
-                                                                 guess_mode))
-
-
-# --------------------------------------------------------------------------------------------- embeddings
-@dataclass
-class PromptEmbeddings:
-    """Text-encoder outputs for many prompts: what the U-Net would see for each (for maps of meaning, UMAP...)."""
-
-    prompts: list[str]
-    tokens: list[list[Token]]  # the denoiser's text positions per prompt (all encoders' parts, as in a Trace)
-    hidden_states: dict[str, torch.Tensor]  # encoder name -> (N, T, D) per-token states as the denoiser gets them
-    pooled: dict[str, torch.Tensor]  # encoder name -> (N, D') pooled output (end-of-text token, projected if any)
-    mask: torch.Tensor  # (N, T) bool: True at real (non-padding) tokens of the first encoder
-    masks: dict[str, torch.Tensor] | None = None  # encoder name -> (N, T_encoder) bool, for every encoder
-
-    def mean_tokens(self, encoder: str | None = None) -> torch.Tensor:
-        """(N, D) mean over each prompt's real tokens: a simple per-prompt vector besides the pooled one."""
-        name = encoder or next(iter(self.hidden_states))
-        h = self.hidden_states[name]
-        m = (self.masks or {}).get(name, self.mask).to(h.dtype).unsqueeze(-1)
-        return (h * m).sum(1) / m.sum(1).clamp(min=1)
-
-
-def encode_prompts(pipe: Any, prompts: Sequence[str], batch_size: int = 64) -> PromptEmbeddings:
-    """Embed many prompts at once with the pipeline's own `encode_prompt` (no guidance branch)."""
-    adapter = get_adapter(pipe)
-    if isinstance(prompts, str) or not isinstance(prompts, Sequence) or not prompts:
-        raise ValueError("prompts must be a non-empty list of strings")
-    prompts = [check_prompt(p, f"prompts[{i}]") for i, p in enumerate(prompts)]
-    from .validation import check_steps as _positive
-
-    batch_size = _positive(batch_size, "batch_size", maximum=100_000)
-    rec = Recorder(1, (1, 1), attention=False)
-    hidden: dict[str, list[torch.Tensor]] = {}
-    pooled: dict[str, list[torch.Tensor]] = {}
-    handles = [enc.register_forward_hook(rec.text_hook(name), with_kwargs=True) for name, enc in adapter.text_encoders]
-    try:
-        with torch.no_grad():
-            for i in range(0, len(prompts), batch_size):
-                chunk = prompts[i:i + batch_size]
-                text, returned_pooled = adapter.encode_text(chunk)  # the family's own encode_prompt call
-                for name, (c, _) in adapter.text_states(text, None, len(chunk), False).items():
-                    hidden.setdefault(name, []).append(c.detach().cpu())
-                for name, p in returned_pooled.items():
-                    pooled.setdefault(name, []).append(p.detach().cpu())
-    finally:
-        for h in handles:
-            h.remove()
-    for name, calls in rec.text_calls.items():
-        if name not in pooled and calls and calls[0]["pooled"] is not None:
-            pooled[name] = [c["pooled"] for c in calls]
-    hs = {name: torch.cat(parts).contiguous() for name, parts in hidden.items()}
-    toks_spans = [adapter.tokens(p) for p in prompts]
-    tokens = [toks for toks, _, _ in toks_spans]
-    masks = {}
-    for name, h in hs.items():
-        rows = []
-        for toks, _, spans in toks_spans:
-            a, b = spans.get(adapter.token_span(name), (0, len(toks)))
-            row = [not t.padding for t in toks[a:b]]
-            rows.append(row if len(row) == h.shape[1] else [True] * h.shape[1])  # no token list: count them all
-        masks[name] = torch.tensor(rows)
-    mask = next(iter(masks.values()))
-    return PromptEmbeddings(prompts, tokens, hs, {k: torch.cat(v) for k, v in pooled.items()}, mask, masks)
+    return _run(pipe, False, prompts=p_list, seeds=s_list, steps=steps, cfg=cfg, negative_prompt=negative_prompt,
+                scheduler=scheduler, height=height, width=width, attention=attention,
+                attention_max_res=attention_max_res, true_cfg=true_cfg, max_bytes=max_bytes,
+                control=_control(control_image, controlnet_conditioning_scale, guess_mode))

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import numbers
 import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -47,6 +48,91 @@ def clean_piece(piece: str) -> str:
         if p.startswith(m):
             p = p[len(m):]
     return p
+
+
+class Token(str):
+    """One position of the text encoder's input. Compares and prints as its text without tokenizer markers ("red");
+    carries .index (position = attention column), .id, .raw (the tokenizer's piece, e.g. "red</w>"),
+    .special (start/end of text), .padding (filler after the end; the U-Net still attends to it), and .start/.end
+    (the characters of the prompt it comes from; None for special tokens, padding, or old traces).
+    The prompt's words and the positions each spans: `Trace.words` (explainer.words)."""
+
+    index: int
+    id: int
+    raw: str
+    special: bool
+    padding: bool
+    start: int | None
+    end: int | None
+
+    def __new__(cls, text: str, index: int, id: int, raw: str, special: bool, padding: bool,
+                start: int | None = None, end: int | None = None) -> Token:
+        obj = super().__new__(cls, text)
+        obj.index, obj.id, obj.raw, obj.special, obj.padding = index, int(id), raw, bool(special), bool(padding)
+        obj.start, obj.end = (None, None) if start is None or end is None else (int(start), int(end))
+        return obj
+
+    @property
+    def kind(self) -> str:
+        return "padding" if self.padding else "special" if self.special else "word"
+
+    def moved(self, offset: int) -> Token:
+        """The same token at position index + offset (a second encoder's part after the first's)."""
+        return Token(str(self), self.index + offset, self.id, self.raw, self.special, self.padding, self.start,
+                     self.end)
+
+    def __repr__(self) -> str:
+        mark = {"padding": "·pad", "special": "·special", "word": ""}[self.kind]
+        return f"{str.__repr__(self)}{mark}"
+
+    def __reduce__(self):  # copy/deepcopy support (no pickling of traces happens anywhere)
+        return (Token, (str(self), self.index, self.id, self.raw, self.special, self.padding, self.start, self.end))
+
+    def to_dict(self) -> dict:
+        d = {"text": str(self), "index": self.index, "id": self.id, "raw": self.raw, "special": self.special,
+             "padding": self.padding}
+        if self.start is not None:
+            d["start"], d["end"] = self.start, self.end
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Token:
+        return cls(d["text"], d["index"], d["id"], d["raw"], d["special"], d["padding"], d.get("start"), d.get("end"))
+
+
+def tokenize(tokenizer: Any, text: str) -> tuple[list[Token], list[str]]:
+    """Tokens exactly as the pipeline feeds them to the text encoder (padded to max length, truncated), and the
+    words the truncation dropped (the pipeline's own rule: ids between max_length-1 and the final end token).
+
+    Each token keeps the characters of `text` it comes from (.start/.end, from a fast tokenizer's offset mapping),
+    which is how `explainer.words` maps the prompt's words to token positions for any tokenizer."""
+    max_len = tokenizer.model_max_length
+    fast = bool(getattr(tokenizer, "is_fast", False))
+    enc = tokenizer(text, padding="max_length", max_length=max_len, truncation=True,
+                    **({"return_offsets_mapping": True} if fast else {}))
+    ids, mask = enc["input_ids"], enc["attention_mask"]
+    offsets = enc.get("offset_mapping") if fast else None
+    special_ids = set(tokenizer.all_special_ids)
+    pieces = tokenizer.convert_ids_to_tokens(ids)
+    tokens = []
+    for i, (tid, piece, m) in enumerate(zip(ids, pieces, mask, strict=True)):
+        special, padding = tid in special_ids and m == 1, m == 0
+        text_i = tokenizer.convert_tokens_to_string([piece]).strip() or piece
+        text_i = text_i if special or padding else clean_piece(text_i) or text_i  # no "</w>" whatever the decoder
+        s, e = offsets[i] if offsets is not None and not special and not padding else (None, None)
+        tokens.append(Token(text_i, i, tid, piece, special=special, padding=padding, start=s, end=e))
+    dropped: list[str] = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        full = tokenizer(text, padding="longest", truncation=False)["input_ids"]
+    if len(full) > max_len:
+        kept_end = max((t.end for t in tokens if t.end is not None), default=None)
+        if kept_end is not None:  # whole words, as the user wrote them
+            dropped = [w for w, ws, we in split_words(text) if we > kept_end]
+        else:
+            dropped = [tokenizer.convert_tokens_to_string([p]).strip()
+                       for p in tokenizer.convert_ids_to_tokens(full[max_len - 1:-1])]
+    return tokens, dropped
 
 
 class Word(str):
@@ -237,20 +323,52 @@ def shown_words(words: Sequence[Word]) -> list[str]:
     return [str(w) for w in words if not w.punctuation] or [str(w) for w in words]
 
 
-def lookup(query: Any, words: Sequence[Word], tokens: Sequence[Any], name: str = "token") -> Lookup:
+def _foreign(query: Any, here: Any, name: str, n: int) -> ValueError:
+    return ValueError(f"{name} {query!r} comes from another prompt (position {query.index} here is "
+                      f"{str(here)!r}): pass the word as a string, e.g. {str(query)!r}, or a position 0..{n - 1}")
+
+
+def _missing(query: str, want: list[str], words: Sequence[Word], n: int, name: str, prompt: str | None,
+             dropped: Sequence[str]) -> ValueError:
+    """Why a word has no map: cut by the token limit, unknown to the tokenizer, or not in the prompt at all."""
+    in_prompt = prompt is not None and all(w in {x.lower() for x, _, _ in split_words(prompt)} for w in want)
+    if in_prompt and any(w in {d.lower() for d in dropped} for w in want):
+        return ValueError(f"{name} {query!r} is past the text encoder's token limit: the pipeline cut it off, so "
+                          f"the model never saw it and it has no attention map (the words it saw: "
+                          f"{shown_words(words)})")
+    if in_prompt:
+        return ValueError(f"{name} {query!r} is in the prompt, but the tokenizer has no token for it (the text "
+                          f"encoder reads its unknown token there), so it has no attention map of its own; the words "
+                          f"it can read: {shown_words(words)}")
+    return ValueError(f"{name} {query!r} is not in the prompt; its words are {shown_words(words)} "
+                      f"(or pass a token position 0..{n - 1})")
+
+
+def lookup(query: Any, words: Sequence[Word], tokens: Sequence[Any], name: str = "token", *,
+           prompt: str | None = None, dropped: Sequence[str] = ()) -> Lookup:
     """Resolve a word, a phrase, a Word, a Token or a token position to the positions whose maps are summed.
 
     Strings match the prompt's words case-insensitively and exactly, one word at a time ("circle" matches the word
     "circle" whatever its pieces; "cir" or "redcircle" match nothing). A repeated word sums every occurrence; a
     phrase ("red fox") sums its consecutive words. BPE markers in a query are ignored ("fox</w>" = "fox").
+    A `Token` or `Word` must belong to these tokens/words (one from another trace raises, naming the word to pass);
+    `prompt` and `dropped` (the words the token limit cut) let a missing word's error say why it is missing.
     """
     n = len(tokens)
     if isinstance(query, Lookup):
         return query
     if isinstance(query, Word):
+        mine = next((w for w in words if str(w) == str(query) and w.positions == query.positions), None)
+        if mine is None:
+            raise ValueError(f"{name} {query!r} is a word of another prompt (its positions are not this prompt's): "
+                             f"pass it as a string, e.g. {str(query)!r}; this prompt's words are {shown_words(words)}")
         return Lookup(query, query.positions, str(query), _pieces_note([query]), (query,))
     if hasattr(query, "index") and hasattr(query, "padding") and isinstance(query, str):  # a Token
-        return lookup(int(query.index), words, tokens, name)
+        i = int(query.index)
+        here = tokens[i] if 0 <= i < n else None
+        if here is None or str(here) != str(query) or getattr(here, "id", None) != getattr(query, "id", None):
+            raise _foreign(query, here, name, n)
+        return lookup(i, words, tokens, name)
     if isinstance(query, numbers.Integral) and not isinstance(query, bool):
         if not -n <= int(query) < n:
             raise ValueError(f"{name} position must be from 0 to {n - 1}, got {query}")
@@ -266,8 +384,7 @@ def lookup(query: Any, words: Sequence[Word], tokens: Sequence[Any], name: str =
         if texts[i:i + len(want)] == want:
             hits.append(list(words[i:i + len(want)]))
     if not hits:
-        raise ValueError(f"{name} {query!r} is not in the prompt; its words are {shown_words(words)} "
-                         f"(or pass a token position 0..{n - 1})")
+        raise _missing(query, want, words, n, name, prompt, dropped)
     matched = [w for h in hits for w in h]
     positions = tuple(sorted({p for w in matched for p in w.positions}))
     label = " ".join(str(w) for w in hits[0])

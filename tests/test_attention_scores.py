@@ -171,7 +171,7 @@ def quality(pipe):
 
 def test_word_roles_split_the_prompt_at_the_relation(pipe):
     from explainer.experiments import attention_quality as Q
-    from explainer.trace import tokenize
+    from explainer.words import tokenize
 
     roles = Q.word_roles(tokenize(pipe.tokenizer, "a large red circle left of a small blue square")[0])
     assert [(w, c, o) for _, w, c, o in roles] == [
@@ -257,7 +257,7 @@ def test_attention_explorer_outlines_the_named_object_and_scores_the_map(pipe):
 
 # ------------------------------------------------------------------------------ ConceptAttention (SD3-style DiT)
 def test_concept_attention_leaves_the_picture_unchanged_and_is_a_softmax_over_concepts():
-    from explainer.experiments import attention_quality as Q
+    from explainer.experiments import concepts as Q
     from explainer.testing import build_tiny_sd3
 
     dit = build_tiny_sd3()
@@ -275,7 +275,7 @@ def test_concept_attention_leaves_the_picture_unchanged_and_is_a_softmax_over_co
 
 
 def test_concept_attention_refuses_a_unet_pipeline(pipe):
-    from explainer.experiments import attention_quality as Q
+    from explainer.experiments import concepts as Q
 
     with pytest.raises(ValueError, match="SD3-style"):
         Q.concept_attention(pipe, "a red circle", ["red", "circle"])

@@ -10,7 +10,7 @@ import torch
 
 import explainer as ex
 from explainer import testing, words
-from explainer.trace import Token
+from explainer.words import Token
 
 PROMPT = "a red fox sitting in autumn leaves"
 
@@ -112,7 +112,7 @@ def test_sentencepiece_t5_pieces():
     """T5's SentencePiece pieces ("▁" alone, "▁lea" + "ves") map to the words they spell."""
     from transformers import T5Tokenizer
 
-    from explainer.trace import tokenize
+    from explainer.words import tokenize
 
     pieces = ["<pad>", "</s>", "<unk>", "\u2581a", "\u2581red", "\u2581fox", "\u2581", "A", "\u2581lea", "ves",
               "\u2581in", "\u2581autumn"]

@@ -10,10 +10,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from explainer import hooks
+from explainer import capture, probes
 from explainer.schedulers import SCHEDULERS, make_scheduler, scheduler_names
-from explainer.trace import Token, Trace, TraceFileError, encode_prompts, trace, trace_batch
-from explainer.validation import check_token
+from explainer.text import encode_prompts
+from explainer.trace import Trace, TraceFileError, trace, trace_batch
 
 torch.set_num_threads(1)
 PROMPT = "a red circle left of the blue square"
@@ -167,12 +167,12 @@ def test_probe_rows_sum_to_one_and_reproduce_the_layer_output(tiny_sd):
     hs = torch.randn(2, 64, attn.to_q.in_features, generator=g)
     ehs = torch.randn(2, 16, attn.to_k.in_features, generator=g)
     with torch.no_grad():
-        per_head = hooks.cross_attention_probs(attn, hs, ehs, average_heads=False)
+        per_head = probes.cross_attention_probs(attn, hs, ehs, average_heads=False)
         torch.testing.assert_close(per_head.sum(-1), torch.ones(per_head.shape[:-1]), atol=1e-6, rtol=0)
         v = attn.to_v(ehs).view(2, 16, attn.heads, -1).transpose(1, 2)
         manual = attn.to_out[0]((per_head @ v).transpose(1, 2).reshape(2, 64, -1))
         torch.testing.assert_close(manual, AttnProcessor2_0()(attn, hs, ehs), atol=1e-5, rtol=1e-4)
-        torch.testing.assert_close(hooks.cross_attention_probs(attn, hs, ehs), per_head.mean(1))
+        torch.testing.assert_close(probes.cross_attention_probs(attn, hs, ehs), per_head.mean(1))
 
 
 def test_stored_maps_are_probabilities_per_level_and_step(tiny_sd):
@@ -222,18 +222,6 @@ def test_tokens_and_word_lookup(tiny_sd):
     assert torch.equal(tr.attention("RED"), tr.attention(2))
 
 
-def test_subword_pieces_spell_a_word():
-    def tok(text, i, special=False, padding=False):
-        return Token(text, i, i, text, special, padding)
-
-    toks = [tok("<s>", 0, special=True), tok("a", 1), tok("cir", 2), tok("cle", 3), tok("cir", 4), tok("<e>", 5, True),
-            tok("<e>", 6, padding=True)]
-    assert check_token("circle", toks) == [2, 3]
-    assert check_token("cir", toks) == [2, 4]
-    with pytest.raises(ValueError, match="not in the prompt"):
-        check_token("cle<e>", toks)
-
-
 # --------------------------------------------------------------------------------------------- restoration
 class Boom(Exception):
     pass
@@ -267,7 +255,7 @@ def test_step_wrapper_keeps_the_signature(tiny_sd):
     import inspect
 
     sched = make_scheduler("euler_a", tiny_sd.scheduler.config)
-    wrapped = hooks.wrap_step(sched, hooks.Recorder(1, (8, 8)))
+    wrapped = capture.wrap_step(sched, capture.Recorder(1, (8, 8)))
     assert inspect.signature(wrapped) == inspect.signature(sched.step)
     assert "generator" in inspect.signature(wrapped).parameters
 
@@ -451,7 +439,10 @@ def test_encode_prompts_matches_the_trace(tiny_sd, tiny_sdxl):
 def test_nbytes_counts_what_is_held(tiny_sd):
     with_attn = trace(tiny_sd, PROMPT, steps=4)
     without = trace(tiny_sd, PROMPT, steps=4, attention=False)
-    expected = sum(4 * 8 * 8 * 16 * 2 if lv == "8x8" else 4 * 4 * 4 * 16 * 2 for lv in with_attn.levels)
+    # maps keep the prompt's real tokens (10 of the 16 positions) and one column for the padding's share
+    real = sum(not t.padding for t in with_attn.tokens)
+    assert real == 10
+    expected = sum(4 * 8 * 8 * (real + 1) * 2 if lv == "8x8" else 4 * 4 * 4 * (real + 1) * 2 for lv in with_attn.levels)
     assert with_attn.nbytes - without.nbytes == expected
     # what it holds is what a saved file carries: the file's tensor payload (after the 8-byte length and the JSON
     # header) is nbytes exactly

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from explainer.trace import encode_prompts, trace, trace_batch
+from explainer.text import encode_prompts
+from explainer.trace import trace, trace_batch
 
 PROMPTS = ["a red circle", "a blue square left of a green star"]
 

@@ -9,7 +9,7 @@ import torch
 
 from explainer import testing
 from explainer.adapters import get_adapter
-from explainer.capture import flux_attention_probs, joint_attention_probs
+from explainer.probes import flux_attention_probs, joint_attention_probs
 from explainer.schedulers import make_scheduler, scheduler_names
 from explainer.trace import Trace, trace
 

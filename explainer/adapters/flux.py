@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from ..probes import AttentionProbe
 from .base import DiTAdapter, call_default
 
 
@@ -67,13 +68,11 @@ class FluxAdapter(DiTAdapter):
     def split_raw(self, raws: list[torch.Tensor], n: int, cfg: bool) -> tuple[torch.Tensor | None, torch.Tensor]:
         return (raws[1] if cfg and len(raws) > 1 else None), raws[0]
 
-    def probes(self, recorder: Any) -> list[tuple[Any, Any]]:
-        from ..capture import FluxAttentionProbe
-
+    def probes(self, recorder: Any) -> list[AttentionProbe]:
         t = self.denoiser
-        return ([(b.attn, FluxAttentionProbe(b.attn.processor, recorder, f"double {i}", False))
+        return ([AttentionProbe(b.attn, recorder, f"double {i}", "flux_double")
                  for i, b in enumerate(t.transformer_blocks)]
-                + [(b.attn, FluxAttentionProbe(b.attn.processor, recorder, f"single {i}", True))
+                + [AttentionProbe(b.attn, recorder, f"single {i}", "flux_single")
                    for i, b in enumerate(t.single_transformer_blocks)])
 
     def attention_groups(self) -> list[str]:
@@ -87,6 +86,9 @@ class FluxAdapter(DiTAdapter):
         vf = self.vae_factor
         flat = self.pipe._unpack_latents(x.flatten(0, 1), h * vf, w * vf, vf)
         return flat.view(*x.shape[:2], *flat.shape[1:])
+
+    def token_limit(self) -> int:
+        return self.t5_length
 
     def tokens(self, prompt: str) -> tuple[list, list[str], dict[str, list[int]]]:
         toks, dropped = self._t5_tokens(self.pipe.tokenizer_2, prompt, self.t5_length, 0)

@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from ..probes import AttentionProbe
 from .base import DiTAdapter, call_default
 
 _BIN_SIZES = {"PixArtAlphaPipeline": (128, 64, 32), "PixArtSigmaPipeline": (256, 128, 64, 32)}
@@ -35,11 +36,9 @@ class PixArtAdapter(DiTAdapter):
             kw["use_resolution_binning"] = False  # the pipeline has no bins for this size (it would raise)
         return kw
 
-    def probes(self, recorder: Any) -> list[tuple[Any, Any]]:
+    def probes(self, recorder: Any) -> list[AttentionProbe]:
         """Each block's cross-attention (attn2), with the T5 padding mask the layer itself gets."""
-        from ..capture import CrossAttentionProbe
-
-        return [(b.attn2, CrossAttentionProbe(b.attn2.processor, recorder, f"block {i}", use_mask=True))
+        return [AttentionProbe(b.attn2, recorder, f"block {i}", "cross", use_mask=True)
                 for i, b in enumerate(self.denoiser.transformer_blocks) if getattr(b, "attn2", None) is not None]
 
     def attention_groups(self) -> list[str]:
@@ -48,6 +47,9 @@ class PixArtAdapter(DiTAdapter):
 
     def token_span(self, encoder: str) -> str:
         return "t5"
+
+    def token_limit(self) -> int:
+        return self.t5_length
 
     def tokens(self, prompt: str) -> tuple[list, list[str], dict[str, list[int]]]:
         toks, dropped = self._t5_tokens(self.pipe.tokenizer, prompt, self.t5_length, 0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..probes import AttentionProbe
 from .base import Adapter
 
 
@@ -17,11 +18,9 @@ class SDAdapter(Adapter):
         # the pipeline's own rule: LCM-distilled U-Nets (time_cond_proj_dim) take guidance as an embedding
         return cfg > 1 and self.denoiser.config.get("time_cond_proj_dim") is None
 
-    def probes(self, recorder: Any) -> list[tuple[Any, Any]]:
+    def probes(self, recorder: Any) -> list[AttentionProbe]:
         """Every cross-attention layer (self-attention untouched); maps are grouped by resolution level."""
         from diffusers.models.attention_processor import Attention
 
-        from ..capture import CrossAttentionProbe
-
-        return [(m, CrossAttentionProbe(m.processor, recorder)) for m in self.denoiser.modules()
+        return [AttentionProbe(m, recorder, None, "cross") for m in self.denoiser.modules()
                 if isinstance(m, Attention) and m.is_cross_attention]

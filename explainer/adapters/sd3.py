@@ -8,6 +8,8 @@ from typing import Any
 
 import torch
 
+from ..probes import AttentionProbe
+from ..words import Token, tokenize
 from .base import DiTAdapter, call_default
 
 
@@ -26,24 +28,27 @@ class SD3Adapter(DiTAdapter):
     def t5_length(self) -> int:
         return int(call_default(self.pipe, "max_sequence_length", 256))
 
-    def probes(self, recorder: Any) -> list[tuple[Any, Any]]:
+    def probes(self, recorder: Any) -> list[AttentionProbe]:
         """Each block's joint attention: image queries x text keys (conditional rows)."""
-        from ..capture import JointAttentionProbe
-
-        return [(b.attn, JointAttentionProbe(b.attn.processor, recorder, f"block {i}"))
+        return [AttentionProbe(b.attn, recorder, f"block {i}", "joint")
                 for i, b in enumerate(self.denoiser.transformer_blocks)]
 
     def attention_groups(self) -> list[str]:
         return [f"block {i}" for i in range(len(self.denoiser.transformer_blocks))]
 
+    def _has_t5(self) -> bool:
+        return getattr(self.pipe, "text_encoder_3", None) is not None and bool(getattr(self.pipe, "tokenizer_3", None))
+
+    def token_limit(self) -> int:
+        """T5's limit when T5 reads the prompt (its dropped words are the ones reported), else CLIP's."""
+        return self.t5_length if self._has_t5() else int(self.pipe.tokenizer.model_max_length)
+
     def tokens(self, prompt: str) -> tuple[list, list[str], dict[str, list[int]]]:
         """CLIP positions (shared by CLIP-L and CLIP-G, one tokenizer's pieces), then T5's positions. Without
         text_encoder_3 the T5 part is zeros: those positions are marked padding and named "<no T5>"."""
-        from ..trace import Token, tokenize
-
         clip, clip_dropped = tokenize(self.pipe.tokenizer, prompt)
         c, t = len(clip), self.t5_length
-        if getattr(self.pipe, "text_encoder_3", None) is not None and getattr(self.pipe, "tokenizer_3", None):
+        if self._has_t5():
             t5, dropped = self._t5_tokens(self.pipe.tokenizer_3, prompt, t, c)
         else:
             t5 = [Token("<no T5>", c + i, -1, "<no T5>", False, True) for i in range(t)]

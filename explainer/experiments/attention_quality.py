@@ -30,17 +30,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .. import attention_scores as S
 from .. import judge as J
 from .. import shapes
+from ..generation import seed_generator
+from ..probes import record_cross_attention
 from ..trace import trace_batch
 
 EVAL_SEED = shapes.EVAL_SEED + 20_000_000  # = 30,000,000: this experiment's scenes (never used in training)
@@ -225,43 +225,6 @@ def score_generated(runs: Runs) -> Scores:
 
 
 # ------------------------------------------------------------------------------------------------ renders
-def _cross_probs(attn: Any, hidden_states: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
-    """softmax(Q K^T * scale) of a diffusers Attention layer, mean over heads: (batch, queries, tokens)."""
-    q = attn.head_to_batch_dim(attn.to_q(hidden_states))
-    k = attn.head_to_batch_dim(attn.to_k(context))
-    p = attn.get_attention_scores(q, k, None)
-    return p.view(hidden_states.shape[0], attn.heads, *p.shape[1:]).float().mean(1)
-
-
-class _CrossProbe:
-    """Wraps a cross-attention processor: output from the original (unchanged), probabilities kept per grid size."""
-
-    def __init__(self, original: Any, store: dict):
-        self.original, self.store = original, store
-
-    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, **kw):
-        out = self.original(attn, hidden_states, encoder_hidden_states=encoder_hidden_states,
-                            attention_mask=attention_mask, temb=temb, **kw)
-        if encoder_hidden_states is not None and hidden_states.ndim == 3:
-            p = _cross_probs(attn, hidden_states, encoder_hidden_states).detach().cpu()
-            self.store.setdefault(p.shape[1], []).append(p)
-        return out
-
-
-@contextmanager
-def _record_cross_attention(unet: Any):
-    store: dict[int, list[torch.Tensor]] = {}
-    mods = [m for name, m in unet.named_modules() if name.endswith("attn2")]
-    originals = [m.processor for m in mods]
-    for m, o in zip(mods, originals, strict=True):
-        m.set_processor(_CrossProbe(o, store))
-    try:
-        yield store
-    finally:
-        for m, o in zip(mods, originals, strict=True):
-            m.set_processor(o)
-
-
 @torch.no_grad()
 def render_attention(pipe: Any, n: int = 16, timesteps: Sequence[int] = (900, 700, 500, 300, 100), seed: int = 0,
                      batch: int = 64) -> Scores:
@@ -276,13 +239,13 @@ def render_attention(pipe: Any, n: int = 16, timesteps: Sequence[int] = (900, 70
     images = np.stack([np.asarray(shapes.render(s)) for s in scenes])
     z0 = encode(pipe, images)
     tok = pipe.tokenizer
-    from ..trace import tokenize
+    from ..words import tokenize
 
     toks = [tokenize(tok, s.caption)[0] for s in scenes]
     ids = torch.tensor([[t.id for t in ts] for ts in toks])
     cond = torch.cat([pipe.text_encoder(ids[i:i + batch].to(pipe.device))[0] for i in range(0, n, batch)])
     sched = DDPMScheduler.from_config(pipe.scheduler.config)
-    g = torch.Generator().manual_seed(seed)
+    g = seed_generator(seed)
     noise = torch.randn(z0.shape, generator=g)
     masks = [S.render_masks(s) for s in scenes]
     out = Scores()
@@ -291,7 +254,7 @@ def render_attention(pipe: Any, n: int = 16, timesteps: Sequence[int] = (900, 70
         xt = sched.add_noise(z0, noise, torch.full((n,), int(t)))
         levels: dict[int, list[torch.Tensor]] = {}
         for i in range(0, n, batch):
-            with _record_cross_attention(unet) as store:
+            with record_cross_attention(unet) as store:
                 unet(xt[i:i + batch].to(pipe.device, unet.dtype), torch.full((min(batch, n - i),), int(t)),
                      encoder_hidden_states=cond[i:i + batch].to(unet.dtype))
             for q, ps in store.items():
@@ -323,12 +286,18 @@ def render_attention(pipe: Any, n: int = 16, timesteps: Sequence[int] = (900, 70
 
 # ------------------------------------------------------------------------------------------------ tables
 def _mean_ci(values: np.ndarray) -> tuple[float, float]:
+    """(mean, half-width of its 95 % interval): `verdicts.bootstrap_mean` over the items (the one bootstrap), the
+    half-width its farther end from the mean; NaN where there are too few items for an interval."""
+    from .. import verdicts as vd
+
     v = np.asarray(values, dtype=float)
     v = v[~np.isnan(v)]
     if len(v) == 0:
         return float("nan"), float("nan")
-    half = 1.96 * v.std(ddof=1) / math.sqrt(len(v)) if len(v) > 1 else float("nan")
-    return float(v.mean()), float(half)
+    iv = vd.bootstrap_mean(v)
+    if iv.too_few:
+        return iv.estimate, float("nan")
+    return iv.estimate, max(iv.estimate - iv.low, iv.high - iv.estimate)
 
 
 def summarise(scores: Scores, classes: Sequence[str] = ("colour", "shape"), **where: Any) -> list[dict]:
@@ -517,12 +486,6 @@ def paired_difference(scores: Scores, a: dict, b: dict, metric: str = "auc",
     return mean, half, len(d)
 
 
-def concept_attention_available(pipe: Any) -> bool:
-    """Whether `pipe` is a transformer pipeline that `ex.trace` can record (ConceptAttention needs the attention
-    outputs of the joint blocks). False for U-Net pipelines."""
-    return getattr(pipe, "transformer", None) is not None and getattr(pipe, "unet", None) is None
-
-
 @dataclass
 class MapQuality:
     """The lesson's measured answer: scores per method/level/steps for colour and shape words."""
@@ -548,153 +511,3 @@ def map_quality(pipe: Any, n: int = 8, seed: int = 0, steps: int = 20, cfg: floa
     return MapQuality(runs, sc, summ, best(summ, method="raw"), best(summ, method="summed", level="all",
                                                                           steps=all_steps),
                       fw, find_misleading(runs), int(sum(runs.usable)))
-
-
-# ------------------------------------------------------------------------------------------- ConceptAttention
-def _heads(attn: Any, x: torch.Tensor, proj: Any, norm: Any) -> torch.Tensor:
-    y = proj(x)
-    y = y.view(x.shape[0], -1, attn.heads, y.shape[-1] // attn.heads).transpose(1, 2)
-    return norm(y) if norm is not None else y
-
-
-def _concept_block(block: Any, x: torch.Tensor, ctx: torch.Tensor, c: torch.Tensor, temb: torch.Tensor
-                   ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """One SD3 JointTransformerBlock, read beside the real one: the image tokens' attention outputs (attending to the
-    image and the prompt, exactly as the block computes them), the concept tokens' outputs (attending to the image and
-    the concepts; nothing attends to them), and the concepts' next residual state (their own text-stream weights).
-    Returns (softmax over concepts of o_x . o_c^T: (b, N, C), next concept state or None after the last block)."""
-    attn = block.attn
-    nx = block.norm1(x, emb=temb)[0]
-    if block.context_pre_only:
-        nctx, nc = block.norm1_context(ctx, temb), block.norm1_context(c, temb)
-    else:
-        nctx = block.norm1_context(ctx, emb=temb)[0]
-        nc, c_gate_msa, c_shift_mlp, c_scale_mlp, c_gate_mlp = block.norm1_context(c, emb=temb)
-    qx, kx, vx = (_heads(attn, nx, attn.to_q, attn.norm_q), _heads(attn, nx, attn.to_k, attn.norm_k),
-                  _heads(attn, nx, attn.to_v, None))
-    kt, vt = _heads(attn, nctx, attn.add_k_proj, attn.norm_added_k), _heads(attn, nctx, attn.add_v_proj, None)
-    qc, kc, vc = (_heads(attn, nc, attn.add_q_proj, attn.norm_added_q), _heads(attn, nc, attn.add_k_proj,
-                  attn.norm_added_k), _heads(attn, nc, attn.add_v_proj, None))
-    ox = F.scaled_dot_product_attention(qx, torch.cat([kx, kt], 2), torch.cat([vx, vt], 2))
-    oc = F.scaled_dot_product_attention(qc, torch.cat([kx, kc], 2), torch.cat([vx, vc], 2))
-    ox, oc = ox.transpose(1, 2).flatten(2), oc.transpose(1, 2).flatten(2)  # (b, N, heads*d), (b, C, heads*d)
-    maps = torch.softmax(ox.float() @ oc.float().transpose(1, 2), dim=-1)
-    if block.context_pre_only:
-        return maps, None
-    c = c + c_gate_msa.unsqueeze(1) * attn.to_add_out(oc)
-    n2 = block.norm2_context(c) * (1 + c_scale_mlp[:, None]) + c_shift_mlp[:, None]
-    return maps, c + c_gate_mlp.unsqueeze(1) * block.ff_context(n2)
-
-
-@dataclass
-class ConceptMaps:
-    """ConceptAttention maps of one generation: maps[call, block, concept] over the latent patch grid."""
-
-    prompt: str
-    seed: int
-    concepts: list[str]
-    maps: torch.Tensor  # (denoiser calls, blocks, concepts, h, w)
-    image: Any
-
-    def map(self, concept: str, calls: slice | None = None, blocks: slice | None = None) -> torch.Tensor:
-        """(h, w) mean over the chosen calls and blocks of one concept's map."""
-        if concept not in self.concepts:
-            raise ValueError(f"concept must be one of {self.concepts}, got {concept!r}")
-        m = self.maps[calls or slice(None), blocks or slice(None), self.concepts.index(concept)]
-        return m.mean((0, 1))
-
-
-@torch.no_grad()
-def concept_attention(pipe: Any, prompt: str, concepts: Sequence[str], seed: int = 0, steps: int = 20,
-                      cfg: float = 7.5) -> ConceptMaps:
-    """ConceptAttention (Helbling et al., 2025) on an SD3-style pipeline: each concept word, embedded like a prompt
-    (its first token's joint text embedding, through the model's context embedder), runs through every joint block
-    beside the real tokens. Concepts attend to the image and to each other; the image never attends to them, so the
-    picture is unchanged (forward pre-hooks only read). The map of a concept: the softmax over concepts of the dot
-    product between each image token's attention output and each concept's (heads concatenated, before the output
-    projection), on the conditional branch. Supports pipelines whose denoiser is an SD3Transformer2DModel."""
-    from ..trace import tokenize
-
-    tf = getattr(pipe, "transformer", None)
-    if tf is None or not hasattr(tf, "transformer_blocks") or not hasattr(tf, "context_embedder") or \
-            type(tf.transformer_blocks[0]).__name__ != "JointTransformerBlock":
-        raise ValueError("concept_attention needs an SD3-style pipeline (a transformer of JointTransformerBlocks); "
-                         f"got {type(pipe).__name__}")
-    concepts = [str(c) for c in concepts]
-    if len(concepts) < 2:
-        raise ValueError(f"concepts must name at least two words (the softmax is over concepts), got {concepts}")
-    embs = []
-    for c in concepts:
-        pe = pipe.encode_prompt(prompt=c, prompt_2=None, prompt_3=None, do_classifier_free_guidance=False,
-                                device=pipe.device)[0]
-        toks = tokenize(pipe.tokenizer, c)[0]
-        pos = next(t.index for t in toks if not t.special and not t.padding)
-        embs.append(pe[0, pos])
-    c0 = tf.context_embedder(torch.stack(embs)[None].to(tf.dtype))  # (1, C, D)
-    blocks = list(tf.transformer_blocks)
-    state: dict[str, Any] = {"c": None, "call": []}
-    calls: list[list[torch.Tensor]] = []
-
-    def pre(i: int):
-        def hook(module, args, kwargs):
-            names = ("hidden_states", "encoder_hidden_states", "temb")
-            vals = {k: kwargs[k] if k in kwargs else args[j] for j, k in enumerate(names)}
-            x, ctx, temb = (vals[k][-1:] for k in names)  # the conditional row (CFG batches [uncond, cond])
-            if i == 0:
-                state["c"], state["call"] = c0.to(x.dtype), []
-                calls.append(state["call"])
-            maps, state["c"] = _concept_block(module, x, ctx, state["c"], temb)
-            state["call"].append(maps[0].cpu())
-        return hook
-
-    handles = [b.register_forward_pre_hook(pre(i), with_kwargs=True) for i, b in enumerate(blocks)]
-    try:
-        image = pipe(prompt, num_inference_steps=steps, guidance_scale=cfg,
-                     generator=torch.Generator().manual_seed(seed)).images[0]
-    finally:
-        for h in handles:
-            h.remove()
-    m = torch.stack([torch.stack(c) for c in calls])  # (calls, blocks, N, C)
-    side = int(round(math.sqrt(m.shape[2])))
-    m = m.view(*m.shape[:2], side, side, len(concepts)).permute(0, 1, 4, 2, 3)
-    return ConceptMaps(prompt, seed, concepts, m, image)
-
-
-def score_concepts(pipe: Any, n: int = 8, seed: int = 0, steps: int = 20, cfg: float = 7.5,
-                   progress: bool = False) -> tuple[Scores, int]:
-    """ConceptAttention on `n` two-object prompts: concepts = the prompt's colour and shape words plus "background";
-    each word's map (mean over steps, per block and over all blocks) scored against the judged object (images where
-    the judge finds both named colours). Returns the scores and the number of usable images."""
-    scenes = scenes_for(n, seed)
-    out, usable = Scores(), 0
-    it = enumerate(scenes)
-    if progress:
-        from tqdm.auto import tqdm
-
-        it = tqdm(it, total=n, desc="ConceptAttention", unit="prompt")
-    for i, scene in it:
-        a, b = scene.objects
-        words = [(a.color, "colour", 0), (a.shape, "shape", 0), (b.color, "colour", 1), (b.shape, "shape", 1)]
-        concepts = list(dict.fromkeys([w for w, _, _ in words] + ["background"]))
-        cm = concept_attention(pipe, scene.caption, concepts, seed=seed + i, steps=steps, cfg=cfg)
-        found = S.judged_masks(cm.image)
-        spec = J.parse_prompt(scene.caption)
-        jd = J.Judgement([o for o, _ in found], "black")
-        oa = J._match(jd, spec.objects[0])
-        ob = J._match(jd, spec.objects[1], exclude=oa)
-        if not (oa is not None and ob is not None and oa.color == a.color and ob.color == b.color):
-            continue
-        usable += 1
-        mask_of = {id(o): m for o, m in found}
-        masks = (mask_of[id(oa)], mask_of[id(ob)])
-        n_blocks = cm.maps.shape[1]
-        for word, cls, obj in words:
-            if sum(w == word for w, _, _ in words) > 1:
-                continue  # the same word names both objects: no single right answer
-            maps = [cm.map(word, blocks=slice(k, k + 1)) for k in range(n_blocks)] + [cm.map(word)]
-            keys = [f"block {k}" for k in range(n_blocks)] + ["all"]
-            sc = S.score_maps(torch.stack(maps), masks[obj])
-            for j, key in enumerate(keys):
-                out.add(source="generated", item=i, word=word, word_class=cls, method="concept", level=key,
-                        steps=range_label((0, steps)), **{m: float(sc[m][j]) for m in (*METRICS, "area")})
-    return out, usable
