@@ -45,7 +45,7 @@ def main() -> None:
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for r in rows:
-        cells = [r["model"], r["prompt"], str(r["n"]), f"{30 * r['coverage']:.0f}", f"{r['entropy_bits']:.2f}",
+        cells = [r["model"], r["prompt"], str(r["n"]), f"{30 * r['combo_coverage']:.0f}", f"{r['entropy_bits']:.2f}",
                  f"{100 * r['found']:.0f}%", f"{100 * r['adherence']:.0f}%"]
         cells += [f"{r[k]:.2f}" if k in r else "—" for k in ("precision", "recall", "density", "coverage")]
         spi = r["seconds_per_image"]

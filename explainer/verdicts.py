@@ -217,12 +217,16 @@ def exact(claim: str, holds: bool, numbers: str, n: str, note: str = "") -> Verd
     return Verdict(claim, AGREES if _holds(holds) else DISAGREES, numbers, n, note)
 
 
-def one_run(claim: str, seen: bool, numbers: str, n: str = "one training run", note: str = "") -> Verdict:
-    """What one training run (or any single random draw) showed: one sample, not a verdict. The status is always
-    "too few to tell"; `seen` says whether this run went the claimed way, in the note."""
+def one_run(claim: str, seen: bool, numbers: str, n: str = "one training run", note: str = "",
+            runs: int = 1) -> Verdict:
+    """What one training run (or a handful: `runs`, fewer than MIN_UNITS) showed: each run is one sample, so this is
+    never a verdict. The status is always "too few to tell"; `seen` says whether the runs went the claimed way."""
     seen = _holds(seen, "seen")
-    what = "this run went the claimed way" if seen else "this run went against the claim"
-    return Verdict(claim, TOO_FEW, numbers, n, f"{what}; one run is one sample" + (f"; {note}" if note else ""))
+    runs = check_positive_int(runs, "runs", MIN_UNITS - 1)
+    what = ("this run" if runs == 1 else f"these {runs} runs") + (" went the claimed way" if seen
+                                                                  else " went against the claim")
+    why = "one run is one sample" if runs == 1 else f"{runs} runs are {runs} samples"
+    return Verdict(claim, TOO_FEW, numbers, n, f"{what}; {why}" + (f"; {note}" if note else ""))
 
 
 def from_interval(claim: str, interval: Interval, n: str, what: str, threshold: float = 0.0,

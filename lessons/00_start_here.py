@@ -16,8 +16,16 @@
 #
 # Work through them in order; each takes a few minutes to read and under a minute and a half to run. Each lesson ends
 # with a **verdict table** computed from its own numbers: every claim, whether our model agrees, does not, or whether
-# the sample is too small to tell ("within noise"), with the sample size and a 95 % interval. All the claims the
-# lessons test, with each lesson and what our model measured, are listed in `docs/claims.md` (in this repository).
+# the sample cannot tell ("within noise"), with the sample size and an interval. All the claims the lessons test, with
+# each lesson and what our model measured, are listed in `docs/claims.md` (in this repository), generated from the
+# numbers the lessons export.
+#
+# **How to read a number with an interval.** Everywhere in these lessons, "± x" and "[low, high]" mean a **95 %
+# interval**: the range that the measurement would fall in most of the time if the experiment were run again with new
+# draws. It resamples the thing that was actually drawn: when 36 images come from 12 prompts, the 12 prompts are the
+# evidence, not the 36 images. With fewer than 8 such units there is no interval at all — the verdict says **"too few
+# to tell"** — and one training run is one sample, never a verdict. Figures that show error bars say what the bars
+# are.
 #
 # **Part 1 — from a prompt to pixels**
 #

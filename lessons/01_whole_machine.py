@@ -81,12 +81,48 @@ for name, part in pipe.components.items():
 # Most of the learned numbers sit in the U-Net and the VAE. The tokenizer is a lookup table and the scheduler is a
 # formula: neither learns anything.
 #
-# ## Running it by hand
-# `run_by_hand` does what `pipe(prompt)` does, one part at a time, and times each part. Read its source
-# (`explainer/experiments/pipeline_tour.py`): the denoising loop is six lines.
+# ## The loop, written out
+# Here is the whole of what `pipe(prompt)` does, with the pipeline's own parts. The denoising loop is the six lines
+# marked 1–6; everything before it prepares its inputs, everything after turns its output into a picture.
 
 # %%
-tour = pipeline_tour.run_by_hand(pipe, PROMPT, seed=SEED, steps=25, cfg=7.5)
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+STEPS, CFG = 25, 7.5
+tok, enc, unet, vae, sched = pipe.tokenizer, pipe.text_encoder, pipe.unet, pipe.vae, pipe.scheduler
+
+
+def token_ids(text):
+    return tok([text], padding="max_length", max_length=tok.model_max_length, truncation=True,
+               return_tensors="pt").input_ids
+
+
+with torch.no_grad():
+    embeds = torch.cat([enc(token_ids(""))[0], enc(token_ids(PROMPT))[0]])  # without / with the prompt
+    latents = torch.randn((1, unet.config.in_channels, unet.config.sample_size, unet.config.sample_size),
+                          generator=torch.Generator().manual_seed(SEED))  # the seed's pure noise
+    sched.set_timesteps(STEPS)
+    latents = latents * sched.init_noise_sigma
+    for t in sched.timesteps:                                                            # 1. for each step:
+        x_in = sched.scale_model_input(torch.cat([latents] * 2), t)                      # 2. two copies, scaled
+        eps_uncond, eps_cond = unet(x_in, t, encoder_hidden_states=embeds).sample.chunk(2)  # 3. predict the noise
+        eps = eps_uncond + CFG * (eps_cond - eps_uncond)                                 # 4. guidance (lesson 7)
+        latents = sched.step(eps, t, latents).prev_sample                                # 5. remove a bit of it
+    pixels = vae.decode(latents / vae.config.scaling_factor).sample                      # 6. latent -> pixels
+mine = pipe.image_processor.postprocess(pixels, output_type="pil")[0]
+theirs = pipe(PROMPT, num_inference_steps=STEPS, guidance_scale=CFG,
+              generator=torch.Generator().manual_seed(SEED)).images[0]
+print("largest pixel difference between this loop and pipe(...):",
+      int(np.abs(np.asarray(mine, dtype=int) - np.asarray(theirs, dtype=int)).max()), "of 255")
+
+# %% [markdown]
+# ## Running it by hand, part by part
+# `run_by_hand` (in `explainer/experiments/pipeline_tour.py`) runs the same lines and also times each part and records
+# the shape of what it hands on.
+
+# %%
+tour = pipeline_tour.run_by_hand(pipe, PROMPT, seed=SEED, steps=STEPS, cfg=CFG)
 print("tokens:", tour.tokens)
 print(tour.table())
 
@@ -146,7 +182,17 @@ widgets.step_explorer(tr, step=0)
 # lesson 4.)
 
 # %%
-ex.verdict_table(pipeline_tour.verdicts(tour, tr), title="Lesson 1: the whole machine")
+from explainer.experiments import summaries  # noqa: E402
+
+v1 = pipeline_tour.verdicts(tour, tr)
+summaries.export("01", v1, headline=(
+    f"the loop written out gives `pipe(...)`'s image with a largest pixel difference of {tour.max_pixel_difference} "
+    f"of 255; {tour.unet_calls} U-Net calls for {tour.steps} steps with CFG; the start is noise of standard deviation "
+    f"{tour.noise_std:.2f}"), numbers={
+    "max_pixel_difference": tour.max_pixel_difference, "unet_calls": tour.unet_calls, "steps": tour.steps,
+    "noise_std": tour.noise_std, "shapes": {s["stage"].split(" (")[0]: list(s["shape"]) for s in tour.stages},
+    "tokens": tour.tokens})
+ex.verdict_table(v1, title="Lesson 1: the whole machine")
 
 # %% [markdown]
 # ## Try it

@@ -116,12 +116,18 @@ print(f"over {len(ret.captions)} unseen scenes: the best caption is the right on
       "of captions")
 print(f"mean similarity of matching pairs {ret.matched_mean:.2f}, of non-matching pairs {ret.unmatched_mean:.2f}")
 
+# %%
+from explainer.experiments import summaries  # noqa: E402
+
+v2 = summaries.lesson2(sims, mm, ret, n_pairs=40)
+summaries.say(
+    f"**What we measured.** Matching image–caption pairs score {ret.matched_mean:.2f} on average, non-matching ones "
+    f"{ret.unmatched_mean:.2f}, and picking the most similar caption finds the right one "
+    f"{ret.image_to_caption / ret.chance:.0f}× as often as chance; that CLIP pairs images with their own captions far "
+    f"above chance, the sample {summaries.reading(v2, 'CLIP pairs')}. (Where it misses, look at what it picked: often "
+    "a caption that differs by one word — size, or a relation — which is exactly where small CLIPs are weak.)")
+
 # %% [markdown]
-# **What we measured.** Matching image–caption pairs score far above non-matching ones, and picking the most similar
-# caption finds the right one many times more often than chance. (Where it misses, look at what it picked: often a
-# caption that differs by one word — size, or a relation — which is exactly where small CLIPs are weak.) So on our
-# model claim #2 holds: contrastive training tied words to what they look like.
-#
 # The U-Net never sees CLIP's image tower. It reads the text encoder's token vectors through cross-attention
 # (lesson 6), and during the U-Net's training the text encoder was fine-tuned further beside it.
 
@@ -132,9 +138,14 @@ print(f"mean similarity of matching pairs {ret.matched_mean:.2f}, of non-matchin
 # checked exactly.
 
 # %%
-from explainer.experiments import summaries  # noqa: E402
-
-ex.verdict_table(summaries.lesson2(sims, mm, ret, n_pairs=40), title="Lesson 2: words to numbers")
+summaries.export("02", v2, headline=(
+    f"cosine similarity of a synonym {sims['same meaning (synonym)']:.3f} vs one changed word "
+    f"{max(sims[k] for k in ('other colour', 'other shape', 'other position')):.3f} at most; CLIP finds the right "
+    f"caption for {ret.image_to_caption:.0%} of {len(ret.captions)} unseen scenes (chance {ret.chance:.1%})"),
+    numbers={"similarity": sims, "knn": mm.knn_accuracy, "chance": mm.chance,
+             "image_to_caption": ret.image_to_caption, "caption_to_image": ret.caption_to_image,
+             "retrieval_chance": ret.chance, "matched": ret.matched_mean, "unmatched": ret.unmatched_mean})
+ex.verdict_table(v2, title="Lesson 2: words to numbers")
 
 # %% [markdown]
 # ## Try it

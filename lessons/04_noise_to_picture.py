@@ -154,8 +154,8 @@ plots.plot_images([swap.images[k][:4] for k in swap.ks], "Prompt A for the first
 # %%
 print(" ; ".join(f"{a} follows A from k = {swap.first_k(a)}" for a in ("position", "colour", "shape"))
       + f"  (of {swap.steps} steps; 'follows' = at least half of the {len(swap.pairs)} pairs)")
-ex.verdict_table(denoising.swap_verdicts(swap, early=8) + denoising.swap_verdicts(swap, early=12),
-                 title="Swapping the prompt part-way")
+swap_verdicts = denoising.swap_verdicts(swap, early=8) + denoising.swap_verdicts(swap, early=12)
+ex.verdict_table(swap_verdicts, title="Swapping the prompt part-way")
 
 # %% [markdown]
 # Read the table from k = 0 down. The position switches from B's side to A's within the first third of the steps;
@@ -219,7 +219,16 @@ show_strength()
 W.VBox([strength, W.HBox(panels), caption])
 
 # %%
-ex.verdict_table(denoising.image_to_image_verdicts(i2i), title="Image-to-image: strength decides how much is kept")
+from explainer.experiments import summaries  # noqa: E402
+
+i2i_verdicts = denoising.image_to_image_verdicts(i2i)
+halves = denoising.halving_steps(res)
+summaries.export("04", structure + swap_verdicts + i2i_verdicts, headline=(
+    f"the coarse error halves by step {np.median(halves['coarse']):.0f} and the fine error by step "
+    f"{np.median(halves['fine']):.0f} of {res.steps} (medians of {len(halves['coarse'])} images); a prompt swapped part-way keeps the first prompt's position from k = {swap.first_k('position')}, "
+    f"colour from k = {swap.first_k('colour')}, shape from k = {swap.first_k('shape')} of {swap.steps} steps"),
+    numbers={"first_k": {a: swap.first_k(a) for a in ("position", "colour", "shape")}, "halving": halves})
+ex.verdict_table(i2i_verdicts, title="Image-to-image: strength decides how much is kept")
 
 # %% [markdown]
 # Strength is the noise level (lesson 1's σ) the picture is sent back to. Read the table with the swap experiment in

@@ -96,16 +96,27 @@ plots.plot_images(
 # held-out scenes neither saw.
 
 # %%
+from explainer.experiments import summaries  # noqa: E402
+
 few = training.train_tiny(pipe, n_images=32, steps=80, eval_every=40)
 print(f"{'':<14}{'loss on its training scenes':>30}{'loss on held-out scenes':>26}")
 for name, r in (("32 scenes", few), ("2000 scenes", live)):
     print(f"{name:<14}{r.train_eval[r.steps]:>30.3f}{r.heldout[r.steps]:>26.3f}")
 
+# %%
+gap_few = few.heldout[few.steps] - few.train_eval[few.steps]
+gap_live = live.heldout[live.steps] - live.train_eval[live.steps]
+summaries.say(
+    f"**What we measured.** The gap between the two columns: {gap_few:+.3f} with 32 scenes, {gap_live:+.3f} with 2000. "
+    + ("A model with 32 scenes fits those 32 — it has seen each one about 80 times — but what it learned is about "
+       "*those* pictures, so it does worse on scenes it has not seen; with 2000 scenes almost every example is new "
+       "and what the model learns carries over." if gap_few > gap_live else
+       "Here the small-data run did not show the larger gap.")
+    + " **One run is one sample**: each number comes from a single training run with one seed, so the verdict table "
+      "reports it as *too few to tell*. To know, you would train each setting several times with other seeds and "
+      "compare the spread — try it below.")
+
 # %% [markdown]
-# **What we measured.** Look at the gap between the two columns. A model with 32 scenes can fit those 32 well —
-# it has seen each one about 80 times — but what it learned is about *those* pictures, not about the world, so it
-# does worse on scenes it has not seen. With 2000 scenes almost every example is new, the two losses stay together, and what
-# the model learns carries over. This is the first reason image models are trained on huge datasets.
 #
 # ## Does the shipped model copy its training images?
 # If a model memorised, its pictures would be copies of training images. Test: generate pictures from captions of
@@ -114,7 +125,7 @@ for name, r in (("32 scenes", few), ("2000 scenes", live)):
 # scene has close relatives in the training set.
 
 # %%
-near = training.nearest_training(pipe, n=6)
+near = training.nearest_training(pipe, n=8)
 print(f"distance to the nearest of {near.n_train} training images (RMS, pixels 0..1):")
 print(f"  generated images:              median {np.median(near.gen_distance):.3f}")
 print(f"  fresh renders of the same scenes: median {np.median(near.real_distance):.3f}")
@@ -141,13 +152,21 @@ print(f"seen pairs (same colours): both right {ho.seen_both:.0%}")
 plots.plot_images([ho.images], "Held-out colour x shape pairs, 2 seeds each",
                   col_titles=[" ".join(p.split()[2:4]) for p in ho.prompts])
 
+# %%
+v5 = summaries.lesson5(live, few, near, ho)
+copies = summaries.reading(v5, "the model does not copy")
+summaries.say(
+    f"**What we measured.** Median distance to the nearest training image: generated {np.median(near.gen_distance):.3f}, "
+    f"fresh renders of the same captions {np.median(near.real_distance):.3f}, over {len(near.gen_distance)} captions. "
+    f"Are generated pictures surely further away than correct new renders? The sample {copies}"
+    + (": nothing points to copying." if copies == "agrees" else
+       " — and it does not show them closer either, so nothing here points to copying; it is just no proof.")
+    + f" The held-out pairs are the stronger test: each is absent from the training data, so each one drawn right was "
+    f"composed from parts — a colour learned on other shapes, a shape learned in other colours. Both colour and shape "
+    f"right: {ho.both:.0%} of held-out pairs, {ho.seen_both:.0%} of seen pairs (the table says whether "
+    f"{len(ho.prompts)} prompts can tell them apart).")
+
 # %% [markdown]
-# **What we measured.** Generated pictures lie *further* from their nearest training image than correct new renders
-# of the same captions do: nothing points to copying — the model draws its own, slightly imperfect, versions. And the
-# held-out pairs: every one is absent from the training data, so each one drawn correctly was composed from parts — a
-# colour learned on other shapes, a shape learned in other colours. Our model draws many of them right (read the rate
-# above), though less reliably than pairs it has seen. So on our model claim #7 holds: it learned colours and shapes
-# as separable patterns, not a catalogue of pictures.
 #
 # (Large models *can* memorise: images repeated many times in the training data have been pulled back out of Stable
 # Diffusion nearly pixel for pixel. Memorising is a matter of repetition and capacity, not impossible by design.)
@@ -159,9 +178,17 @@ plots.plot_images([ho.images], "Held-out colour x shape pairs, 2 seeds each",
 # checked exactly.
 
 # %%
-from explainer.experiments import summaries  # noqa: E402
-
-ex.verdict_table(summaries.lesson5(live, few, near, ho), title="Lesson 5: how the model learned")
+summaries.export("05", v5, headline=(
+    f"a tiny U-Net trained live: held-out loss {live.heldout[0]:.3f} → {live.heldout[live.steps]:.3f} in "
+    f"{live.steps} steps; train/held-out gap {gap_few:+.3f} with 32 scenes vs {gap_live:+.3f} with 2000 (one run "
+    f"each: too few to tell); nearest training image: generated {np.median(near.gen_distance):.3f} vs fresh renders "
+    f"{np.median(near.real_distance):.3f}; held-out colour×shape pairs both right {ho.both:.0%}"),
+    numbers={"heldout": live.heldout, "gap_few": gap_few, "gap_live": gap_live,
+             "gen_distance": near.gen_distance, "real_distance": near.real_distance, "held_out_both": ho.both,
+             "seen_both": ho.seen_both, "held_out_in_training": ho.in_training}, varies=("headline", "training lowers",
+                                                                                       "little data", "heldout",
+                                                                                       "gap_few", "gap_live"))
+ex.verdict_table(v5, title="Lesson 5: how the model learned")
 
 # %% [markdown]
 # ## Try it

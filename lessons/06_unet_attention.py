@@ -46,8 +46,6 @@ pipe = ex.load_pipeline()
 
 # %%
 plots.plot_unet_anatomy(pipe.unet)
-
-# %%
 a = plots.unet_anatomy(pipe.unet)
 for d in a["down"]:
     print(f"down {d['level']}: {d['channels_in']:>3} -> {d['channels_out']:>3} channels at {d['resolution']}, "
@@ -101,8 +99,8 @@ for word, c in hits.contrast.items():
 # **What we measured.** Compare each ratio with chance (half), and the nouns with the colour words: the verdict table
 # at the end of the lesson puts a 95 % interval on each, because 8 images are few. (Attention averaged over all steps
 # includes the first, noisy steps, where no object exists yet and maps are spread out; the token × step grid shows
-# them sharpening.) In our model the colour words' maps are the flatter ones: a colour is one property of the whole
-# object, and the shape word carries where the object is.
+# them sharpening.) Are the colour words' maps the flatter ones? The table at the end says whether 8 images can tell;
+# the reason to expect it: a colour is one property of the whole object, and the shape word carries where it is.
 #
 # ## Self-attention: every position sees every other
 # In **self-attention** the keys come from the latent itself: each position takes information from every other
@@ -128,18 +126,12 @@ for ax in axes:
 fig.suptitle(f"Self-attention of one position over all {sa.size[0]}x{sa.size[1]} positions ({sa.layer})", fontsize=10)
 plt.show()
 
-# %%
-print(f"attention on the circle's own positions: {sa.own_object_share:.0%} (they are {sa.own_object_area:.0%} "
-      "of all positions)")
-print(f"attention on the square's positions:     {sa.other_object_share:.0%} (they are {sa.other_object_area:.0%})")
-print(f"attention more than 2 positions away:     {sa.far_share:.0%} (a uniform map gives {sa.uniform_far_share:.0%})")
-
 # %% [markdown]
-# One query is one example. The same measurement on 6 prompts and seeds, each share beside what a **uniform** map
+# One query is one example. The same measurement on 8 prompts and seeds, each share beside what a **uniform** map
 # (every position the same weight) would give — the baseline any "reaches far" or "spotlight" claim must beat:
 
 # %%
-sa_study = attention.self_attention_study(pipe, n=6, steps=20)
+sa_study = attention.self_attention_study(pipe, n=8, steps=20)
 fig, ax = plt.subplots(figsize=(7.5, 3.2), layout="constrained")
 pairs = [("own object", "own_object_share", "own_object_area"), ("other object", "other_object_share",
          "other_object_area"), ("> 2 positions away", "far_share", "uniform_far_share")]
@@ -149,7 +141,7 @@ for i, (_label, got, base) in enumerate(pairs):
     ax.bar(i + 0.18, b.mean(), 0.36, yerr=b.std(), capsize=3, color="#bbbbbb",
            label="uniform map (baseline)" if i == 0 else None)
 ax.set_xticks(range(len(pairs)), [p[0] for p in pairs])
-ax.set_ylabel("share of the attention (mean ± sd)")
+ax.set_ylabel("share of the attention (mean; bars: sd)")
 ax.set_title(f"Self-attention of an object's centre vs a uniform map ({len(sa_study.runs)} prompts/seeds, "
              f"{sa.layer.split('.attentions')[0]})", fontsize=9)
 ax.legend(fontsize=8)
@@ -159,43 +151,22 @@ plt.show()
 # **What we measured.** Every position gets some weight: in one layer, information can travel from any position to any
 # other — no convolution can do that in one step. But "much of the attention goes far away" is not a finding by
 # itself: a uniform map sends most of its weight far too, simply because most positions *are* far. Read the bars
-# against their grey baselines: on our model, at this layer, the measured shares sit close to the uniform ones — the
-# object's centre gathers from the whole picture almost evenly, rather than shining a spotlight on its own object.
-# (Other layers and other steps differ: the "Try it" below shows how to look.)
-#
+# against their grey baselines. Whether they are surely apart, at 8 queries, is for the verdict table at the end — it
+# is easy to see a difference of 0.02 as a finding.
+
+# %%
+far, far_u = np.mean(sa_study.values("far_share")), np.mean(sa_study.values("uniform_far_share"))
+own, own_a = np.mean(sa_study.values("own_object_share")), np.mean(sa_study.values("own_object_area"))
+print(f"more than 2 positions away: {far:.2f} measured vs {far_u:.2f} for a uniform map")
+print(f"on the query's own object:  {own:.2f} of the attention, on {own_a:.2f} of the area")
+
+# %% [markdown]
 # ## How the text enters: take it away
 # With classifier-free guidance the U-Net runs twice per step, with the prompt and with the empty prompt. The relative
 # difference between the two predictions measures how much the text changes what the U-Net does, step by step.
 
-# %%
-effect = attention.text_effect_per_step(tr)
-push = attention.text_push_per_step(tr)
-fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 3.2), layout="constrained")
-ax.plot(np.arange(1, len(effect) + 1), effect, "o-")
-ax.set_xlabel("denoising step")
-ax.set_ylabel("||eps_cond - eps_uncond|| / ||eps_uncond||")
-ax.set_title("relative change of the noise prediction", fontsize=9)
-ax2.bar(np.arange(1, len(push) + 1), push, color="#4393c3")
-ax2.set_xlabel("denoising step")
-ax2.set_ylabel("share of the total")
-ax2.set_title("change of the predicted clean image, \u03c3 \u00b7 ||delta||", fontsize=9)
-fig.suptitle("How much the prompt changes the U-Net's output (\u201ca red circle left of a blue square\u201d, "
-             "seed 0, 20 steps)", fontsize=10)
-plt.show()
-half = len(push) // 2
-print(f"relative change: {effect[0]:.3f} at step 1, largest ({effect.max():.3f}) at step {effect.argmax() + 1} "
-      f"of {len(effect)}")
-print(f"change of the predicted clean image: {push[:half].sum():.0%} of it in the first {half} steps")
-
 # %% [markdown]
-# Two curves, two answers. Left: *relative to the noise prediction*, the text's effect grows towards the end — late
-# on, little noise is left to predict, and the prompt decides most of what remains. Right: what that does to the
-# *picture*: a noise prediction moves the clean-image estimate by σ (the noise level, lesson 1) times its change, and
-# σ is large early. Measured that way the text acts mostly in the first steps. Which one matters? Only an experiment
-# can say.
-
-# %% [markdown]
-# A sharper test: give the U-Net the prompt only for the first k of 20 steps, then the empty prompt. How many steps
+# A test: give the U-Net the prompt only for the first k of 20 steps, then the empty prompt. How many steps
 # of text does a picture need? (8 one-object prompts; the judge scores colour, shape and position.)
 
 # %%
@@ -205,10 +176,11 @@ for k, row in abl.adherence.items():
     print(f"k = {k:<24}" + "".join(f"{row[a]:>10.0%}" for a in ("color", "shape", "position", "all")))
 
 # %% [markdown]
-# **What we measured.** With k = 0 (no text at all) the model draws *something* — it learned the unconditional
-# picture too — but rarely what the prompt asked. Compare the k = 5 row with k = 0 and with k = 20: the verdict table
-# says whether the first quarter of the steps recovers the adherence, and whether the remaining steps of text add
-# anything 8 prompts can detect. This is the causal answer to the question the curves left open.
+# **What we measured.** With k = 0 (no text at all) the model still draws *something* — it learned the unconditional
+# picture too; the k = 0 row says how often that happens to match the prompt. Compare the k = 5 row with k = 0 and
+# with k = 20: the verdict table says whether the first quarter of the steps recovers the adherence, and whether the
+# remaining steps of text add anything 8 prompts can detect. Taking the text away is a causal test: it asks *when*
+# the prompt matters, not just where its numbers are large.
 #
 # ## How time enters: tell the U-Net the wrong noise level
 # The timestep goes through a small network (the **timestep embedding**) whose output is added inside every resnet
@@ -239,10 +211,31 @@ print("best told timestep for each true timestep:", dict(zip(sweep.true_ts, swee
 # paired bootstrap for differences); the running example is judged too.
 
 # %%
-from explainer.experiments import guidance  # noqa: E402
+from IPython.display import display  # noqa: E402
+
+from explainer.experiments import guidance, summaries  # noqa: E402
 
 lesson6 = attention.lesson6_verdicts(hits, sa_study, abl, sweep) + [guidance.running_example(tr)]
-ex.verdict_table(lesson6, title="Lesson 6: inside the U-Net, on our model")
+display(ex.verdict_table(lesson6, title="Lesson 6: inside the U-Net, on our model"))
+
+summaries.say(
+    f"**Reading the table.** Nouns' maps: the sample {summaries.reading(lesson6, 'each noun')} that they land on their "
+    f"object; colour words: {summaries.reading(lesson6, 'each colour word')}; colour-word maps flatter than nouns': "
+    f"{summaries.reading(lesson6, 'colour-word maps')}. Self-attention reaching further than a uniform map "
+    f"({far:.2f} vs {far_u:.2f}): {summaries.reading(lesson6, 'self-attention reaches')}; spotlighting its own object "
+    f"({own:.2f} on {own_a:.2f} of the area): {summaries.reading(lesson6, 'self-attention spotlights')}. Text for the "
+    f"first steps beats no text: {summaries.reading(lesson6, 'text helps')}; the last steps of text add little: "
+    f"{summaries.reading(lesson6, 'text matters most early')}.")
+
+# %%
+summaries.export("06", lesson6, headline=(
+    f"noun maps nearer their object in {hits.circle_hits + hits.square_hits}/{2 * hits.judged} (colour words "
+    f"{hits.colour_hits + hits.colour2_hits}/{2 * hits.judged}); self-attention far share {far:.2f} vs uniform "
+    f"{far_u:.2f} ({summaries.reading(lesson6, 'self-attention reaches')}); the U-Net's error is lowest at the "
+    "timestep it is told"), numbers={
+    "judged": hits.judged, "noun_hits": hits.circle_hits + hits.square_hits,
+    "colour_hits": hits.colour_hits + hits.colour2_hits, "far": far, "far_uniform": far_u, "own": own,
+    "own_area": own_a, "ablation": abl.adherence, "best_told": dict(zip(sweep.true_ts, sweep.best_told, strict=True))})
 
 # %% [markdown]
 # ## Try it
@@ -250,6 +243,8 @@ ex.verdict_table(lesson6, title="Lesson 6: inside the U-Net, on our model")
 # - `attention.self_attention_at(pipe, layer=...)` with another layer from `attention.self_attention_layers(pipe.unet)`
 #   (the 4×4 and 2×2 levels have 16 and 4 positions).
 # - `attention.text_for_first_k(pipe, ks=(0, 1, 3), steps=20)`: how few steps of text are enough?
+# - Is a heat map right? `python benchmarks/attention_quality.py` scores every word's map against the object the judge
+#   finds (pointing game, mass inside, AUC, IoU) on 240 prompts; `explainer.attention_scores` does it for your trace.
 #
 # ## Check yourself
 # 1. A skip connection carries the 8×8 down block's output to the 8×8 up block. What would the up block lack without it?
@@ -266,114 +261,3 @@ ex.verdict_table(lesson6, title="Lesson 6: inside the U-Net, on our model")
 #    right answer depends strongly on the level; being told removes the guesswork, as the sweep shows.
 #
 # </details>
-
-# %% [markdown]
-# ## Is the map right?
-# Every attention-map tool shows heat maps like the ones above and asks you to trust them. Here we can check: for a
-# generated image, the judge finds each object's pixels, so a word's map can be **scored** against the object the
-# word names (`explainer.attention_scores`):
-# - **pointing game**: does the map's peak fall inside the object?
-# - **mass inside**: what share of the map's total weight lies on the object? (a flat map gives the object's area)
-# - **AUC**: pick a random object pixel and a random background pixel; how often is the map higher on the object?
-#   (0.5 = chance, 1 = a perfect ranking; it needs no threshold)
-# - **best IoU**: the best overlap between "map above a threshold" and the object, over every threshold.
-#
-# Maps live on the latent grid (8×8, 4×4, 2×2) and masks on the 32×32 image, so every map is first upsampled
-# bilinearly to 32×32. First: can we trust the judge's masks? On renders, where the renderer knows every pixel, we
-# compare them (blurred and noised like the model's images).
-
-# %%
-from explainer import attention_scores  # noqa: E402
-from explainer.experiments import attention_quality as aq  # noqa: E402
-
-rel = attention_scores.judge_mask_reliability(40, degrade=True)
-print(f"judge mask vs true mask on {rel.n_scenes} blurred two-object renders ({rel.n_objects} objects): "
-      f"found {rel.found:.0%}, mean IoU {rel.mean_iou:.2f} (95% CI {rel.iou_ci[0]:.2f}-{rel.iou_ci[1]:.2f})")
-
-# %% [markdown]
-# Now 8 two-object prompts ("a large red circle left of a small blue square", ...), 20 steps. An image counts when
-# the judge finds both named colours (then we know which pixels each half of the prompt names). Each colour and shape
-# word is scored against its own object; the table averages each image's words first (± = 95% interval over images).
-# *raw* = one step at a time, averaged over the step range; *summed* = the map summed over the steps (as DAAM does),
-# for one level or *all* levels upsampled and summed.
-
-# %%
-mq = aq.map_quality(pipe, n=8, steps=20)
-print(f"images used: {mq.n_usable} of {len(mq.runs.prompts)}")
-shown = [r for r in mq.summary if (r["method"] == "summed" and r["steps"] == "1-20")
-         or (r["method"] == "raw" and r["level"] == "8x8")]
-print(aq.format_table(shown))
-
-# %%
-row = {(r["method"], r["level"], r["steps"]): r for r in mq.summary}
-fine, coarse, daam = row[("summed", "8x8", "1-20")], row[("summed", "2x2", "1-20")], mq.daam
-apart = fine["auc"] - fine["auc_ci"] > coarse["auc"] + coarse["auc_ci"]
-chance = abs(coarse["auc"] - 0.5) <= coarse["auc_ci"] + 0.1
-print(f"8x8: AUC {fine['auc']:.2f} ± {fine['auc_ci']:.2f}, pointing {fine['pointing']:.0%};  "
-      f"2x2: AUC {coarse['auc']:.2f} ± {coarse['auc_ci']:.2f}  (n = {fine['n']} images)")
-print("verdict:", "the 8x8 level localises words, far better than 2x2" if apart else "no clear difference",
-      "; the 2x2 maps are at chance" if chance else "")
-early = aq.paired_difference(mq.scores, dict(method="raw", level="8x8", steps="11-15"),
-                             dict(method="raw", level="8x8", steps="1-5"))
-print(f"raw 8x8 AUC, steps 11-15 minus steps 1-5: {early[0]:+.3f} ± {early[1]:.3f} (paired, n = {early[2]}) ->",
-      "later steps localise better" if early[0] - early[1] > 0 else "no clear difference between early and later "
-      "steps at this sample size")
-print(f"summed over steps and levels (DAAM): AUC {daam['auc']:.2f}, yet only {daam['mass_inside']:.0%} of the mass "
-      f"lies on the object (its area: {daam['area']:.0%}) -> the map ranks pixels right, but most of its weight "
-      "is spread over the rest of the picture")
-
-# %% [markdown]
-# Not every word points at an object. Size words are scored against their own object too; the relation words
-# ("left", "of", ...) and the articles against both objects together:
-
-# %%
-for cls in aq.WORD_CLASSES:
-    r = next(x for x in aq.summarise(mq.scores, classes=(cls,))
-             if (x["method"], x["level"], x["steps"]) == ("summed", "8x8", "1-20"))
-    print(f"{cls:<9} AUC {r['auc']:.2f} ± {r['auc_ci']:.2f}   pointing {r['pointing']:.0%}   mass inside "
-          f"{r['mass_inside']:.0%} (area {r['area']:.0%})")
-
-# %% [markdown]
-# **One map that misleads.** Below is the image and word whose summed map puts the most weight on the *other*
-# object, relative to its own: trust it, and you would say the word names the wrong thing.
-
-# %%
-mis = mq.misleading
-if mis is not None:
-    fig, axes = plt.subplots(1, 2, figsize=(7, 3.4), layout="constrained")
-    axes[0].imshow(mis.image)
-    axes[0].set_title("generated image", fontsize=9)
-    axes[1].imshow(mis.amap, cmap="inferno")
-    for ax in axes:
-        ax.contour(mis.own_mask >= 0.5, levels=[0.5], colors="lime", linewidths=1.5)
-        ax.contour(mis.other_mask >= 0.5, levels=[0.5], colors="cyan", linewidths=1.5, linestyles="--")
-        ax.set_xticks([])
-        ax.set_yticks([])
-    axes[1].set_title(f"map of \u201c{mis.word}\u201d: {mis.own_mass:.0%} on its object (green), "
-                      f"{mis.other_mass:.0%} on the other (cyan)", fontsize=8)
-    fig.suptitle(f"\u201c{mis.prompt}\u201d, seed {mis.seed}, summed over 20 steps and all levels", fontsize=9)
-    plt.show()
-
-# %% [markdown]
-# With exact masks the answer is the same: real renders, noised to a timestep and read once by the U-Net with their
-# caption (`aq.render_attention`, 16 scenes; the renderer's own pixels as the truth):
-
-# %%
-rs = aq.summarise(aq.render_attention(pipe, n=16, timesteps=(900, 500, 100)))
-print(aq.format_table([r for r in rs if r["level"] in ("8x8", "2x2")]))
-rrow = {(r["level"], r["steps"]): r for r in rs}
-print("verdict:", "at t = 900 (almost pure noise) the 8x8 map localises worse than at t = 500"
-      if rrow[("8x8", "t=900")]["auc"] + rrow[("8x8", "t=900")]["auc_ci"] < rrow[("8x8", "t=500")]["auc"]
-      - rrow[("8x8", "t=500")]["auc_ci"] else "no clear difference between t = 900 and t = 500")
-
-# %% [markdown]
-# **What we measured.** On our model the answer depends on where you look. The 8×8 level's map of a colour or shape
-# word ranks the object's pixels far above the background, best from the middle steps on, while the 2×2 level is at
-# chance — and adding all levels together, as DAAM does, blurs the 8×8 map. Yet even the best map keeps most of its
-# weight off the object: a heat map drawn with its own maximum as the brightest colour looks sharper than it is.
-# Relation words ("left", "of") land on the two objects at 8×8; size words and articles do not point at their
-# objects at all, and for some images a word's map sits mostly on the *other* object. At this sample size (8 prompts)
-# the intervals are wide; `benchmarks/attention_quality.py` repeats everything on 240 prompts and 200 renders, and
-# also asks whether a colour word's weight on the other object predicts the judge's failures. The attention explorer
-# (`ex.widgets.attention_explorer(tr)`) outlines a judged object over the map and shows these scores for the map on
-# screen.

@@ -123,14 +123,14 @@ print(f"the objects cover {100 * check.footprint_share:.0f}% of the image, "
 
 # %% [markdown]
 # ## 3. The CFG sweep
-# Six two-object prompts × 6 seeds, each at CFG 1, 3, 7.5, 12 and 20 (180 images, about 50 s on 2 CPU cores).
-# Every image is read by the **judge** (`explainer.judge`), a small program that finds the shapes and their colours,
-# and compared with the prompt. The columns of the table:
+# Two-object prompts × a few seeds, each at CFG 1, 3, 7.5, 12 and 20 (the cell below prints how many; about 50 s on 2
+# CPU cores). Every image is read by the **judge** (`explainer.judge`), a small program that finds the shapes and their
+# colours, and compared with the prompt. The columns of the table:
 # - **all**: the whole prompt is right (both objects with their colour and shape, the relation, nothing extra);
 # - **objects**: both named objects drawn with the asked colour *and* shape;
 # - **relation**: both found, and standing in the asked relation ("left of", "above", ...);
 # - **extra**: more objects in the picture than the prompt names;
-# - **right / recoloured / reshaped / gone**: what became of each of the 72 *named objects* (2 per image): drawn
+# - **right / recoloured / reshaped / gone**: what became of each *named object* (2 per image): drawn
 #   right; its shape drawn but in another colour; its colour drawn but as another shape; neither found;
 # - **saturation**: how colourful the pixels are (0 = grey, 1 = pure colour), and **clipped**: the share of colour
 #   values pinned at 0 or 255 (pushed out of range).
@@ -146,7 +146,7 @@ plots.plot_cfg_sweep(sweep)
 plots.plot_cfg_examples(sweep, n_rows=4)
 
 # %% [markdown]
-# **Explore it**: the CFG explorer puts a slider on the sweep you just ran: the same 180 images, nothing new is
+# **Explore it**: the CFG explorer puts a slider on the sweep you just ran: the same images, nothing new is
 # generated. Pick a prompt and move the scale from 1 to 20. Under each seed's picture is what the judge read in it;
 # the line above is that scale's row of the table. Watch where a colour shifts, where a shape dissolves, where an
 # extra blob appears, and whether "left of" ever changes. (Without a browser the explorer is built and shows CFG 20;
@@ -157,26 +157,60 @@ widgets.cfg_explorer(sweep, prompt=sweep.prompts[0], scale=20)
 
 # %% [markdown]
 # ## 4. The verdicts, computed
-# Each line compares two scales on the *same* 36 prompt-and-seed pairs, so the interval is a paired bootstrap over
-# the images (95 %). "Within noise" means the interval holds zero: 36 images cannot tell the two apart.
+# Each line compares two scales on the *same* prompt-and-seed pairs. **Which unit counts?** The prompts were chosen,
+# the seeds drawn, and images of one prompt resemble each other: 36 images of 12 prompts are not 36 independent
+# pieces of evidence. So the interval is a *cluster* bootstrap that resamples whole prompts (95 %, as every interval in
+# these lessons); with fewer than 8 prompts it would say "too few to tell" and give no interval at all.
 
 # %%
+from explainer.experiments import summaries  # noqa: E402
+
 cfg_verdicts = guidance.verdicts(sweep)
 ex.verdict_table(cfg_verdicts, title="Lesson 7: CFG on our model")
 
 # %% [markdown]
-# **Reading the table.**
-# - *Low CFG skips parts of the prompt*: compare the first line's two rates — CFG 1 already draws both objects in
-#   most images; the prompt alone, through cross-attention, does most of the work in this small world.
-# - *A sweet spot in the middle*: the best scale beats the extremes at the high end clearly; against CFG 1 and its
-#   runner-up the table says whether 36 images can tell — do not read a winner into a difference of two images.
-# - *Over-saturation*: it is there, and measured: saturation rises and many more channel values clip at CFG 20 —
-#   in the grid, colours are pushed towards pure hues.
-# - *Artefacts*: at 12 and 20 the objects mostly do not vanish: they change colour or lose their
-#   shape, and extra blobs appear — the colour shift the popular claim describes. The "recoloured",
-#   "reshaped" and "gone" columns count it.
-# - *Relations*: the relation column hardly moves with the scale. Guidance pushes what the prompt's words say about
-#   colour and shape; it does not teach the model "left of" (lesson 13 and the model card measure relations).
+# **Reading the table.** Every sentence below is written from the numbers above when the cell runs:
+
+# %%
+lo, mid, hi = 1.0, 7.5, 20.0
+best = max(sweep.scales, key=lambda s: (sweep.adherence[s]["all"], -abs(s - mid)))
+fates = {s: {f: sweep.fate_share(s, f) for f in ("recoloured", "reshaped", "gone")} for s in (12.0, 20.0)}
+rel = {s: sweep.adherence[s]["relation"] for s in sweep.scales}
+sweet = "; ".join(f"against CFG {o:g} the sample {summaries.reading(cfg_verdicts, f'a middle scale is the sweet spot: CFG {best:g} (best here) beats CFG {o:g}')}"  # noqa: E501
+                  for o in (lo, mid, hi) if o != best)
+summaries.say(f"""
+- *Low CFG skips parts of the prompt*: at CFG {lo:g} both objects are drawn right in {sweep.adherence[lo]['objects']:.0%}
+  of the images, at CFG {mid:g} in {sweep.adherence[mid]['objects']:.0%}; the sample
+  {summaries.reading(cfg_verdicts, 'low CFG skips parts')}.
+- *A sweet spot in the middle*: the whole prompt is right most often at CFG {best:g}
+  ({sweep.adherence[best]['all']:.0%}); {sweet}.
+- *Over-saturation*: mean saturation {sweep.saturation[lo]:.3f} at CFG {lo:g} and {sweep.saturation[hi]:.3f} at CFG
+  {hi:g} — the sample {summaries.reading(cfg_verdicts, 'high CFG over-saturates')}; clipped channel values
+  {sweep.clipped[lo]:.2%} and {sweep.clipped[hi]:.2%} — the sample {summaries.reading(cfg_verdicts, 'high CFG clips')}.
+  (The figure's axes start at 0, so a small change looks small.)
+- *Artefacts*: at CFG 12 and 20, {fates[12.0]['recoloured'] + fates[12.0]['reshaped']:.0%} and
+  {fates[20.0]['recoloured'] + fates[20.0]['reshaped']:.0%} of the named objects change colour or shape, and
+  {fates[12.0]['gone']:.0%} and {fates[20.0]['gone']:.0%} vanish; extra objects: the sample
+  {summaries.reading(cfg_verdicts, 'high CFG adds extra')}.
+- *Relations*: the relation is right in {min(rel.values()):.0%} to {max(rel.values()):.0%} of the images across the
+  scales; more guidance drawing it more often: the sample {summaries.reading(cfg_verdicts, 'more guidance draws')}.
+  Guidance pushes what the prompt's words say; it does not teach the model "left of".
+""")
+
+# %%
+summaries.export("07", cfg_verdicts, headline=(
+    f"both objects right at CFG 1 in {sweep.adherence[lo]['objects']:.0%} of {len(sweep.prompts)} images "
+    f"({len(set(sweep.prompts))} prompts); whole prompt best at CFG {best:g} ({sweep.adherence[best]['all']:.0%}); "
+    f"saturation {sweep.saturation[lo]:.2f} → {sweep.saturation[hi]:.2f} and clipped values {sweep.clipped[lo]:.1%} → "
+    f"{sweep.clipped[hi]:.1%} from CFG 1 to 20; relation right {min(rel.values()):.0%}–{max(rel.values()):.0%} at "
+    "every scale"), numbers={
+    "adherence": sweep.adherence, "saturation": sweep.saturation, "clipped": sweep.clipped,
+    "extra": sweep.extra_objects, "fates": {s: {f: sweep.fate_share(s, f) for f in ("right", "recoloured", "reshaped",
+                                                                                   "gone")} for s in sweep.scales},
+    "images_per_scale": len(sweep.prompts), "prompts": len(set(sweep.prompts)), "best": best,
+    "formula_error": check.max_abs_error, "formula_max": check.max_abs_guided, "inside_share": check.inside_share,
+    "footprint_share": check.footprint_share, "first_half_effect": check.first_half_effect,
+    "branch_gap_step9": guidance.branch_gap(tr, 8), "example": example.status})
 
 # %% [markdown]
 # ## Try it

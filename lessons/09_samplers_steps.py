@@ -79,28 +79,48 @@ for line in samplers.steps_verdict(study):
 plots.plot_sampler_examples(study, "dpm++2m", index=2)
 
 # %% [markdown]
-# **What our small model says.** Our yardstick: an RMSE of 0.02 is about five grey levels per pixel on average — for
-# flat shapes, roughly an edge moving by one pixel. Below it the two pictures look the same. On our model the picture
-# still changes visibly from 10 to 20 steps, but from 20 to 40 it changes by less than the yardstick: "20 → 40 is a
-# visible gain" does **not** hold here, while diminishing returns — each doubling buys less than the one before —
-# does. Big models keep refining fine texture (hair, leaves, text) for many steps, which is where the claim comes
-# from; our shapes world has no fine texture, so our model settles sooner. Look for diminishing returns in any model;
-# where the gain stops being visible depends on the model and on what is in the picture.
+# Our yardstick: an RMSE of 0.02 is about five grey levels per pixel on average — for flat shapes, roughly an edge
+# moving by one pixel. Below it the two pictures look the same.
+
+# %%
+from explainer.experiments import summaries  # noqa: E402
+
+ch = {(a, b): study.change("dpm++2m", a, b) for a, b in ((10, 20), (20, 40), (40, 80))}
+seen = {k: v > samplers.VISIBLE for k, v in ch.items()}
+summaries.say(
+    "**What our small model says.** " + "; ".join(f"{a} → {b} steps changes the picture by {v:.4f} "
+                                                  f"({'visible' if seen[(a, b)] else 'below the yardstick'})"
+                                                  for (a, b), v in ch.items()) + ". "
+    + ("\"20 → 40 is a visible gain\" does **not** hold here" if not seen[(20, 40)] else
+       "\"20 → 40 is a visible gain\" holds here")
+    + (", while diminishing returns — each doubling buys less than the one before — do." if
+       ch[(10, 20)] > ch[(20, 40)] > ch[(40, 80)] else ".")
+    + " Big models keep refining fine texture (hair, leaves, text) for many steps, which is where the claim comes "
+      "from; our shapes world has no fine texture, so our model settles sooner. Where the gain stops being visible "
+      "depends on the model and on what is in the picture.")
 
 # %% [markdown]
 # ## 3. Heun: better per step, but per evaluation?
 # Compare the runs at similar U-Net evaluation counts (e.g. Heun 10 steps = 19 evaluations vs Euler 20 steps):
 
 # %%
-heun, euler = study.run("heun", 10), study.run("euler", 20)
-print(f"heun 10 steps: {heun.unet_evals} evaluations, distance {heun.distance:.4f}, {heun.seconds:.1f} s")
-print(f"euler 20 steps: {euler.unet_evals} evaluations, distance {euler.distance:.4f}, {euler.seconds:.1f} s")
+pairs = [(study.run("heun", h), study.run("euler", e)) for h, e in ((10, 20), (20, 40))]
+for heun, euler in pairs:
+    print(f"heun {heun.steps:>2} steps: {heun.unet_evals:>2} evaluations, distance {heun.distance:.4f}   |   "
+          f"euler {euler.steps:>2} steps: {euler.unet_evals:>2} evaluations, distance {euler.distance:.4f}")
 
-# %% [markdown]
-# **What we measured.** Heun corrects each step with a second U-Net call, so *per step* it is the more accurate
-# method — but per U-Net evaluation, which is what costs time, it loses here: 10 Heun steps land much further from the
-# reference than 20 Euler steps. Its correction pays off only once its steps are small enough (compare Heun 20 with
-# Euler 40 in the table). "Fewer steps" is only a saving if it means fewer network evaluations.
+# %%
+wins = [h.distance < e.distance for h, e in pairs]
+summaries.say(
+    "**What we measured.** Heun corrects each step with a second U-Net call, so *per step* it is the more accurate "
+    "method. Per U-Net evaluation, which is what costs time: "
+    + "; ".join(f"Heun {h.steps} ({h.unet_evals} evaluations) lands {'closer to' if w else 'further from'} the "
+                f"reference than Euler {e.steps} ({e.unet_evals}): {h.distance:.4f} vs {e.distance:.4f}"
+                for (h, e), w in zip(pairs, wins, strict=True))
+    + (". At these step counts Heun's correction never pays for its extra call on our model." if not any(wins) else
+       ". Heun's correction pays for its extra call only at some step counts." if not all(wins) else
+       ". Here Heun's correction pays for its extra call.")
+    + " \"Fewer steps\" is only a saving if it means fewer network evaluations.")
 
 # %% [markdown]
 # ## 4. Which deterministic sampler is closest at few steps?
@@ -140,12 +160,14 @@ print(f"on {len(few.prompts)} prompts: lcm 4 steps {few.rate('lcm', 4):.2f}, dpm
       f"lcm 8 steps {few.rate('lcm', 8):.2f}, dpm++2m 10 steps {few.rate('dpm++2m', 10):.2f}, "
       f"dpm++2m 25 steps {few.rate('dpm++2m', 25):.2f}")
 
-# %% [markdown]
-# **What we measured.** By adherence, at 4–5 steps both samplers get only a few of the 16 pictures right on our
-# model, and the verdict table says whether 16 prompts can tell LCM and DPM++ 2M apart there (a difference of one or
-# two images cannot). The clear result is the last verdict: neither comes near an ordinary 25-step run. LCM sampling
-# does not turn an ordinary model into a few-step model: few-step *quality* is a property of how a model was trained
-# (distilled), not a setting you can switch on.
+# %%
+summaries.say(
+    f"**What we measured.** By adherence, at 4–5 steps LCM gets {few.rate('lcm', 4):.0%} and DPM++ 2M "
+    f"{few.rate('dpm++2m', 5):.0%} of the {len(few.prompts)} pictures right on our model, against "
+    f"{few.rate('dpm++2m', 25):.0%} for an ordinary 25-step run; the verdict table says whether {len(few.prompts)} "
+    "prompts can tell them apart (a difference of one or two images cannot). LCM sampling does not turn an ordinary "
+    "model into a few-step model: few-step *quality* is a property of how a model was trained (distilled), not a "
+    "setting you can switch on.")
 
 # %% [markdown]
 # ## 6. The paths in latent space
@@ -185,7 +207,18 @@ explorer
 # the same prompt and seed under both settings).
 
 # %%
-ex.verdict_table(samplers.sampler_verdicts(study, few), title="Lesson 9: samplers and steps on our model")
+v9 = samplers.sampler_verdicts(study, few)
+summaries.export("09", v9, headline=(
+    "; ".join(f"{a} → {b} steps changes the picture by {v:.3f}" for (a, b), v in ch.items())
+    + f" (visible: > {samplers.VISIBLE}); Heun " + ", ".join(f"{h.steps} steps ({h.unet_evals} U-Net calls) "
+                                                                f"{'beats' if w else 'loses to'} Euler {e.steps}"
+                                                                for (h, e), w in zip(pairs, wins, strict=True))
+    + f"; LCM 4 steps right {few.rate('lcm', 4):.0%} vs DPM++ 2M 25 steps {few.rate('dpm++2m', 25):.0%}"),
+    numbers={"change": {f"{a}-{b}": v for (a, b), v in ch.items()},
+             "distance": {f"{r.sampler} {r.steps}": r.distance for r in study.runs},
+             "evals": {f"{r.sampler} {r.steps}": r.unet_evals for r in study.runs},
+             "few_rate": {f"{k[0]} {k[1]}": few.rate(*k) for k in few.adherent}})
+ex.verdict_table(v9, title="Lesson 9: samplers and steps on our model")
 
 # %% [markdown]
 # ## Try it

@@ -34,6 +34,8 @@
 #   that are not background) and its centre.
 
 # %%
+import numpy as np
+
 import explainer as ex
 from explainer import plots
 from explainer.experiments import seeds
@@ -73,22 +75,32 @@ print(f"centre distance  : same seed {layout.same_seed_shift:.1f} px "
 print(f"same judged position word: same seed {100 * layout.same_seed_position:.0f}%  vs different seeds "
       f"{100 * layout.other_seed_position:.0f}%")
 
+# %%
+from explainer.experiments import summaries  # noqa: E402
+
+v10 = summaries.lesson10(rep, layout, seeds.noise_norms(0, 1))
+same_by_seed, other_by_seed = summaries.layout_by_seed(layout)
+keeps = summaries.reading(v10, "the same seed keeps")
+summaries.say(
+    f"**What our small model says.** Averaged per seed (the seed is what was drawn: {len(layout.seeds)} of them), the "
+    f"same seed gives a foreground overlap of {np.mean(same_by_seed):.2f} across prompts, other seeds "
+    f"{np.mean(other_by_seed):.2f}; that sharing a seed keeps the layout, the sample {keeps}"
+    + (". So on our model we cannot say the seed keeps the layout — nor that it does not." if "tell" in keeps else
+       "." if keeps == "agrees" else ".")
+    + " In large models the seed is widely reported to keep the composition; ours decides *where* within the first "
+      "few steps (lesson 4), when the prompt's push is strongest (lesson 7), so the words can override what the noise "
+      "suggested. Either way it is a tendency to measure, not a law (lesson 13 asks you to look for a seed where the "
+      "layout flips), and \"lighting\" has no meaning in our flat shapes world, so we cannot test that half of the "
+      "claim.")
+
 # %% [markdown]
-# **What our small model says.** Barely. Sharing a seed makes two prompts' layouts only slightly more alike than
-# two different seeds do: the overlap is a little higher and the centres a little closer, and the judged position word
-# agrees about as often either way. So on our model the claim is true only as a weak tendency. In large models the
-# seed is widely reported to keep the composition; ours decides *where* within the first few steps (lesson 4), when
-# the prompt's push is strongest (lesson 7), so the words override much of what the noise suggested. Two things to
-# remember either way: it is a tendency, not a law (lesson 13 asks you to find a seed where the layout flips), and
-# "lighting" has no meaning in our flat shapes world, so we cannot test that half of the claim.
-#
 # ## 3. A seed grid
 # `grid` makes one image per setting; here seeds 0–5 at two CFG scales. Browsing seeds like this is how people pick
 # a composition before refining the prompt.
 
 # %%
 g = grid(pipe, "a yellow star above a green square", seeds=[0, 1, 2, 3, 4, 5], cfgs=[3, 7.5])
-g.figure()
+plots.plot_grid(g)
 
 # %% [markdown]
 # ## 4. Walking between two seeds: slerp
@@ -102,7 +114,7 @@ norms = seeds.noise_norms(0, 1)
 print({k: round(v, 2) for k, v in norms.items()})
 
 # %%
-interpolate_seeds(pipe, "a large red circle", seed_a=0, seed_b=1, frames=7).figure()
+plots.plot_interpolation(interpolate_seeds(pipe, "a large red circle", seed_a=0, seed_b=1, frames=7))
 
 # %% [markdown]
 # ## The verdicts, computed
@@ -111,9 +123,15 @@ interpolate_seeds(pipe, "a large red circle", seed_a=0, seed_b=1, frames=7).figu
 # checked exactly.
 
 # %%
-from explainer.experiments import summaries  # noqa: E402
-
-ex.verdict_table(summaries.lesson10(rep, layout, norms), title="Lesson 10: seeds")
+v10 = summaries.lesson10(rep, layout, norms)
+summaries.export("10", v10, headline=(
+    f"same seed and settings: largest pixel difference {rep.max_pixel_difference}; same-seed layout overlap "
+    f"{np.mean(same_by_seed):.2f} vs other seeds {np.mean(other_by_seed):.2f} over {len(layout.seeds)} seeds "
+    f"({summaries.reading(v10, 'the same seed keeps')}); slerp keeps the noise's size "
+    f"({norms['slerp_midpoint']:.1f} vs {norms['lerp_midpoint']:.1f} for a straight mix)"), numbers={
+    "max_pixel_difference": rep.max_pixel_difference, "same_iou": same_by_seed, "other_iou": other_by_seed,
+    "position_same": layout.same_seed_position, "position_other": layout.other_seed_position, "norms": norms})
+ex.verdict_table(v10, title="Lesson 10: seeds")
 
 # %% [markdown]
 # ## Try it
@@ -136,7 +154,7 @@ ex.verdict_table(summaries.lesson10(rep, layout, norms), title="Lesson 10: seeds
 # 2. The midpoint of two independent Gaussian noises has about 0.71× their size, so it looks like *less noisy* latents
 #    at a very noisy timestep; the model removes "too little" noise and the image comes out flat. Slerp keeps the size.
 # 3. It decides the starting noise, and through it where blobs of colour start to form. It does not decide what the
-#    prompt asks for; with a different prompt the same seed may keep the layout — in large models often, in ours only
-#    slightly more often than another seed (section 2).
+#    prompt asks for; with a different prompt the same seed may keep the layout — in large models often; in ours,
+#    section 2 measured whether 8 seeds can tell.
 #
 # </details>

@@ -181,7 +181,12 @@ verdicts = families.claim_verdicts(rel, table)
 ex.verdict_table(verdicts, title="Lesson 12: does the transformer do better?")
 
 # %%
-print(families.answer(verdicts, table))
+from explainer.experiments import summaries  # noqa: E402
+
+answer = families.answer(verdicts, table)
+print(answer)
+summaries.export("12", verdicts, headline=answer, numbers={
+    "live_hits": rel.hits, "live_drawn": rel.drawn, "main": {m: table[m]["main"] for m in table}})
 
 # %% [markdown]
 # **Reading the verdicts honestly.** The lines above are written from the measurements, so they follow the models
@@ -195,6 +200,10 @@ print(families.answer(verdicts, table))
 # that: drawing the right shape (especially a held-out colour × shape pair) is a separate skill, and the table shows
 # it separately. What we cannot say from two small CPU-trained models is how this scales — that is what SD3's
 # authors measured at billions of parameters.
+#
+# **One training run is one sample.** The intervals above are over prompts: they say how sure we are about *these two
+# trained models*. Each model is a single training run with one seed, so about *architectures* — "a DiT beats a
+# U-Net" — this is one sample each, not a verdict: a second run of either recipe could move a gap of a few points.
 
 # %% [markdown]
 # ## Try it

@@ -7,111 +7,28 @@ from), as an IoU; and, per object, whether the judge finds an object of the aske
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-
 import numpy as np
 from PIL import Image
 
 from .. import shapes
+from .. import validation as V
+from ..controlnet_world import (  # noqa: F401 (shared with training; re-exported for the lesson)
+    FOREGROUND_THRESHOLD,
+    LayoutScore,
+    build_controlnet,
+    control_tensor,
+    controlnet_loss,
+    foreground_mask,
+    layout_iou,
+    layout_prompt,
+    mask_iou,
+    placement,
+    score_layout,
+    validation_scenes,
+)
+from ..generation import run_pipeline, seed_generator
+from ..latents import to_pixels
 from ..shapes import Scene
-
-FOREGROUND_THRESHOLD = 30.0  # colour distance (0..441) from the background a foreground pixel must exceed
-
-
-def foreground_mask(image: Image.Image | np.ndarray, threshold: float = FOREGROUND_THRESHOLD) -> np.ndarray:
-    """Boolean (h, w): the pixels an object covers at least half of.
-
-    As the judge reads pixels: the background colour is the median of the border pixels; each pixel is explained as
-    a blend of the background and the palette colour that fits it best; a pixel is foreground when it lies at least
-    half-way along that line and more than `threshold` (colour distance, 0..441) away from the background."""
-    a = np.asarray(image.convert("RGB") if isinstance(image, Image.Image) else image, dtype=np.float32)
-    if a.ndim != 3 or a.shape[-1] != 3:
-        raise ValueError(f"image must be RGB (h, w, 3), got shape {a.shape}")
-    border = np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]])
-    bg = np.median(border, axis=0)
-    d = a - bg  # (h, w, 3)
-    pal = np.array(list(shapes.COLORS.values()), dtype=np.float32) - bg  # (k, 3)
-    alpha = np.einsum("hwc,kc->hwk", d, pal) / np.maximum((pal ** 2).sum(-1), 1.0)
-    resid = np.linalg.norm(d[..., None, :] - alpha[..., None] * pal, axis=-1)  # (h, w, k)
-    best = resid.argmin(-1)
-    a_best = np.take_along_axis(alpha, best[..., None], -1)[..., 0]
-    return (a_best >= 0.45) & (np.linalg.norm(d, axis=-1) > threshold)  # 0.45: uint8 rounding at half cover
-
-
-def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
-    """Intersection over union of two boolean masks (1.0 when both are empty)."""
-    union = np.logical_or(a, b).sum()
-    return 1.0 if union == 0 else float(np.logical_and(a, b).sum() / union)
-
-
-def layout_iou(image: Image.Image | np.ndarray, scene: Scene) -> float:
-    """IoU of the image's foreground against the union of the scene's object regions (what the map marks)."""
-    return mask_iou(foreground_mask(image), shapes.object_masks(scene).any(0))
-
-
-def placement(image: Image.Image | np.ndarray, scene: Scene, tolerance: float = 3.0) -> dict[str, float]:
-    """Judged placement of each of the scene's objects: the judge's object of that colour (or, failing that, the
-    nearest judged object) - is its centre within `tolerance` pixels of the map's, and does its size word agree?
-
-    Returns {'position': share of objects placed within tolerance, 'size': share with the right size word,
-    'distance': mean centre distance in pixels (the image diagonal when nothing was found)}.
-    """
-    from ..judge import judge
-
-    j = judge(image)
-    pos, size, dist = [], [], []
-    for obj in scene.objects:
-        seen = j.find(color=obj.color)
-        if seen is None and j.objects:
-            seen = min(j.objects, key=lambda o: (o.x - obj.x) ** 2 + (o.y - obj.y) ** 2)
-        d = math.hypot(seen.x - obj.x, seen.y - obj.y) if seen is not None else math.hypot(32, 32)
-        dist.append(d)
-        pos.append(d <= tolerance)
-        size.append(seen is not None and seen.size == obj.size)
-    return {"position": float(np.mean(pos)), "size": float(np.mean(size)), "distance": float(np.mean(dist))}
-
-
-def layout_prompt(scene: Scene) -> str:
-    """A prompt that names what to draw but not where: one object without its position words; two objects
-    with their relation (which leaves the exact places to the map)."""
-    if len(scene.objects) == 1:
-        return shapes.describe_object(scene.objects[0], None)
-    return shapes.caption_for(scene)
-
-
-def validation_scenes(n: int = 16, seed: int = 10_300_000) -> list[Scene]:
-    """A fixed set of scenes never seen in ControlNet training (seeds above the training range): half one object,
-    half two."""
-    one = [shapes.sample_scene(seed + i, two_object_p=0.0) for i in range(n - n // 2)]
-    two = [shapes.sample_scene(seed + 1000 + i, two_object_p=1.0) for i in range(n // 2)]
-    return one + two
-
-
-@dataclass
-class LayoutScore:
-    iou: float
-    iou_se: float
-    position: float
-    size: float
-    distance: float
-    n: int
-
-    def as_dict(self) -> dict[str, float]:
-        return dict(self.__dict__)
-
-
-def score_layout(images: list[Image.Image], scenes: list[Scene]) -> LayoutScore:
-    """Mean layout IoU (with its standard error), judged position/size agreement and centre distance."""
-    if len(images) != len(scenes):
-        raise ValueError(f"images and scenes must have the same length, got {len(images)} and {len(scenes)}")
-    ious = np.array([layout_iou(im, s) for im, s in zip(images, scenes, strict=True)])
-    pl = [placement(im, s) for im, s in zip(images, scenes, strict=True)]
-    return LayoutScore(
-        iou=float(ious.mean()), iou_se=float(ious.std(ddof=1) / math.sqrt(len(ious))) if len(ious) > 1 else 0.0,
-        position=float(np.mean([p["position"] for p in pl])), size=float(np.mean([p["size"] for p in pl])),
-        distance=float(np.mean([p["distance"] for p in pl])), n=len(images),
-    )
 
 
 # ------------------------------------------------------------------------------------------------ the mechanism
@@ -168,11 +85,9 @@ def fresh_controlnet_changes_nothing(pipe, condition: str = "edges", seed: int =
     with and without its residuals on one noisy latent: the zero convolutions make them identical."""
     import torch
 
-    from ..train.controlnet import build_controlnet, control_tensor
-
     cn = build_controlnet(pipe.unet).to(pipe.unet.device, pipe.unet.dtype).eval()
     scene = shapes.sample_scene(seed)
-    g = torch.Generator().manual_seed(seed)
+    g = seed_generator(seed)
     x = torch.randn((1, 4, *([pipe.unet.config.sample_size] * 2)), generator=g).to(pipe.unet.device, pipe.unet.dtype)
     ids = pipe.tokenizer([scene.caption], padding="max_length", max_length=pipe.tokenizer.model_max_length,
                          return_tensors="pt").input_ids.to(pipe.unet.device)
@@ -189,44 +104,75 @@ def fresh_controlnet_changes_nothing(pipe, condition: str = "edges", seed: int =
 
 
 # ------------------------------------------------------------------------------------------------ generation
+def check_controlnet_pipe(pipe: object, name: str = "pipe") -> object:
+    """A pipeline with a ControlNet (explainer.load_pipeline(controlnet="edges") or "segmentation")."""
+    if getattr(pipe, "controlnet", None) is None or getattr(pipe, "unet", None) is None:
+        raise ValueError(f"{name} must be a ControlNet pipeline (explainer.load_pipeline(controlnet='edges') or "
+                         f"'segmentation'), got {type(pipe).__name__}: without a ControlNet the map would be ignored")
+    return pipe
+
+
+def check_scenes(scenes: object, name: str = "scenes") -> list[Scene]:
+    """A non-empty list of shapes.Scene (e.g. validation_scenes(), shapes.sample_scene(seed))."""
+    if isinstance(scenes, Scene):
+        raise ValueError(f"{name} must be a list of scenes, got one Scene (write [scene])")
+    if not isinstance(scenes, (list, tuple)) or not scenes:
+        raise ValueError(f"{name} must be a non-empty list of explainer.shapes.Scene, got {scenes!r:.60}")
+    for i, s in enumerate(scenes):
+        if not isinstance(s, Scene):
+            raise ValueError(f"{name}[{i}] must be an explainer.shapes.Scene, got {type(s).__name__}")
+    return list(scenes)
+
+
+def _check_run(scenes: object, seeds: object, steps: object, cfg: object, batch: object
+               ) -> tuple[list[Scene], list[int], int, float, int]:
+    scenes = check_scenes(scenes)
+    seeds = list(range(len(scenes))) if seeds is None else V.check_seeds(seeds, "seeds", single=False)
+    V.check_same_length("scenes", scenes, "seeds", seeds)
+    steps, cfg = V.check_steps(steps), V.check_cfg(cfg)
+    return scenes, seeds, steps, cfg, V.check_positive_int(batch, "batch", 1024)
+
+
 def generate(pipe, scenes: list[Scene], condition: str, scale: float = 1.0, seeds: list[int] | None = None,
              prompts: list[str] | None = None, steps: int = 12, cfg: float = 5.0, guess_mode: bool = False,
              batch: int = 16) -> list[Image.Image]:
-    """Images from each scene's control map (`condition`) and its layout prompt (or `prompts`), one seed each."""
-    import torch
+    """Images from each scene's control map (`condition`) and its layout prompt (or `prompts`), one seed each.
+    Checked before any image as `trace` checks a ControlNet run: a ControlNet pipeline, scale a finite number from 0
+    to 10, each map the image's size."""
+    from ..adapters.controlnet import ControlNetAdapter
 
-    if condition not in shapes.CONDITIONS:
-        raise ValueError(f"condition must be one of {shapes.CONDITIONS}, got {condition!r}")
-    seeds = list(range(len(scenes))) if seeds is None else list(seeds)
-    prompts = [layout_prompt(s) for s in scenes] if prompts is None else list(prompts)
-    if not (len(seeds) == len(prompts) == len(scenes)):
-        raise ValueError("scenes, seeds and prompts must have the same length")
+    check_controlnet_pipe(pipe)
+    V.check_choice(condition, shapes.CONDITIONS, "condition")
+    scenes, seeds, steps, cfg, batch = _check_run(scenes, seeds, steps, cfg, batch)
+    prompts = [layout_prompt(s) for s in scenes] if prompts is None else V.check_prompts(prompts, single=False)
+    V.check_same_length("scenes", scenes, "prompts", prompts)
+    maps = [shapes.render_condition(s, condition) for s in scenes]
+    control = ControlNetAdapter(pipe).check_control(
+        {"control_image": maps, "controlnet_conditioning_scale": scale, "guess_mode": guess_mode}, len(scenes))
+    images = control["image"] if isinstance(control["image"], list) else [control["image"]]
     out = []
     for i in range(0, len(scenes), batch):
         sl = slice(i, i + batch)
-        gens = [torch.Generator().manual_seed(s) for s in seeds[sl]]
-        out += pipe(prompts[sl], image=[shapes.render_condition(s, condition) for s in scenes[sl]],
-                    num_inference_steps=steps, guidance_scale=cfg, controlnet_conditioning_scale=float(scale),
-                    guess_mode=guess_mode, generator=gens).images
+        out += run_pipeline(pipe, prompts[sl], seeds[sl], steps, cfg, image=images[sl],
+                            controlnet_conditioning_scale=control["controlnet_conditioning_scale"],
+                            guess_mode=control["guess_mode"])
     return out
 
 
 def generate_without(pipe, scenes: list[Scene], seeds: list[int] | None = None, steps: int = 12,
                      cfg: float = 5.0, batch: int = 16) -> list[Image.Image]:
     """The same prompts and seeds through the plain U-Net (the ControlNet pipeline's own parts, no ControlNet)."""
-    import torch
     from diffusers import StableDiffusionPipeline
 
+    check_controlnet_pipe(pipe)
+    scenes, seeds, steps, cfg, batch = _check_run(scenes, seeds, steps, cfg, batch)
     plain = StableDiffusionPipeline(vae=pipe.vae, text_encoder=pipe.text_encoder, tokenizer=pipe.tokenizer,
                                     unet=pipe.unet, scheduler=pipe.scheduler, safety_checker=None,
                                     feature_extractor=None, requires_safety_checker=False)
     plain.set_progress_bar_config(disable=True)
-    seeds = list(range(len(scenes))) if seeds is None else list(seeds)
     out = []
     for i in range(0, len(scenes), batch):
-        gens = [torch.Generator().manual_seed(s) for s in seeds[i:i + batch]]
-        out += plain([layout_prompt(s) for s in scenes[i:i + batch]], num_inference_steps=steps, guidance_scale=cfg,
-                     generator=gens).images
+        out += run_pipeline(plain, [layout_prompt(s) for s in scenes[i:i + batch]], seeds[i:i + batch], steps, cfg)
     return out
 
 
@@ -238,7 +184,11 @@ def scale_sweep(pipe, condition: str, scenes: list[Scene] | None = None, scales=
     """Layout agreement without the ControlNet and at each conditioning scale, on the same scenes and seeds.
 
     Returns {'without': LayoutScore, 'scales': {scale: LayoutScore}, 'ious': {label: per-image IoUs}}."""
-    scenes = validation_scenes(12) if scenes is None else scenes
+    check_controlnet_pipe(pipe)
+    V.check_choice(condition, shapes.CONDITIONS, "condition")
+    scenes = validation_scenes(12) if scenes is None else check_scenes(scenes)
+    scales = V.check_numbers(scales, "scales", *V.CONTROL_RANGE)
+    steps, cfg = V.check_steps(steps), V.check_cfg(cfg)
     res, ious = {}, {}
     base = generate_without(pipe, scenes, steps=steps, cfg=cfg)
     without = score_layout(base, scenes)
@@ -260,6 +210,13 @@ def conflict(pipe, condition: str = "edges", map_shape: str = "square", prompt_s
     the map's shape, as the prompt's shape, and as the prompt's colour; plus mean layout IoU against the map."""
     from ..judge import judge
 
+    check_controlnet_pipe(pipe)
+    V.check_choice(condition, shapes.CONDITIONS, "condition")
+    V.check_choice(map_shape, shapes.SHAPES, "map_shape")
+    V.check_choice(prompt_shape, shapes.SHAPES, "prompt_shape")
+    V.check_choice(color, list(shapes.COLORS), "color")
+    scales = V.check_numbers(scales, "scales", *V.CONTROL_RANGE)
+    n, steps, cfg = V.check_positive_int(n, "n", 1000), V.check_steps(steps), V.check_cfg(cfg)
     scenes = []
     for i in range(n):
         pos = shapes.POSITIONS[i % len(shapes.POSITIONS)]
@@ -325,7 +282,7 @@ def convergence_step(curve: dict, fraction: float = 0.5) -> int | None:
 
 
 def live_training(pipe, condition: str = "edges", steps: int = 30, batch: int = 4, lr: float = 1e-3,
-                  n_images: int = 256, seed: int = 0) -> dict:
+                  n_images: int = 256, seed: int = 0, progress: bool = False) -> dict:
     """A short training run you can watch: a fresh ControlNet from the pipeline's U-Net, the same loss as the
     shipped run. Returns per step the loss and the largest zero-convolution weight (0 at the start)."""
     import random
@@ -334,26 +291,24 @@ def live_training(pipe, condition: str = "edges", steps: int = 30, batch: int = 
     from diffusers import DDPMScheduler
     from tqdm.auto import tqdm
 
-    from ..train.controlnet import build_controlnet, control_tensor
-
     torch.manual_seed(seed)
     dev, unet = pipe.unet.device, pipe.unet
     cn = build_controlnet(unet).to(dev, torch.float32).train()
     images, _, scenes = shapes.make_dataset(n_images, start_seed=seed)
-    x = torch.from_numpy(images).permute(0, 3, 1, 2).float().div(127.5).sub(1.0).to(dev, pipe.vae.dtype)
+    x = to_pixels(images).to(dev, pipe.vae.dtype)
     with torch.no_grad():
         z_all = pipe.vae.encode(x).latent_dist.mean.float() * pipe.vae.config.scaling_factor
     conds = control_tensor(np.stack([np.asarray(shapes.render_condition(s, condition)) for s in scenes]))
     sched = DDPMScheduler(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear")
     opt = torch.optim.AdamW(cn.parameters(), lr=lr, weight_decay=0.0)
-    gen, rng = torch.Generator().manual_seed(seed), random.Random(seed)
+    gen, rng = seed_generator(seed), random.Random(seed)
     losses, zero = [], [max(zero_convolutions(cn).values())]
     frozen = [(p, p.requires_grad) for m in (unet, pipe.text_encoder) for p in m.parameters()]
     for p, _ in frozen:  # the U-Net and text encoder stay frozen: gradients flow through them, not into them
         p.requires_grad_(False)
     try:
         _live_loop(cn, unet, pipe, sched, opt, gen, rng, scenes, z_all, conds, steps, batch, n_images, dev, losses,
-                   zero, tqdm)
+                   zero, tqdm, progress)
     finally:
         for p, req in frozen:
             p.requires_grad_(req)
@@ -361,12 +316,10 @@ def live_training(pipe, condition: str = "edges", steps: int = 30, batch: int = 
 
 
 def _live_loop(cn, unet, pipe, sched, opt, gen, rng, scenes, z_all, conds, steps, batch, n_images, dev, losses, zero,
-               tqdm) -> None:
+               tqdm, progress=False) -> None:
     import torch
 
-    from ..train.controlnet import controlnet_loss
-
-    for _ in tqdm(range(steps), desc="live ControlNet training"):
+    for _ in tqdm(range(steps), desc="live ControlNet training", disable=not progress):
         idx = torch.randint(0, n_images, (batch,), generator=gen)
         ids = pipe.tokenizer([shapes.caption_for(scenes[i], rng) for i in idx.tolist()], padding="max_length",
                              max_length=pipe.tokenizer.model_max_length, return_tensors="pt").input_ids.to(dev)
@@ -387,6 +340,10 @@ def structure_early(pipe, condition: str, scenes: list[Scene], steps: int = 8, c
     residuals) that comes in the first half of the steps (0.5 = spread evenly)."""
     from ..trace import trace
 
+    check_controlnet_pipe(pipe)
+    V.check_choice(condition, shapes.CONDITIONS, "condition")
+    scenes = check_scenes(scenes)
+    steps, cfg = V.check_int(steps, "steps (two halves)", 2, V.MAX_STEPS), V.check_cfg(cfg)
     shares, profiles = [], []
     for i, s in enumerate(scenes):
         tr = trace(pipe, layout_prompt(s), seed=i, steps=steps, cfg=cfg, attention=False,
@@ -404,7 +361,15 @@ def lesson_findings(pipe, condition: str = "edges", n: int = 6, steps: int = 8, 
     the fresh-ControlNet no-op, scale 0 == no ControlNet, layout IoU with vs without, map vs prompt, structure early.
     Returns the numbers and a VerdictTable."""
     from .. import verdicts as V
+    from ..validation import CONTROL_RANGE, check_choice, check_int, check_numbers, check_positive_int
 
+    check_controlnet_pipe(pipe)
+    check_choice(condition, shapes.CONDITIONS, "condition")
+    n, conflict_n = check_int(n, "n (paired intervals)", 2, 1000), check_positive_int(conflict_n, "conflict_n", 1000)
+    steps = check_int(steps, "steps (two halves)", 2, 1000)
+    scales = check_numbers(scales, "scales", *CONTROL_RANGE)
+    if not {0.5, 1.0} <= set(scales):
+        raise ValueError(f"scales must include 0.5 and 1.0 (the verdicts compare them), got {scales}")
     scenes = validation_scenes(n)
     fresh = fresh_controlnet_changes_nothing(pipe, condition)
     sweep = scale_sweep(pipe, condition, scenes, scales=scales, steps=steps)

@@ -28,12 +28,14 @@ from typing import Any
 
 import numpy as np
 
+from .. import validation as V
 from .. import verdicts as vd
 from ..gan import (
     DEFAULT_GAN,
     ShapesGAN,
     all_combos,
     attribute_combo,
+    check_gan,
     clip_image_embeddings,
     coverage_entropy,
     generate,
@@ -47,12 +49,13 @@ DIFFUSION_CFG = 5.0  # the model card's recommended guidance scale
 DIFFUSION_STEPS = 25
 
 
-def _color_shape(prompt: str) -> tuple[str, str]:
+def _color_shape(prompt: str, name: str = "prompt") -> tuple[str, str]:
     from ..judge import parse_prompt
 
+    V.check_prompt(prompt, name, allow_empty=False)
     spec = parse_prompt(prompt)
     if len(spec.objects) != 1 or spec.objects[0].color is None or spec.objects[0].shape is None:
-        raise ValueError(f"prompt must name one colour and one shape, got {prompt!r}")
+        raise ValueError(f"{name} must name one colour and one shape (e.g. 'a red circle'), got {prompt!r}")
     return spec.objects[0].color, spec.objects[0].shape
 
 
@@ -93,8 +96,12 @@ def _read(model: str, prompt: str, images: list, spi: float | None) -> Sample:
 
 
 def gan_sample(gan: ShapesGAN, prompt: str, seeds: Sequence[int]) -> Sample:
+    """The GAN's images of `prompt` (one colour, one shape) for each seed, read by the judge and embedded."""
+    check_gan(gan)
+    _color_shape(prompt)
+    seeds = V.check_seeds(seeds, single=False)
     t0 = time.perf_counter()
-    images = generate(gan, prompt, list(seeds))
+    images = generate(gan, prompt, seeds)
     return _read("GAN", prompt, images, (time.perf_counter() - t0) / len(images))
 
 
@@ -102,22 +109,45 @@ def diffusion_sample(pipe: Any, prompt: str, seeds: Sequence[int], cfg: float = 
                      steps: int = DIFFUSION_STEPS) -> Sample:
     from .. import generation
 
+    _color_shape(prompt)
+    seeds = V.check_seeds(seeds, single=False)
+    cfg, steps = V.check_cfg(cfg), V.check_steps(steps)
     t0 = time.perf_counter()
-    images = generation.generate_images(pipe, [prompt] * len(seeds), [int(s) for s in seeds], cfgs=cfg,
+    images = generation.generate_images(pipe, [prompt] * len(seeds), seeds, cfgs=cfg,
                                         steps=steps, what="gan-vs-diffusion").images
     return _read("diffusion", prompt, images, (time.perf_counter() - t0) / len(images))
 
 
 def data_sample(prompt: str, n: int, start_seed: int = 20_000_000) -> Sample:
     color, shape = _color_shape(prompt)
+    n = V.check_positive_int(n, "n", 1_000_000)
     return _read("data", prompt, real_distribution(color, shape, n, start_seed=start_seed), None)
 
 
 # ---------------------------------------------------------------------------------------------------- prdc
+def _check_embeddings(real: Any, fake: Any, k: Any) -> tuple[np.ndarray, np.ndarray, int]:
+    """real (n, d) and fake (m, d) finite embeddings, each with more than k rows; k an integer >= 1."""
+    k = V.check_positive_int(k, "k", 1000)
+    out = []
+    for name, x in (("real", real), ("fake", fake)):
+        a = np.asarray(x, dtype=np.float64) if not isinstance(x, str) else np.zeros(0)
+        if a.ndim != 2 or len(a) <= k:
+            raise ValueError(f"{name} must be an (n, d) array of embeddings with n > k={k}, got shape {a.shape}")
+        if not np.isfinite(a).all():
+            raise ValueError(f"{name} must be finite (no NaN or infinity)")
+        out.append(a)
+    if out[0].shape[1] != out[1].shape[1]:
+        raise ValueError(f"real and fake must have the same embedding size, got {out[0].shape[1]} and "
+                         f"{out[1].shape[1]}")
+    return out[0], out[1], k
+
+
 def prdc_points(real: np.ndarray, fake: np.ndarray, k: int = 5) -> dict[str, np.ndarray]:
     """Per-point indicators whose means are prdc's four numbers: precision and density per fake point, recall and
     coverage per real point (the k-NN balls held fixed). Bootstrapping them gives intervals."""
     from prdc.prdc import compute_nearest_neighbour_distances, compute_pairwise_distance
+
+    real, fake, k = _check_embeddings(real, fake, k)
 
     with contextlib.redirect_stdout(io.StringIO()):
         r_real = compute_nearest_neighbour_distances(real, k)
@@ -133,6 +163,7 @@ def prdc_table(real: np.ndarray, fake: np.ndarray, k: int = 5) -> dict[str, vd.I
     """prdc's numbers (computed by the `prdc` package) with 95 % bootstrap intervals over the points."""
     from prdc import compute_prdc
 
+    real, fake, k = _check_embeddings(real, fake, k)
     with contextlib.redirect_stdout(io.StringIO()):
         ref = compute_prdc(real_features=real, fake_features=fake, nearest_k=k)
     pts = prdc_points(real, fake, k)
@@ -152,10 +183,20 @@ def _entropy(combos: Sequence) -> float:
     return float(-(p * np.log2(p)).sum())
 
 
+def _combos(combos: Any, name: str) -> list:
+    if isinstance(combos, (str, bytes)) or not hasattr(combos, "__len__"):
+        raise ValueError(f"{name} must be a list of judged combos (tuples or None), got {type(combos).__name__}")
+    out = list(combos)
+    if not out:
+        raise ValueError(f"{name} must hold at least one judged image, got none")
+    return out
+
+
 def entropy_interval(combos: Sequence, n_boot: int = 2000, seed: int = 0) -> vd.Interval:
     """Entropy (bits) of the judged combos with a 95 % percentile bootstrap interval (images resampled)."""
+    n_boot, seed = V.check_positive_int(n_boot, "n_boot", 1_000_000), V.check_seed(seed)
     rng = np.random.default_rng(seed)
-    arr = list(combos)
+    arr = _combos(combos, "combos")
     est = _entropy(arr)
     boots = [_entropy([arr[i] for i in rng.integers(0, len(arr), len(arr))]) for _ in range(n_boot)]
     lo, hi = np.quantile(boots, [0.025, 0.975])
@@ -164,8 +205,9 @@ def entropy_interval(combos: Sequence, n_boot: int = 2000, seed: int = 0) -> vd.
 
 def entropy_difference(a: Sequence, b: Sequence, n_boot: int = 2000, seed: int = 0) -> vd.Interval:
     """entropy(a) - entropy(b), each side resampled on its own (95 % percentile bootstrap)."""
+    n_boot, seed = V.check_positive_int(n_boot, "n_boot", 1_000_000), V.check_seed(seed)
     rng = np.random.default_rng(seed)
-    a, b = list(a), list(b)
+    a, b = _combos(a, "a"), _combos(b, "b")
     est = _entropy(a) - _entropy(b)
     boots = [_entropy([a[i] for i in rng.integers(0, len(a), len(a))])
              - _entropy([b[i] for i in rng.integers(0, len(b), len(b))]) for _ in range(n_boot)]
@@ -198,7 +240,7 @@ class DiversityStudy:
             for m in ("data", "GAN", "diffusion"):
                 s = self.get(m, p)
                 ce = s.summary()
-                row = {"model": m, "prompt": p, "n": s.n, "coverage": ce["coverage"],
+                row = {"model": m, "prompt": p, "n": s.n, "combo_coverage": ce["coverage"],  # PRDC has "coverage"
                        "entropy_bits": ce["entropy_bits"], "found": ce["found"],
                        "adherence": float(np.mean(s.adherent)), "seconds_per_image": s.seconds_per_image}
                 if m != "data":
@@ -227,11 +269,15 @@ def diversity_study(gan: ShapesGAN, pipe: Any, prompts: Sequence[str] = OPEN_PRO
     rendered scenes from the data's own distribution; judge and embed them all."""
     from tqdm.auto import tqdm
 
-    if n_seeds < 8:
-        raise ValueError(f"n_seeds must be >= 8 (prdc needs k-NN balls with k=5), got {n_seeds}")
-    prompts = list(prompts)
-    for p in prompts:
-        _color_shape(p)
+    check_gan(gan)
+    n_seeds = V.check_int(n_seeds, "n_seeds (prdc needs k-NN balls with k=5)", 8, 100_000)
+    first_seed = V.check_seed(first_seed, "first_seed")
+    if first_seed + n_seeds - 1 > V.MAX_SEED:
+        raise ValueError(f"first_seed + n_seeds - 1 must be at most 2**64-1, got {first_seed + n_seeds - 1}")
+    cfg, steps, progress = V.check_cfg(cfg), V.check_steps(steps), V.check_bool(progress, "progress")
+    prompts = V.check_prompts(prompts, "prompts")
+    for i, p in enumerate(prompts):
+        _color_shape(p, f"prompts[{i}]")
     seeds = list(range(first_seed, first_seed + n_seeds))
     samples = {}
     for p in tqdm(prompts, desc="GAN vs diffusion", disable=not progress):
@@ -343,19 +389,20 @@ def verdicts(study: DiversityStudy, stab: Stability | None = None) -> vd.Verdict
     if stab is not None:
         vals = list(stab.adherence_at_common.values())
         spread = max(vals) - min(vals)
-        out.append(vd.exact(
+        out.append(vd.one_run(
             f"Unstable: the GAN seeds end far apart (judged colour share spread > 20 points at step "
             f"{stab.common_step})",
             spread > 0.2, "EMA colour right per seed " + ", ".join(f"{s}: {100 * v:.0f}%" for s, v in
                                                                  stab.adherence_at_common.items())
             + f"; spread {100 * spread:.0f} points", f"{len(stab.seeds)} seeds x {stab.n_prompts} prompts",
-            note="each seed's share has a Wilson interval of about +-12 points at 64 prompts"))
+            note="each seed's share has a Wilson interval of about 12 points either way at 64 prompts",
+            runs=len(stab.seeds)))
         worst = max(stab.worst_drop.values())
-        out.append(vd.exact(
+        out.append(vd.one_run(
             "Unstable: some run's live generator loses > 20 points of judged colour share between two evaluations",
             worst > 0.2, "largest drop per seed " + ", ".join(f"{s}: {100 * v:.0f}" for s, v in
                                                               stab.worst_drop.items()) + " points",
-            f"{len(stab.seeds)} seeds"))
+            f"{len(stab.seeds)} seeds", runs=len(stab.seeds)))
     return vd.table(out, "Why diffusion won: the claim, measured on the shapes world")
 
 
@@ -408,7 +455,49 @@ def answer(table: vd.VerdictTable, study: DiversityStudy, stab: Stability | None
         if any(v.agrees for v in un):
             parts.append("Stability: the GAN seeds' curves do show instability (see the verdicts above).")
         else:
-            parts.append(f"Stability: the {len(stab.seeds)} GAN seeds trained without collapse or divergence in "
-                         f"the {stab.common_step} steps every run reached — the recipe (spectral norm, hinge, TTUR, "
-                         "EMA) was stable here.")
+            parts.append(f"Stability: the {len(stab.seeds)} GAN seeds' losses did not diverge in the "
+                         f"{stab.common_step} steps every run reached (spectral norm, hinge, TTUR, EMA) — which says "
+                         "nothing about mode collapse: read the entropy curve above.")
     return " ".join(parts)
+
+
+# ------------------------------------------------------------------------------------------------ what the figures show
+@dataclass
+class GanGrid:
+    """The GAN's image of one prompt for many latents z (one seed each): what `plots.plot_gan_grid` draws."""
+
+    prompt: str
+    seeds: list[int]
+    images: list = field(repr=False)
+
+
+def gan_grid(gan: ShapesGAN, prompt: str, seeds: Sequence[int] = tuple(range(16))) -> GanGrid:
+    """One generator call per latent z: the GAN's images of `prompt` for each seed."""
+    seeds = list(seeds)
+    if not seeds:
+        raise ValueError("seeds must hold at least one seed")
+    return GanGrid(prompt, seeds, generate(gan, prompt, seeds))
+
+
+@dataclass
+class Interpolations:
+    """The GAN's latent slerp z(seed_a) -> z(seed_b) beside diffusion's noise slerp between the same seeds."""
+
+    prompt: str
+    seed_a: int
+    seed_b: int
+    cfg: float
+    steps: int
+    gan: list = field(repr=False)
+    diffusion: list = field(repr=False)
+
+
+def interpolations(gan: ShapesGAN, pipe: Any, prompt: str, seed_a: int = 0, seed_b: int = 1, frames: int = 7,
+                   cfg: float = 5.0, steps: int = 25) -> Interpolations:
+    """Both interpolations between two seeds, `frames` frames each (what `plots.plot_interpolations` draws)."""
+    from ..gan import interpolate_latents
+    from ..sweeps import interpolate_seeds
+
+    g = interpolate_latents(gan, prompt, seed_a, seed_b, steps=frames)
+    d = interpolate_seeds(pipe, prompt, seed_a, seed_b, frames=frames, cfg=cfg, steps=steps)
+    return Interpolations(prompt, seed_a, seed_b, cfg, steps, list(g), list(d.images))

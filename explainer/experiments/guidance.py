@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from .. import generation
+from .. import validation as V
 from ..judge import judge, judge_against
 
 # Prompts the CFG sweep judges: two objects each, so "does low CFG skip a part of the prompt?" has an answer.
@@ -26,8 +27,15 @@ SWEEP_PROMPTS = (
     "a blue cross below an orange star",
     "a green circle above a red triangle",
     "an orange square left of a white star",
+    "a purple star below a yellow square",
+    "a red square right of a green circle",
+    "a blue triangle above a white circle",
+    "an orange circle left of a purple triangle",
+    "a white square below a red cross",
+    "a green star right of an orange triangle",
 )
-SWEEP_SEEDS = (0, 1, 2, 3, 4, 5)
+# 12 prompts x 3 seeds: the verdicts resample prompts (the unit that was chosen); an interval needs 8 or more
+SWEEP_SEEDS = (0, 1, 2)
 SWEEP_SCALES = (1.0, 3.0, 7.5, 12.0, 20.0)
 
 
@@ -45,12 +53,18 @@ def generate_many(pipe: Any, prompts: Sequence[str], seeds: Sequence[int], cfg: 
                   width: int | None = None, max_batch: int = 16, output: str = "pil") -> list[Any]:
     """One image per (prompt, seed) pair, several per pipeline call where that stays exact: image k is bit for bit
     the single run of prompt k from seed k (`explainer.generation.generate_images`; images with and without CFG
-    never share a call)."""
-    if len(prompts) != len(seeds):
-        raise ValueError(f"need one seed per prompt, got {len(prompts)} prompts and {len(seeds)} seeds")
-    return generation.generate_images(pipe, list(prompts), [int(s) for s in seeds], cfg, steps, scheduler,
-                                      negative_prompt, height, width, max_batch=max_batch, output_type=output,
-                                      what="generate_many").images
+    never share a call). A single prompt string is one prompt; every argument is checked before any image."""
+    prompts = V.check_prompts(prompts, "prompts")
+    seeds = V.check_seeds(seeds, "seeds")
+    V.check_same_length("prompts", prompts, "seeds", seeds)
+    cfg, steps = V.check_cfg(cfg), V.check_steps(steps)
+    scheduler = generation.check_sampler(pipe, scheduler)
+    negative_prompt = V.check_optional_prompt(negative_prompt)
+    max_batch = V.check_positive_int(max_batch, "max_batch", 1024)
+    output = V.check_choice(output, ("pil", "np", "pt", "latent"), "output")
+    height, width = V.check_image_size(pipe, height, width, int(getattr(pipe, "vae_scale_factor", 8)))
+    return generation.generate_images(pipe, prompts, seeds, cfg, steps, scheduler, negative_prompt, height, width,
+                                      max_batch=max_batch, output_type=output, what="generate_many").images
 
 
 def saturation(image: Any) -> float:
@@ -66,6 +80,8 @@ def clipped_fraction(image: Any) -> float:
 
 def adherence_table(images: Sequence[Any], prompts: Sequence[str]) -> dict[str, float]:
     """Judge every image against its prompt; the rate of each judged key (None = not asked, left out)."""
+    images, prompts = list(images), V.check_prompts(prompts, "prompts", single=False)
+    V.check_same_length("images", images, "prompts", prompts)
     keys: dict[str, list[bool]] = {}
     for im, p in zip(images, prompts, strict=True):
         for k, v in judge_against(im, p).items():
@@ -90,6 +106,15 @@ class FormulaCheck:
     footprint_share: float  # the footprint's share of the image area (what an even spread would give)
 
 
+def _check_cfg_trace(tr: Any, name: str = "tr") -> None:
+    """A Trace of a run with classifier-free guidance (cfg > 1): it holds both branches."""
+    if not hasattr(tr, "steps") or not hasattr(tr, "settings"):
+        raise ValueError(f"{name} must be a Trace (explainer.trace(...)), got {type(tr).__name__}")
+    if not tr.steps or getattr(tr.steps[0], "noise_uncond", None) is None:
+        raise ValueError(f"{name} must be traced with cfg > 1 (got cfg={tr.settings.get('cfg')!r}): without "
+                         "guidance there is no unconditional branch to compare")
+
+
 def _footprint(image: Any, size: tuple[int, int]) -> np.ndarray:
     """Where the objects are, at latent resolution: pixels that differ from the judged background colour."""
     from ..shapes import BACKGROUNDS
@@ -104,6 +129,7 @@ def _footprint(image: Any, size: tuple[int, int]) -> np.ndarray:
 
 def check_formula(tr: Any) -> FormulaCheck:
     """Recombine the trace's two U-Net predictions by hand and compare with what the sampler was given."""
+    _check_cfg_trace(tr)
     cfg = float(tr.settings["cfg"])
     err, big, dn, un, maps = 0.0, 0.0, [], [], []
     sig = [float(st.sigma) for st in tr.steps] + [0.0]
@@ -235,9 +261,42 @@ def judge_image(image: Any, prompt: str) -> tuple[dict[str, Any], list[str]]:
     return rec, [_fate(j, o) for o in spec.objects]
 
 
+def check_sweep_arguments(pipe: Any, prompts: Any, seeds: Any, scales: Any, steps: Any
+                          ) -> tuple[list[str], list[int], list[float], int]:
+    """cfg_sweep's arguments, checked before any image: prompts a non-empty list of non-blank prompt strings (ONE
+    string is one prompt, never split into letters), seeds a non-empty list of integers from 0 to 2**64-1 (not bool,
+    not float), scales a non-empty list of distinct finite numbers > 0 and <= 100, steps an integer from 1 to 1000."""
+    prompts = V.check_prompts(prompts, "prompts", allow_empty=False)
+    seeds = V.check_seeds(seeds, "seeds")
+    scales = V.check_numbers(scales, "scales", 0.0, V.MAX_CFG, low_open=True)
+    if len(set(scales)) != len(scales):
+        raise ValueError(f"scales must be distinct (each is a column of the sweep), got {scales}")
+    steps = V.check_steps(steps, "steps")
+    generation.denoiser(pipe)  # a pipeline, not something else
+    return prompts, seeds, scales, steps
+
+
+def check_sweep(sweep: Any, name: str = "sweep") -> CfgSweep:
+    """A finished CfgSweep with images at every scale (what cfg_sweep returns): the CFG explorer's input check."""
+    if not isinstance(sweep, CfgSweep):
+        raise ValueError(f"{name} must be the result of experiments.guidance.cfg_sweep(...), got "
+                         f"{type(sweep).__name__}")
+    if not sweep.prompts or not sweep.scales:
+        raise ValueError(f"{name} is empty ({len(sweep.prompts)} images, {len(sweep.scales)} scales): run cfg_sweep "
+                         "with at least one prompt, seed and scale")
+    missing = [s for s in sweep.scales if len(sweep.images.get(s, ())) != len(sweep.prompts)
+               or len(sweep.per_image.get(s, ())) != len(sweep.prompts)]
+    if missing:
+        raise ValueError(f"{name} has no complete images / judgements at scales {missing}: it is not a finished "
+                         "cfg_sweep result")
+    return sweep
+
+
 def cfg_sweep(pipe: Any, prompts: Sequence[str] = SWEEP_PROMPTS, seeds: Sequence[int] = SWEEP_SEEDS,
               scales: Sequence[float] = SWEEP_SCALES, steps: int = 25) -> CfgSweep:
-    """Every prompt x seed at every scale; judged adherence, missing/extra objects, saturation, clipped values."""
+    """Every prompt x seed at every scale; judged adherence, missing/extra objects, saturation, clipped values.
+    Arguments as `check_sweep_arguments` says (checked before any image; a single prompt string is one prompt)."""
+    prompts, seeds, scales, steps = check_sweep_arguments(pipe, prompts, seeds, scales, steps)
     t0 = time.perf_counter()
     ps = [p for p in prompts for _ in seeds]
     ss = [s for _ in prompts for s in seeds]
@@ -277,6 +336,8 @@ def running_example(tr: Any) -> Any:
 def second_object_scale(pipe: Any, prompt: str, seed: int, scales: Sequence[float] = (1, 1.5, 2, 3, 4, 5, 7.5),
                         steps: int = 25) -> float | None:
     """The smallest scale in `scales` at which the judge finds both named objects (None if it never does)."""
+    prompt, seed = V.check_prompt(prompt, allow_empty=False), V.check_seed(seed)
+    scales, steps = sorted(V.check_numbers(scales, "scales", 0.0, V.MAX_CFG)), V.check_steps(steps)
     for s in scales:
         im = generate_many(pipe, [prompt], [seed], cfg=s, steps=steps)[0]
         if judge_against(im, prompt).get("objects"):
@@ -289,32 +350,40 @@ def verdicts(sweep: CfgSweep, low: float = 1.0, mid: float = 7.5, high: float = 
     prompt and seed at every scale) or a Wilson interval: agrees, does not agree, or within noise."""
     from .. import verdicts as vd
 
+    check_sweep(sweep)
+    for value, nm in ((low, "low"), (mid, "mid"), (high, "high")):
+        V.check_choice(value, sweep.scales, nm)
     unit = "images (same prompts and seeds at each scale)"
+    vd_compare = vd.compare
+
+    def compare(*args: Any, **kw: Any) -> Any:  # every comparison resamples whole prompts (cluster bootstrap)
+        return vd_compare(*args, groups=sweep.prompts, **kw)
+
     best = max(sweep.scales, key=lambda s: (sweep.adherence[s]["all"], -abs(s - mid)))
     out = []
     # 1. low CFG skips parts of the prompt: more images without both objects at CFG 1 than at the middle scale
     miss = {s: [1.0 - v for v in sweep.values(s, "objects")] for s in sweep.scales}
-    out.append(vd.compare(f"low CFG skips parts of the prompt (a named object not drawn right, CFG {low:g} vs {mid:g})",
+    out.append(compare(f"low CFG skips parts of the prompt (a named object not drawn right, CFG {low:g} vs {mid:g})",
                           miss[low], miss[mid], labels=(f"CFG {low:g}", f"CFG {mid:g}"), percent=True, unit=unit))
     # 2. a middle scale is the sweet spot: the best scale against each neighbour end
     allv = {s: sweep.values(s, "all") for s in sweep.scales}
     for other in (low, mid, high):
         if other == best:
             continue
-        out.append(vd.compare(f"a middle scale is the sweet spot: CFG {best:g} (best here) beats CFG {other:g}",
+        out.append(compare(f"a middle scale is the sweet spot: CFG {best:g} (best here) beats CFG {other:g}",
                               allv[best], allv[other], labels=(f"CFG {best:g}", f"CFG {other:g}"), percent=True,
                               unit=unit, note="whole prompt judged right"))
     # 3. high CFG over-saturates: per-image saturation and clipping, CFG high vs CFG low
-    out.append(vd.compare(f"high CFG over-saturates (mean HSV saturation, CFG {high:g} vs {low:g})",
+    out.append(compare(f"high CFG over-saturates (mean HSV saturation, CFG {high:g} vs {low:g})",
                           sweep.values(high, "saturation"), sweep.values(low, "saturation"),
                           labels=(f"CFG {high:g}", f"CFG {low:g}"), digits=3, unit=unit))
     c_hi, c_lo = sweep.clipped[high], sweep.clipped[low]
-    out.append(vd.compare(f"high CFG clips colour values (channel values at 0 or 255, CFG {high:g} vs {low:g})",
+    out.append(compare(f"high CFG clips colour values (channel values at 0 or 255, CFG {high:g} vs {low:g})",
                           sweep.values(high, "clipped"), sweep.values(low, "clipped"),
                           labels=(f"CFG {high:g}", f"CFG {low:g}"), digits=4, unit=unit,
                           note=f"{c_hi / c_lo:.0f}x as many" if c_lo > 0 else ""))
     # 4. high CFG adds artefacts: extra objects
-    out.append(vd.compare(f"high CFG adds extra objects (CFG {high:g} vs {mid:g})", sweep.values(high, "extra"),
+    out.append(compare(f"high CFG adds extra objects (CFG {high:g} vs {mid:g})", sweep.values(high, "extra"),
                           sweep.values(mid, "extra"), labels=(f"CFG {high:g}", f"CFG {mid:g}"), percent=True,
                           unit=unit))
     # 5. how named objects fail at high CFG: changed (recoloured or reshaped) rather than gone
@@ -329,7 +398,7 @@ def verdicts(sweep: CfgSweep, low: float = 1.0, mid: float = 7.5, high: float = 
                                       f"{sum(x == 'reshaped' for x in wrong)}, gone {sum(x == 'gone' for x in wrong)}"))
     # 6. relations do not get better with guidance
     rel = {s: sweep.values(s, "relation") for s in sweep.scales}
-    out.append(vd.compare(f"more guidance draws the relation right more often (CFG {mid:g} vs {low:g})", rel[mid],
+    out.append(compare(f"more guidance draws the relation right more often (CFG {mid:g} vs {low:g})", rel[mid],
                           rel[low], labels=(f"CFG {mid:g}", f"CFG {low:g}"), percent=True, unit=unit,
                           note="relation: " + ", ".join(f"{s:g}: {np.mean(rel[s]):.2f}" for s in sweep.scales)))
     return out
@@ -340,7 +409,8 @@ def branch_gap(tr: Any, step: int) -> dict[str, float]:
     pushes past the conditional one. For an epsilon model x0 = (x - sigma * eps) in sigma units, so
     x0(cond) - x0(uncond) = -sigma * delta and x0(guided) - x0(cond) = -(cfg - 1) * sigma * delta. Returned as RMS
     values over the latent, beside the RMS of the final clean latent (the size of a whole picture)."""
-    st = tr.steps[step]
+    _check_cfg_trace(tr)
+    st = tr.steps[V.check_step_index(step, len(tr.steps))]
     cfg = float(tr.settings["cfg"])
     sigma = float(st.sigma)
     rms = lambda t: float(t.double().pow(2).mean().sqrt())  # noqa: E731

@@ -2,10 +2,20 @@
 experiments return, with the sample size and a 95 % interval (Wilson for shares, bootstrap for means and paired
 differences) or, for deterministic facts, an exact check. Lessons 1, 4, 6, 7 and 9 keep theirs beside their
 experiments (pipeline_tour.verdicts, denoising.structure_verdicts / swap_verdicts, attention.lesson6_verdicts,
-guidance.verdicts, samplers.sampler_verdicts)."""
+guidance.verdicts, samplers.sampler_verdicts).
+
+Findings, exported: each lesson ends with `export(lesson, verdicts, headline, numbers)`, which (when the environment
+variable EXPLAINER_FINDINGS names a folder) writes them as JSON. The committed copies in docs/findings/ are the one
+source of docs/claims.md and of the README's lesson table (`python -m explainer.experiments.claims` renders them),
+and of the lesson tests' assertions; the notebook test re-exports them and fails on drift (`drift`)."""
 
 from __future__ import annotations
 
+import json
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -45,7 +55,7 @@ def lesson3(c: dict, rec: Any, ch: Any, nb: Any, it: Any) -> list[vd.Verdict]:
                     c["pixel_values"] == c["factor"] * c["latent_values"],
                     f"{c['pixel_values']} pixel values vs {c['latent_values']} latent values", "exact count"),
            vd.from_interval("the VAE round trip keeps the picture (PSNR above 25 dB)",
-                            vd.bootstrap_mean(_psnr_each(rec)), f"{n_rec} unseen scenes", "PSNR (dB)",
+                            vd.bootstrap_mean(psnr_each(rec)), f"{n_rec} unseen scenes", "mean per-scene PSNR (dB)",
                             threshold=25.0, digits=1)]
     order = sorted(ch.latent, key=ch.latent.get)
     out.append(vd.exact("latent distance follows how pictures look: a 1-pixel move is the smallest change",
@@ -57,13 +67,35 @@ def lesson3(c: dict, rec: Any, ch: Any, nb: Any, it: Any) -> list[vd.Verdict]:
         out.append(vd.proportion(f"latent neighbours share their {attr}", _share(nb.knn_accuracy[attr], n), n,
                                  threshold=nb.chance[attr], what="agree", unit="encoded scenes",
                                  note=f"chance = {nb.chance[attr]:.0%}"))
-    out.append(vd.exact("a straight latent line looks like a pixel cross-fade (mean difference under 20 of 255)",
-                        it.mean_abs_difference < 20, f"mean difference {it.mean_abs_difference:.1f} of 255",
-                        f"{len(it.alphas) - 2} inner frames"))
+    walk = walk_difference(it)
+    out.append(vd.exact("a straight latent line looks like a pixel cross-fade: in every inner frame fewer than 5 % of "
+                        "the pixels take a colour in neither end", walk["worst_off_line"] < 0.05,
+                        f"worst frame {walk['worst_off_line']:.0%} of pixels more than {OFF_LINE} of 255 (RMS) off "
+                        f"the line between the two ends' colours; mean difference from the cross-fade "
+                        f"{walk['all']:.1f} of 255", f"{len(it.alphas) - 2} inner frames of one walk"))
     return out
 
 
-def _psnr_each(rec: Any) -> list[float]:
+OFF_LINE = 40  # of 255 (RMS over the channels): further than this from both ends' mix is "a colour in neither end"
+
+
+def walk_difference(it: Any) -> dict[str, float]:
+    """How far the decoded latent line strays from the pixel cross-fade: the mean difference (flattered by pixels both
+    ends share) and, per inner frame, the share of pixels whose colour lies off the line between the two ends'
+    colours at that pixel -- a colour that no cross-fade of the ends can make."""
+    lat, pix = it.latent_path.astype(np.float64), it.pixel_path.astype(np.float64)
+    a, d = pix[0], pix[-1] - pix[0]
+    off = []
+    for x in lat[1:-1]:
+        t = np.clip(((x - a) * d).sum(-1) / np.maximum((d * d).sum(-1), 1e-9), 0.0, 1.0)
+        dist = np.sqrt(((x - (a + t[..., None] * d)) ** 2).mean(-1))
+        off.append(float((dist > OFF_LINE).mean()))
+    worst = int(np.argmax(off))
+    return {"all": float(np.abs(lat[1:-1] - pix[1:-1]).mean()), "off_line": off, "worst_off_line": off[worst],
+            "worst_frame": worst + 1, "worst_alpha": float(it.alphas[worst + 1])}
+
+
+def psnr_each(rec: Any) -> list[float]:
     a = rec.originals.astype(np.float64) / (255.0 if rec.originals.dtype == np.uint8 else 1.0)
     b = rec.decoded.astype(np.float64) / (255.0 if rec.decoded.dtype == np.uint8 else 1.0)
     mse = ((a - b) ** 2).reshape(len(a), -1).mean(1)
@@ -73,14 +105,14 @@ def _psnr_each(rec: Any) -> list[float]:
 def lesson5(live: Any, few: Any, near: Any, ho: Any) -> list[vd.Verdict]:
     """Live training, little data, copying, held-out pairs."""
     last = live.steps
-    out = [vd.exact("training lowers the held-out loss (by at least a fifth)",
-                    live.heldout[last] < 0.8 * live.heldout[0],
-                    f"held-out loss {live.heldout[0]:.3f} at step 0 -> {live.heldout[last]:.3f} at step {last}",
-                    "256 held-out scenes, fixed noise"),
-           vd.exact("little data generalises worse: 32 scenes leave a larger train/held-out gap than 2000",
-                    few.heldout[last] - few.train_eval[last] > live.heldout[last] - live.train_eval[last],
-                    f"gap {few.heldout[last] - few.train_eval[last]:+.3f} (32 scenes) vs "
-                    f"{live.heldout[last] - live.train_eval[last]:+.3f} (2000 scenes)", "one training run each")]
+    out = [vd.one_run("training lowers the held-out loss (by at least a fifth)",
+                      live.heldout[last] < 0.8 * live.heldout[0],
+                      f"held-out loss {live.heldout[0]:.3f} at step 0 -> {live.heldout[last]:.3f} at step {last}",
+                      "one training run; 256 held-out scenes, fixed noise"),
+           vd.one_run("little data generalises worse: 32 scenes leave a larger train/held-out gap than 2000",
+                      few.heldout[last] - few.train_eval[last] > live.heldout[last] - live.train_eval[last],
+                      f"gap {few.heldout[last] - few.train_eval[last]:+.3f} (32 scenes) vs "
+                      f"{live.heldout[last] - live.train_eval[last]:+.3f} (2000 scenes)", "one training run each")]
     return out + lesson5_copies(near, ho)
 
 
@@ -103,10 +135,20 @@ def lesson5_copies(near: Any, ho: Any) -> list[vd.Verdict]:
 
 
 def lesson8(what: Any, effect: Any) -> list[vd.Verdict]:
-    """The negative prompt is the unconditional branch; "white" as a negative removes white circles."""
+    """The negative prompt is the unconditional branch; the negative colour as a negative removes circles of that
+    colour. Both runs use the same seeds, so the comparisons are paired by seed (the seed is the unit drawn)."""
+    from ..judge import judge, judge_against
+
     n = len(effect.seeds)
-    w0, w1 = _share(effect.share("white", with_negative=False), n), _share(effect.share("white", with_negative=True), n)
-    k0, k1 = _share(effect.asked_kept_without, n), _share(effect.asked_kept_with, n)
+
+    def colour(im: Any) -> str:
+        j = judge(im)
+        return j.objects[0].color if j.objects else "none"
+
+    neg0 = [float(colour(im) == effect.negative) for im in effect.images_without]
+    neg1 = [float(colour(im) == effect.negative) for im in effect.images_with]
+    kept0 = [float(bool(judge_against(im, effect.prompt)["all"])) for im in effect.images_without]
+    kept1 = [float(bool(judge_against(im, effect.prompt)["all"])) for im in effect.images_with]
     return [vd.exact("the negative prompt is encoded into the unconditional branch, nothing else changes",
                      what.uncond_vs_negative_encoding < 1e-5 and what.cond_same < 1e-5,
                      f"uncond vs encode(negative) {what.uncond_vs_negative_encoding:.1e}; prompt side changed by "
@@ -114,12 +156,12 @@ def lesson8(what: Any, effect: Any) -> list[vd.Verdict]:
             vd.exact("guidance then moves away from the negative prompt", what.moved_away > 0.999,
                      f"mean cosine {what.moved_away:.4f} (1 = straight away)", "every step of one run"),
             vd.compare(f"\u201c{effect.negative}\u201d as negative prompt removes {effect.negative} from "
-                       f"\u201c{effect.prompt}\u201d", [1.0] * w0 + [0.0] * (n - w0), [1.0] * w1 + [0.0] * (n - w1),
-                       labels=("without", "with"), paired=False, percent=True, unit="seeds each",
-                       note=f"{effect.negative} circles: {w0}/{n} without, {w1}/{n} with"),
-            vd.compare("the asked object survives the negative prompt (judge still accepts the prompt)",
-                       [1.0] * k1 + [0.0] * (n - k1), [1.0] * k0 + [0.0] * (n - k0), labels=("with", "without"),
-                       paired=False, percent=True, margin=-0.1, unit="seeds each",
+                       f"\u201c{effect.prompt}\u201d", neg0, neg1, labels=("without", "with"), percent=True,
+                       unit="seeds (paired: the same seed with and without)",
+                       note=f"{effect.negative} circles: {sum(neg0):.0f}/{n} without, {sum(neg1):.0f}/{n} with"),
+            vd.compare("the asked object survives the negative prompt (judge still accepts the prompt)", kept1, kept0,
+                       labels=("with", "without"), percent=True, margin=-0.1,
+                       unit="seeds (paired: the same seed with and without)",
                        note="agrees if the drop is surely under 10 points")]
 
 
@@ -130,13 +172,15 @@ def lesson10(rep: Any, layout: Any, norms: dict[str, float]) -> list[vd.Verdict]
            vd.exact("another seed gives another picture", rep.other_seed_differs,
                     f"mean difference {rep.other_seed_mean_difference:.1f} of 255", "two runs")]
     if layout.same_ious and layout.other_ious:
-        out.append(vd.compare("the same seed keeps the layout across prompts (foreground overlap, IoU)",
-                              layout.same_ious, layout.other_ious, labels=("same seed", "other seeds"), paired=False,
-                              digits=2, unit="same-seed pairs",
-                              note=f"{len(layout.other_ious)} other-seed pairs; a weak tendency if small"))
-        out.append(vd.compare("... but only weakly: the same seed adds less than 0.15 IoU", layout.same_ious,
-                              layout.other_ious, labels=("same seed", "other seeds"), paired=False, digits=2,
-                              claim_above=False, margin=0.15, unit="same-seed pairs"))
+        same, other = layout_by_seed(layout)
+        unit = "seeds (paired: each seed's same-seed pairs vs its pairs with other seeds)"
+        out.append(vd.compare("the same seed keeps the layout across prompts (foreground overlap, IoU)", same, other,
+                              labels=("same seed", "other seeds"), digits=2, unit=unit,
+                              note=f"{len(layout.same_ious)} same-seed and {len(layout.other_ious)} other-seed image "
+                                   "pairs, averaged per seed: the seed is the unit drawn"))
+        out.append(vd.compare("... but only weakly: the same seed adds less than 0.15 IoU", same, other,
+                              labels=("same seed", "other seeds"), digits=2, claim_above=False, margin=0.15,
+                              unit=unit))
     mid = (norms["seed_a"] + norms["seed_b"]) / 2
     out.append(vd.exact("slerp keeps the noise's size; a straight mix shrinks it",
                         abs(norms["slerp_midpoint"] - mid) < 0.05 * norms["seed_a"]
@@ -144,6 +188,21 @@ def lesson10(rep: Any, layout: Any, norms: dict[str, float]) -> list[vd.Verdict]
                         f"norms: seeds {norms['seed_a']:.1f} / {norms['seed_b']:.1f}, slerp midpoint "
                         f"{norms['slerp_midpoint']:.1f}, lerp midpoint {norms['lerp_midpoint']:.1f}", "one pair"))
     return out
+
+
+def layout_by_seed(layout: Any) -> tuple[list[float], list[float]]:
+    """Per seed: the mean IoU of its same-seed pairs (across prompts) and of its pairs with every other seed, in the
+    order `layout_study` builds them (prompt pairs, then seed i x seed j)."""
+    k = len(layout.seeds)
+    combos = len(layout.same_ious) // k
+    same = np.asarray(layout.same_ious, dtype=np.float64).reshape(combos, k).mean(0)
+    other = np.zeros((k, k))
+    cross = [(i, j) for i in range(k) for j in range(k) if i != j]
+    for c in range(combos):
+        for (i, j), v in zip(cross, layout.other_ious[c * len(cross):(c + 1) * len(cross)], strict=True):
+            other[i, j] += v / combos
+    other_by_seed = [(other[i].sum() + other[:, i].sum()) / (2 * (k - 1)) for i in range(k)]
+    return list(same), other_by_seed
 
 
 def lesson11(costs: list[Any], off: Any) -> list[vd.Verdict]:
@@ -174,3 +233,116 @@ def lesson13(checks: dict[str, Any], prompt: str) -> list[vd.Verdict]:
     return [vd.exact(f"the playground's first run draws \u201c{prompt}\u201d as asked", not wrong,
                      "wrong: " + (", ".join(wrong) or "nothing"), "1 image",
                      "relations are our model's weakest skill" if "relation" in wrong else "")]
+
+
+# ----------------------------------------------------------------------------------------- findings, exported
+FINDINGS_ENV = "EXPLAINER_FINDINGS"
+REPO = Path(__file__).resolve().parents[2]
+COMMITTED = REPO / "docs" / "findings"
+
+
+def _plain(x: Any) -> Any:
+    """Numbers as JSON can hold them: numpy scalars and arrays to floats and lists, tuple keys to strings."""
+    if isinstance(x, dict):
+        return {str(k) if not isinstance(k, tuple) else "x".join(map(str, k)): _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple, np.ndarray)):
+        return [_plain(v) for v in x]
+    if isinstance(x, (bool, np.bool_)):
+        return bool(x)
+    if isinstance(x, (int, np.integer)):
+        return int(x)
+    if isinstance(x, (float, np.floating)):
+        return round(float(x), 6) if math.isfinite(x) else None
+    if x is None or isinstance(x, str):
+        return x
+    raise TypeError(f"findings must be numbers, strings, lists or dicts of them, got {type(x).__name__}")
+
+
+def export(lesson: str, verdicts: Sequence[vd.Verdict], headline: str, numbers: dict | None = None,
+           varies: Sequence[str] = ()) -> dict:
+    """A lesson's findings: its verdicts, the one-line headline the README shows (rendered from its numbers), and the
+    numbers the tests assert on. Written to $EXPLAINER_FINDINGS/<lesson>.json when that variable is set; returned.
+    `varies` names what changes from run to run (wall-clock timings): number keys, "headline", or the start of a
+    verdict's claim, whose numbers text `drift` then does not compare."""
+    rec = {"lesson": lesson, "headline": headline, "varies": list(varies),
+           "verdicts": [{"claim": v.claim, "status": v.status, "numbers": v.numbers, "n": v.n, "note": v.note}
+                        for v in verdicts],
+           "numbers": _plain(numbers or {})}
+    out = os.environ.get(FINDINGS_ENV)
+    if out:
+        Path(out).mkdir(parents=True, exist_ok=True)
+        (Path(out) / f"{lesson}.json").write_text(json.dumps(rec, indent=1, ensure_ascii=False) + "\n")
+    return rec
+
+
+def load(lesson: str, directory: Path | str | None = None) -> dict:
+    """The committed findings of a lesson (e.g. "07"), as `export` wrote them."""
+    path = Path(directory or COMMITTED) / f"{lesson}.json"
+    if not path.exists():
+        raise FileNotFoundError(f"no findings for lesson {lesson!r} at {path}: run the lesson with {FINDINGS_ENV} set")
+    return json.loads(path.read_text())
+
+
+def verdict(rec: dict, start: str) -> dict:
+    """The one exported verdict whose claim starts with `start`."""
+    hits = [v for v in rec["verdicts"] if v["claim"].startswith(start)]
+    if len(hits) != 1:
+        raise KeyError(f"{len(hits)} verdicts of lesson {rec['lesson']} start with {start!r}: "
+                       f"{[v['claim'] for v in rec['verdicts']]}")
+    return hits[0]
+
+
+def drift(new: dict, old: dict, rel: float = 0.02) -> list[str]:
+    """What differs between two exports of one lesson: statuses and claims exactly, numbers within `rel`, the
+    headline and the verdicts' numbers text exactly unless `varies` names them."""
+    varies = set(old.get("varies", [])) | set(new.get("varies", []))
+    out = []
+    if "headline" not in varies and new["headline"] != old["headline"]:
+        out.append(f"headline: {old['headline']!r} -> {new['headline']!r}")
+    if [v["claim"] for v in new["verdicts"]] != [v["claim"] for v in old["verdicts"]]:
+        out.append("verdict claims differ")
+    for a, b in zip(old["verdicts"], new["verdicts"], strict=False):
+        if a["status"] != b["status"]:
+            out.append(f"{a['claim']}: {a['status']} -> {b['status']}")
+        elif a["numbers"] != b["numbers"] and not any(a["claim"].startswith(x) for x in varies):
+            out.append(f"{a['claim']}: {a['numbers']} -> {b['numbers']}")
+
+    def walk(x: Any, y: Any, key: str) -> None:
+        if key.split(".")[0] in varies:
+            return
+        if isinstance(x, dict) and isinstance(y, dict) and x.keys() == y.keys():
+            for k in x:
+                walk(x[k], y[k], f"{key}.{k}" if key else k)
+        elif isinstance(x, list) and isinstance(y, list) and len(x) == len(y):
+            for i, (u, w) in enumerate(zip(x, y, strict=True)):
+                walk(u, w, f"{key}[{i}]")
+        elif isinstance(x, (int, float)) and isinstance(y, (int, float)) and not isinstance(x, bool):
+            if not math.isclose(x, y, rel_tol=rel, abs_tol=1e-3):
+                out.append(f"{key}: {x} -> {y}")
+        elif x != y:
+            out.append(f"{key}: {x!r} -> {y!r}")
+
+    walk(old["numbers"], new["numbers"], "")
+    return out
+
+
+def say(text: str) -> Any:
+    """A finding rendered from its numbers, shown as Markdown in Jupyter (plain text elsewhere)."""
+    try:
+        from IPython.display import Markdown
+    except ImportError:  # pragma: no cover - IPython ships with Jupyter
+        return text
+    return Markdown(text)
+
+
+READING = {vd.AGREES: "agrees", vd.DISAGREES: "says the opposite", vd.NOISE: "cannot tell (within noise)",
+           vd.TOO_FEW: "has too few units to tell"}
+
+
+def reading(verdicts: Sequence[vd.Verdict], start: str) -> str:
+    """How the sample reads the claim that starts with `start`, in words: "agrees", "says the opposite", "cannot tell
+    (within noise)" or "has too few units to tell" -- for sentences rendered from the verdicts."""
+    hits = [v for v in verdicts if v.claim.startswith(start)]
+    if len(hits) != 1:
+        raise KeyError(f"{len(hits)} verdicts start with {start!r}")
+    return READING[hits[0].status]

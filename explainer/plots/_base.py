@@ -82,7 +82,8 @@ def _label_channels(ax: Any, latent: Any) -> None:
 def _wrap(text: str, width: int) -> str:
     import textwrap
 
-    return "\n".join(textwrap.wrap(text, width)) if text else ""
+    # never split a word ("DPMSolverMultistepScheduler" stays whole): a line may run a few characters over `width`
+    return "\n".join(textwrap.wrap(text, width, break_long_words=False)) if text else ""
 
 
 def trace_caption(tr: Any) -> str:

@@ -39,19 +39,20 @@ def plot_training_curve(curve: dict, condition: str) -> Figure:
     ax2 = ax.twinx()
     iou, se = np.array(curve["iou"]), np.array(curve["iou_se"])
     ax2.errorbar(curve["eval_steps"], iou, yerr=se, color="tab:red", marker="o", ms=3, lw=1.5,
-                 label=f"layout IoU (n={curve['n']} scenes, \u00b1 1 s.e.)")
+                 label=f"layout IoU (n={curve['n']} scenes; bars: 1 standard error)")
     ax2.set_ylabel("layout IoU: output vs map", color="tab:red")
     ax2.set_ylim(0, 1)
     h1, l1 = ax.get_legend_handles_labels()
     h2, l2 = ax2.get_legend_handles_labels()
-    ax.legend(h1 + h2, l1 + l2, fontsize=8, loc="center right")
-    _title(fig, f"Training the {condition} ControlNet: the loss falls smoothly, map-following jumps\n"
-                "validation: 12 DPM++ steps, CFG 5, prompts without position words")
+    fig.legend(h1 + h2, l1 + l2, fontsize=8, loc="outside lower center", ncols=2)  # below the axes, off the data
+    steps = f"{curve['val_steps']} DPM++ steps, " if curve.get("val_steps") else ""
+    _title(fig, f"Training the {condition} ControlNet: loss (grey) and map-following (red)\n"
+                f"validation: {steps}CFG 5, prompts without position words")
     return fig
 
 
-def plot_scale_sweep(sweep: dict, condition: str, show: int = 4) -> Figure:
-    """Layout IoU without the ControlNet and per conditioning scale (mean \u00b1 s.e.), and example images."""
+def plot_scale_sweep(sweep: dict, condition: str, show: int = 4, steps: int | None = None) -> Figure:
+    """Layout IoU without the ControlNet and per conditioning scale (mean; bars: 1 standard error), and examples."""
     scales = sorted(sweep["scales"])
     fig = _new_figure(1.3 * (len(scales) + 2) + 1.0, 3.2 + 1.2 * show)
     grid = fig.add_gridspec(show + 2, len(scales) + 2)
@@ -77,8 +78,9 @@ def plot_scale_sweep(sweep: dict, condition: str, show: int = 4) -> Figure:
             _no_ticks(a)
             if r == 0:
                 a.set_title(key if isinstance(key, str) else f"scale {key:g}", fontsize=9)
+    steps = steps if steps is not None else sweep.get("steps")
     _title(fig, f"Does the output follow the {condition} map? (n={w.n} validation scenes, seed = scene index, "
-                "12 steps, CFG 5)")
+                + (f"{steps} steps, " if steps else "") + "CFG 5)")
     return fig
 
 
@@ -111,7 +113,7 @@ def plot_residual_norms(tr: Any) -> Figure:
         ax.plot(steps, norm[:, k], marker=".", label=f"{name} ({sizes[k][0]}\u00d7{sizes[k][1]})")
     ax.set_xlabel("denoising step (noisy \u2192 clean)")
     ax.set_ylabel("L2 norm of the residual")
-    ax.legend(fontsize=7, ncol=2)
+    fig.legend(fontsize=7, ncols=4, loc="outside lower center")  # below the axes, off the curves
     _title(fig, f"What the ControlNet adds to each U-Net skip, step by step "
                 f"(scale {tr.settings.get('controlnet_conditioning_scale', 1):g})", tr)
     return fig
@@ -124,14 +126,19 @@ def plot_residual_maps(tr: Any, steps: list[int] | None = None) -> Figure:
     steps = steps if steps is not None else sorted({0, n // 3, (2 * n) // 3, n - 1})
     fig = _new_figure(1.15 * (len(names) + 1) + 0.6, 1.25 * len(steps) + 1.0)
     axes = fig.subplots(len(steps), len(names) + 1, squeeze=False)
+    # one colour scale per residual (column), shared by its steps, with its colour bar: brightness is comparable
+    # down a column, and a map is never stretched to look strong on its own
+    top = {name: float(tr._t[f"controlnet.map.{name}"].float().max()) or 1.0 for name in names}
     for r, s in enumerate(steps):
         axes[r, 0].imshow(tr._t["control.image"].numpy(), interpolation="nearest")
         axes[r, 0].set_ylabel(f"step {s + 1}/{n}", fontsize=8)
         for c, name in enumerate(names):
             m = tr._t[f"controlnet.map.{name}"][s].float().numpy()
-            axes[r, c + 1].imshow(m, cmap=MAGNITUDE, interpolation="nearest")
+            im = axes[r, c + 1].imshow(m, cmap=MAGNITUDE, interpolation="nearest", vmin=0, vmax=top[name])
             if r == 0:
                 axes[r, c + 1].set_title(name, fontsize=8)
+            if r == len(steps) - 1:
+                fig.colorbar(im, ax=axes[:, c + 1], location="bottom", shrink=0.9, aspect=8).ax.tick_params(labelsize=6)
         for a in axes[r]:
             _no_ticks(a)
     axes[0, 0].set_title("map", fontsize=8)

@@ -17,17 +17,19 @@ if TYPE_CHECKING:  # type hints only: the views never import the experiments at 
 
 def plot_same_prompt(sp: SamePrompt) -> Figure:
     """The two images side by side, titled with the model, the judge's reading and the settings."""
+    import textwrap
+
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(sp.images), figsize=fit_width(4.2 * len(sp.images), 4.4))
+    fig, axes = plt.subplots(1, len(sp.images), figsize=fit_width(4.2 * len(sp.images), 4.8), layout="constrained")
     for ax, (name, im) in zip(axes, sp.images.items(), strict=True):
         ax.imshow(im, interpolation="nearest")
-        ax.set_title(f"{name}\njudge reads: {sp.read_as[name]}", fontsize=8)
+        # the judge's reading is a long sentence: wrapped to the panel, so neighbouring titles never run together
+        ax.set_title(name + "\n" + textwrap.fill(f"judge reads: {sp.read_as[name]}", 44), fontsize=8)
         ax.set_xlabel("x (pixels)")
         ax.set_ylabel("y (pixels)")
     fig.suptitle(f"'{sp.prompt}' - seed {sp.seed}, {sp.steps} steps, CFG {next(iter(sp.guidance.values())):g}",
                  fontsize=10)
-    fig.tight_layout()
     return fig
 
 
@@ -37,21 +39,23 @@ def plot_both_ways(bw: BothWays, word: str) -> Figure:
     import matplotlib.pyplot as plt
 
     n = len(bw.blocks)
-    fig, axes = plt.subplots(2, n + 1, figsize=fit_width(2.3 * (n + 1), 5.0))
+    fig, axes = plt.subplots(2, n + 1, figsize=fit_width(2.3 * (n + 1), 5.0), layout="constrained")
     for row, (fn, label) in enumerate(((bw.word_to_image, f"'{word}' looks at\n(text->image)"),
                                        (bw.image_to_word, f"patches look at\n'{word}' (image->text)"))):
         axes[row, 0].imshow(bw.image, interpolation="nearest")
         axes[row, 0].set_title("final image", fontsize=8)
         axes[row, 0].set_ylabel(label, fontsize=8)
+        maps = [fn(word, b).numpy() for b in range(n)]
+        # one fixed scale per row, from 0: an 8x8 map stretched to its own range shows noise as structure
+        top = max(float(m.max()) for m in maps) or 1.0
         for b in range(n):
             ax = axes[row, b + 1]
-            im = ax.imshow(fn(word, b).numpy(), cmap="magma", interpolation="nearest")
+            im = ax.imshow(maps[b], cmap="magma", interpolation="nearest", vmin=0, vmax=top)
             ax.set_title(f"{bw.blocks[b]}", fontsize=8)
             ax.set_xlabel("latent x", fontsize=7)
             if b == 0:
                 ax.set_ylabel("latent y", fontsize=7)
-            fig.colorbar(im, ax=ax, fraction=0.046)
-    fig.suptitle(f"Joint attention of shapes-dit in both directions, '{bw.prompt}' (mean over steps, cond. branch)",
-                 fontsize=10)
-    fig.tight_layout()
+        fig.colorbar(im, ax=list(axes[row, 1:]), fraction=0.02, pad=0.01)
+    fig.suptitle(f"Joint attention of shapes-dit in both directions, '{bw.prompt}' (mean over steps, cond. branch;\n"
+                 "one colour scale per row, from 0)", fontsize=10)
     return fig

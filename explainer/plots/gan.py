@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from ._base import _new_figure, _no_ticks
+from ._base import _new_figure
 from .grids import image_rows, plot_images
 
 if TYPE_CHECKING:  # type hints only: the views never run the experiments
@@ -86,11 +86,11 @@ def plot_mode_coverage(study: Any, prompt: str | None = None) -> Figure:
 def plot_stability(logs: dict[int, list[dict]], diffusion_log: Sequence[dict] | None = None,
                    diffusion_label: str = "U-Net loss") -> Figure:
     """Per GAN seed: discriminator / generator hinge losses and judged adherence (EMA and live generator) over
-    training; beside them the diffusion model's loss curve when its log is given (else a note that it is absent)."""
+    training; beside them the diffusion model's loss curve when its log is given (no fourth panel otherwise)."""
     from ..experiments.gan import eval_curve, loss_curve
 
-    fig = _new_figure(15, 3.8)
-    axes = fig.subplots(1, 4)
+    fig = _new_figure(15 if diffusion_log else 11.5, 3.8)
+    axes = fig.subplots(1, 4 if diffusion_log else 3)
     cmap = ["#d1495b", "#edae49", "#00798c", "#30638e", "#8f2d56", "#66a182"]
     for k, seed in enumerate(sorted(logs)):
         c = cmap[k % len(cmap)]
@@ -121,20 +121,14 @@ def plot_stability(logs: dict[int, list[dict]], diffusion_log: Sequence[dict] | 
                  va="bottom")
     axes[2].set_ylim(0, 1)
     axes[0].legend(fontsize=7)
-    ax = axes[3]
     if diffusion_log:
+        ax = axes[3]
         st = [r["step"] for r in diffusion_log if "loss" in r]
         lv = [r["loss"] for r in diffusion_log if "loss" in r]
         ax.plot(st, lv, color="#2e86ab", lw=1)
         ax.set_title(diffusion_label, fontsize=10)
         ax.set_xlabel("training step")
         ax.set_ylabel("loss")
-    else:
-        _no_ticks(ax)
-        ax.text(0.5, 0.5, "The shipped U-Net's\nper-step loss log was\nnot kept (only its\nsummary in shapes-sd/\n"
-                "training.json), so its\ncurve cannot be\ndrawn here.", ha="center", va="center",
-                fontsize=8, transform=ax.transAxes)
-        ax.set_title("diffusion U-Net loss", fontsize=10)
     fig.suptitle(f"Stability: the same GAN recipe, {len(logs)} seeds (training logs shipped with shapes-gan)",
                  fontsize=11)
     return fig
