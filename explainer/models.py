@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import warnings
 from pathlib import Path
 
@@ -96,6 +97,7 @@ def load_pipeline(path_or_id: str | os.PathLike | None = None, device: str = "cp
         if not (local / "model_index.json").exists():
             raise ValueError(f"path_or_id {str(local)!r} exists but holds no model_index.json: "
                              "pass the folder of a diffusers pipeline (the one that contains model_index.json)")
+        check_pipeline_folder(local)
         source = str(local)
     else:
         source = str(path_or_id)
@@ -154,6 +156,10 @@ def _controlnet_path(controlnet: str | os.PathLike | None) -> Path | None:
     if not (path / "config.json").exists():
         raise ValueError(f"controlnet must be one of {sorted(CONTROLNETS)} or a folder holding a diffusers "
                          f"ControlNetModel (config.json + safetensors), got {str(controlnet)!r}")
+    kind = _read_json(path / "config.json").get("_class_name")
+    if kind != "ControlNetModel":
+        raise ValueError(f"controlnet {str(controlnet)!r} holds a {kind or 'model of unknown class'} (config.json "
+                         "_class_name), not a ControlNetModel: pass the folder of a diffusers ControlNetModel")
     return path
 
 
@@ -182,20 +188,57 @@ def _null_components(local: Path) -> dict:
     diffusers saves such a pipeline but will not load it back unless they are passed explicitly, as its SD3 docs show
     (`from_pretrained(..., text_encoder_3=None, tokenizer_3=None)`).
     """
-    import json
-
     index = local / "model_index.json"
     if not index.exists():
         return {}
-    entries = json.loads(index.read_text())
+    entries = read_model_index(local)
     return {k: None for k, v in entries.items() if isinstance(v, list) and len(v) == 2 and v[0] is None
             and k in ("text_encoder_3", "tokenizer_3")}
+
+
+def _read_json(path: Path) -> dict:
+    """A JSON object from `path`; a ValueError naming the file when it is not one."""
+    import json
+
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path} is not a readable JSON file ({err}): repair or replace it") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} must hold a JSON object, got {type(data).__name__}")
+    return data
+
+
+def read_model_index(folder: str | os.PathLike) -> dict:
+    """A pipeline folder's model_index.json as a dict; a ValueError naming the file when it is broken."""
+    return _read_json(Path(folder) / "model_index.json")
+
+
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".ckpt", ".pt", ".pth", ".msgpack", ".h5", ".gguf")
+
+
+def check_pipeline_folder(folder: str | os.PathLike) -> Path:
+    """A local pipeline folder that can load: a readable model_index.json, and weights in every model component it
+    lists (a component folder with a config.json). Raises ValueError naming what is missing, before any loading."""
+    folder = Path(folder).expanduser()
+    entries = read_model_index(folder)
+    for name, value in entries.items():
+        if name.startswith("_") or not (isinstance(value, list) and len(value) == 2 and value[0] is not None):
+            continue
+        part = folder / name
+        if not part.is_dir():
+            raise ValueError(f"{folder} lists the component {name!r} in model_index.json but has no {name}/ folder")
+        if (part / "config.json").exists() and not any(
+                f.name.endswith(WEIGHT_SUFFIXES) for f in part.rglob("*") if f.is_file()):
+            raise ValueError(f"{part} has a config.json but no weights (*.safetensors): the pipeline folder is "
+                             "incomplete; copy the whole folder, weights included")
+    return folder
 
 
 def _no_safety_checker(source: str, local: Path) -> dict:
     """Stable Diffusion 1.x folders list a safety checker; ours and config-built ones have none."""
     index = local / "model_index.json"
-    if index.exists() and '"safety_checker"' not in index.read_text():
+    if index.exists() and "safety_checker" not in read_model_index(local):
         return {}
     return {"safety_checker": None, "requires_safety_checker": False} if "xl" not in source.lower() else {}
 
@@ -212,3 +255,86 @@ def is_shapes_model(obj: object) -> bool:
     if model_id is None and hasattr(obj, "settings"):
         model_id = obj.settings.get("model_id")
     return isinstance(model_id, str) and model_id.split("+")[0] in {f"explainer/{n}" for n in SHIPPED_MODELS}
+
+
+# --------------------------------------------------------------------------------------------- the session's models
+#: this process's model choice and loaded pipelines (a notebook kernel, or the classroom's shared worker), by menu value
+_SESSION: dict = {}
+_CONTROLNET_ID = re.compile(r"^(?P<base>.+)\+controlnet-(?P<name>[a-z]+)$")
+
+
+def session_model() -> str:
+    """The model this session uses: the last one chosen in a menu, else $EXPLAINER_MODEL, else "shapes-sd"."""
+    return _SESSION.get("model") or os.environ.get("EXPLAINER_MODEL") or "shapes-sd"
+
+
+def model_key(pipe: object) -> str:
+    """The menu value naming a pipeline: a shipped model's name, or the folder it was loaded from."""
+    mid = str(getattr(pipe, "explainer_model_id", None) or getattr(pipe, "name_or_path", "") or "this model")
+    return mid[len("explainer/"):] if mid.startswith("explainer/") else mid
+
+
+def model_choices(pipe: object = None) -> list[str]:
+    """The model menu's values: the shipped models present in this install (`SHIPPED_MODELS`, in order), then
+    `pipe`'s own key if it is another model."""
+    keys = available_models()
+    own = model_key(pipe) if pipe is not None else None
+    if own is not None and own not in keys:
+        keys.append(own)
+    return keys
+
+
+def load_model(key: str, remember: bool = True):
+    """A model by menu value (shipped name or folder), loaded once per session; remembered as the session's choice
+    unless remember=False."""
+    pipes = _SESSION.setdefault("pipes", {})
+    if key not in pipes:
+        pipes[key] = load_pipeline(None if key == "shapes-sd" else key)
+    if remember:
+        _SESSION["model"] = key
+    return pipes[key]
+
+
+def control_conditions(pipe: object) -> list[str]:
+    """The shipped ControlNets that fit `pipe`: those present in this install, for the shipped shapes U-Net model
+    they were trained on; none for any other model."""
+    mid = str(getattr(pipe, "explainer_model_id", "") or "")
+    if not is_shapes_model(pipe) or mid.split("+")[0] != "explainer/shapes-sd":
+        return []
+    return [name for name, path in CONTROLNETS.items() if (path / "config.json").exists()]
+
+
+def controlnet_pipeline(pipe, condition: str):
+    """`pipe` with the shipped `condition` ControlNet (a StableDiffusionControlNetPipeline sharing pipe's U-Net, VAE,
+    text encoder and scheduler; only the ControlNet is read from disk), once per session; its model id is the one
+    `load_pipeline(controlnet=condition)` gives."""
+    key = f"{model_key(pipe)}+controlnet-{condition}"
+    pipes = _SESSION.setdefault("pipes", {})
+    if key not in pipes:
+        cn_pipe = _with_controlnet(pipe, _controlnet_path(condition), pipe.dtype, str(pipe.device))
+        cn_pipe.set_progress_bar_config(disable=True)
+        cn_pipe.explainer_model_id = f"{pipe.explainer_model_id}+controlnet-{condition}"
+        pipes[key] = cn_pipe
+    return pipes[key]
+
+
+def split_controlnet(pipe) -> tuple:
+    """A shipped ControlNet pipeline (load_pipeline(controlnet="edges")) -> (the plain pipeline of its parts, "edges"),
+    both remembered in the session; any other pipeline -> (pipe, None)."""
+    found = _CONTROLNET_ID.match(str(getattr(pipe, "explainer_model_id", "") or ""))
+    if not (hasattr(pipe, "controlnet") and found and found["name"] in CONTROLNETS):
+        return pipe, None
+    from diffusers import StableDiffusionPipeline
+
+    # the pipeline given is the one used (its device, its dtype), and the plain one shares its parts
+    plain = StableDiffusionPipeline(vae=pipe.vae, text_encoder=pipe.text_encoder, tokenizer=pipe.tokenizer,
+                                    unet=pipe.unet, scheduler=pipe.scheduler, safety_checker=None,
+                                    feature_extractor=None, requires_safety_checker=False)
+    plain.set_progress_bar_config(disable=True)
+    plain.explainer_model_id = found["base"]
+    pipes = _SESSION.setdefault("pipes", {})
+    for key in [k for k in pipes if k.startswith(f"{model_key(plain)}+controlnet-")]:
+        del pipes[key]  # ControlNets built on another copy of the model: rebuilt on this one when chosen
+    pipes[model_key(plain)] = plain
+    pipes[model_key(pipe)] = pipe
+    return plain, found["name"]

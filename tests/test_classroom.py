@@ -55,7 +55,10 @@ def test_the_served_page_offers_a_control_map_and_it_works(monkeypatch, shipped_
     if not (CONTROLNETS["edges"] / "config.json").exists():
         pytest.skip("the shipped edges ControlNet is not there yet")
     monkeypatch.delenv("EXPLAINER_MODEL", raising=False)
-    monkeypatch.setattr(wd, "_SESSION", {"pipes": {"shapes-sd": shipped_pipe}})  # a fresh tab, the model loaded
+    from explainer import models
+
+    monkeypatch.delenv("EXPLAINER_WORKER", raising=False)  # this test builds the page in-process
+    monkeypatch.setattr(models, "_SESSION", {"pipes": {"shapes-sd": shipped_pipe}})  # a fresh tab, the model loaded
     pg = _served_page()
     assert isinstance(pg, wd.Playground) and pg.pipe is shipped_pipe
     assert pg.control_panel.layout.display is None and pg.control.value is None  # offered, off until chosen

@@ -188,11 +188,16 @@ def test_warnings_collected_for_the_page_are_the_toolkits_own():
 def _session_choices():
     """The playground remembers the model and control choices for the session: give every test (and the test files
     after this one) the choices it found."""
-    saved = {k: wd._SESSION[k] for k in ("model", "control") if k in wd._SESSION}
+    from explainer import models
+    from explainer.widgets import playground_ui as pg_module
+
+    saved_model, saved_control = models._SESSION.get("model"), dict(pg_module._CHOICES)
     yield
-    for k in ("model", "control"):
-        wd._SESSION.pop(k, None)
-    wd._SESSION.update(saved)
+    models._SESSION.pop("model", None)
+    if saved_model is not None:
+        models._SESSION["model"] = saved_model
+    pg_module._CHOICES.clear()
+    pg_module._CHOICES.update(saved_control)
 
 
 @pytest.fixture(scope="module")
@@ -240,7 +245,7 @@ def test_playground_control_map(shipped_pipe, edges_pipe):
 
     pg.control.value = "edges"
     assert pg.control_parts.layout.display is None and pg.message.value == ""
-    assert wd._SESSION["control"] == "edges"
+    assert wd.playground(shipped_pipe).control.value == "edges"  # remembered for this session's next playground
     scene = shapes.sample_scene(wd.CONTROL_SCENE_SEED)
     edges = shapes.render_edges(scene)
     shown = png(pg.control_map.value)

@@ -1,0 +1,408 @@
+"""The classroom's shared worker: one process holds each model once and makes every student's runs.
+
+    worker = Worker(default_model="shapes-sd").start()      # loads the menu's models once, before any student
+    server = serve(worker, port=0)                          # http://127.0.0.1:<port>/ (loopback only)
+
+Each student's page (a thin Voila kernel: `widgets.worker_page`, no torch, no model) sends its run here as JSON and
+gets back a safetensors answer (`widgets.run_view`): the image, the words, every word's attention at every step;
+a moment later every step's x0 and the CFG curve. Requests that arrive together and share a model, steps, sampler,
+CFG and negative prompt run as one traced batch (`trace_batch` inside `generation.exact_batching`: each image, its
+latents and its attention bit for bit those of the student's own single `trace`; the first batch of each size is
+checked against a single run, and a model whose batch differs runs one by one from then on). ControlNet runs and
+runs of other pipelines run one by one. A bad request is answered with its error before it joins a batch; a batch
+that fails is rerun one by one, so only the request at fault gets the error; a student who closed the tab costs
+only the answer nobody reads. The standard library's threading HTTP server and a queue are enough here: one batch
+loop on the model, one render loop for the details, a thread per waiting request.
+
+    GET  /status           JSON for the teacher: students active, pages alive, queue, runs served, last batch
+    GET  /                 the same as a small page
+    POST /hello            a page says it is open (every 20 s); the answer is the model menu with samplers, controls
+    POST /run              a run (JSON) -> the answer (application/octet-stream) or 400 {"error": ...}
+    GET  /details/<id>     every step's x0 and the CFG curve of run <id> (waits until drawn)
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import time
+import uuid
+import warnings
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+ACTIVE_S = 600.0  # a student who ran something within this many seconds counts as active
+ALIVE_S = 60.0  # a page that said hello within this many seconds counts as open
+DETAILS_TTL_S = 600.0  # details nobody fetched are dropped after this long
+MAX_BODY = 1 << 20  # bytes: a request body larger than this is refused
+
+
+@dataclass
+class Job:
+    """One student's run, waiting for its answer."""
+
+    args: dict
+    model: str
+    session: str
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    done: threading.Event = field(default_factory=threading.Event)
+    answer: bytes | None = None
+    error: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def key(self) -> tuple:
+        """Runs with the same key can share one traced batch."""
+        a = self.args
+        if a.get("condition") is not None:
+            return ("alone", self.id)
+        return (self.model, a["steps"], a["scheduler"], a["cfg"], a["negative_prompt"])
+
+
+class Worker:
+    """The models, the batch loop and the render loop. `submit` validates and queues a run; `wait` gives its answer."""
+
+    def __init__(self, default_model: str = "shapes-sd", extra_models: list[str] | None = None,
+                 max_batch: int = 32, gather_s: float = 0.05):
+        self.default_model = default_model
+        self.models = list(dict.fromkeys([default_model, *(extra_models or [])]))
+        self.max_batch, self.gather_s = max_batch, gather_s
+        self.queue: queue.Queue[Job] = queue.Queue()
+        self.render: queue.Queue[tuple[str, Any, Any]] = queue.Queue()
+        self.details: dict[str, tuple[float, bytes | None, threading.Event]] = {}
+        self.seen: dict[str, float] = {}  # session -> last hello
+        self.active: dict[str, float] = {}  # session -> last run
+        self.running = 0
+        self.served = 0
+        self.failed = 0
+        self.last_batch: dict = {}
+        self.exact: dict[tuple, bool] = {}  # (model, cfg on, batch size) -> batched trace equals single trace
+        self._lock = threading.Lock()
+
+    # ----------------------------------------------------------------------------------------- models
+    def start(self) -> Worker:
+        """Load every menu model once (a model that cannot load stops the classroom here, before any student
+        opens a page), then start the batch and render loops."""
+        from .models import available_models, load_model, quiet_libraries
+
+        quiet_libraries()
+        self.models = list(dict.fromkeys([self.default_model, *self.models, *available_models()]))
+        for key in self.models:
+            load_model(key, remember=False)
+        threading.Thread(target=self._batch_loop, name="explainer-batches", daemon=True).start()
+        threading.Thread(target=self._render_loop, name="explainer-details", daemon=True).start()
+        return self
+
+    def pipe(self, key: str) -> Any:
+        from .models import load_model
+
+        if key not in self.models:
+            raise ValueError(f"model must be one of {self.models}, got {key!r}")
+        return load_model(key, remember=False)
+
+    def menu(self) -> dict:
+        """What a page's menus offer: the models, and per model its samplers and control maps."""
+        from .models import control_conditions
+        from .widgets.parts import sampler_options
+
+        return {"default": self.default_model, "models": {
+            key: {"samplers": sampler_options(self.pipe(key)), "controls": control_conditions(self.pipe(key))}
+            for key in self.models}}
+
+    # ----------------------------------------------------------------------------------------- requests
+    def submit(self, request: dict) -> Job:
+        """Check a run (ValueError naming the parameter) and queue it."""
+        job = self._check(request)
+        with self._lock:
+            self.active[job.session] = time.monotonic()
+        self.queue.put(job)
+        return job
+
+    def _check(self, r: dict) -> Job:
+        from .validation import check_cfg, check_optional_prompt, check_prompt, check_seed, check_steps
+
+        if not isinstance(r, dict):
+            raise ValueError("a run must be a JSON object")
+        model = r.get("model", self.default_model)
+        pipe = self.pipe(model)
+        from .adapters import get_adapter
+
+        args = dict(prompt=check_prompt(r.get("prompt"), "prompt"),
+                    negative_prompt=check_optional_prompt(r.get("negative_prompt"), "negative_prompt"),
+                    seed=check_seed(r.get("seed", 0)), cfg=check_cfg(r.get("cfg", 7.5), "CFG"),
+                    steps=check_steps(r.get("steps", 25), "steps", maximum=200),
+                    scheduler=get_adapter(pipe).check_sampler(r.get("scheduler")))
+        condition = r.get("condition")
+        if condition is not None:
+            from .models import control_conditions
+
+            if condition not in control_conditions(pipe):
+                raise ValueError(f"condition must be one of {control_conditions(pipe)} for {model}, got {condition!r}")
+            args.update(condition=condition, control_image=_map_from(r.get("control_image")),
+                        controlnet_conditioning_scale=check_cfg(r.get("control_scale", 1.0), "control scale", 2.0))
+        session = str(r.get("session") or "anonymous")[:64]
+        return Job(args, model, session)
+
+    def wait(self, job: Job, timeout: float) -> Job:
+        if not job.done.wait(timeout):
+            job.error = f"the worker did not answer within {timeout:.0f} s (queue: {self.queue.qsize()} runs)"
+        return job
+
+    def hello(self, session: str) -> None:
+        with self._lock:
+            self.seen[str(session)[:64]] = time.monotonic()
+
+    def status(self) -> dict:
+        now = time.monotonic()
+        with self._lock:
+            return {"students_active": sum(now - t < ACTIVE_S for t in self.active.values()),
+                    "pages_open": sum(now - t < ALIVE_S for t in self.seen.values()),
+                    "queue": self.queue.qsize(), "running": self.running, "served": self.served,
+                    "failed": self.failed, "last_batch": dict(self.last_batch), "models": list(self.models)}
+
+    # ----------------------------------------------------------------------------------------- the batch loop
+    def _batch_loop(self) -> None:
+        while True:
+            jobs = [self.queue.get()]
+            time.sleep(self.gather_s)  # students who pressed Generate together arrive within a few ms
+            while True:
+                try:
+                    jobs.append(self.queue.get_nowait())
+                except queue.Empty:
+                    break
+            groups: dict[tuple, list[Job]] = {}
+            for job in jobs:
+                groups.setdefault(job.key(), []).append(job)
+            for group in groups.values():
+                for i in range(0, len(group), self.max_batch):
+                    self._run_group(group[i:i + self.max_batch])
+
+    def _run_group(self, jobs: list[Job]) -> None:
+        self.running = len(jobs)
+        t0 = time.perf_counter()
+        try:
+            traces = self._traces(jobs) if len(jobs) > 1 else None
+        except Exception:  # noqa: BLE001 - a batch that fails is rerun one by one: only the faulty run errs
+            traces = None
+        if traces is None:
+            traces = [self._single(job) for job in jobs]
+        for job, tr in zip(jobs, traces, strict=True):
+            self._answer(job, tr)
+        self.last_batch = {"size": len(jobs), "seconds": round(time.perf_counter() - t0, 2),
+                           "batched": len(jobs) > 1 and traces is not None}
+        self.running = 0
+
+    def _single(self, job: Job) -> Any:
+        from .models import controlnet_pipeline
+        from .trace import trace
+
+        args = dict(job.args)
+        condition = args.pop("condition", None)
+        pipe = self.pipe(job.model)
+        if condition is not None:
+            pipe = controlnet_pipeline(pipe, condition)
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                tr = trace(pipe, **args)
+            job.notes = _notes(caught)
+            return tr
+        except Exception as err:  # noqa: BLE001 - the student's page shows it as a message
+            job.error = _readable(err)
+            return None
+
+    def _traces(self, jobs: list[Job]) -> list | None:
+        """One traced batch for runs that share a key, each bit for bit its single trace; None when this model does
+        not batch exactly (the caller then runs them one by one)."""
+        from . import generation
+        from .adapters import get_adapter
+        from .trace import trace_batch
+        from .validation import check_vocabulary, warn_dropped_words
+
+        pipe = self.pipe(jobs[0].model)
+        a = jobs[0].args
+        cfg_on = a["cfg"] > 1
+        verdict = (jobs[0].model, cfg_on, len(jobs))
+        if not generation.can_batch(pipe) or self.exact.get(verdict) is False:
+            return None
+        for job in jobs:  # each student's own notes (unknown words, words past the token limit)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                check_vocabulary(pipe, [job.args["prompt"]], "prompt")
+                toks, dropped, _ = get_adapter(pipe).tokens(job.args["prompt"])
+                warn_dropped_words(dropped, len(toks), "prompt")
+            job.notes = _notes(caught)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with generation.exact_batching(pipe, unit=2 if cfg_on else 1, verify=False):
+                traces = trace_batch(pipe, [j.args["prompt"] for j in jobs], [j.args["seed"] for j in jobs],
+                                     steps=a["steps"], cfg=a["cfg"], negative_prompt=a["negative_prompt"],
+                                     scheduler=a["scheduler"])
+        shared = [n for n in _notes(caught) if "prompts[" not in n]
+        for job in jobs:
+            job.notes += [n for n in shared if n not in job.notes]
+        if verdict not in self.exact:  # the first batch of this size: is it the single run, bit for bit?
+            single = self._single(jobs[0])
+            self.exact[verdict] = single is not None and _same_run(single, traces[0])
+            if not self.exact[verdict]:
+                return None
+        return traces
+
+    def _answer(self, job: Job, tr: Any) -> None:
+        from .widgets.run_view import answer_bytes
+
+        if tr is not None:
+            try:
+                job.answer = answer_bytes(tr, job.notes, job.id)
+                with self._lock:
+                    self.details[job.id] = (time.monotonic(), None, threading.Event())
+                self.render.put((job.id, tr, self.pipe(job.model)))
+            except Exception as err:  # noqa: BLE001
+                job.error = _readable(err)
+        with self._lock:
+            self.served += job.error is None
+            self.failed += job.error is not None
+        job.done.set()
+
+    # ----------------------------------------------------------------------------------------- the render loop
+    def _render_loop(self) -> None:
+        from .widgets.run_view import details_bytes
+
+        while True:
+            run_id, tr, pipe = self.render.get()
+            try:
+                data = details_bytes(tr, pipe)
+            except Exception:  # noqa: BLE001 - the page keeps its image; the steps stay "arriving"
+                data = b""
+            with self._lock:
+                entry = self.details.get(run_id)
+                if entry is not None:
+                    self.details[run_id] = (entry[0], data, entry[2])
+                    entry[2].set()
+                now = time.monotonic()
+                for k in [k for k, (t, _, _) in self.details.items() if now - t > DETAILS_TTL_S]:
+                    del self.details[k]
+
+    def take_details(self, run_id: str, timeout: float) -> bytes | None:
+        with self._lock:
+            entry = self.details.get(run_id)
+        if entry is None or not entry[2].wait(timeout):
+            return None
+        with self._lock:
+            entry = self.details.pop(run_id, entry)
+        return entry[1] or None
+
+
+def _same_run(a: Any, b: Any) -> bool:
+    import numpy as np
+    import torch
+
+    return (np.array_equal(np.asarray(a.image), np.asarray(b.image))
+            and all(torch.equal(x.latents, y.latents) for x, y in zip(a.steps, b.steps, strict=True)))
+
+
+def _notes(caught: list) -> list[str]:
+    out: list[str] = []
+    for w in caught:
+        text = " ".join(str(w.message).split())[:300]
+        if issubclass(w.category, UserWarning) and text not in out:
+            out.append(text)
+    return out
+
+
+def _readable(err: BaseException) -> str:
+    text = str(err).strip() or type(err).__name__
+    return text if isinstance(err, ValueError) else f"{type(err).__name__}: {text}"
+
+
+def _map_from(value: Any) -> Any:
+    """A control map sent as a nested list of uint8 RGB rows -> PIL image (checked: h x w x 3, at most 512 px)."""
+    import numpy as np
+    from PIL import Image
+
+    try:
+        arr = np.asarray(value, dtype=np.int64)
+    except (TypeError, ValueError):
+        arr = np.zeros(0)
+    if arr.ndim != 3 or arr.shape[2] != 3 or not 1 <= max(arr.shape[:2]) <= 512 or arr.min() < 0 or arr.max() > 255:
+        raise ValueError("control_image must be an RGB map (rows of [r, g, b] values 0-255, at most 512 px a side)")
+    return Image.fromarray(arr.astype(np.uint8))
+
+
+# --------------------------------------------------------------------------------------------- HTTP
+def _handler(worker: Worker, timeout: float) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: Any) -> None:  # the teacher's terminal shows the status line instead
+            pass
+
+        def _send(self, code: int, body: bytes, kind: str = "application/json") -> None:
+            try:
+                self.send_response(code)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the student closed the tab: nobody reads this answer
+
+        def _json(self, code: int, obj: Any) -> None:
+            self._send(code, json.dumps(obj).encode())
+
+        def _body(self) -> Any:
+            n = int(self.headers.get("Content-Length") or 0)
+            if not 0 < n <= MAX_BODY:
+                raise ValueError(f"the request body must be 1 to {MAX_BODY:,} bytes of JSON, got {n:,}")
+            try:
+                return json.loads(self.rfile.read(n))
+            except json.JSONDecodeError as err:
+                raise ValueError(f"the request body is not JSON ({err})") from None
+
+        def do_GET(self) -> None:  # noqa: N802 - the http.server name
+            if self.path == "/status":
+                self._json(200, worker.status())
+            elif self.path == "/":
+                s = worker.status()
+                rows = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in s.items())
+                self._send(200, f"<meta http-equiv='refresh' content='5'><h3>Classroom worker</h3><table>{rows}"
+                                f"</table>".encode(), "text/html")
+            elif self.path.startswith("/details/"):
+                data = worker.take_details(self.path.rsplit("/", 1)[1], timeout)
+                if data is None:
+                    self._json(404, {"error": "no details for this run (expired or never made)"})
+                else:
+                    self._send(200, data, "application/octet-stream")
+            else:
+                self._json(404, {"error": f"no such path {self.path!r}"})
+
+        def do_POST(self) -> None:  # noqa: N802
+            try:
+                body = self._body()
+                if self.path == "/hello":
+                    worker.hello(body.get("session", "anonymous") if isinstance(body, dict) else "anonymous")
+                    self._json(200, worker.menu())
+                    return
+                if self.path != "/run":
+                    self._json(404, {"error": f"no such path {self.path!r}"})
+                    return
+                job = worker.wait(worker.submit(body), timeout)
+            except Exception as err:  # noqa: BLE001 - every refusal is a readable message for the page
+                self._json(400, {"error": _readable(err)})
+                return
+            if job.error is not None:
+                self._json(400, {"error": job.error})
+            else:
+                self._send(200, job.answer, "application/octet-stream")
+
+    return Handler
+
+
+def serve(worker: Worker, port: int = 0, host: str = "127.0.0.1", timeout: float = 300.0) -> ThreadingHTTPServer:
+    """Serve `worker` over HTTP on host:port (port 0: a free one; `server.server_port` says which) in a daemon
+    thread; `server.shutdown()` stops it."""
+    server = ThreadingHTTPServer((host, port), _handler(worker, timeout))
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, name="explainer-http", daemon=True).start()
+    return server
