@@ -1,5 +1,7 @@
-"""Lessons: each jupytext source has a paired notebook with the same cells, committed without outputs,
-and every notebook runs headless top to bottom without an error (the slow part of the suite)."""
+"""Lessons: each jupytext source has a paired notebook with the same cells, committed without outputs; every
+notebook runs headless top to bottom without an error, leaves no progress bar in its outputs and exports the findings
+that are committed in docs/findings (the slow part of the suite); docs/claims.md and the README's lesson table are
+what those findings render to."""
 
 import base64
 import io
@@ -11,10 +13,13 @@ import jupytext
 import nbformat
 import pytest
 
+from explainer.experiments import claims, summaries
+
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = sorted((ROOT / "lessons").glob("[0-9][0-9]_*.py"))
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 TIMES = ROOT / "test-artifacts" / "lesson_times.json"
+EXPORTING = [p.stem[:2] for p in SOURCES if p.stem[:2] != "00"]  # every lesson but the index exports its findings
 # Times land in test-artifacts/lesson_times.json for a look; the 90 s budget is measured by benchmarks/lesson_times.py.
 
 
@@ -47,14 +52,53 @@ def test_notebook_is_paired_with_its_source(src: Path):
             assert not cell.outputs and cell.execution_count is None, f"{nb_path.name} is committed with outputs"
 
 
+@pytest.mark.parametrize("lesson", EXPORTING)
+def test_every_lesson_has_committed_findings(lesson: str):
+    rec = summaries.load(lesson)
+    assert rec["lesson"] == lesson and rec["verdicts"] and rec["headline"]
+    assert all(v["status"] in ("agrees", "does not agree", "within noise", "too few to tell") for v in rec["verdicts"])
+
+
+def test_claims_and_readme_are_rendered_from_the_findings():
+    # one source: a number in docs/claims.md or the README's lesson table that is not in the findings fails here
+    assert (ROOT / "docs" / "claims.md").read_text() == claims.render_claims(), \
+        "docs/claims.md is stale: run `python -m explainer.experiments.claims`"
+    readme = (ROOT / "README.md").read_text()
+    assert readme == claims.readme_with_rows(readme, claims.render_lesson_rows()), \
+        "the README's lesson table is stale: run `python -m explainer.experiments.claims`"
+
+
+def test_drift_sees_a_changed_status_and_number_but_not_a_timing():
+    old = {"lesson": "99", "headline": "h", "varies": ["seconds"], "numbers": {"iou": 0.5, "seconds": 1.0},
+           "verdicts": [{"claim": "c", "status": "agrees", "numbers": "x", "n": "8", "note": ""}]}
+    same = json.loads(json.dumps(old))
+    same["numbers"]["seconds"] = 9.0
+    assert summaries.drift(same, old) == []
+    moved = json.loads(json.dumps(old))
+    moved["numbers"]["iou"], moved["verdicts"][0]["status"] = 0.6, "within noise"
+    assert len(summaries.drift(moved, old)) == 2
+
+
+def _progress_bars(nb) -> list[str]:
+    """Outputs that are progress bars (tqdm as text on stderr, or as a widget): saved, they read "0%" for ever."""
+    out = []
+    for c in nb.cells:
+        for o in c.get("outputs", []) if c.cell_type == "code" else []:
+            text = o.get("text", "") + o.get("data", {}).get("text/plain", "")
+            if "it/s]" in text or "s/it]" in text:  # tqdm's rate field, in every bar it draws, at 0 % too
+                out.append(text.strip()[:80])
+    return out
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_lesson_runs_headless(nb_path: Path, monkeypatch):
+def test_lesson_runs_headless(nb_path: Path, monkeypatch, tmp_path):
     from nbclient import NotebookClient
 
     nb = nbformat.read(nb_path, as_version=4)
     # The kernel draws figures as a learner's JupyterLab does (inline PNGs), so the test can see every figure.
     monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    monkeypatch.setenv(summaries.FINDINGS_ENV, str(tmp_path))  # the lesson exports its findings here
     client = NotebookClient(nb, timeout=300, kernel_name="python3",
                             resources={"metadata": {"path": str(nb_path.parent)}})
     t0 = time.perf_counter()
@@ -77,6 +121,13 @@ def test_lesson_runs_headless(nb_path: Path, monkeypatch):
     for c in code:
         if "plt.show()" in c.source:
             assert any("image/png" in o.get("data", {}) for o in c.get("outputs", [])), c.source[:80]
+    assert not _progress_bars(nb), f"progress bars left in the outputs: {_progress_bars(nb)}"
+    lesson = nb_path.stem[:2]
+    if lesson in EXPORTING:  # what the lesson measured now is what docs/findings (and so the docs) say it measures
+        exported = tmp_path / f"{lesson}.json"
+        assert exported.exists(), f"{nb_path.name} exported no findings (summaries.export)"
+        moved = summaries.drift(json.loads(exported.read_text()), summaries.load(lesson))
+        assert not moved, f"{nb_path.name}'s findings drifted from docs/findings/{lesson}.json: {moved[:5]}"
     TIMES.parent.mkdir(exist_ok=True)
     times = json.loads(TIMES.read_text()) if TIMES.exists() else {}
     times[nb_path.stem] = round(seconds, 1)

@@ -1,14 +1,15 @@
-"""The numbers lessons 1-6 print beside the claims, asserted on the shipped model (with margins: the model may be
-retrained). Each test calls the lesson's own experiment function with the lesson's own arguments."""
+"""Lessons 1-6: what each lesson found, asserted on the findings it exports (docs/findings/NN.json, which the notebook
+test re-exports and compares, so they are what the lesson measures now) -- no experiment runs twice in the suite.
+Beside them, the experiments' mechanics checked from the outside on cheap inputs (tiny pipelines, a few calls)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from explainer import plots, shapes
+from explainer import shapes
 from explainer import verdicts as vd
-from explainer.experiments import attention, denoising, latents, pipeline_tour, summaries, training, words
+from explainer.experiments import attention, denoising, pipeline_tour, summaries, training, words
 
 
 @pytest.fixture(scope="module")
@@ -16,24 +17,21 @@ def pipe(shipped_pipe):
     return shipped_pipe
 
 
+def _status(rec: dict, start: str) -> str:
+    return summaries.verdict(rec, start)["status"]
+
+
 # --------------------------------------------------------------------------------------------- lesson 1
-def test_lesson1_hand_loop_is_the_pipeline(pipe):
-    tour = pipeline_tour.run_by_hand(pipe, "a large red circle on the left", seed=0, steps=25, cfg=7.5)
-    # README and lesson 1: the hand-written loop gives pipe(...)'s image bit for bit
-    assert np.array_equal(np.asarray(tour.image), np.asarray(tour.pipeline_image))
-    assert tour.max_pixel_difference == 0
-    assert tour.unet_calls == 50
-    v = pipeline_tour.verdicts(tour)
-    assert [x.status for x in v] == [vd.AGREES] * 3, [x.sentence() for x in v]
-    fig = plots.plot_machine(tour, pipe)
-    assert fig.get_size_inches()[0] * fig.dpi <= 1100  # fits a notebook column
-    shapes_ = {s["stage"].split(" (")[0]: s["shape"] for s in tour.stages}
-    assert shapes_["token ids"] == (1, 24)
-    assert shapes_["text embeddings"] == (1, 24, 128)
-    assert shapes_["noise latents"] == (1, 4, 8, 8)
-    assert shapes_["VAE decode"] == (1, 3, 32, 32)
-    assert 0.8 < tour.noise_std < 1.2  # generation starts from pure Gaussian noise
-    assert tour.tokens[1:-1] == "a large red circle on the left".split()
+def test_lesson1_hand_loop_is_the_pipeline():
+    f = summaries.load("01")
+    n = f["numbers"]
+    # the hand-written loop gives pipe(...)'s image bit for bit, with two U-Net passes per step
+    assert n["max_pixel_difference"] == 0 and n["unet_calls"] == 2 * n["steps"] == 50
+    assert [v["status"] for v in f["verdicts"][:3]] == [vd.AGREES] * 3
+    assert n["shapes"]["token ids"] == [1, 24] and n["shapes"]["text embeddings"] == [1, 24, 128]
+    assert n["shapes"]["noise latents"] == [1, 4, 8, 8] and n["shapes"]["VAE decode"] == [1, 3, 32, 32]
+    assert 0.8 < n["noise_std"] < 1.2  # generation starts from pure Gaussian noise
+    assert n["tokens"][1:-1] == "a large red circle on the left".split()
 
 
 def test_lesson1_tour_on_a_tiny_pipeline(tiny_sd):
@@ -43,31 +41,22 @@ def test_lesson1_tour_on_a_tiny_pipeline(tiny_sd):
 
 
 # --------------------------------------------------------------------------------------------- lesson 2
-def test_lesson2_wording_moves_the_embedding(pipe):
-    sims = words.wording_similarity(pipe, n=40)
+def test_lesson2_wording_neighbours_and_clip():
+    f = summaries.load("02")
+    n = f["numbers"]
+    sims = n["similarity"]
     assert all(v < 0.9999 for v in sims.values())  # every change of wording moves the embedding
-    assert sims["same meaning (synonym)"] > sims["unrelated scene"] + 0.01
-    # the lesson: a synonym moves it less than any one word that changes the meaning
-    assert sims["same meaning (synonym)"] > max(sims["other colour"], sims["other shape"], sims["other position"])
-    assert min(sims["other colour"], sims["other shape"], sims["other position"]) > sims["unrelated scene"]
-
-
-def test_lesson2_neighbours_share_meaning(pipe):
-    mm = words.meaning_map(pipe, n=150)
+    one = [sims["other colour"], sims["other shape"], sims["other position"]]
+    assert sims["same meaning (synonym)"] > max(one) and min(one) > sims["unrelated scene"]
     for attr in ("colour", "shape"):
-        assert mm.knn_accuracy[attr] > mm.chance[attr] + 0.2, (attr, mm.knn_accuracy, mm.chance)
+        assert n["knn"][attr] > n["chance"][attr] + 0.2
+    assert n["image_to_caption"] > 10 * n["retrieval_chance"] and n["matched"] > n["unmatched"] + 0.2
+    assert all(v["status"] == vd.AGREES for v in f["verdicts"]), f["verdicts"]
 
 
-def test_lesson2_clip_matches_images_and_captions(pipe):
-    from explainer import plots
-
-    ret = words.clip_retrieval(plots.load_clip(pipe), n=64)
-    assert ret.image_to_caption > 10 * ret.chance
-    assert ret.matched_mean > ret.unmatched_mean + 0.2
-    # the lesson's verdict table: every claim agrees, with its interval clear of chance
-    sims, mm = words.wording_similarity(pipe, n=40), words.meaning_map(pipe, n=150)
-    v = summaries.lesson2(sims, mm, ret, n_pairs=40)
-    assert all(x.status == vd.AGREES for x in v), [x.sentence() for x in v if not x.agrees]
+def test_lesson2_wording_similarity_runs_on_a_small_sample(pipe):
+    sims = words.wording_similarity(pipe, n=4)
+    assert set(sims) >= {"same meaning (synonym)", "other colour", "unrelated scene"}
 
 
 def test_knn_accuracy_on_obvious_clusters():
@@ -76,82 +65,47 @@ def test_knn_accuracy_on_obvious_clusters():
 
 
 # --------------------------------------------------------------------------------------------- lesson 3
-def test_lesson3_compression_and_round_trip(pipe):
-    c = latents.compression(pipe)
-    assert c["pixel_values"] == 3072 and c["latent_values"] == 256 and c["factor"] == 12
-    rec = latents.reconstruction(pipe, n=64)
-    assert rec.psnr > 25
+def test_lesson3_compression_distance_neighbours_and_walk():
+    f = summaries.load("03")
+    n = f["numbers"]
+    assert n["factor"] == 12 and n["psnr_pooled"] > 25
+    # the two PSNRs the lesson explains: the mean of per-scene PSNRs is above the PSNR of the pooled error
+    assert n["psnr_mean_each"] > n["psnr_pooled"]
+    order = sorted(n["latent_distance"], key=n["latent_distance"].get)
+    assert order[0] == sorted(n["pixel_distance"], key=n["pixel_distance"].get)[0] == "moved 1 pixel"
+    assert n["latent_distance"]["moved 1 pixel"] < 0.5 * n["latent_distance"]["other colour"]
+    assert n["knn"]["background"] > n["chance"]["background"] + 0.3
+    assert _status(f, "latent neighbours share their shape") == vd.NOISE
+    # the walk: a small mean difference, yet a frame with many pixels in a colour of neither end
+    assert n["walk"]["all"] < 20 and n["walk"]["worst_off_line"] > 0.05
+    assert _status(f, "a straight latent line") == vd.DISAGREES
 
 
-def test_lesson3_latent_distance_is_visual(pipe):
-    ch = latents.change_one_thing(pipe, n=24)
-    assert ch.latent["moved 1 pixel"] < 0.5 * ch.latent["other colour"]
-    assert ch.latent["moved 1 pixel"] < 0.5 * ch.latent["unrelated scene"]
-    order_latent = sorted(ch.latent, key=ch.latent.get)
-    order_pixel = sorted(ch.pixel, key=ch.pixel.get)
-    assert order_latent[0] == order_pixel[0] == "moved 1 pixel"
+def test_walk_difference_counts_colours_in_neither_end():
+    from types import SimpleNamespace
 
-
-def test_lesson3_neighbours_and_interpolation(pipe):
-    nb = latents.latent_neighbours(pipe, n=200)
-    assert nb.knn_accuracy["background"] > nb.chance["background"] + 0.3
-    it = latents.interpolate(pipe, frames=7)
-    assert it.mean_abs_difference < 20  # a straight latent line looks like a pixel cross-fade
-    v = summaries.lesson3(latents.compression(pipe), latents.reconstruction(pipe, n=64),
-                          latents.change_one_thing(pipe, n=24), nb, it)
-    by = {x.claim: x.status for x in v}
-    # lesson 3: neighbours share position and background, colour more than chance, shape hardly (within noise)
-    shape = by.pop("latent neighbours share their shape")
-    assert shape == vd.NOISE, shape
-    assert all(s == vd.AGREES for s in by.values()), by
+    a, b = np.zeros((4, 4, 3)), np.full((4, 4, 3), 200.0)
+    mid = np.full((4, 4, 3), 100.0)
+    green = mid.copy()
+    green[0, 0] = (0, 200, 0)  # one pixel in a colour no mix of black and grey gives
+    it = SimpleNamespace(latent_path=np.stack([a, green, b]), pixel_path=np.stack([a, mid, b]), alphas=[0, 0.5, 1])
+    w = summaries.walk_difference(it)
+    assert w["off_line"] == [1 / 16] and w["worst_alpha"] == 0.5
 
 
 # --------------------------------------------------------------------------------------------- lesson 4
-def test_lesson4_structure_before_detail(pipe):
-    res = denoising.structure_then_detail(pipe, n=8, steps=25)
-    half = denoising.halving_steps(res)
-    # lesson 4: the coarse error halves within the first steps, the fine error only much later ...
-    assert np.mean(half["coarse"]) <= 8 and np.mean(half["fine"]) >= np.mean(half["coarse"]) + 4, half
-    v = denoising.structure_verdicts(res)
-    assert v[0].status == vd.AGREES, v[0].sentence()  # ... and the paired interval says so
-    assert res.coarse_settle < res.fine_settle
-    assert res.lock["position"] <= min(res.lock["shape"], res.lock["colour"])  # where first, what later
-
-
-@pytest.fixture(scope="module")
-def swap(pipe):
-    return denoising.swap_prompt(pipe, ks=(0, 2, 4, 8, 12, 25))
-
-
-def test_lesson4_prompt_swap_keeps_the_layout_and_changes_the_object(swap):
-    # "the position switches from B's side to A's within the first third of the steps"
-    assert swap.first_k("position") <= 25 / 3
-    # "colour and shape go on following B well after that"
-    assert swap.first_k("position") < min(swap.first_k("colour"), swap.first_k("shape"))
-    assert swap.share(12, "colour", "B") >= 0.5 and swap.share(12, "shape", "B") >= 0.5
-    # "a swap after 2 or 4 of 25 steps still lands on B's side"
-    assert swap.share(2, "position", "B") >= 0.5 and swap.share(4, "position", "B") >= 0.5
-    # the ends are the plain runs: k = 0 is prompt B, k = 25 prompt A
-    assert swap.share(0, "colour", "B") >= 0.75 and swap.share(25, "colour", "A") >= 0.75
-    late = denoising.swap_verdicts(swap, early=12)
-    assert late[0].status == vd.AGREES and late[2].status == vd.AGREES, [x.sentence() for x in late]
-
-
-def test_lesson4_image_to_image_strength(pipe):
-    r = denoising.image_to_image(pipe, strengths=(0.2, 0.4, 0.6, 0.8, 1.0))
-    assert r.denoise_steps == {0.2: 5, 0.4: 10, 0.6: 15, 0.8: 20, 1.0: 25}  # strength x 25 steps run
-    # "at low strength ... the layout of the source survives; at high strength ... the source is forgotten"
-    assert r.share(0.2, "position") >= 0.75 and r.share(0.4, "position") >= 0.75
-    assert r.share(1.0, "position", "B") >= 0.75 and r.share(0.8, "position", "B") >= 0.5
-    # "even the last 5 steps (strength 0.2) redraw the shape as B's while keeping the source's place"
-    assert r.share(0.2, "shape", "B") >= 0.5
-    # the forward process really ran: the noised start is further from the source the higher the strength
-    src = np.stack([np.asarray(im, dtype=np.float64) for im in r.sources])
-    dist = [np.abs(np.stack([np.asarray(im, dtype=np.float64) for im in r.noised[s]]) - src).mean()
-            for s in r.strengths]
-    assert dist[0] == min(dist) and dist[-1] > dist[0]
-    v = denoising.image_to_image_verdicts(r)
-    assert [x.status for x in v[:4]] == [vd.AGREES] * 4, [x.sentence() for x in v]
+def test_lesson4_structure_swap_and_image_to_image():
+    f = summaries.load("04")
+    n = f["numbers"]
+    half = n["halving"]
+    # the coarse error halves within the first steps, the fine error only later; the paired interval says so
+    assert np.median(half["coarse"]) <= 8 and np.median(half["fine"]) >= np.median(half["coarse"]) + 3, half
+    assert _status(f, "structure first: the coarse error halves") == vd.AGREES
+    # a prompt swapped part-way: the position follows the first prompt from an early k, colour and shape later
+    k = n["first_k"]
+    assert k["position"] <= 25 / 3 and k["position"] < min(k["colour"], k["shape"])
+    assert _status(f, "swapped after step 12: the colour follows") == vd.AGREES
+    assert _status(f, "at strength 0.2 the picture keeps the source's position") == vd.AGREES
 
 
 def test_swap_prompt_rejects_a_swap_step_out_of_range(pipe):
@@ -167,34 +121,21 @@ def test_settle_and_lock_steps():
 
 
 # --------------------------------------------------------------------------------------------- lesson 5
-@pytest.fixture(scope="module")
-def live(pipe):
-    return training.train_tiny(pipe, n_images=2000, steps=80, checkpoints=(0, 40, 80), eval_every=40)
+def test_lesson5_training_runs_are_samples_and_no_copies():
+    f = summaries.load("05")
+    n = f["numbers"]
+    # one training run each: reported, never judged
+    assert _status(f, "training lowers the held-out loss") == vd.TOO_FEW
+    assert _status(f, "little data generalises worse") == vd.TOO_FEW
+    assert n["heldout"]["80"] < 0.8 * n["heldout"]["0"]
+    assert n["held_out_in_training"] == 0 and 0.4 <= n["held_out_both"] <= n["seen_both"]
+    assert _status(f, "the model does not copy") != vd.DISAGREES  # never closer than fresh renders
 
 
-def test_lesson5_live_training_lowers_the_loss(live):
-    assert live.heldout[80] < 0.8 * live.heldout[0]
-    assert set(live.snapshots) == {0, 40, 80}
-
-
-def test_lesson5_little_data_generalises_worse(pipe, live):
-    few = training.train_tiny(pipe, n_images=32, steps=80, eval_every=40)
-    gap_few = few.heldout[80] - few.train_eval[80]
-    gap_many = live.heldout[80] - live.train_eval[80]
-    assert gap_few > gap_many
-    assert few.heldout[80] > live.heldout[80]
-
-
-def test_lesson5_no_copies_and_held_out_pairs(pipe):
-    near = training.nearest_training(pipe, n=6)
-    # generated pictures are not closer to the training set than correct new pictures are
-    assert np.median(near.gen_distance) >= np.median(near.real_distance)  # lesson 5: further away, not closer
-    ho = training.held_out_combos(pipe, seeds_per=2)
-    assert ho.in_training == 0
-    assert ho.colour >= 0.5
-    assert 0.4 <= ho.both <= ho.seen_both  # many held-out pairs drawn right, less reliably than seen ones
-    v = {x.claim.split(":")[0]: x for x in summaries.lesson5_copies(near, ho)}
-    assert v["the model does not copy"].status != vd.DISAGREES
+def test_lesson5_live_training_is_deterministic_and_snapshots(pipe):
+    a = training.train_tiny(pipe, n_images=64, steps=4, checkpoints=(0, 4), eval_every=4, n_heldout=16)
+    b = training.train_tiny(pipe, n_images=64, steps=4, checkpoints=(0, 4), eval_every=4, n_heldout=16)
+    assert set(a.snapshots) == {0, 4} and a.heldout == b.heldout
 
 
 def test_training_set_matches_the_training_script():
@@ -205,73 +146,28 @@ def test_training_set_matches_the_training_script():
 
 
 # --------------------------------------------------------------------------------------------- lesson 6
-@pytest.fixture(scope="module")
-def hits(pipe):
-    return attention.word_lands_on_object(pipe, n=8, steps=20)
+def test_lesson6_words_self_attention_text_and_time():
+    f = summaries.load("06")
+    n = f["numbers"]
+    assert n["judged"] >= 4 and n["noun_hits"] >= 0.7 * 2 * n["judged"]
+    assert _status(f, "each noun's cross-attention lands") == vd.AGREES
+    assert n["colour_hits"] <= n["noun_hits"]
+    assert _status(f, "the U-Net relies on the timestep") == vd.AGREES
+    for true_t, best in n["best_told"].items():
+        assert abs(best - int(true_t)) <= 200
+    # text for the whole run beats none; without text the colour is mostly wrong
+    assert n["ablation"]["20"]["all"] > n["ablation"]["0"]["all"] and n["ablation"]["0"]["color"] < 0.5
+    # self-attention: close to the uniform baseline; whatever the table says is what the lesson's sentence says
+    assert abs(n["far"] - n["far_uniform"]) < 0.15 and n["own"] < 2 * n["own_area"]
 
 
-@pytest.fixture(scope="module")
-def sa_study(pipe):
-    return attention.self_attention_study(pipe, n=6, steps=20)
-
-
-@pytest.fixture(scope="module")
-def ablation(pipe):
-    return attention.text_for_first_k(pipe, n=8, ks=(0, 2, 5, 10, 20), steps=20)
-
-
-@pytest.fixture(scope="module")
-def t_sweep(pipe):
-    return attention.timestep_sweep(pipe, true_ts=(100, 400, 700), n=16)
-
-
-def test_lesson6_words_land_on_their_objects(hits):
-    assert hits.judged >= 4
-    assert hits.circle_hits + hits.square_hits >= 0.7 * 2 * hits.judged
-    # "in our model the colour words' maps are the flatter ones"
-    noun = np.mean(hits.contrast["circle"] + hits.contrast["square"])
-    colour = np.mean(hits.contrast["first colour"] + hits.contrast["second colour"])
-    assert colour < noun, (colour, noun)
-
-
-def test_lesson6_verdict_table(hits, sa_study, ablation, t_sweep):
-    v = attention.lesson6_verdicts(hits, sa_study, ablation, t_sweep)
-    by_claim = {x.claim.split(" (")[0].split(":")[0]: x for x in v}
-    assert by_claim["each noun's cross-attention lands on its object"].status == vd.AGREES
-    assert by_claim["the U-Net relies on the timestep"].status == vd.AGREES
-    # the colour-word verdict is whatever the interval says, but it is never better than the nouns'
-    nouns, cols = v[0], v[1]
-    assert int(cols.numbers.split("/")[0].split()[-1]) <= int(nouns.numbers.split("/")[0].split()[-1])
-
-
-def test_lesson6_self_attention_reaches_everywhere(pipe, sa_study):
-    sa = attention.self_attention_at(pipe, "a red circle left of a blue square", seed=0, steps=20)
+def test_self_attention_query_map_sums_to_one_and_its_baseline(pipe):
+    sa = attention.self_attention_at(pipe, "a red circle left of a blue square", seed=0, steps=4)
     assert sa.maps.shape[1:] == (8, 8)
     np.testing.assert_allclose(sa.maps.sum(dim=(1, 2)).numpy(), 1.0, atol=1e-4)
-    assert (sa.maps > 0).all()
-    # the uniform baseline, counted from the outside: positions more than 2 away (Chebyshev) from the query
-    r, c = sa.query
+    r, c = sa.query  # the uniform baseline, counted from the outside: positions more than 2 away (Chebyshev)
     far = sum(max(abs(i - r), abs(j - c)) > 2 for i in range(8) for j in range(8)) / 64
     assert sa.uniform_far_share == pytest.approx(far)
-    # the lesson: the measured shares sit close to the uniform ones (no spotlight on the own object at this layer)
-    far_m, far_u = np.mean(sa_study.values("far_share")), np.mean(sa_study.values("uniform_far_share"))
-    assert abs(far_m - far_u) < 0.15, (far_m, far_u)
-    assert np.mean(sa_study.values("own_object_share")) < 2 * np.mean(sa_study.values("own_object_area"))
-
-
-def test_lesson6_text_and_time(pipe, ablation, t_sweep):
-    import explainer as ex
-
-    tr = ex.trace(pipe, "a red circle left of a blue square", seed=0, steps=20)
-    effect, push = attention.text_effect_per_step(tr), attention.text_push_per_step(tr)
-    # "relative to the noise prediction, the text's effect grows towards the end"
-    assert effect.argmax() >= len(effect) // 2 and effect[-1] > effect[0]
-    # "measured that way (sigma * ||delta||) the text acts mostly in the first steps"
-    assert push[: len(push) // 2].sum() > 0.5
-    assert ablation.adherence[20]["all"] > ablation.adherence[0]["all"]
-    assert ablation.adherence[0]["color"] < 0.5
-    for true_t, best in zip(t_sweep.true_ts, t_sweep.best_told, strict=True):
-        assert abs(best - true_t) <= 200
 
 
 def test_self_attention_probe_leaves_the_output_unchanged(tiny_sd):

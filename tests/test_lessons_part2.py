@@ -1,8 +1,8 @@
-"""Lessons 7-13 (part 2, the controls people turn): the numbers each lesson prints and states, asserted with margins.
-
-Every test calls the lesson's own experiment function with the lesson's own arguments (shared per module, so each
-experiment runs once), on the shipped model. Where our small model disagrees with a popular claim the lesson says so;
-these tests pin what the lesson says, not the popular claim.
+"""Lessons 7-13 (part 2, the controls people turn): what each lesson found, asserted on the findings it exports
+(docs/findings/NN.json; the notebook test re-exports and compares them), so no experiment of a lesson runs a second
+time here. Beside them, the experiments' mechanics checked from the outside on small inputs (one trace, a 2-prompt
+sweep, a few images). Where our small model disagrees with a popular claim the lesson says so; these tests pin what
+the lesson says, not the popular claim.
 """
 
 from __future__ import annotations
@@ -28,7 +28,14 @@ def cfg_trace(shipped_pipe):
 
 @pytest.fixture(scope="module")
 def sweep(shipped_pipe):
-    return guidance.cfg_sweep(shipped_pipe)
+    # a small sweep for the mechanics (the lesson's 12 x 3 x 5 sweep runs once, in the notebook test)
+    return guidance.cfg_sweep(shipped_pipe, prompts=["a red circle left of a blue square",
+                                                     "a yellow star above a green square"], seeds=[0, 1],
+                              scales=[1.0, 20.0])
+
+
+def _status(rec: dict, start: str) -> str:
+    return summaries.verdict(rec, start)["status"]
 
 
 def test_cfg_formula_holds_on_the_recorded_tensors(cfg_trace):
@@ -41,12 +48,6 @@ def test_cfg_delta_concentrates_on_the_objects_and_acts_early(cfg_trace):
     check = guidance.check_formula(cfg_trace)
     assert check.inside_share > check.footprint_share + 0.03
     assert check.first_half_effect > 0.5  # weighted by the sampler's step size, the push is early
-
-
-def _verdict(vs, start: str):
-    hits = [v for v in vs if v.claim.startswith(start)]
-    assert len(hits) == 1, (start, [v.claim for v in vs])
-    return hits[0]
 
 
 def test_cfg_sweep_columns_are_what_the_table_says(sweep):
@@ -81,36 +82,32 @@ def test_cfg_explorer_captions_say_what_the_judge_reads(sweep):
                     assert f"{o.color} {o.shape}" in text, (s, k, text)
 
 
-def test_cfg_sweep_matches_what_the_lesson_says(sweep):
-    a = {s: sweep.adherence[s]["all"] for s in sweep.scales}
-    v = guidance.verdicts(sweep)
-    # "CFG 1 already draws both objects in most images"
-    assert sweep.adherence[1.0]["objects"] >= 0.75
-    assert _verdict(v, "low CFG skips parts").status != vd.AGREES
-    # "the best scale beats the extremes at the high end clearly"
-    best = max(sweep.scales, key=lambda s: a[s])
+def test_cfg_sweep_matches_what_the_lesson_says():
+    f = summaries.load("07")
+    n = f["numbers"]
+    a = {float(s): v for s, v in n["adherence"].items()}
+    # the sweep: 12 prompts x 3 seeds, every comparison resampling whole prompts
+    assert n["prompts"] == 12 and n["images_per_scale"] == 36
+    assert all("in 12 groups" in v["n"] for v in f["verdicts"] if v["claim"].startswith(("low", "a middle", "high")))
+    assert a[1.0]["objects"] >= 0.75  # CFG 1 already draws both objects in most images
+    assert _status(f, "low CFG skips parts") != vd.AGREES
+    best = n["best"]
     assert 1.0 <= best <= 7.5
-    assert _verdict(v, f"a middle scale is the sweet spot: CFG {best:g} (best here) beats CFG 20").status == vd.AGREES
-    # README: "CFG 3 vs 1 and 7.5 is within noise (36 images)"
-    for other in (1.0, 3.0, 7.5):
-        if other != best:
-            assert _verdict(v, f"a middle scale is the sweet spot: CFG {best:g} (best here) beats CFG {other:g}"
-                            ).status == vd.NOISE
-    # "over-saturation: it is there, and measured: saturation rises and many more channel values clip at CFG 20"
-    assert _verdict(v, "high CFG over-saturates").status == vd.AGREES
-    assert _verdict(v, "high CFG clips colour values").status == vd.AGREES
-    assert sweep.saturation[20.0] > sweep.saturation[1.0] + 0.03
-    assert sweep.clipped[20.0] > 5 * sweep.clipped[1.0]
-    # "at 12 and 20 the objects mostly do not vanish: they change colour or lose their shape, and extra blobs appear"
-    for s in (12.0, 20.0):
-        changed = sweep.fate_share(s, "recoloured") + sweep.fate_share(s, "reshaped")
-        assert changed > sweep.fate_share(s, "gone"), s
-    assert _verdict(v, "at CFG 20 a named object that goes wrong changes").status == vd.AGREES
-    assert _verdict(v, "high CFG adds extra objects").status == vd.AGREES
-    # "the relation column hardly moves with the scale"
-    rel = [sweep.adherence[s]["relation"] for s in sweep.scales]
-    assert max(rel) - min(rel) <= 0.1, rel
-    assert _verdict(v, "more guidance draws the relation right").status != vd.AGREES
+    assert _status(f, f"a middle scale is the sweet spot: CFG {best:g} (best here) beats CFG 20") == vd.AGREES
+    # the extremes at the high end clip values, add objects and recolour or reshape them rather than lose them
+    assert _status(f, "high CFG clips colour values") == vd.AGREES
+    assert float(n["clipped"]["20.0"]) > 5 * float(n["clipped"]["1.0"])
+    for s in ("12.0", "20.0"):
+        fates = n["fates"][s]
+        assert fates["recoloured"] + fates["reshaped"] > fates["gone"], s
+    assert _status(f, "high CFG adds extra objects") == vd.AGREES
+    # the relation column hardly moves with the scale
+    rel = [v["relation"] for v in a.values()]
+    assert max(rel) - min(rel) <= 0.15, rel
+    assert _status(f, "more guidance draws the relation right") != vd.AGREES
+    # the formula on the recorded tensors, and where the delta lands
+    assert n["formula_error"] <= 1e-5 * max(1.0, n["formula_max"])
+    assert n["inside_share"] > n["footprint_share"] + 0.03 and n["first_half_effect"] > 0.5
 
 
 def test_cfg_branches_at_step_9_are_nearly_the_same_picture(cfg_trace):
@@ -141,11 +138,6 @@ def neg_what(shipped_pipe):
     return negative.what_negative_is(shipped_pipe, prompt="a circle", negative="red", seed=0)[0]
 
 
-@pytest.fixture(scope="module")
-def neg_effect(shipped_pipe):
-    return negative.negative_effect(shipped_pipe, prompt="a circle", negative="white", seeds=range(24))
-
-
 def test_negative_prompt_is_the_unconditional_branch(neg_what):
     assert "red" in neg_what.negative_tokens
     assert "red" not in neg_what.plain_uncond_tokens
@@ -156,64 +148,40 @@ def test_negative_prompt_is_the_unconditional_branch(neg_what):
     assert neg_what.moved_away > 0.999
 
 
-def test_negative_prompt_pushes_white_away(neg_what, neg_effect):
+def test_negative_prompt_pushes_white_away():
+    f = summaries.load("08")
+    n = f["numbers"]
     # "white" is the colour our model picks most often for "a circle"; the negative prompt removes it
-    assert sum(neg_effect.colours_with.values()) == 24
-    without = neg_effect.colours_without
-    assert max(without, key=without.get) == "white" and neg_effect.share("white", with_negative=False) >= 0.3
-    assert neg_effect.share("white", with_negative=True) <= 0.1
-    # ... and the circle stays: the judge accepts about as many circles with the negative prompt as without
-    assert neg_effect.asked_kept_with >= neg_effect.asked_kept_without - 0.1
-    v = summaries.lesson8(neg_what, neg_effect)
-    assert [x.status for x in v[:3]] == [vd.AGREES] * 3, [x.sentence() for x in v]
+    assert n["seeds"] == 24 and sum(n["colours_with"].values()) == 24
+    assert max(n["colours_without"], key=n["colours_without"].get) == "white" and n["share_without"] >= 0.3
+    assert n["share_with"] <= 0.1
+    assert [v["status"] for v in f["verdicts"][:3]] == [vd.AGREES] * 3
+    # "a circle" is a caption the model never saw: it is judged as asked in well under all images
+    assert n["kept_without"] < 0.75
 
 
 # --------------------------------------------------------------------------------------------- lesson 9
-@pytest.fixture(scope="module")
-def study(shipped_pipe):
-    return samplers.sampler_study(shipped_pipe)
+def test_sampler_study_counts_network_evaluations():
+    for run, evals in summaries.load("09")["numbers"]["evals"].items():
+        sampler, steps = run.split()
+        assert evals == (2 * int(steps) - 1 if sampler == "heun" else int(steps)), run
 
 
-def test_sampler_study_counts_network_evaluations(study):
-    for r in study.runs:
-        expected = 2 * r.steps - 1 if r.sampler == "heun" else r.steps
-        assert r.unet_evals == expected, (r.sampler, r.steps, r.unet_evals)
-
-
-def test_more_steps_get_closer_to_the_reference_with_diminishing_returns(study):
-    d = {n: study.run("dpm++2m", n).distance for n in (5, 10, 20, 40, 80)}
-    assert d[5] > d[20] > d[80]
-    assert study.change("dpm++2m", 20, 40) >= study.change("dpm++2m", 40, 80) - 1e-3
-    assert d[80] < 0.02  # 80 and 100 steps agree closely: the reference is converged enough
-    # what lesson 9 says: 10 -> 20 is a visible change, 20 -> 40 is not (yardstick RMSE 0.02)
-    assert study.change("dpm++2m", 10, 20) > 0.02 > study.change("dpm++2m", 20, 40)
-
-
-def test_heun_loses_per_network_evaluation(study):
-    assert study.run("heun", 10).distance > study.run("euler", 20).distance
-
-
-def test_dpm_is_not_the_best_deterministic_sampler_at_few_steps(study):
-    # lesson 9: "on our model the multistep method does not win at 5 or 10 steps"
-    for n in (5, 10):
-        assert study.run("dpm++2m", n).distance > min(study.run("euler", n).distance, study.run("ddim", n).distance)
-
-
-@pytest.fixture(scope="module")
-def few(shipped_pipe):
-    return samplers.few_step_adherence(shipped_pipe, n=16)
-
-
-def test_lcm_judged_by_adherence(few, study):
-    assert len(few.prompts) == 16 and all(len(v) == 16 for v in few.adherent.values())
-    # "at 4-5 steps both samplers get only a few of the 16 pictures right"
-    assert few.rate("lcm", 4) <= 0.25 and few.rate("dpm++2m", 5) <= 0.25
-    # "neither comes near an ordinary 25-step run"
-    assert few.rate("dpm++2m", 25) >= max(few.rate("lcm", 8), few.rate("dpm++2m", 5)) + 0.4
-    v = samplers.sampler_verdicts(study, few)
-    assert _verdict(v, "LCM at 4 steps falls short of an ordinary 25-step run").status == vd.AGREES
-    assert _verdict(v, "diminishing returns").status == vd.AGREES
-    assert _verdict(v, "Heun wins per U-Net evaluation").status == vd.DISAGREES
+def test_more_steps_heun_dpm_and_lcm_as_the_lesson_says():
+    f = summaries.load("09")
+    n = f["numbers"]
+    d, ch = n["distance"], n["change"]
+    assert d["dpm++2m 5"] > d["dpm++2m 20"] > d["dpm++2m 80"] and d["dpm++2m 80"] < 0.02
+    assert ch["10-20"] > ch["20-40"] >= ch["40-80"] - 1e-3  # diminishing returns
+    assert ch["10-20"] > 0.02 > ch["20-40"]  # 10 -> 20 visible, 20 -> 40 not (yardstick RMSE 0.02)
+    # Heun loses per U-Net call at both step counts the lesson compares
+    assert d["heun 10"] > d["euler 20"] and d["heun 20"] > d["euler 40"]
+    for k in (5, 10):  # the multistep method does not win at 5 or 10 steps on our model
+        assert d[f"dpm++2m {k}"] > min(d[f"euler {k}"], d[f"ddim {k}"])
+    r = n["few_rate"]
+    assert r["lcm 4"] <= 0.25 and r["dpm++2m 5"] <= 0.25 and r["dpm++2m 25"] >= max(r["lcm 8"], r["dpm++2m 5"]) + 0.4
+    assert _status(f, "LCM at 4 steps falls short") == vd.AGREES
+    assert _status(f, "Heun wins per U-Net evaluation") == vd.DISAGREES
 
 
 def test_sampler_traces_share_their_start(shipped_pipe):
@@ -238,17 +206,23 @@ def test_same_seed_same_settings_identical_bits(shipped_pipe):
     assert rep.other_seed_differs
 
 
-def test_same_seed_keeps_layout_better_than_another_seed(shipped_pipe):
-    lay = seeds.layout_study(shipped_pipe)
-    # lesson 10 says: on our model the seed keeps the layout only as a weak tendency
-    assert lay.same_seed_iou > lay.other_seed_iou
-    assert lay.same_seed_shift < lay.other_seed_shift
-    assert lay.same_seed_iou - lay.other_seed_iou < 0.15
-    assert len(lay.same_ious) == 3 * 8 and np.mean(lay.same_ious) == pytest.approx(lay.same_seed_iou)
-    v = summaries.lesson10(seeds.reproducibility(shipped_pipe, prompt="a red circle left of a blue square", seed=0,
-                                                 other_seed=1)[0], lay, seeds.noise_norms(0, 1))
-    assert v[0].agrees and v[1].agrees and v[-1].agrees
-    assert v[3].status != vd.DISAGREES  # "only weakly"
+def test_same_seed_keeps_layout_as_the_lesson_says():
+    f = summaries.load("10")
+    n = f["numbers"]
+    assert n["max_pixel_difference"] == 0 and len(n["same_iou"]) == len(n["other_iou"]) == 8  # the seed is the unit
+    assert _status(f, "same seed and settings give the same bits") == vd.AGREES
+    # on our model the same seed adds little overlap; whatever the interval says, the lesson's sentence says it
+    assert np.mean(n["same_iou"]) - np.mean(n["other_iou"]) < 0.15
+    assert _status(f, "the same seed keeps the layout") != vd.DISAGREES
+
+
+def test_layout_by_seed_averages_each_seeds_pairs():
+    from types import SimpleNamespace
+
+    # 2 prompt pairs, 3 seeds: same-seed IoU = seed index, other-seed IoU = 1 everywhere
+    lay = SimpleNamespace(seeds=[0, 1, 2], same_ious=[0.0, 1.0, 2.0] * 2, other_ious=[1.0] * 12)
+    same, other = summaries.layout_by_seed(lay)
+    assert same == [0.0, 1.0, 2.0] and other == pytest.approx([1.0, 1.0, 1.0])
 
 
 def test_slerp_keeps_the_noise_size():
@@ -265,7 +239,7 @@ def test_latent_table(shipped_pipe):
 
 
 def test_cost_grows_with_resolution(shipped_pipe):
-    costs = resolution.cost_vs_resolution(shipped_pipe, sizes=[(32, 32), (64, 64), (96, 96), (128, 128)], steps=10)
+    costs = resolution.cost_vs_resolution(shipped_pipe, sizes=[(32, 32), (128, 128)], steps=2)
     assert costs[-1].seconds > costs[0].seconds
     if resolution.memory_supported():
         assert costs[-1].peak_bytes > costs[0].peak_bytes
@@ -279,14 +253,14 @@ def test_tracemalloc_misses_torch_memory(shipped_pipe):
     assert tm < 8 * 2**20  # a 128x128 run moves far more than this through torch
 
 
-def test_model_does_best_at_its_training_size(shipped_pipe):
-    off = resolution.off_size(shipped_pipe)
-    assert off.adherence[(32, 32)] >= off.adherence[(64, 64)]
-    assert off.one_object[(32, 32)] >= off.one_object[(64, 64)]
-    # lesson 11 says: at other sizes it keeps the colour but draws extra objects
-    for size in ((64, 64), (32, 64)):
-        assert off.mean_objects[size] > off.mean_objects[(32, 32)] + 0.5
-        assert off.colour[size] >= 0.5
+def test_model_does_best_at_its_training_size():
+    f = summaries.load("11")
+    n = f["numbers"]
+    assert n["adherence"]["32x32"] >= n["adherence"]["64x64"] and n["one_object"]["32x32"] >= n["one_object"]["64x64"]
+    # at other sizes it keeps the colour but draws extra objects
+    for size in ("64x64", "32x64"):
+        assert n["mean_objects"][size] > n["mean_objects"]["32x32"] + 0.5 and n["colour"][size] >= 0.5
+    assert all("10 one-object prompts" in v["n"] for v in f["verdicts"][1:])  # 10 prompts: intervals, not too few
 
 
 # --------------------------------------------------------------------------------------------- lesson 12
@@ -318,15 +292,8 @@ def test_playground_runs_headless_and_the_challenge_checkers_work(shipped_pipe):
     assert pg.trace is not None and pg.image.value and not pg.message.value
     from explainer.judge import judge_against
 
-    # challenge 2's checker: at the scale it returns both objects are judged present, and at the scale before not
-    scales = (1, 1.5, 2, 3, 4, 5, 7.5)
-    s = guidance.second_object_scale(shipped_pipe, "a yellow star above a green square", seed=0, scales=scales)
-    if s is not None:
-        im = guidance.generate_many(shipped_pipe, ["a yellow star above a green square"], [0], cfg=s)[0]
-        assert judge_against(im, "a yellow star above a green square")["objects"]
-        if scales.index(s) > 0:
-            prev = guidance.generate_many(shipped_pipe, ["a yellow star above a green square"], [0],
-                                          cfg=scales[scales.index(s) - 1])[0]
-            assert not judge_against(prev, "a yellow star above a green square")["objects"]
+    # challenge 2 has something to find: the picture is right at some scale and breaks at a higher one
+    f = summaries.load("13")["numbers"]
+    assert f["right_scales"] and f["breaks"] is not None and f["breaks"] > min(f["right_scales"])
     v = summaries.lesson13(judge_against(pg.trace.image, pg.prompt.value), pg.prompt.value)
     assert v[0].agrees == bool(judge_against(pg.trace.image, pg.prompt.value)["all"])
