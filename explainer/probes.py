@@ -17,8 +17,8 @@ on diffusers' own processor path (SDPA / the dispatch backend), bit for bit.
     (`cross_attention_qk`, `joint_attention_qk`, `flux_attention_qk`).
 The map: softmax(q k^T * scale) over the text keys in fp32 (q and k upcast *before* the product; `scale` the layer's
 own `attn.scale`, or head_dim^-0.5 as SDPA uses when the layer has none), the mean over heads, and only the columns
-the sink asks for (`sink.columns`: the prompt's real tokens) plus one last column holding the rest of each row (the
-padding's share, so rows still sum to 1 and nothing is hidden).
+the sink asks for (`sink.columns`: the prompt's real tokens) plus one last column summing the rest of each row (the
+padding's share, so rows still sum to 1 and nothing is hidden), taken with one product by a 0/1 selector.
 
 What each family's probe measures:
   - U-Net and PixArt cross-attention ("cross"): image queries x text keys (PixArt's T5 mask added as the layer gets it);
@@ -63,25 +63,30 @@ def layer_scale(attn: Any, head_dim: int) -> float:
     return float(s) if isinstance(s, (int, float)) and not isinstance(s, bool) else head_dim ** -0.5
 
 
+def column_selector(columns: torch.Tensor, n_keys: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """(n_keys, len(columns) + 1) 0/1 matrix: column j picks key `columns[j]`, the last column sums every other key
+    (the padding). probs @ it keeps the chosen columns exactly and the rest's total; rows still sum to 1."""
+    sel = torch.zeros(n_keys, len(columns) + 1, dtype=dtype, device=columns.device)
+    sel[columns, torch.arange(len(columns), device=columns.device)] = 1.0
+    rest = torch.ones(n_keys, dtype=torch.bool, device=columns.device)
+    rest[columns] = False
+    sel[rest, -1] = 1.0
+    return sel
+
+
 def attention_probs(q: torch.Tensor, k: torch.Tensor, scale: float, mask: torch.Tensor | None = None,
-                    average_heads: bool = True, columns: torch.Tensor | None = None) -> torch.Tensor:
+                    average_heads: bool = True, select: torch.Tensor | None = None) -> torch.Tensor:
     """q (b, heads, Q, d), k (b, heads, T, d) -> softmax(q k^T * scale) in fp32 (upcast before the product).
 
-    mask: an additive bias (b, T) or (b, 1, T). columns: keep only these key positions plus one last column with the
-    rest of each row (1 - their sum: the padding's share). Returns (b, Q, T or C + 1) averaged over heads, or
-    (b, heads, Q, ...)."""
+    mask: an additive bias (b, T) or (b, 1, T). select: a `column_selector` (T, C + 1) keeping C key positions and
+    the rest's total as a last column. Returns (b, Q, T or C + 1) averaged over heads, or (b, heads, Q, ...)."""
     scores = torch.matmul(q.float() * scale, k.float().transpose(-1, -2))
     if mask is not None:
         scores = scores + mask.float().reshape(mask.shape[0], 1, 1, -1)
-    if columns is None:
-        probs = scores.softmax(dim=-1)
-        return probs.mean(dim=1) if average_heads else probs
-    lse = scores.logsumexp(dim=-1, keepdim=True)
-    kept = (scores.index_select(-1, columns) - lse).exp_()
-    if average_heads:
-        kept = kept.mean(dim=1)
-    rest = (1.0 - kept.sum(-1, keepdim=True)).clamp_(min=0.0)
-    return torch.cat([kept, rest], dim=-1)
+    probs = scores.softmax(dim=-1)
+    if select is not None:
+        probs = probs @ select
+    return probs.mean(dim=1) if average_heads else probs
 
 
 def _heads(x: torch.Tensor, heads: int) -> torch.Tensor:
@@ -186,7 +191,7 @@ class AttentionProbe:
         self._call: dict[str, Any] | None = None
         self._q: torch.Tensor | None = None
         self._k: torch.Tensor | None = None
-        self._cols: tuple[Any, torch.Tensor | None] = (None, None)
+        self._sel: tuple[Any, torch.Tensor | None] = (None, None)
 
     def sources(self) -> tuple[tuple[Any, str], tuple[Any, str]]:
         """((module, layout), (module, layout)) giving q and k: "bnhd" (Flux norms), "bhnd" (Attention norms) or
@@ -239,16 +244,18 @@ class AttentionProbe:
             q, k = self._read(call, q, k) if q is not None and k is not None else self._recompute(call)
             mask = call["mask"][call["rows"]] if self.use_mask and call["mask"] is not None else None
             self.sink.add_attention(self.group, attention_probs(q, k, layer_scale(self.attn, q.shape[-1]), mask,
-                                                                columns=self._columns(k.device)))
+                                                                select=self._selector(k.shape[2], k.device)))
         return None
 
-    def _columns(self, device: torch.device) -> torch.Tensor | None:
+    def _selector(self, n_keys: int, device: torch.device) -> torch.Tensor | None:
+        """The sink's columns as a `column_selector` on the keys' device (built once per run and device)."""
         cols = self.sink.columns
         if cols is None:
             return None
-        if self._cols[0] is not cols or self._cols[1].device != device:
-            self._cols = (cols, cols.to(device))
-        return self._cols[1]
+        key = (id(cols), n_keys, device)
+        if self._sel[0] != key:
+            self._sel = (key, column_selector(cols.to(device), n_keys))
+        return self._sel[1]
 
     def _as_bhnd(self, x: torch.Tensor, layout: str) -> torch.Tensor:
         if layout == "linear":

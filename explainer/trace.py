@@ -446,13 +446,19 @@ def kept_columns(per_prompt: list) -> list[int] | None:
     return None if len(kept) == len(toks[0]) else kept
 
 
-def _check_bytes(pipe: Any, adapter: Any, a: dict, hw: tuple[int, int], n_columns: int) -> None:
+def _check_bytes(pipe: Any, adapter: Any, a: dict, hw: tuple[int, int], n_columns: int, n_tokens: int,
+                 groups: dict | None) -> None:
     used = a["sched"] if a["sched"] is not None else pipe.scheduler
     evals = a["steps"] * (2 if hasattr(used, "state_in_first_order") else 1) + 1
     n = len(a["prompts"])
     per = adapter.bytes_per_eval(n, hw, int(pipe.vae.config.latent_channels), a["attention"], n_columns,
                                  a["attention_max_res"])
-    estimate = evals * per + n * hw[0] * hw[1] * adapter.vae_factor ** 2 * 3
+    spans = groups or {}
+    text = 0  # per-token text states of each encoder over its own span, cond and uncond, fp32
+    for name, enc in adapter.text_encoders:
+        lo, hi = spans.get(adapter.token_span(name), (0, n_tokens))
+        text += n * 2 * (hi - lo) * int(getattr(enc.config, "hidden_size", 0) or 0) * 4
+    estimate = evals * per + text + n * hw[0] * hw[1] * adapter.vae_factor ** 2 * 3
     if estimate > a["max_bytes"]:
         raise ValueError(
             f"max_bytes={a['max_bytes']}: this capture would keep about {estimate:,} bytes ({estimate / 1e6:.1f} MB: "
@@ -480,8 +486,9 @@ def _run(pipe: Any, single: bool, **args: Any) -> list[Trace]:
     H, W = a["height"] or dh, a["width"] or dw
     columns = kept_columns(per_prompt) if a["attention"] else None
     if a["max_bytes"] is not None:
-        _check_bytes(pipe, adapter, a, (H // vf, W // vf),
-                     len(per_prompt[0][0]) if columns is None else len(columns) + 1)
+        n_tok = len(per_prompt[0][0])
+        _check_bytes(pipe, adapter, a, (H // vf, W // vf), n_tok if columns is None else len(columns) + 1, n_tok,
+                     per_prompt[0][2])
     generator = seed_generator(a["seeds"][0]) if single else seed_generators(a["seeds"])
     neg = negative_prompt if single or negative_prompt is None else [negative_prompt] * n
     call = dict(prompt=a["prompts"][0] if single else a["prompts"], num_inference_steps=a["steps"],
