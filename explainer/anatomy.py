@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from .generation import default_size, denoiser, denoiser_name
 from .text import DEFAULT_PROMPT, text_pairs
 
 
@@ -27,22 +28,12 @@ def count_params(module: Any) -> int:
     return 0
 
 
-def denoiser(pipe: Any) -> tuple[str, Any]:
-    for name in ("unet", "transformer"):
-        if getattr(pipe, name, None) is not None:
-            return name, getattr(pipe, name)
-    raise ValueError(f"{type(pipe).__name__} has neither a `unet` nor a `transformer` to denoise with")
-
-
 def latent_shape(pipe: Any, height: int | None, width: int | None) -> tuple[int, int, int]:
-    """(latent channels, latent h, latent w) the pipeline would use for this image size."""
-    _, den = denoiser(pipe)
+    """(latent channels, latent h, latent w) the pipeline would use for this image size (None: its default size, as
+    its family adapter gives it)."""
     factor = int(getattr(pipe, "vae_scale_factor", 8))
-    size = den.config.get("sample_size", 64)
-    sh, sw = (size, size) if isinstance(size, int) else tuple(size)
-    h = (height // factor) if height else sh
-    w = (width // factor) if width else sw
-    return int(den.config.in_channels), int(h), int(w)
+    dh, dw = default_size(pipe)
+    return int(denoiser(pipe).config.in_channels), int(height or dh) // factor, int(width or dw) // factor
 
 
 def torch_modules(pipe: Any) -> dict[str, torch.nn.Module]:
@@ -76,7 +67,8 @@ def pipeline_summary(pipe: Any, prompt: str = DEFAULT_PROMPT, steps: int = 25, h
                            shape=tuple(hidden.shape), dtype=str(hidden.dtype).replace("torch.", ""),
                            note="one vector per token (the U-Net attends to all of them)"))
     c, h, w = latent_shape(pipe, height, width)
-    den_name, den = denoiser(pipe)
+    den_name = denoiser_name(pipe)
+    den = getattr(pipe, den_name)
     dtype = str(den.dtype).replace("torch.", "")
     stages.append(dict(stage="noise latents", component=None, cls="torch.randn", params=0, shape=(1, c, h, w),
                        dtype=dtype, note="Gaussian noise from the seed"))

@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from .latents import to_uint8
+
 
 def to_numpy(x: Any) -> np.ndarray:
     if isinstance(x, torch.Tensor):
@@ -29,7 +31,7 @@ def to_rgb(image: Any) -> np.ndarray:
         arr = arr.transpose(1, 2, 0)
     if arr.dtype == np.uint8:
         return arr if arr.shape[-1] == 3 else np.repeat(arr, 3, axis=-1)
-    arr = ((np.clip(arr.astype(np.float32), -1, 1) + 1) * 127.5).round().astype(np.uint8)
+    arr = to_uint8(arr.astype(np.float32), channels_first=False)
     return arr if arr.shape[-1] == 3 else np.repeat(arr, 3, axis=-1)
 
 
@@ -56,3 +58,19 @@ def latent_mosaic(latents: Any, cols: int | None = None) -> np.ndarray:
         r, q = divmod(i, cols)
         out[r * (h + 1):r * (h + 1) + h, q * (w + 1):q * (w + 1) + w] = arr[i]
     return out
+
+
+def mask_iou(a: Any, b: Any) -> float:
+    """Intersection over union of two masks of the same shape (boolean masks as they are; coverage maps count where
+    >= 0.5).
+
+    Both empty gives 1.0: IoU asks whether two masks mark the same pixels, and two empty masks do (none). Of the
+    callers, only the seed-layout study can meet it (the foregrounds of two generated images, which may both be blank)
+    and it needs a number for every pair it averages; the ControlNet layout and the judge's masks are always compared
+    with a scene's non-empty truth, so there the case never arises.
+    """
+    a, b = to_numpy(a) >= 0.5, to_numpy(b) >= 0.5
+    if a.shape != b.shape:
+        raise ValueError(f"a and b must be masks of the same shape, got {a.shape} and {b.shape}")
+    union = (a | b).sum()
+    return float((a & b).sum() / union) if union else 1.0

@@ -97,11 +97,8 @@ def check_sampler(pipe: Any, scheduler: Any, param: str = "scheduler") -> Any:
     short name that fits this pipeline's family (`adapter.samplers()`: no U-Net sampler on a flow-matching model)."""
     if scheduler is None or (hasattr(scheduler, "set_timesteps") and hasattr(scheduler, "step")):
         return scheduler
-    from .adapters import get_adapter
-
-    try:
-        adapter = get_adapter(pipe)
-    except NotImplementedError:  # a pipeline explainer does not trace: any known name
+    adapter = family(pipe)
+    if adapter is None:  # a pipeline explainer does not trace: any known name
         return check_scheduler_name(scheduler)
     return adapter.check_sampler(scheduler, param)
 
@@ -120,14 +117,45 @@ def using_scheduler(pipe: Any, scheduler: Any = None, base_config: Any = None) -
         pipe.scheduler = original
 
 
-# --------------------------------------------------------------------------------------------- counting calls
-def denoiser(pipe: Any) -> torch.nn.Module:
-    """The network the sampler evaluates: `pipe.unet` or `pipe.transformer`."""
+# --------------------------------------------------------------------------------------------- the family's answers
+def family(pipe: Any) -> Any:
+    """The pipeline's family adapter (`explainer.adapters`), which answers every question about its family; None
+    for a pipeline no adapter knows (e.g. an img2img pipeline an experiment builds from our parts)."""
+    from .adapters import get_adapter
+
+    try:
+        return get_adapter(pipe)
+    except NotImplementedError:
+        return None
+
+
+def denoiser_name(pipe: Any) -> str:
+    """The pipeline attribute holding the network the sampler evaluates, as the family adapter names it; for a
+    pipeline no adapter knows, whichever of `unet` / `transformer` it has."""
+    adapter = family(pipe)
+    if adapter is not None:
+        return adapter.denoiser_name
     for name in ("unet", "transformer"):
-        module = getattr(pipe, name, None)
-        if module is not None:
-            return module
+        if getattr(pipe, name, None) is not None:
+            return name
     raise ValueError(f"{type(pipe).__name__} has neither a `unet` nor a `transformer` to denoise with")
+
+
+def denoiser(pipe: Any) -> torch.nn.Module:
+    """The network the sampler evaluates (`denoiser_name`): the U-Net or the transformer."""
+    return getattr(pipe, denoiser_name(pipe))
+
+
+def default_size(pipe: Any) -> tuple[int, int]:
+    """(height, width) in pixels the pipeline draws when none is given: the family adapter's answer; for a pipeline
+    no adapter knows, what `validation.default_image_size` reads from its configs."""
+    from .validation import default_image_size
+
+    adapter = family(pipe)
+    return adapter.default_size() if adapter is not None else default_image_size(pipe)
+
+
+# --------------------------------------------------------------------------------------------- counting calls
 
 
 @dataclass

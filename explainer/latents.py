@@ -162,7 +162,25 @@ def decode_pil(pipe: Any, latents: torch.Tensor) -> list:
     return pipe.image_processor.postprocess(decode(pipe, latents), output_type="pil")
 
 
-def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """VAE image tensor (B, 3, H, W) in [-1, 1] -> uint8 (B, H, W, 3)."""
-    x = images.float().cpu().clamp(-1, 1)
-    return ((x + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
+# --------------------------------------------------------------------------------------------- pixels <-> uint8
+# The one place pixels in [-1, 1] (what the VAE reads and writes) and uint8 images meet: x = u / 127.5 - 1 and
+# u = round((clip(x, -1, 1) + 1) * 127.5), half to even. Everything else (the views, the judge's helpers, CLIP,
+# the experiments, training) converts through these two.
+def to_uint8(images: torch.Tensor | np.ndarray, channels_first: bool = True) -> np.ndarray:
+    """Pixels in [-1, 1] -> uint8: a VAE image batch (B, 3, H, W) gives (B, H, W, 3); channels_first=False keeps the
+    layout (any shape). Computed in float32 (float64 input stays float64), on the CPU."""
+    x = torch.as_tensor(images)
+    x = x.cpu() if x.dtype == torch.float64 else x.float().cpu()
+    out = ((x.clamp(-1, 1) + 1) * 127.5).round().byte()
+    return (out.permute(0, 2, 3, 1) if channels_first else out).numpy()
+
+
+def to_pixels(images: Any, dtype: torch.dtype = torch.float32, channels_first: bool = True) -> torch.Tensor:
+    """uint8 images (B, H, W, 3) or PIL images -> pixels in [-1, 1], (B, 3, H, W) in `dtype` (the inverse of
+    `to_uint8`); channels_first=False keeps the layout of a uint8 array (any shape)."""
+    if isinstance(images, np.ndarray):
+        arr = np.ascontiguousarray(images) if images.flags.writeable else images.copy()
+    else:
+        arr = np.stack([np.asarray(im.convert("RGB") if hasattr(im, "convert") else im) for im in images])
+    x = torch.from_numpy(arr)
+    return (x.permute(0, 3, 1, 2) if channels_first else x).to(dtype).div(127.5).sub(1.0)

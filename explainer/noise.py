@@ -7,8 +7,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import torch
 
 from .arrays import to_numpy
+from .latents import to_pixels
 
 
 def scheduler_config(source: Any) -> Any:
@@ -52,7 +54,8 @@ def forward_process(image: Any, alphas_cumprod: Any, timesteps: Sequence[int], s
     image: uint8 (h, w, 3) / PIL (then the result is in [-1, 1] pixel units) or a float array / tensor.
     """
     x0 = to_numpy(image) if not hasattr(image, "convert") else np.asarray(image.convert("RGB"))
-    x0 = x0.astype(np.float64) / 127.5 - 1.0 if x0.dtype == np.uint8 else x0.astype(np.float64)
+    x0 = (to_pixels(x0[None], torch.float64, channels_first=False)[0].numpy() if x0.dtype == np.uint8
+          else x0.astype(np.float64))
     eps = np.random.default_rng(seed).standard_normal(x0.shape)
     ac = to_numpy(alphas_cumprod).astype(np.float64)
     out = []

@@ -57,32 +57,14 @@ def _main_token(tr: Any) -> Any:
     return words[-1] if words else tr.tokens[0]
 
 
-def explain_to_html(pipe: Any, prompt: str, out: str | os.PathLike, seed: int = 0, steps: int = 25, cfg: float = 7.5,
-                    scheduler: str | None = None, negative_prompt: str | None = None, trajectories: int = 3,
-                    progress: bool = True, write_files: bool = True) -> Path:
-    """Trace `prompt` once and write `out/index.html` with every panel (plus each PNG/GIF beside it when
-    write_files). trajectories: how many extra seeds to trace for the trajectory map (0 = skip that panel).
-    Arguments are validated by `explainer.trace.trace` before any heavy work. Returns the page's path.
-    """
-    from tqdm.auto import tqdm
+Job = tuple[str, str, str, Callable[[], Figure]]  # (section, title, text, the figure's maker)
 
-    from .trace import trace
 
-    if not isinstance(trajectories, int) or isinstance(trajectories, bool) or not 0 <= trajectories <= 16:
-        raise ValueError(f"trajectories must be an int between 0 and 16, got {trajectories!r}")
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"out must be a folder, but {str(out)!r} is a file")
-    t0 = time.time()
-    kw = dict(seed=seed, steps=steps, cfg=cfg, scheduler=scheduler, negative_prompt=negative_prompt)
-    bar = tqdm(total=4, desc="tracing", unit="task", disable=not progress, leave=False)
-    tr = trace(pipe, prompt, **kw)
-    bar.update(1)
+def _figure_jobs(pipe: Any, prompt: str, tr: Any, seed: int) -> list[Job]:
+    """The page's figure panels for this trace, in page order (each made later, so one failure costs one panel)."""
     has_uncond = bool(getattr(tr, "has_uncond", True))
     has_attention = bool(list(getattr(tr, "levels", [])))
-
-    panels: list[Panel] = []
-    jobs: list[tuple[str, str, str, Callable[[], Figure]]] = [
+    jobs: list[Job] = [
         ("The pipeline", "Pipeline at a glance",
          "Every component of the loaded pipeline with its parameter count, and the shape of the data between them.",
          lambda: plots.plot_pipeline(pipe, prompt, steps=len(tr.steps))),
@@ -131,6 +113,57 @@ def explain_to_html(pipe: Any, prompt: str, out: str | os.PathLike, seed: int = 
         jobs.append(("Text", "CLIP: images and captions", "The text encoder was first trained with an image encoder "
                      "to put matching images and captions close together.", clip_fig))
 
+    return jobs
+
+
+def _animation_panels(tr: Any, out: Path, write_files: bool) -> list[Panel]:
+    """The final image and the two denoising GIFs (kept beside the page when write_files)."""
+    final = export._with_caption(_upscale(tr.image, 384), "final image")
+    panels = [Panel("Result", "The image", f"{plots.trace_caption(tr)}", data=_png(final), filename="image.png")]
+    for frames, title, text in (("x0", "Denoising: predicted clean image per step", "What the model believes the "
+                                 "image is at each step."),
+                                ("xt", "Denoising: the noisy latents per step", "What is really in the latents at each"
+                                 " step (decoded by the VAE).")):
+        tmp = out / f"denoising_{frames}.gif"
+        out.mkdir(parents=True, exist_ok=True)
+        export.trace_to_gif(tr, tmp, frames=frames)
+        panels.append(Panel("Result", title, text, "image/gif", tmp.read_bytes(), tmp.name))
+        if not write_files:
+            tmp.unlink()
+    return panels
+
+
+def _figure_panel(section: str, title: str, text: str, make: Callable[[], Figure]) -> Panel:
+    try:
+        data = export.figure_to_png_bytes(make(), PAGE_WIDTH_PX)
+        return Panel(section, title, text, data=data, filename=_slug(title) + ".png")
+    except Exception as err:  # one failing panel should not cost the teacher the page
+        return Panel(section, title, text, error=f"{type(err).__name__}: {err}")
+
+
+def explain_to_html(pipe: Any, prompt: str, out: str | os.PathLike, seed: int = 0, steps: int = 25, cfg: float = 7.5,
+                    scheduler: str | None = None, negative_prompt: str | None = None, trajectories: int = 3,
+                    progress: bool = True, write_files: bool = True) -> Path:
+    """Trace `prompt` once and write `out/index.html` with every panel (plus each PNG/GIF beside it when
+    write_files). trajectories: how many extra seeds to trace for the trajectory map (0 = skip that panel).
+    Arguments are validated by `explainer.trace.trace` before any heavy work. Returns the page's path.
+    """
+    from tqdm.auto import tqdm
+
+    from .trace import trace
+
+    if not isinstance(trajectories, int) or isinstance(trajectories, bool) or not 0 <= trajectories <= 16:
+        raise ValueError(f"trajectories must be an int between 0 and 16, got {trajectories!r}")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"out must be a folder, but {str(out)!r} is a file")
+    t0 = time.time()
+    kw = dict(seed=seed, steps=steps, cfg=cfg, scheduler=scheduler, negative_prompt=negative_prompt)
+    bar = tqdm(total=4, desc="tracing", unit="task", disable=not progress, leave=False)
+    tr = trace(pipe, prompt, **kw)
+    bar.update(1)
+    jobs = _figure_jobs(pipe, prompt, tr, seed)
+
     extra: list[Any] = []
     if trajectories:
         bar.total = 1 + trajectories + len(jobs) + 3
@@ -144,27 +177,10 @@ def explain_to_html(pipe: Any, prompt: str, out: str | os.PathLike, seed: int = 
     bar.set_description("figures")
     bar.refresh()
 
-    # the image and the animations first
-    final = export._with_caption(_upscale(tr.image, 384), "final image")
-    panels.append(Panel("Result", "The image", f"{plots.trace_caption(tr)}", data=_png(final), filename="image.png"))
-    for frames, title, text in (("x0", "Denoising: predicted clean image per step", "What the model believes the "
-                                 "image is at each step."),
-                                ("xt", "Denoising: the noisy latents per step", "What is really in the latents at each"
-                                 " step (decoded by the VAE).")):
-        tmp = out / f"denoising_{frames}.gif"
-        out.mkdir(parents=True, exist_ok=True)
-        export.trace_to_gif(tr, tmp, frames=frames)
-        panels.append(Panel("Result", title, text, "image/gif", tmp.read_bytes(), tmp.name))
-        if not write_files:
-            tmp.unlink()
-        bar.update(1)
-    for section, title, text, make in jobs:
-        try:
-            fig = make()
-            data = export.figure_to_png_bytes(fig, PAGE_WIDTH_PX)
-            panels.append(Panel(section, title, text, data=data, filename=_slug(title) + ".png"))
-        except Exception as err:  # one failing panel should not cost the teacher the page
-            panels.append(Panel(section, title, text, error=f"{type(err).__name__}: {err}"))
+    panels = _animation_panels(tr, out, write_files)  # the image and the animations first
+    bar.update(2)
+    for job in jobs:
+        panels.append(_figure_panel(*job))
         bar.update(1)
     bar.close()
 

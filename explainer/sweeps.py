@@ -338,6 +338,19 @@ def _check_frames(frames: Any) -> list[float]:
     return [i / (frames - 1) for i in range(frames)]
 
 
+def _check_interpolation(pipe: Any, frames: Any, cfg: Any, steps: Any, scheduler: Any, negative_prompt: Any,
+                         height: Any, width: Any) -> tuple:
+    """The settings both interpolations share, checked before any work: (frame fractions, cfg, steps, scheduler,
+    negative_prompt, height, width)."""
+    cfg, steps = V.check_cfg(cfg), V.check_steps(steps)
+    negative_prompt, scheduler = V.check_optional_prompt(negative_prompt), generation.check_sampler(pipe, scheduler)
+    height, width = _check_common(pipe, height, width)
+    ts = _check_frames(frames)
+    if generation.pipeline_kind(pipe) is None:
+        raise NotImplementedError(f"interpolation supports SD and SDXL pipelines, not {type(pipe).__name__}")
+    return ts, cfg, steps, scheduler, negative_prompt, height, width
+
+
 def _latent_shape(pipe: Any, height: int | None, width: int | None) -> tuple[int, int, int, int]:
     """The starting noise's shape, as the pipeline's family adapter gives the default size and the denoiser."""
     from .adapters import get_adapter
@@ -384,12 +397,8 @@ def interpolate_seeds(pipe: Any, prompt: str, seed_a: int = 0, seed_b: int = 1, 
     """
     V.check_prompt(prompt)
     seed_a, seed_b = V.check_seed(seed_a, "seed_a"), V.check_seed(seed_b, "seed_b")
-    cfg, steps = V.check_cfg(cfg), V.check_steps(steps)
-    negative_prompt, scheduler = V.check_optional_prompt(negative_prompt), generation.check_sampler(pipe, scheduler)
-    height, width = _check_common(pipe, height, width)
-    ts = _check_frames(frames)
-    if generation.pipeline_kind(pipe) is None:
-        raise NotImplementedError(f"interpolation supports SD and SDXL pipelines, not {type(pipe).__name__}")
+    ts, cfg, steps, scheduler, negative_prompt, height, width = _check_interpolation(
+        pipe, frames, cfg, steps, scheduler, negative_prompt, height, width)
     t0 = time.perf_counter()
     emb = generation.encode(pipe, prompt, negative_prompt, cfg > 1)
     from diffusers.utils.torch_utils import randn_tensor
@@ -416,12 +425,9 @@ def interpolate_prompts(pipe: Any, prompt_a: str, prompt_b: str, seed: int = 0, 
     """
     V.check_prompt(prompt_a, "prompt_a")
     V.check_prompt(prompt_b, "prompt_b")
-    seed, cfg, steps = V.check_seed(seed), V.check_cfg(cfg), V.check_steps(steps)
-    negative_prompt, scheduler = V.check_optional_prompt(negative_prompt), generation.check_sampler(pipe, scheduler)
-    height, width = _check_common(pipe, height, width)
-    ts = _check_frames(frames)
-    if generation.pipeline_kind(pipe) is None:
-        raise NotImplementedError(f"interpolation supports SD and SDXL pipelines, not {type(pipe).__name__}")
+    seed = V.check_seed(seed)
+    ts, cfg, steps, scheduler, negative_prompt, height, width = _check_interpolation(
+        pipe, frames, cfg, steps, scheduler, negative_prompt, height, width)
     t0 = time.perf_counter()
     ea = generation.encode(pipe, prompt_a, negative_prompt, cfg > 1)
     eb = generation.encode(pipe, prompt_b, negative_prompt, cfg > 1)

@@ -12,6 +12,7 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from explainer import export, plots  # noqa: E402
+from explainer.shapes import render, sample_scene  # noqa: E402
 from explainer.trace import trace  # noqa: E402
 
 PROMPT = "a red circle left of a blue square"
@@ -112,10 +113,11 @@ def test_trace_embeddings_show_the_traced_tensors(tr_neg):
 
 
 def test_prompt_similarity(tiny_sd):
-    prompts = ["a red circle", "a blue circle", "a big green star"]
+    prompts = ["a red circle", "a blue circle", "a big green star", "A  RED  circle"]
     sim = plots.prompt_similarity(tiny_sd, prompts)
-    np.testing.assert_allclose(np.diag(sim), 1.0, atol=1e-6)
-    np.testing.assert_allclose(sim, sim.T, atol=1e-12)
+    # the same words spelled otherwise (case, spacing) are the same tokens, so the same embedding; other words are not
+    assert sim[0, 3] == pytest.approx(1.0, abs=1e-6)
+    assert sim[0, 1] < 1 - 1e-3 and sim[0, 2] < 1 - 1e-3 and sim[1, 2] < 1 - 1e-3
     fig = plots.plot_prompt_similarity(tiny_sd, prompts)
     np.testing.assert_array_equal(fig.axes[0].images[0].get_array(), sim)
     assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == prompts
@@ -175,18 +177,21 @@ def test_noise_schedules_plot_the_schedulers_noise_levels(tiny_sd):
         plots.noise_schedule("nope", tiny_sd, 10)
 
 
-def test_forward_process_panels_equal_the_formula(tiny_sd):
-    img = (np.arange(16 * 16 * 3) % 251).astype(np.uint8).reshape(16, 16, 3)
+def test_forward_process_dissolves_the_image(tiny_sd):
+    """What the forward process must do, seen from the outside: at t = 0 the panel is the image, by t = 999 it has
+    (almost) nothing of it left, in between it fades; the latent row has one decoded panel per timestep."""
+    img = np.asarray(render(sample_scene(4, two_object_p=1.0), size=32))
     ts = [0, 500, 999]
     fig = plots.plot_forward_process(tiny_sd, image=img, timesteps=ts, seed=3)
-    ref = plots.forward_process(img, tiny_sd.scheduler.alphas_cumprod, ts, seed=3)
     axes = fig.axes
     assert len(axes) == 2 * len(ts)  # pixel row and latent row
-    for ax, x in zip(axes[:3], ref, strict=True):
-        np.testing.assert_array_equal(ax.images[0].get_array(), ((x.clip(-1, 1) + 1) * 127.5).round().astype(np.uint8))
-    a = tiny_sd.scheduler.alphas_cumprod[500].item()
-    eps = np.random.default_rng(3).standard_normal(img.shape)
-    np.testing.assert_allclose(ref[1], np.sqrt(a) * (img / 127.5 - 1) + np.sqrt(1 - a) * eps)
+    panels = [np.asarray(ax.images[0].get_array(), dtype=np.float64) for ax in axes[:3]]
+    corr = [np.corrcoef(p.ravel(), img.ravel().astype(np.float64))[0, 1] for p in panels]
+    assert np.abs(panels[0] - img).mean() < 8  # t = 0: a trace of noise (sqrt(1 - abar_0) ~ 0.03 of the range)
+    assert corr[0] > 0.99 > corr[1] > corr[2] and corr[2] < 0.2  # the image fades; at t = 999 it is all but gone
+    assert all(ax.images[0].get_array().shape[:2] == (16, 16) for ax in axes[3:])  # decoded latents, 16 px tiny VAE
+    again = plots.plot_forward_process(tiny_sd, image=img, timesteps=[500], seed=4)
+    assert not np.array_equal(again.axes[0].images[0].get_array(), axes[1].images[0].get_array())  # seed = the noise
     assert "t = 999" in axes[2].get_title()
 
 

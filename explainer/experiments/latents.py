@@ -18,14 +18,18 @@ import numpy as np
 import torch
 
 from .. import shapes
+from ..adapters import get_adapter
+from ..latents import decode as decode_latents
+from ..latents import encode as encode_latents
+from ..latents import to_pixels, to_uint8
 from ..shapes import EVAL_SEED  # noqa: E402 (one definition, in the shapes world: never used in training)
 from .words import knn_accuracy
 
 
 def compression(pipe: Any) -> dict[str, int | float]:
     """Numbers of values in one image and in its latent."""
-    f = int(pipe.vae_scale_factor)
-    size = int(pipe.unet.config.sample_size) * f
+    adapter = get_adapter(pipe)
+    f, size = adapter.vae_factor, adapter.default_size()[0]
     c = int(pipe.vae.config.latent_channels)
     pixels = 3 * size * size
     latent = c * (size // f) ** 2
@@ -33,25 +37,15 @@ def compression(pipe: Any) -> dict[str, int | float]:
             "latent_values": latent, "factor": pixels / latent}
 
 
-def to_pixels(images: np.ndarray | list) -> torch.Tensor:
-    arr = np.stack([np.asarray(im.convert("RGB") if hasattr(im, "convert") else im) for im in images])
-    return torch.from_numpy(arr).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
-
-
 @torch.no_grad()
 def encode(pipe: Any, images: np.ndarray | list, batch: int = 256) -> torch.Tensor:
     """uint8 (n, h, w, 3) or PIL images -> latents (n, 4, h/f, w/f), scaled as the U-Net sees them."""
-    from ..latents import encode as encode_latents
-
     return encode_latents(pipe, to_pixels(images), batch)
 
 
 @torch.no_grad()
 def decode(pipe: Any, latents: torch.Tensor, batch: int = 256) -> np.ndarray:
     """Scaled latents -> uint8 images (n, h, w, 3)."""
-    from ..latents import decode as decode_latents
-    from ..latents import to_uint8
-
     return to_uint8(torch.cat([decode_latents(pipe, latents[i:i + batch]).float().cpu()
                                for i in range(0, len(latents), batch)]))
 

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..arrays import mask_iou
 from ..generation import seed_generator
 from ..judge import judge
 from ..shapes import BACKGROUNDS
@@ -46,12 +47,6 @@ def foreground(image: Any) -> np.ndarray:
     a = np.asarray(image.convert("RGB"), dtype=np.float64)
     bg = np.array(BACKGROUNDS[judge(image).background], dtype=np.float64)
     return np.linalg.norm(a - bg, axis=-1) > 60
-
-
-def iou(a: np.ndarray, b: np.ndarray) -> float:
-    """Intersection over union of two masks (1 = the same pixels)."""
-    union = (a | b).sum()
-    return float((a & b).sum() / union) if union else 1.0
 
 
 def centroid(mask: np.ndarray) -> np.ndarray:
@@ -89,7 +84,7 @@ def layout_study(pipe: Any, prompts: Sequence[str] = ("a large red circle", "a l
     for pa, pb in itertools.combinations(range(len(prompts)), 2):
         for i, j in itertools.product(range(len(seeds)), repeat=2):
             d = same if i == j else other
-            d["iou"].append(iou(masks[pa][i], masks[pb][j]))
+            d["iou"].append(mask_iou(masks[pa][i], masks[pb][j]))
             shift = np.linalg.norm(centroid(masks[pa][i]) - centroid(masks[pb][j]))
             if np.isfinite(shift):
                 d["shift"].append(shift)

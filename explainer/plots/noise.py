@@ -11,6 +11,7 @@ from matplotlib.figure import Figure
 
 from ..anatomy import latent_shape
 from ..arrays import to_numpy, to_rgb
+from ..latents import decode, encode, to_pixels, to_uint8
 from ..noise import forward_process, noise_schedule, training_alphas_cumprod
 from ._base import _new_figure, _no_ticks
 
@@ -66,23 +67,19 @@ def plot_forward_process(pipe: Any = None, image: Any = None, timesteps: Sequenc
                 training_alphas_cumprod())
     ts = list(timesteps) if timesteps is not None else [0, 50, 100, 200, 300, 500, 700, len(ac) - 1]
     pixel_rows = forward_process(rgb, ac, ts, seed)
-    rows = [("pixels + noise", [((x.clip(-1, 1) + 1) * 127.5).round().astype(np.uint8) for x in pixel_rows])]
+    rows = [("pixels + noise", [to_uint8(x, channels_first=False) for x in pixel_rows])]
     if pipe is not None and getattr(pipe, "vae", None) is not None:
-        vae = pipe.vae
         size = latent_shape(pipe, None, None)[1] * int(getattr(pipe, "vae_scale_factor", 8))
         from PIL import Image
 
         small = np.array(Image.fromarray(rgb).resize((size, size), Image.Resampling.BOX))
-        x = torch.from_numpy(small).permute(2, 0, 1)[None].to(vae.dtype).div(127.5).sub(1).to(vae.device)
-        sf = float(vae.config.scaling_factor)
-        with torch.no_grad():
-            z0 = vae.encode(x).latent_dist.mean * sf
-            zs = forward_process(z0[0].float().cpu(), ac, ts, seed)
-            dec = [vae.decode(torch.from_numpy(z).to(vae.dtype).to(vae.device)[None] / sf).sample for z in zs]
+        z0 = encode(pipe, to_pixels(small[None]))  # the VAE both ways exactly as the pipeline does (latents.py)
+        zs = forward_process(z0[0], ac, ts, seed)
+        dec = decode(pipe, torch.from_numpy(np.stack(zs)), batch=1)
         rows.append(("latents + noise, decoded", [to_rgb(d) for d in dec]))
     n = len(ts)
     fig = _new_figure(1.75 * n + 0.6, 1.85 * len(rows) + 0.9)
-    axes = np.atleast_2d(fig.subplots(len(rows), n))
+    axes = fig.subplots(len(rows), n, squeeze=False)
     for r, (label, imgs) in enumerate(rows):
         for c, (t, im) in enumerate(zip(ts, imgs, strict=True)):
             ax = axes[r, c]
