@@ -33,6 +33,8 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
 from . import shapes
+from . import validation as V
+from .arrays import mask_iou as arrays_mask_iou
 from .shapes import IMAGE_SIZE, RADIUS, Scene
 
 __all__ = [
@@ -56,8 +58,21 @@ _PEAK_TOL = 1e-6  # pixels within this (relative to the map's range) of the maxi
 
 
 # ------------------------------------------------------------------------------------------------- input checks
+MAX_SIZE = 4096  # upsample_maps / render_masks: the largest side in pixels
+
+
 def _as_maps(maps: Any, name: str) -> torch.Tensor:
-    t = torch.as_tensor(np.asarray(maps) if not isinstance(maps, torch.Tensor) else maps).detach().cpu().double()
+    if isinstance(maps, torch.Tensor):
+        t = maps
+    else:
+        a = None if isinstance(maps, (str, bytes, dict)) else np.asarray(maps)
+        if a is None or a.dtype.kind not in "biuf":
+            raise ValueError(f"{name} must be a numeric 2D map (h, w) or a batch (n, h, w) (numpy array or tensor), "
+                             f"got {type(maps).__name__}" + ("" if a is None else f" of dtype {a.dtype}"))
+        t = torch.as_tensor(a)
+    if t.is_complex():
+        raise ValueError(f"{name} must hold real numbers, got dtype {t.dtype}")
+    t = t.detach().cpu().double()
     if t.ndim == 2:
         t = t[None]
     if t.ndim != 3 or t.shape[-1] < 1 or t.shape[-2] < 1:
@@ -82,12 +97,23 @@ def _as_masks(masks: Any, n: int, name: str = "mask") -> torch.Tensor:
 def upsample_maps(maps: Any, size: tuple[int, int] | int = IMAGE_SIZE) -> torch.Tensor:
     """(n, h, w) or (h, w) maps -> (n, H, W) float64, bilinear (align_corners=False); unchanged when already H x W."""
     m = _as_maps(maps, "maps")
-    H, W = (size, size) if isinstance(size, int) else size
+    H, W = _check_size(size)
     if tuple(m.shape[-2:]) == (H, W):
         return m
     if H < m.shape[-2] or W < m.shape[-1]:
         raise ValueError(f"the mask ({H}x{W}) must be at least as fine as the map ({m.shape[-2]}x{m.shape[-1]})")
     return F.interpolate(m[:, None], size=(H, W), mode="bilinear", align_corners=False)[:, 0]
+
+
+def _check_size(size: Any, name: str = "size") -> tuple[int, int]:
+    """An int (square) or (height, width), each an integer from 1 to MAX_SIZE."""
+    if isinstance(size, (tuple, list)) and len(size) == 2:
+        return (V.check_int(size[0], f"{name}[0] (height)", 1, MAX_SIZE),
+                V.check_int(size[1], f"{name}[1] (width)", 1, MAX_SIZE))
+    if isinstance(size, (tuple, list)):
+        raise ValueError(f"{name} must be an int or (height, width), got {size!r}")
+    n = V.check_int(size, f"{name} (or a (height, width) pair)", 1, MAX_SIZE)
+    return n, n
 
 
 def _prepare(maps: Any, masks: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -223,6 +249,9 @@ def score_map(amap: Any, mask: Any) -> MapScore:
 def render_masks(scene: Scene, size: int = IMAGE_SIZE) -> np.ndarray:
     """Exact coverage (n_objects, size, size) in [0, 1] of each object of `scene`, with the renderer's own geometry
     and supersampling (`shapes.render`); a later object hides an earlier one where they overlap, as in the render."""
+    if not isinstance(scene, Scene):
+        raise ValueError(f"scene must be an explainer.shapes.Scene, got {type(scene).__name__}")
+    size = V.check_int(size, "size", 1, MAX_SIZE)
     ss = 4
     big = size * ss
     scale = big / IMAGE_SIZE
@@ -267,10 +296,9 @@ def judged_masks(image: Any) -> list[tuple[Any, np.ndarray]]:
 
 
 def mask_iou(a: Any, b: Any) -> float:
-    """IoU of two masks, each binarised at coverage 0.5."""
-    a, b = np.asarray(a) >= 0.5, np.asarray(b) >= 0.5
-    union = (a | b).sum()
-    return float((a & b).sum() / union) if union else float("nan")
+    """IoU of two masks of the same shape, each binarised at coverage 0.5: `arrays.mask_iou` (the one IoU) after the
+    maps' checks."""
+    return arrays_mask_iou(_as_maps(a, "a").numpy(), _as_maps(b, "b").numpy())
 
 
 @dataclass
@@ -294,8 +322,10 @@ def judge_mask_reliability(n: int = 200, start_seed: int = 20_000_000, two_objec
     first, as `judge.degrade` does, so the figure speaks for images as soft as the model's."""
     from . import judge as J
 
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be a positive int, got {n!r}")
+    n = V.check_positive_int(n, "n", 1_000_000)
+    start_seed, seed = V.check_seed(start_seed, "start_seed"), V.check_seed(seed)
+    two_object_p = V.check_number(two_object_p, "two_object_p", 0.0, 1.0)
+    degrade = V.check_bool(degrade, "degrade")
     rng = np.random.default_rng(seed)
     per_scene = []
     for i in range(n):
@@ -326,7 +356,14 @@ def outline_rgb(rgb: np.ndarray, mask: Any, display_px: int = 256, colour: tuple
     `mask` ({coverage >= 0.5}, resized nearest to the picture) drawn one display pixel wide in `colour`."""
     from scipy import ndimage
 
-    rgb = np.asarray(rgb, dtype=np.uint8)
+    rgb = np.asarray(rgb)
+    if rgb.ndim != 3 or rgb.shape[-1] != 3 or rgb.dtype != np.uint8 or min(rgb.shape[:2]) < 1:
+        raise ValueError(f"rgb must be an (h, w, 3) uint8 array, got shape {rgb.shape} dtype {rgb.dtype}")
+    display_px = V.check_int(display_px, "display_px", 1, MAX_SIZE)
+    if (not isinstance(colour, (tuple, list)) or len(colour) != 3
+            or any(isinstance(c, bool) or not isinstance(c, (int, np.integer)) or not 0 <= c <= 255 for c in colour)):
+        raise ValueError(f"colour must be an (r, g, b) triple of integers from 0 to 255, got {colour!r}")
+    mask = _as_maps(mask, "mask")[0].numpy()
     h, w = rgb.shape[:2]
     k = max(1, display_px // max(h, w))
     big = np.repeat(np.repeat(rgb, k, 0), k, 1).copy()

@@ -36,9 +36,15 @@ import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image
 
+from . import validation as V
+from .generation import seed_generator
+from .latents import to_pixels, to_uint8
+
 DEFAULT_GAN = Path(__file__).parent / "assets" / "shapes-gan"
 DEFAULT_TEXT = Path(__file__).parent / "assets" / "shapes-sd"
 TEXT_FEATURES = 256  # pooled state (128) + mean of token states (128)
+TEXT_PARTS = ("tokenizer", "text_encoder", "vae")  # what a `text_encoder` pipeline folder must hold
+MAX_FRAMES = 256  # interpolate_latents: the most frames one call draws
 
 
 # ---------------------------------------------------------------------------------------------------- text
@@ -50,15 +56,19 @@ class TextConditioner:
 
         from .models import quiet_libraries
 
+        folder = V.check_folder(pipeline_dir, "pipeline_dir", TEXT_PARTS[:2])
+        device = V.check_device(device)
         quiet_libraries()
-        self.tokenizer = PreTrainedTokenizerFast.from_pretrained(Path(pipeline_dir) / "tokenizer")
-        self.encoder = CLIPTextModel.from_pretrained(Path(pipeline_dir) / "text_encoder", torch_dtype=torch.float32)
+        self.tokenizer = PreTrainedTokenizerFast.from_pretrained(folder / "tokenizer", local_files_only=True)
+        self.encoder = CLIPTextModel.from_pretrained(folder / "text_encoder", torch_dtype=torch.float32,
+                                                     local_files_only=True)
         self.encoder.to(device).eval().requires_grad_(False)
         self.device = device
         self._cache: dict[str, torch.Tensor] = {}
 
     @torch.no_grad()
     def __call__(self, prompts: Sequence[str]) -> torch.Tensor:
+        prompts = V.check_prompts(prompts, "prompts", allow_empty=True)
         missing = [p for p in dict.fromkeys(prompts) if p not in self._cache]
         if missing:
             tok = self.tokenizer(list(missing), padding="max_length", max_length=self.tokenizer.model_max_length,
@@ -217,13 +227,20 @@ class ShapesGAN:
     def z_dim(self) -> int:
         return self.generator.z_dim
 
-    def latents(self, seeds: Sequence[int]) -> torch.Tensor:
+    def latents(self, seeds: Sequence[int] | int) -> torch.Tensor:
         """One z per seed (a standard normal vector drawn from torch.Generator(seed)), shape (n, z_dim)."""
-        return torch.stack([torch.randn(self.z_dim, generator=torch.Generator().manual_seed(int(s))) for s in seeds])
+        seeds = V.check_seeds(seeds)
+        return torch.stack([torch.randn(self.z_dim, generator=seed_generator(s)) for s in seeds])
 
     @torch.no_grad()
     def images_from_latents(self, z: torch.Tensor, prompts: Sequence[str], batch: int = 256) -> np.ndarray:
-        """uint8 (n, 32, 32, 3) for latents z (n, z_dim) and one prompt per latent."""
+        """uint8 (n, 32, 32, 3) for latents z (n, z_dim), all finite, and one prompt per latent."""
+        if not isinstance(z, torch.Tensor) or z.dim() != 2 or z.shape[1] != self.z_dim:
+            raise ValueError(f"z must be a tensor of shape (n, {self.z_dim}), got "
+                             f"{tuple(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__}")
+        V.check_finite(z, "z")  # NaN latents would decode to a black image, not an error
+        prompts = V.check_prompts(prompts, "prompts", single=False, allow_empty=True)
+        batch = V.check_positive_int(batch, "batch", 65_536)
         if len(prompts) != len(z):
             raise ValueError(f"prompts must hold one prompt per latent ({len(z)}), got {len(prompts)}")
         out = []
@@ -231,7 +248,7 @@ class ShapesGAN:
             t = self.text(list(prompts[i:i + batch]))
             lat = self.generator(z[i:i + batch].to(t.device).float(), t)
             x = self.vae.decode(lat / self.scaling_factor).sample
-            out.append(((x.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy())
+            out.append(to_uint8(x))
         return np.concatenate(out) if out else np.zeros((0, 32, 32, 3), np.uint8)
 
 
@@ -243,54 +260,90 @@ def load_gan(path: str | os.PathLike | None = None, text_encoder: str | os.PathL
 
     from .models import quiet_libraries
 
-    quiet_libraries()
-    folder = Path(path) if path is not None else DEFAULT_GAN
+    folder = DEFAULT_GAN if path is None else V.check_folder(path, "path")
     if not (folder / "config.json").is_file() or not (folder / "generator.safetensors").is_file():
         raise FileNotFoundError(f"path must be a GAN folder with config.json and generator.safetensors, got {folder}")
-    config = json.loads((folder / "config.json").read_text())
+    text_dir = DEFAULT_TEXT if text_encoder is None else V.check_folder(text_encoder, "text_encoder", TEXT_PARTS)
+    device = V.check_device(device)
+    quiet_libraries()
+    config = _read_config(folder)
     gen = Generator(**config["generator"])
     state = {k: v.float() for k, v in load_file(folder / "generator.safetensors").items()}
     gen.load_state_dict(state)
     gen.to(device).eval().requires_grad_(False)
-    text_dir = Path(text_encoder) if text_encoder is not None else DEFAULT_TEXT
     from diffusers import AutoencoderKL
 
-    vae = AutoencoderKL.from_pretrained(text_dir / "vae", torch_dtype=torch.float32).to(device).eval()
+    vae = AutoencoderKL.from_pretrained(text_dir / "vae", torch_dtype=torch.float32, local_files_only=True)
+    vae = vae.to(device).eval()
     return ShapesGAN(gen, TextConditioner(text_dir, device=device), vae.requires_grad_(False), config, folder)
+
+
+def _read_config(folder: Path) -> dict:
+    try:
+        config = json.loads((folder / "config.json").read_text())
+        Generator(**config["generator"])  # the shapes it names build a generator
+    except (ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"path {str(folder)!r}: config.json is not a GAN config ({type(err).__name__}: {err})"
+                         ) from None
+    return config
 
 
 def to_images(array: np.ndarray) -> list[Image.Image]:
     return [Image.fromarray(a) for a in array]
 
 
+def check_gan(gan: object, name: str = "gan") -> ShapesGAN:
+    if not isinstance(gan, ShapesGAN):
+        raise ValueError(f"{name} must be the GAN explainer.gan.load_gan() returns, got {type(gan).__name__}")
+    return gan
+
+
 def generate(gan: ShapesGAN, prompts: str | Sequence[str], seeds: Sequence[int] | int = 0) -> list[Image.Image]:
     """Images for prompts x seeds (every prompt with every seed, prompt-major), one generator call per batch.
 
-    Same shape of call as the diffusion generation helpers: a prompt list and seeds.
+    Same shape of call as the diffusion generation helpers: a prompt (one string is one prompt) or a list of them,
+    and a seed or a list of seeds (integers from 0 to 2**64-1; a string is refused).
     """
-    prompts = [prompts] if isinstance(prompts, str) else list(prompts)
-    seeds = [seeds] if isinstance(seeds, int) else list(seeds)
-    if not prompts or not seeds:
-        raise ValueError("prompts and seeds must each hold at least one item")
+    check_gan(gan)
+    prompts = V.check_prompts(prompts, "prompts", allow_empty=True)
+    seeds = V.check_seeds(seeds, "seeds")
     z = gan.latents(seeds)
     zs = z.repeat(len(prompts), 1)
     ps = [p for p in prompts for _ in seeds]
     return to_images(gan.images_from_latents(zs, ps))
 
 
+def slerp_path(za: torch.Tensor, zb: torch.Tensor, steps: int) -> torch.Tensor:
+    """`steps` points from za to zb along the great circle (norms interpolated linearly); where the two directions
+    (nearly) coincide, the straight line, so seed_a == seed_b gives a constant path, not 0 / sin 0."""
+    if torch.equal(za, zb):
+        return za.expand(steps, *za.shape).clone()
+    a, b = za.double(), zb.double()
+    cos = (a / a.norm() * b / b.norm()).sum().clamp(-1, 1)
+    omega = torch.arccos(cos)
+    ts = torch.linspace(0, 1, steps, dtype=torch.float64)
+    if float(torch.sin(omega).abs()) < 1e-6:
+        return torch.stack([(1 - t) * a + t * b for t in ts]).to(za.dtype)
+    return torch.stack([(torch.sin((1 - t) * omega) * a + torch.sin(t * omega) * b) / torch.sin(omega)
+                        for t in ts]).to(za.dtype)
+
+
 def interpolate_latents(gan: ShapesGAN, prompt: str, seed_a: int, seed_b: int, steps: int = 8) -> list[Image.Image]:
-    """Spherical interpolation between the latents of two seeds, same prompt: how smooth is the GAN's latent space?"""
-    if steps < 2:
-        raise ValueError(f"steps must be >= 2, got {steps}")
+    """Spherical interpolation between the latents of two seeds, same prompt: how smooth is the GAN's latent space?
+    steps: frames, 2 to 256, both ends included. seed_a == seed_b gives `steps` copies of that seed's image."""
+    check_gan(gan)
+    prompt = V.check_prompt(prompt)
+    seed_a, seed_b = V.check_seed(seed_a, "seed_a"), V.check_seed(seed_b, "seed_b")
+    steps = V.check_int(steps, "steps", 2, MAX_FRAMES)
     za, zb = gan.latents([seed_a, seed_b])
-    omega = torch.arccos((za / za.norm() * zb / zb.norm()).sum().clamp(-1, 1))
-    ts = torch.linspace(0, 1, steps)
-    zs = torch.stack([(torch.sin((1 - t) * omega) * za + torch.sin(t * omega) * zb) / torch.sin(omega) for t in ts])
-    return to_images(gan.images_from_latents(zs, [prompt] * steps))
+    return to_images(gan.images_from_latents(slerp_path(za, zb, steps), [prompt] * steps))
 
 
 def seconds_per_image(fn, n: int) -> float:
-    """Wall-clock seconds per image of `fn()` that makes n images."""
+    """Wall-clock seconds per image of `fn()` that makes n images (n >= 1)."""
+    if not callable(fn):
+        raise ValueError(f"fn must be a callable that makes n images, got {type(fn).__name__}")
+    n = V.check_positive_int(n, "n")
     t0 = time.perf_counter()
     fn()
     return (time.perf_counter() - t0) / n
@@ -327,7 +380,12 @@ def attribute_distribution(images: Sequence, color: str | None = None, shape: st
 def coverage_entropy(counts: Counter, reference: Sequence[tuple[str, str, str]] | None = None) -> dict[str, float]:
     """Coverage (share of the world's combos seen at least once), entropy in bits of the judged combos (misses
     excluded), the entropy's ceiling log2(#combos), and the share of images where the asked object was found."""
+    if not isinstance(counts, Counter):
+        raise ValueError(f"counts must be a collections.Counter of combos (attribute_distribution), got "
+                         f"{type(counts).__name__}")
     ref = list(reference) if reference is not None else all_combos()
+    if not ref:
+        raise ValueError("reference must hold at least one (position, size, background) combo, got none")
     found = {k: v for k, v in counts.items() if k is not None}
     n_found, n = sum(found.values()), sum(counts.values())
     p = np.array(list(found.values()), dtype=float) / max(1, n_found)
@@ -341,8 +399,12 @@ def real_distribution(color: str, shape: str, n: int, start_seed: int = 20_000_0
     them (uniformly), from seeds far from training and evaluation."""
     import random
 
-    from .shapes import ANCHORS, BACKGROUNDS, POSITIONS, SIZES, Scene, ShapeObject, render
+    from .shapes import ANCHORS, BACKGROUNDS, COLORS, POSITIONS, SHAPES, SIZES, Scene, ShapeObject, render
 
+    V.check_choice(color, list(COLORS), "color")
+    V.check_choice(shape, list(SHAPES), "shape")
+    n = V.check_int(n, "n", 0, 1_000_000)
+    start_seed = V.check_seed(start_seed, "start_seed")
     out = []
     for i in range(n):
         rng = random.Random(start_seed + i)
@@ -387,8 +449,7 @@ def clip_image_embeddings(images: Sequence, clip_dir: str | os.PathLike | None =
     if key not in _CLIP_CACHE:
         _CLIP_CACHE[key] = CLIPModel.from_pretrained(key, torch_dtype=torch.float32).eval()
     clip = _CLIP_CACHE[key]
-    arr = np.stack([np.asarray(im.convert("RGB") if isinstance(im, Image.Image) else im) for im in images])
-    x = torch.from_numpy(arr).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+    x = to_pixels(images)
     out = []
     for i in range(0, len(x), 256):
         e = clip.get_image_features(pixel_values=x[i:i + 256])

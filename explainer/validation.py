@@ -130,6 +130,10 @@ def estimate_run_bytes(pipe: object, height: int, width: int, batch: int = 1) ->
     return int(max(den_bytes, vae_bytes))
 
 
+def _bytes_text(n: float) -> str:
+    return f"{n / 2**30:.1f} GiB" if n >= 0.1 * 2**30 else f"{n / 2**20:.1f} MiB"
+
+
 def check_image_size(pipe: object, height: object, width: object, multiple: int, batch: int = 1,
                      device: object = None) -> tuple[int | None, int | None]:
     """Check height / width (None = the model's default) before any work: a positive multiple of `multiple`; one
@@ -144,9 +148,9 @@ def check_image_size(pipe: object, height: object, width: object, multiple: int,
     device = device if device is not None else getattr(pipe, "device", "cpu")
     need, free = estimate_run_bytes(pipe, height, width, batch), available_memory(device)
     if free is not None and need > MEMORY_SHARE * free:
-        raise ValueError(f"height x width = {height} x {width} needs at least {need / 2**30:.1f} GiB for one run, "
-                         f"more than the limit of {MEMORY_SHARE:.0%} of the memory free on {device} "
-                         f"({MEMORY_SHARE * free / 2**30:.1f} GiB of {free / 2**30:.1f} GiB free): choose a smaller "
+        raise ValueError(f"height x width = {height} x {width} needs at least {_bytes_text(need)} for one run, "
+                         f"more than the limit of {MEMORY_SHARE:.0%} of the memory free on {device}: "
+                         f"{_bytes_text(MEMORY_SHARE * free)} ({_bytes_text(free)} free). Choose a smaller "
                          f"height/width (this model's own size is {dh} x {dw})")
     ratio = height * width / (dh * dw)
     if ratio >= SLOW_AREA_FACTOR:
@@ -294,32 +298,209 @@ def check_choice(value: object, allowed: Sequence, name: str) -> object:
     return value
 
 
-def check_token(token: object, tokens: Sequence[str], name: str = "token") -> list[int]:
-    """Positions of `token` (a word or token string, case-insensitive, or an int position) among `tokens`.
+def _bounds_text(low: float | None, high: float | None, low_open: bool, high_open: bool) -> str:
+    parts = []
+    if low is not None:
+        parts.append(f"{'>' if low_open else '>='} {low:g}")
+    if high is not None:
+        parts.append(f"{'<' if high_open else '<='} {high:g}")
+    return " and ".join(parts)
 
-    A word split into several sub-word pieces ("cir", "cle</w>") matches the run of pieces that spells it.
-    Padding is never matched by text; ask for it by position.
-    """
-    texts = [str(t) for t in tokens]
-    real = [i for i, t in enumerate(tokens) if not getattr(t, "padding", False)]
-    if isinstance(token, numbers.Integral) and not isinstance(token, bool):
-        if not -len(texts) <= int(token) < len(texts):
-            raise ValueError(f"{name} position must be from 0 to {len(texts) - 1}, got {token}")
-        return [int(token) % len(texts)]
-    if not isinstance(token, str) or not token.strip():
-        raise ValueError(f"{name} must be a prompt word (str) or a token position (int), got {token!r}")
-    want = token.strip().lower()
-    hits = [i for i in real if texts[i].lower() == want]
-    if not hits:  # a word spelled by consecutive sub-word pieces
-        for start in real:
-            acc, j = "", start
-            while j in real and len(acc) < len(want) and not getattr(tokens[j], "special", False):
-                acc += texts[j].lower()
-                j += 1
-                if acc == want:
-                    hits.extend(range(start, j))
-                    break
-    if not hits:
-        shown = [texts[i] for i in real]
-        raise ValueError(f"{name} {token!r} is not in the prompt; its tokens are {shown}")
-    return sorted(set(hits))
+
+def check_number(value: object, name: str, low: float | None = None, high: float | None = None, *,
+                 low_open: bool = False, high_open: bool = False) -> float:
+    """A finite real number (numpy scalars too; not bool, not a string) within the bounds: low <= value <= high
+    (`low_open` / `high_open` make that end strict; None = unbounded). Returns it as a float."""
+    bounds = _bounds_text(low, high, low_open, high_open)
+    want = f"{name} must be a finite number" + (f" {bounds}" if bounds else "")
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{want}, got {type(value).__name__} {value!r:.60}")
+    v = float(value)
+    if (not math.isfinite(v) or (low is not None and (v <= low if low_open else v < low))
+            or (high is not None and (v >= high if high_open else v > high))):
+        raise ValueError(f"{want}, got {v:g}")
+    return v
+
+
+def check_int(value: object, name: str, low: int | None = None, high: int | None = None) -> int:
+    """An integer (numpy integers too; not bool, not a float such as 1.0) with low <= value <= high (None =
+    unbounded)."""
+    bounds = _bounds_text(low, high, False, False)
+    want = f"{name} must be an integer" + (f" {bounds}" if bounds else "")
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{want}, got {type(value).__name__} {value!r:.60}")
+    v = int(value)
+    if (low is not None and v < low) or (high is not None and v > high):
+        raise ValueError(f"{want}, got {v}")
+    return v
+
+
+def _is_list_like(value: object) -> bool:
+    """A list, tuple, range or 1-D numpy array (not a string, a dict, a set or a generator)."""
+    if isinstance(value, (list, tuple, range)):
+        return True
+    return type(value).__name__ == "ndarray" and getattr(value, "ndim", None) == 1
+
+
+def check_seeds(seeds: object, name: str = "seeds", single: bool = True, allow_empty: bool = False) -> list[int]:
+    """A non-empty list of seeds (integers from 0 to 2**64-1; numpy integers too, not bool, not float, not str); a
+    single integer is one seed when `single`. A string is refused, never read character by character."""
+    if single and isinstance(seeds, numbers.Integral) and not isinstance(seeds, bool):
+        return [check_seed(seeds, name)]
+    if not _is_list_like(seeds):
+        what = "an integer or a list of integers" if single else "a list of integers"
+        raise ValueError(f"{name} must be {what} from 0 to 2**64-1, got {type(seeds).__name__} {seeds!r:.60}")
+    out = [check_seed(s, f"{name}[{i}]") for i, s in enumerate(seeds)]
+    if not out and not allow_empty:
+        raise ValueError(f"{name} must hold at least one seed, got an empty {type(seeds).__name__}")
+    return out
+
+
+def check_prompts(prompts: object, name: str = "prompts", single: bool = True, allow_empty: bool = False
+                  ) -> list[str]:
+    """A non-empty list of prompt strings, each checked by `check_prompt` (and non-blank unless `allow_empty`).
+    A single string is ONE prompt (wrapped in a list) when `single`, never split into characters; else refused."""
+    if isinstance(prompts, str):
+        if not single:
+            raise ValueError(f"{name} must be a list of prompt strings, got a single string {prompts!r:.60} "
+                             f"(write [{prompts!r:.40}] for one prompt)")
+        return [check_prompt(prompts, name, allow_empty=allow_empty)]
+    if not isinstance(prompts, (list, tuple)):
+        raise ValueError(f"{name} must be a prompt string or a list of prompt strings, got {type(prompts).__name__} "
+                         f"{prompts!r:.60}")
+    if not prompts:
+        raise ValueError(f"{name} must hold at least one prompt, got an empty {type(prompts).__name__}")
+    return [check_prompt(p, f"{name}[{i}]", allow_empty=allow_empty) for i, p in enumerate(prompts)]
+
+
+def check_numbers(values: object, name: str, low: float | None = None, high: float | None = None, *,
+                  low_open: bool = False, high_open: bool = False, single: bool = True) -> list[float]:
+    """A non-empty list of finite numbers within the bounds (see `check_number`); one number alone when `single`."""
+    if single and isinstance(values, numbers.Real) and not isinstance(values, bool):
+        return [check_number(values, name, low, high, low_open=low_open, high_open=high_open)]
+    if not _is_list_like(values):
+        bounds = _bounds_text(low, high, low_open, high_open)
+        raise ValueError(f"{name} must be a list of finite numbers {bounds}, got {type(values).__name__} "
+                         f"{values!r:.60}")
+    out = [check_number(v, f"{name}[{i}]", low, high, low_open=low_open, high_open=high_open)
+           for i, v in enumerate(values)]
+    if not out:
+        raise ValueError(f"{name} must hold at least one value, got an empty {type(values).__name__}")
+    return out
+
+
+def check_same_length(name_a: str, a: Sequence, name_b: str, b: Sequence) -> None:
+    if len(a) != len(b):
+        raise ValueError(f"{name_a} and {name_b} must have the same length (one {name_b} per {name_a}), got "
+                         f"{len(a)} and {len(b)}")
+
+
+def check_finite(tensor: object, name: str) -> None:
+    """Refuse a tensor / array holding NaN or infinity (it would decode to a black image, not an error)."""
+    import torch
+
+    t = tensor if isinstance(tensor, torch.Tensor) else torch.as_tensor(tensor)
+    if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+        bad = int((~torch.isfinite(t)).sum())
+        raise ValueError(f"{name} must be finite: it holds {bad:,} NaN or infinite value(s)")
+
+
+# --------------------------------------------------------------------------------------------- samplers
+def check_sampler_name(name: object, valid: Sequence[str], pipeline: str, param: str = "scheduler") -> str | None:
+    """None keeps the pipeline's own sampler; otherwise one of `valid`, the short names that fit this pipeline's
+    family (adapter.samplers()): the one sampler check of `trace`, `generate`, `grid`, the interpolations and every
+    generation through `explainer.generation`."""
+    if name is None:
+        return None
+    if not isinstance(name, str) or name.lower() not in valid:
+        from .schedulers import FLOW_SCHEDULERS, SCHEDULERS
+
+        why = ""
+        if isinstance(name, str) and name.lower() in SCHEDULERS and set(valid) <= set(FLOW_SCHEDULERS):
+            why = (f" ({name!r} is a U-Net (noise-prediction) sampler; {pipeline} is a flow-matching model, which "
+                   "only flow-matching samplers draw correctly)")
+        elif isinstance(name, str) and name.lower() in FLOW_SCHEDULERS:
+            why = f" ({name!r} is a flow-matching sampler, for SD3 / Flux / DiT pipelines)"
+        raise ValueError(f"{param} must be None (keep the pipeline's own) or one of {list(valid)} for {pipeline}, "
+                         f"got {name!r}{why}")
+    return name.lower()
+
+
+# --------------------------------------------------------------------------------------------- devices and folders
+def check_device(device: object, name: str = "device") -> str:
+    """"cpu", "cuda", "cuda:N" or "mps" (or a torch.device), refused when this machine does not have it."""
+    import torch
+
+    text = str(device) if isinstance(device, (str, torch.device)) else None
+    kind = text.split(":")[0] if text else None
+    if kind not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"{name} must be 'cpu', 'cuda', 'cuda:N' or 'mps', got {device!r}")
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"{name}={text!r} needs a CUDA GPU, and torch sees none on this machine "
+                             f"(torch {torch.__version__}); use device='cpu'")
+        index = text.split(":")[1] if ":" in text else "0"
+        if not index.isdigit() or int(index) >= torch.cuda.device_count():
+            raise ValueError(f"{name}={text!r}: this machine has CUDA devices 0 to {torch.cuda.device_count() - 1}")
+    if kind == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ValueError(f"{name}='mps' needs Apple's Metal backend, which torch does not see here; use 'cpu'")
+    return text
+
+
+def check_folder(path: object, name: str, needs: Sequence[str] = ()) -> object:
+    """A local folder (str or os.PathLike) holding each of `needs` (relative paths). Never a hub id: nothing is
+    downloaded. Returns it as a pathlib.Path."""
+    import os
+    from pathlib import Path
+
+    if not isinstance(path, (str, os.PathLike)) or not str(path).strip():
+        raise ValueError(f"{name} must be a local folder (str or path), got {type(path).__name__} {path!r:.60}")
+    folder = Path(path).expanduser()
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{name} must be a local folder, and {str(folder)!r} is not one (nothing is "
+                                "downloaded: give the path of a folder on this machine)")
+    missing = [n for n in needs if not (folder / n).exists()]
+    if missing:
+        raise FileNotFoundError(f"{name} {str(folder)!r} lacks {', '.join(missing)}: it must hold "
+                                f"{', '.join(needs)}")
+    return folder
+
+
+# --------------------------------------------------------------------------------------------- control maps
+CONTROL_RANGE = (0.0, 10.0)  # controlnet_conditioning_scale
+
+
+def check_control_image(image: object, name: str, size: tuple[int, int] | None = None) -> object:
+    """A control map: a PIL image, or an (h, w, 3) numpy array (uint8 0..255, or floats in [0, 1], all finite).
+    With `size` = (height, width) of the image to draw, the map must have that size: the pipeline would otherwise
+    draw at the map's size (or stretch it) without saying so. Returns an RGB PIL image."""
+    import numpy as np
+    from PIL import Image
+
+    if isinstance(image, Image.Image):
+        out = image.convert("RGB")
+    elif isinstance(image, np.ndarray):
+        if image.ndim != 3 or image.shape[-1] != 3 or min(image.shape[:2]) < 1:
+            raise ValueError(f"{name} must be a PIL image or an (h, w, 3) array, got an array of shape {image.shape}")
+        if image.dtype == np.uint8:
+            out = Image.fromarray(image)
+        elif image.dtype.kind in "fiub":
+            a = image.astype(np.float64)
+            if not np.isfinite(a).all():
+                raise ValueError(f"{name} must be finite: it holds {int((~np.isfinite(a)).sum()):,} NaN or infinite "
+                                 "value(s) (a float map holds values in [0, 1])")
+            if a.min() < 0 or a.max() > 1:
+                raise ValueError(f"{name}: a float array must hold values in [0, 1] (or pass uint8 0..255), "
+                                 f"got range [{a.min():.3g}, {a.max():.3g}]")
+            out = Image.fromarray((a * 255).round().astype(np.uint8))
+        else:
+            raise ValueError(f"{name} must hold numbers (uint8 0..255 or floats in [0, 1]), got dtype {image.dtype}")
+    else:
+        raise ValueError(f"{name} must be a PIL image or an (h, w, 3) numpy array, got {type(image).__name__}")
+    if size is not None and (out.height, out.width) != tuple(size):
+        h, w = size
+        raise ValueError(f"{name} is {out.height} x {out.width} (height x width), but the image is drawn at "
+                         f"{h} x {w}: the map must have the image's size. Resize it yourself "
+                         f"(map.resize(({w}, {h}))) or pass height={out.height}, width={out.width} to draw at the "
+                         "map's size")
+    return out

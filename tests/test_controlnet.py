@@ -128,6 +128,98 @@ def test_trace_control_arguments_are_checked(random_cn_pipe, shipped_pipe):
         ex.trace(shipped_pipe, "a red circle", steps=2, control_image=edges)
 
 
+def _state(pipe):
+    return pipe.scheduler, dict(pipe.scheduler.config), pipe.controlnet, pipe.unet.training
+
+
+@pytest.mark.parametrize("make, words", [
+    (lambda e: e.resize((7, 5)), r"control_image is 5 x 7 \(height x width\), but the image is drawn at 32 x 32"),
+    (lambda e: e.resize((100, 100)), r"control_image is 100 x 100 .* drawn at 32 x 32"),
+    (lambda e: np.asarray(e)[:16], r"control_image is 16 x 32 .* drawn at 32 x 32"),
+    (lambda e: np.full((32, 32, 3), np.nan), "control_image must be finite: it holds 3,072 NaN"),
+    (lambda e: np.where(np.asarray(e) > 0, np.inf, 0.0), "control_image must be finite"),
+    (lambda e: np.asarray(e).astype(complex), "control_image must hold numbers"),
+    (lambda e: "edges.png", "control_image must be a PIL image or an"),
+])
+def test_a_control_map_must_have_the_image_size_and_be_finite(random_cn_pipe, make, words):
+    edges = shapes.render_edges(shapes.sample_scene(1))
+    before = _state(random_cn_pipe)
+    with X_calls_counted(random_cn_pipe) as count, pytest.raises(ValueError, match=words):
+        ex.trace(random_cn_pipe, "a red circle", steps=2, control_image=make(edges))
+    assert count.calls == 0 and _state(random_cn_pipe) == before
+
+
+def X_calls_counted(pipe):
+    from explainer.generation import count_denoiser_calls
+
+    return count_denoiser_calls(pipe)
+
+
+def test_a_map_drawn_at_the_image_size_is_traced_at_that_size_and_the_settings_say_so(random_cn_pipe):
+    edges = shapes.render_edges(shapes.sample_scene(1))
+    tr = ex.trace(random_cn_pipe, "a red circle", steps=1, cfg=1.0, attention=False, control_image=edges)
+    assert tr.image.size == edges.size == (tr.settings["width"], tr.settings["height"])
+    # asking for another size names the mismatch instead of stretching the map
+    with pytest.raises(ValueError, match=r"control_image is 32 x 32 .* drawn at 64 x 64.*resize"):
+        ex.trace(random_cn_pipe, "a red circle", steps=1, height=64, width=64, control_image=edges)
+
+
+@pytest.mark.parametrize("scale", [float("nan"), float("inf"), -0.5, 10.5, "1", True, None])
+def test_the_conditioning_scale_is_a_finite_number_from_0_to_10_everywhere(random_cn_pipe, scale):
+    scenes = [shapes.sample_scene(1)]
+    before = _state(random_cn_pipe)
+    with pytest.raises(ValueError, match="controlnet_conditioning_scale must be a finite number >= 0 and <= 10"):
+        ex.trace(random_cn_pipe, "a red circle", steps=2, control_image=shapes.render_edges(scenes[0]),
+                 controlnet_conditioning_scale=scale)
+    with X_calls_counted(random_cn_pipe) as count, \
+            pytest.raises(ValueError, match="controlnet_conditioning_scale must be a finite number >= 0 and <= 10"):
+        X.generate(random_cn_pipe, scenes, "edges", scale=scale, steps=2)
+    assert count.calls == 0 and _state(random_cn_pipe) == before
+
+
+@pytest.mark.parametrize("kw, words", [
+    ({"scenes": shapes.sample_scene(1)}, r"scenes must be a list of scenes, got one Scene"),
+    ({"scenes": []}, "scenes must be a non-empty list"),
+    ({"scenes": ["a red circle"]}, r"scenes\[0\] must be an explainer.shapes.Scene"),
+    ({"condition": "depth"}, "condition must be one of"),
+    ({"seeds": "0"}, "seeds must be a list of integers"),
+    ({"seeds": [0, 1]}, "scenes and seeds must have the same length"),
+    ({"seeds": [-1]}, r"seeds\[0\] must be from 0"),
+    ({"prompts": "a red circle"}, "prompts must be a list of prompt strings"),
+    ({"steps": 0}, "steps must be from 1"),
+    ({"cfg": float("nan")}, "cfg must be a number from 0 to 100"),
+    ({"guess_mode": "yes"}, "guess_mode must be True or False"),
+    ({"batch": 0}, "batch must be from 1"),
+])
+def test_controlnet_generate_checks_every_argument_before_any_image(random_cn_pipe, kw, words):
+    args = {"scenes": [shapes.sample_scene(1)], "condition": "edges", "steps": 2, **kw}
+    before = _state(random_cn_pipe)
+    with X_calls_counted(random_cn_pipe) as count, pytest.raises(ValueError, match=words):
+        X.generate(random_cn_pipe, **args)
+    assert count.calls == 0 and _state(random_cn_pipe) == before
+
+
+def test_controlnet_helpers_refuse_a_pipeline_without_a_controlnet(shipped_pipe):
+    scenes = [shapes.sample_scene(1)]
+    for call in (lambda: X.generate(shipped_pipe, scenes, "edges", steps=2),
+                 lambda: X.generate_without(shipped_pipe, scenes, steps=2),
+                 lambda: X.scale_sweep(shipped_pipe, "edges", scenes, steps=2),
+                 lambda: X.conflict(shipped_pipe, n=1, steps=2),
+                 lambda: X.structure_early(shipped_pipe, "edges", scenes, steps=2),
+                 lambda: X.lesson_findings(shipped_pipe, n=2, steps=2)):
+        with pytest.raises(ValueError, match="pipe must be a ControlNet pipeline .* the map would be ignored"):
+            call()
+
+
+def test_controlnet_generate_equals_the_plain_pipeline_call(random_cn_pipe):
+    scene = shapes.sample_scene(2)
+    (im,) = X.generate(random_cn_pipe, [scene], "edges", scale=0.5, seeds=[3], steps=2)
+    ref = random_cn_pipe(X.layout_prompt(scene), image=shapes.render_edges(scene), num_inference_steps=2,
+                         guidance_scale=5.0, controlnet_conditioning_scale=0.5,
+                         generator=[torch.Generator().manual_seed(3)]).images[0]
+    assert np.array_equal(np.asarray(im), np.asarray(ref))
+
+
 # ------------------------------------------------------------------------------------------------ mechanism
 def test_controlnet_copies_the_encoder_half_and_starts_as_a_no_op(random_cn_pipe, shipped_pipe):
     a = X.anatomy(random_cn_pipe)

@@ -195,3 +195,118 @@ def test_lesson_15_measures_what_it_prints(lesson_study):
     assert status["Diffusion is more diverse than the GAN (combo entropy)"] == vd.AGREES
     text = lesson.answer(table, lesson_study)
     assert "faster per image" in text
+
+
+# ---------------------------------------------------------------------------------------------------- bad input
+@pytest.mark.parametrize("seeds, words", [
+    ("12", "seeds must be an integer or a list of integers from 0 to 2\\*\\*64-1, got str '12'"),
+    (-1, "seeds must be from 0 to 2\\*\\*64-1, got -1"),
+    (True, "seeds must be an integer or a list"),
+    (None, "seeds must be an integer or a list"),
+    (1.5, "seeds must be an integer or a list"),
+    ([0, "1"], r"seeds\[1\] must be an integer"),
+    ([0, -3], r"seeds\[1\] must be from 0"),
+    ([], "seeds must hold at least one seed"),
+    (2**64, "seeds must be from 0 to 2\\*\\*64-1"),
+])
+def test_generate_refuses_bad_seeds_by_name(gan, seeds, words):
+    with pytest.raises(ValueError, match=words):
+        generate(gan, "a red circle", seeds)
+
+
+@pytest.mark.parametrize("prompts, words", [
+    (None, "prompts must be a prompt string or a list"),
+    (5, "prompts must be a prompt string or a list"),
+    ([], "prompts must hold at least one prompt"),
+    (["a red circle", None], r"prompts\[1\] must be a string"),
+])
+def test_generate_refuses_bad_prompts_by_name(gan, prompts, words):
+    with pytest.raises(ValueError, match=words):
+        generate(gan, prompts, 0)
+
+
+def test_one_prompt_string_is_one_prompt_and_numpy_seeds_are_seeds(gan):
+    assert len(generate(gan, "a red circle", np.array([0, 1]))) == 2
+
+
+def test_interpolating_a_seed_with_itself_is_a_constant_path_not_black(gan):
+    frames = interpolate_latents(gan, "a green star", 5, 5, steps=4)
+    (alone,) = generate(gan, "a green star", [5])
+    arrays = [np.asarray(f, float) for f in frames]
+    assert all(np.array_equal(arrays[0], a) for a in arrays)  # the same image at every step
+    assert np.abs(arrays[0] - np.asarray(alone, float)).max() <= 1  # and it is that seed's image
+    assert arrays[0].std() > 5  # a picture, not a black frame
+
+
+@pytest.mark.parametrize("kw, words", [
+    ({"steps": 1}, "steps must be an integer >= 2 and <= 256"),
+    ({"steps": 2.5}, "steps must be an integer"),
+    ({"steps": True}, "steps must be an integer"),
+    ({"steps": 10**6}, "steps must be an integer >= 2 and <= 256"),
+    ({"seed_a": -1}, "seed_a must be from 0"),
+    ({"seed_b": "3"}, "seed_b must be an integer"),
+    ({"prompt": None}, "prompt must be a string"),
+])
+def test_interpolation_checks_its_arguments(gan, kw, words):
+    args = {"prompt": "a red circle", "seed_a": 0, "seed_b": 1, **kw}
+    with pytest.raises(ValueError, match=words):
+        interpolate_latents(gan, **args)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_latents_are_an_error_not_a_black_image(gan, bad):
+    z = gan.latents([0])
+    z[0, 3] = bad
+    with pytest.raises(ValueError, match="z must be finite"):
+        gan.images_from_latents(z, ["a red circle"])
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_load_gan_on_cuda_without_a_gpu_says_so():
+    with pytest.raises(ValueError, match=r"device='cuda' needs a CUDA GPU"):
+        load_gan(device="cuda")
+
+
+def test_a_bad_text_encoder_folder_is_named_without_touching_the_network(tmp_path, monkeypatch):
+    import socket
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("a network connection was attempted")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    with pytest.raises(FileNotFoundError, match="text_encoder must be a local folder"):
+        load_gan(text_encoder="openai/clip-vit-base-patch32")  # a hub id: never downloaded
+    with pytest.raises(FileNotFoundError, match=r"text_encoder .* lacks tokenizer, text_encoder, vae"):
+        load_gan(text_encoder=tmp_path)
+    with pytest.raises(ValueError, match="device must be"):
+        load_gan(device="gpu")
+    (tmp_path / "config.json").write_text("{not json")
+    (tmp_path / "generator.safetensors").write_bytes(b"")
+    with pytest.raises(ValueError, match="config.json is not a GAN config"):
+        load_gan(tmp_path)
+
+
+def test_the_measures_refuse_empty_input_instead_of_dividing_by_zero(gan):
+    from explainer.experiments import gan as G
+    from explainer.gan import seconds_per_image
+
+    cases = [
+        (lambda: seconds_per_image(lambda: None, 0), "n must be from 1"),
+        (lambda: coverage_entropy(Counter(), reference=[]), "reference must hold at least one"),
+        (lambda: G.gan_sample(gan, "a red circle", []), "seeds must hold at least one seed"),
+        (lambda: G.diffusion_sample(None, "a red circle", []), "seeds must hold at least one seed"),
+        (lambda: G.data_sample("a red circle", 0), "n must be from 1"),
+        (lambda: G.entropy_interval([]), "combos must hold at least one"),
+        (lambda: G.entropy_difference([None], []), "b must hold at least one"),
+        (lambda: G.prdc_points(np.zeros((3, 4)), np.zeros((9, 4))), r"real must be an \(n, d\) array"),
+        (lambda: G.prdc_table(np.zeros((9, 4)), np.full((9, 4), np.nan)), "fake must be finite"),
+        (lambda: G.diversity_study(gan, None, n_seeds=8.5), "n_seeds .* must be an integer"),
+        (lambda: G.diversity_study(gan, None, prompts=["a red"]), r"prompts\[0\] must name one colour"),
+        (lambda: G.gan_sample(gan, "a red circle", "12"), "seeds must be a list of integers"),
+        (lambda: real_distribution("pink", "circle", 3), "color must be one of"),
+        (lambda: real_distribution("red", "circle", -1), "n must be an integer >= 0"),
+    ]
+    for call, words in cases:
+        with pytest.raises(ValueError, match=words):
+            call()

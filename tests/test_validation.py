@@ -364,3 +364,122 @@ def test_training_cli_refuses_cuda_without_a_gpu(capsys, tmp_path):
     with pytest.raises(SystemExit):
         main(["--stage", "vae", "--work", str(tmp_path / "w"), "--device", "cuda"])
     assert "sees no CUDA GPU" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------------------- issue 27: samplers
+@pytest.fixture(scope="module")
+def tiny_flow():
+    from explainer.testing import build_tiny_sd3
+
+    return build_tiny_sd3()
+
+
+def _flow_calls(pipe, sampler):
+    from explainer.experiments.guidance import generate_many
+
+    return {
+        "trace": lambda: trace(pipe, PROMPT, steps=2, scheduler=sampler),
+        "generate": lambda: sweeps.generate(pipe, PROMPT, steps=2, scheduler=sampler),
+        "grid fixed": lambda: sweeps.grid(pipe, PROMPT, steps=2, schedulers=sampler),
+        "grid axis": lambda: sweeps.grid(pipe, PROMPT, steps=2, schedulers=["flow_euler", sampler]),
+        "generate_many": lambda: generate_many(pipe, [PROMPT], [0], steps=2, scheduler=sampler),
+        "generate_images": lambda: generation.generate_images(pipe, [PROMPT], [0], steps=2, scheduler=sampler),
+    }
+
+
+@pytest.mark.parametrize("sampler", ["ddim", "euler", "dpm++2m", "heun", "lcm", "EULER"])
+@pytest.mark.parametrize("surface", ["trace", "generate", "grid fixed", "grid axis", "generate_many",
+                                     "generate_images"])
+def test_u_net_samplers_are_refused_on_a_flow_matching_model_everywhere_as_trace_refuses_them(tiny_flow, sampler,
+                                                                                            surface):
+    before, config = tiny_flow.scheduler, dict(tiny_flow.scheduler.config)
+    with count_calls(tiny_flow) as count, pytest.raises(ValueError) as err:
+        _flow_calls(tiny_flow, sampler)[surface]()
+    msg = str(err.value)
+    assert "must be None (keep the pipeline's own) or one of ['flow_euler', 'flow_heun']" in msg
+    assert "flow-matching model" in msg and sampler.lower() in msg.lower()
+    assert msg.split(" ")[0] in ("scheduler", "schedulers")
+    assert count.calls == 0  # refused before the denoiser ran once
+    assert tiny_flow.scheduler is before and dict(tiny_flow.scheduler.config) == config
+
+
+def test_one_sampler_check_gives_trace_and_generate_the_same_words(tiny_flow):
+    msgs = []
+    for surface in ("trace", "generate", "generate_many", "generate_images"):
+        with pytest.raises(ValueError) as err:
+            _flow_calls(tiny_flow, "ddim")[surface]()
+        msgs.append(str(err.value))
+    assert len(set(msgs)) == 1, msgs
+
+
+def test_a_flow_sampler_runs_on_the_flow_model_and_is_refused_on_a_u_net(tiny_flow, tiny_sd):
+    assert sweeps.generate(tiny_flow, PROMPT, steps=2, scheduler="flow_euler").size == (16, 16)
+    before = tiny_sd.scheduler
+    with pytest.raises(ValueError, match=r"schedulers must be .* got 'flow_euler' .*flow-matching sampler"):
+        sweeps.grid(tiny_sd, PROMPT, steps=2, schedulers=["ddim", "flow_euler"])
+    _unchanged(tiny_sd, before)
+
+
+def count_calls(pipe):
+    return generation.count_denoiser_calls(pipe)
+
+
+# --------------------------------------------------------------------------------------------- issue 27: memory
+def test_the_memory_refusal_says_the_limit_it_applies(tiny_sd, monkeypatch):
+    import re
+
+    free = 3 * 2**20
+    monkeypatch.setattr(validation, "available_memory", lambda device="cpu": free)
+    before = tiny_sd.scheduler
+    with pytest.raises(ValueError) as err:
+        trace(tiny_sd, PROMPT, steps=2, height=96, width=96)
+    msg = str(err.value)
+    assert "limit of 80% of the memory free on cpu" in msg
+    need, limit, shown_free = (float(x) for x in re.findall(r"([\d.]+) MiB", msg))
+    assert shown_free == pytest.approx(free / 2**20, abs=0.05) and limit == pytest.approx(0.8 * shown_free, abs=0.05)
+    assert need > limit  # the refusal is the rule it states
+    _unchanged(tiny_sd, before)
+    # just under the limit the same run is allowed
+    monkeypatch.setattr(validation, "available_memory", lambda device="cpu": 10 * need * 2**20)
+    assert trace(tiny_sd, PROMPT, steps=1, height=96, width=96, attention=False).image.size == (96, 96)
+
+
+# --------------------------------------------------------------------------------------------- issue 27: the checks
+@pytest.mark.parametrize("call, words", [
+    (lambda: validation.check_seeds("12"), "seeds must be an integer or a list of integers"),
+    (lambda: validation.check_seeds([0, -1]), r"seeds\[1\] must be from 0 to 2\*\*64-1"),
+    (lambda: validation.check_seeds([True]), r"seeds\[0\] must be an integer"),
+    (lambda: validation.check_seeds([1.5]), r"seeds\[0\] must be an integer"),
+    (lambda: validation.check_seeds(None), "seeds must be an integer or a list"),
+    (lambda: validation.check_seeds([]), "seeds must hold at least one seed"),
+    (lambda: validation.check_seeds({0, 1}), "seeds must be an integer or a list"),
+    (lambda: validation.check_prompts(["a", 3]), r"prompts\[1\] must be a string"),
+    (lambda: validation.check_prompts(["ok", "  "]), r"prompts\[1\] must be a non-empty string"),
+    (lambda: validation.check_prompts("one", single=False), r"prompts must be a list .*write \['one'\]"),
+    (lambda: validation.check_prompts(None), "prompts must be a prompt string or a list"),
+    (lambda: validation.check_number(float("nan"), "scale", 0, 10), "scale must be a finite number >= 0 and <= 10"),
+    (lambda: validation.check_number("1", "scale", 0, 10), "scale must be a finite number"),
+    (lambda: validation.check_number(0, "scales", 0, 100, low_open=True), "scales must be a finite number > 0"),
+    (lambda: validation.check_int(2.0, "steps", 1, 10), "steps must be an integer >= 1 and <= 10, got float"),
+    (lambda: validation.check_device("tpu"), "device must be 'cpu', 'cuda', 'cuda:N' or 'mps'"),
+    (lambda: validation.check_device(0), "device must be"),
+    (lambda: validation.check_folder("no/such/folder-xyz", "text_encoder"), "text_encoder must be a local folder"),
+    (lambda: validation.check_folder(None, "path"), "path must be a local folder"),
+])
+def test_the_shared_checks_name_the_parameter_and_the_range(call, words):
+    with pytest.raises((ValueError, FileNotFoundError), match=words):
+        call()
+
+
+def test_the_shared_checks_accept_what_they_promise():
+    assert validation.check_seeds(np.array([3, 4])) == [3, 4] and validation.check_seeds(np.int64(7)) == [7]
+    assert validation.check_seeds(range(2)) == [0, 1]
+    assert validation.check_prompts("a red circle") == ["a red circle"]  # one string is one prompt, not letters
+    assert validation.check_numbers(np.float32(2.5), "x") == [2.5]
+    assert validation.check_device("cpu") == "cpu" and validation.check_device(torch.device("cpu")) == "cpu"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_cuda_without_a_gpu_is_refused_by_name():
+    with pytest.raises(ValueError, match=r"device='cuda' needs a CUDA GPU"):
+        validation.check_device("cuda")

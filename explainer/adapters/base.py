@@ -11,6 +11,8 @@ from typing import Any
 
 import torch
 
+from ..words import tokenize
+
 
 def arg(args: tuple, kwargs: dict, pos: int | None, name: str):
     """A call argument by position or name (positions None: keyword only)."""
@@ -84,15 +86,11 @@ class Adapter:
 
         return scheduler_names()
 
-    def check_sampler(self, name: str | None) -> str | None:
+    def check_sampler(self, name: str | None, param: str = "scheduler") -> str | None:
         """None keeps the pipeline's own; otherwise a name from `samplers()`, else a ValueError listing them."""
-        if name is None:
-            return None
-        valid = self.samplers()
-        if not isinstance(name, str) or name.lower() not in valid:
-            raise ValueError(f"scheduler must be None (keep the pipeline's own) or one of {valid} for "
-                             f"{type(self.pipe).__name__}, got {name!r}")
-        return name.lower()
+        from ..validation import check_sampler_name
+
+        return check_sampler_name(name, self.samplers(), type(self.pipe).__name__, param)
 
     @property
     def vae_factor(self) -> int:
@@ -127,7 +125,8 @@ class Adapter:
             raise ValueError(f"true_cfg applies to Flux pipelines only (they take cfg as a guidance embedding); "
                              f"for {type(self.pipe).__name__} use cfg, got true_cfg={true_cfg!r}")
 
-    def check_control(self, control: dict[str, Any], n: int) -> dict[str, Any]:
+    def check_control(self, control: dict[str, Any], n: int, height: int | None = None,
+                      width: int | None = None) -> dict[str, Any]:
         """Control-map arguments of `trace` (control_image, ...) -> extra pipeline-call kwargs; only ControlNet
         pipelines take them (explainer/adapters/controlnet.py)."""
         if control:
@@ -176,8 +175,8 @@ class Adapter:
         return (raw[:, :n], raw[:, n:]) if cfg else (None, raw)
 
     # --- attention -------------------------------------------------------------------------------------
-    def probes(self, recorder: Any) -> list[tuple[Any, Any]]:
-        """(attention module, probe processor) pairs to install."""
+    def probes(self, recorder: Any) -> list[Any]:
+        """The `explainer.probes.AttentionProbe`s to install, writing to `recorder` (their sink)."""
         return []
 
     def query_grid(self, latent_hw: tuple[int, int]) -> tuple[int, int] | None:
@@ -206,10 +205,12 @@ class Adapter:
     # --- text ----------------------------------------------------------------------------------------------
     def tokens(self, prompt: str) -> tuple[list, list[str], dict[str, list[int]]]:
         """The denoiser's text positions for `prompt`: (tokens, dropped words, {encoder: [start, stop)})."""
-        from ..trace import tokenize
-
         toks, dropped = tokenize(self.tokenizer, prompt)
         return toks, dropped, {self.text_encoder_names[0]: [0, len(toks)]}
+
+    def token_limit(self) -> int:
+        """The token limit whose truncation `tokens()` reports as dropped words (what a warning should name)."""
+        return int(self.tokenizer.model_max_length)
 
     # what this family's `encode_prompt` needs besides the prompt to skip the guidance branch
     encode_kwargs: dict[str, Any] = {"do_classifier_free_guidance": False}
@@ -324,7 +325,5 @@ class DiTAdapter(Adapter):
         return len(self.attention_groups()) * h * w * n_tokens * 2 * n
 
     def _t5_tokens(self, tokenizer: Any, prompt: str, max_len: int, offset: int) -> tuple[list, list[str]]:
-        from ..trace import tokenize
-
         toks, dropped = tokenize(_MaxLength(tokenizer, max_len), prompt)
         return offset_tokens(toks, offset), dropped

@@ -18,27 +18,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import torch
 
+from ..validation import CONTROL_RANGE, check_bool, check_control_image, check_number
 from .sd import SDAdapter
-
-
-def _as_control_image(image: Any, name: str):
-    from PIL import Image
-
-    if isinstance(image, Image.Image):
-        return image.convert("RGB")
-    if isinstance(image, np.ndarray):
-        if image.ndim != 3 or image.shape[-1] != 3:
-            raise ValueError(f"{name} must be a PIL image or an (h, w, 3) array, got an array of shape {image.shape}")
-        if image.dtype != np.uint8:
-            if image.min() < 0 or image.max() > 1:
-                raise ValueError(f"{name}: a float array must hold values in [0, 1] (or pass uint8 0..255), "
-                                 f"got range [{image.min():.3g}, {image.max():.3g}]")
-            image = (image * 255).round().astype(np.uint8)
-        return Image.fromarray(image)
-    raise ValueError(f"{name} must be a PIL image or an (h, w, 3) numpy array, got {type(image).__name__}")
 
 
 class ControlNetAdapter(SDAdapter):
@@ -49,8 +32,11 @@ class ControlNetAdapter(SDAdapter):
         self.control: dict[str, Any] = {}
 
     # --- the call ---------------------------------------------------------------------------------------
-    def check_control(self, control: dict[str, Any], n: int) -> dict[str, Any]:
-        """Check the control arguments before any work; the pipeline-call kwargs they become."""
+    def check_control(self, control: dict[str, Any], n: int, height: int | None = None,
+                      width: int | None = None) -> dict[str, Any]:
+        """Check the control arguments before any work; the pipeline-call kwargs they become. Each map must have the
+        size of the image drawn (height x width, the model's own size when None): diffusers would otherwise draw at
+        the map's size, or stretch the map to height x width, without a word."""
         image = control.get("control_image")
         if image is None:
             raise ValueError(f"control_image is required for {type(self.pipe).__name__}: pass the control map "
@@ -58,22 +44,19 @@ class ControlNetAdapter(SDAdapter):
         images = list(image) if isinstance(image, (list, tuple)) else [image]
         if len(images) not in (1, n):
             raise ValueError(f"control_image must be one image or one per prompt ({n}), got {len(images)}")
-        images = [_as_control_image(im, f"control_image[{i}]" if len(images) > 1 else "control_image")
+        dh, dw = self.default_size()
+        size = (height or dh, width or dw)
+        images = [check_control_image(im, f"control_image[{i}]" if len(images) > 1 else "control_image", size)
                   for i, im in enumerate(images)]
-        scale = control.get("controlnet_conditioning_scale", 1.0)
-        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0.0 <= float(scale) <= 10.0:
-            raise ValueError(f"controlnet_conditioning_scale must be a number from 0 to 10, got {scale!r}")
-        guess = control.get("guess_mode", False)
-        if not isinstance(guess, bool):
-            raise ValueError(f"guess_mode must be True or False, got {guess!r}")
-        start, end = control.get("control_guidance_start", 0.0), control.get("control_guidance_end", 1.0)
-        for v, nm in ((start, "control_guidance_start"), (end, "control_guidance_end")):
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= float(v) <= 1.0:
-                raise ValueError(f"{nm} must be a number from 0 to 1, got {v!r}")
+        scale = check_number(control.get("controlnet_conditioning_scale", 1.0), "controlnet_conditioning_scale",
+                             *CONTROL_RANGE)
+        guess = check_bool(control.get("guess_mode", False), "guess_mode")
+        start = check_number(control.get("control_guidance_start", 0.0), "control_guidance_start", 0.0, 1.0)
+        end = check_number(control.get("control_guidance_end", 1.0), "control_guidance_end", 0.0, 1.0)
         if start >= end:
             raise ValueError(f"control_guidance_start ({start}) must be below control_guidance_end ({end})")
-        self.control = {"controlnet_conditioning_scale": float(scale), "guess_mode": guess,
-                        "control_guidance_start": float(start), "control_guidance_end": float(end)}
+        self.control = {"controlnet_conditioning_scale": scale, "guess_mode": guess,
+                        "control_guidance_start": start, "control_guidance_end": end}
         return {"image": images[0] if len(images) == 1 and n == 1 else images * (n if len(images) == 1 else 1),
                 **self.control}
 

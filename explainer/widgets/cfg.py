@@ -24,8 +24,10 @@ class CfgExplorer(W.VBox):
     generated: these are the very images the sweep's table counted."""
 
     def __init__(self, sweep: Any, prompt: str | None = None, scale: float | None = None):
+        from ..experiments.guidance import check_sweep
         from ..validation import check_choice
 
+        check_sweep(sweep)  # a finished cfg_sweep, not an empty or hand-made one
         prompts = list(dict.fromkeys(sweep.prompts))
         prompt = check_choice(prompts[0] if prompt is None else prompt, prompts, "prompt")
         scale = check_choice(sweep.scales[0] if scale is None else scale, sweep.scales, "scale")
