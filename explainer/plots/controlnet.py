@@ -9,24 +9,18 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ._base import MAGNITUDE, _new_figure, _no_ticks, _title
+from .grids import plot_images
 
 
 def plot_control_maps(scene: Any, title: str | None = None) -> Figure:
     """A scene as rendered, its edge map and its segmentation map (with the class colours)."""
     from .. import shapes
 
-    panels = [("image", shapes.render(scene)), ("edges", shapes.render_edges(scene)),
-              ("segmentation", shapes.render_segmentation(scene))]
-    fig = _new_figure(7.5, 3.0)
-    axes = fig.subplots(1, 3)
-    for ax, (name, im) in zip(axes, panels, strict=True):
-        ax.imshow(np.asarray(im), interpolation="nearest")
-        ax.set_title(name, fontsize=10)
-        _no_ticks(ax)
-    legend = ", ".join(f"{k}: {v}" for k, v in shapes.SEGMENTATION_COLORS.items())
-    axes[2].set_xlabel(legend, fontsize=6)
-    _title(fig, title or f"One scene, two control maps\n\u201c{scene.caption}\u201d")
-    return fig
+    legend = ", ".join(f"{k} {v}" for k, v in shapes.SEGMENTATION_COLORS.items())
+    return plot_images([[shapes.render(scene), shapes.render_edges(scene), shapes.render_segmentation(scene)]],
+                       (title or f"One scene, two control maps\n\u201c{scene.caption}\u201d")
+                       + f"\nsegmentation colours: {legend}", col_titles=["image", "edges", "segmentation"],
+                       cell=2.4)
 
 
 def plot_training_curve(curve: dict, condition: str) -> Figure:
