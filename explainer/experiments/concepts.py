@@ -14,7 +14,7 @@ import torch
 
 from .. import attention_scores as S
 from .. import judge as J
-from ..generation import run_pipeline
+from ..generation import denoiser_name, run_pipeline
 from ..probes import concept_block
 from .attention_quality import METRICS, Scores, range_label, scenes_for
 
@@ -22,7 +22,10 @@ from .attention_quality import METRICS, Scores, range_label, scenes_for
 def concept_attention_available(pipe: Any) -> bool:
     """Whether `pipe` is a transformer pipeline that `ex.trace` can record (ConceptAttention needs the attention
     outputs of the joint blocks). False for U-Net pipelines."""
-    return getattr(pipe, "transformer", None) is not None and getattr(pipe, "unet", None) is None
+    try:
+        return denoiser_name(pipe) == "transformer"
+    except ValueError:  # no denoiser at all
+        return False
 
 
 
