@@ -71,6 +71,6 @@ def mask_iou(a: Any, b: Any) -> float:
     """
     a, b = to_numpy(a) >= 0.5, to_numpy(b) >= 0.5
     if a.shape != b.shape:
-        raise ValueError(f"a and b must be masks of the same shape, got {a.shape} and {b.shape}")
+        raise ValueError(f"a and b must have the same shape (two masks to compare), got {a.shape} and {b.shape}")
     union = (a | b).sum()
     return float((a & b).sum() / union) if union else 1.0
