@@ -169,3 +169,33 @@ def test_load_pipeline_names_the_missing_shipped_dit(monkeypatch, tmp_path):
     monkeypatch.setitem(models.SHIPPED_MODELS, "shapes-dit", tmp_path / "nothing")
     with pytest.raises(FileNotFoundError, match="--stage dit"):
         ex.load_pipeline("shapes-dit")
+
+
+# ------------------------------------------------------------------------------------------------ bad input (issue 27)
+@pytest.mark.parametrize("sampler", ["ddim", "euler", "dpm++2m"])
+def test_u_net_samplers_are_refused_by_grid_generate_and_the_grid_explorer_as_trace_refuses_them(dit, sampler):
+    from explainer import generation, widgets
+
+    before, config = dit.scheduler, dict(dit.scheduler.config)
+    with pytest.raises(ValueError) as by_trace:
+        ex.trace(dit, "a red circle", steps=2, scheduler=sampler)
+    want = str(by_trace.value)
+    assert "one of ['flow_euler', 'flow_heun']" in want and "flow-matching model" in want
+    with generation.count_denoiser_calls(dit) as count:
+        with pytest.raises(ValueError) as by_generate:
+            ex.generate(dit, "a red circle", steps=2, scheduler=sampler)
+        assert str(by_generate.value) == want  # one check, one place: the same words
+        with pytest.raises(ValueError, match=r"schedulers must be None .* one of \['flow_euler', 'flow_heun'\]"):
+            ex.grid(dit, "a red circle", seeds=[0, 1], steps=2, schedulers=sampler)
+        with pytest.raises(ValueError, match="flow-matching model"):
+            ex.grid(dit, "a red circle", seeds=0, steps=2, schedulers=["flow_euler", sampler])
+        ge = widgets.grid_explorer(dit)
+        ge.cols_axis.value, ge.cols_values.value = "schedulers", f"flow_euler, {sampler}"
+        ge.rows_values.value = "0"
+        ge.steps.value = 2
+        ge.run()
+        assert "flow-matching model" in ge.message.value and ge.result is None
+    assert count.calls == 0  # refused before the transformer ran once
+    assert dit.scheduler is before and dict(dit.scheduler.config) == config
+    # the menu offers only what fits
+    assert [v for _, v in widgets.sampler_options(dit)][1:] == ["flow_euler", "flow_heun"]

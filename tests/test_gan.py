@@ -310,3 +310,20 @@ def test_the_measures_refuse_empty_input_instead_of_dividing_by_zero(gan):
     for call, words in cases:
         with pytest.raises(ValueError, match=words):
             call()
+
+
+def test_lesson_15_interpolations_between_a_seed_and_itself_are_two_constant_rows(gan, tiny_sd):
+    from explainer.experiments.gan import gan_grid, interpolations
+
+    res = interpolations(gan, tiny_sd, "a red circle", seed_a=4, seed_b=4, frames=3, steps=2)
+    for row in (res.gan, res.diffusion):
+        arrays = [np.asarray(im) for im in row]
+        assert len(arrays) == 3 and all(np.array_equal(arrays[0], a) for a in arrays[1:])
+    assert np.asarray(res.gan[0], float).std() > 5  # the seed's picture, not black
+    for call, words in ((lambda: interpolations(gan, tiny_sd, "a red circle", frames=1), "frames must be an integer"),
+                        (lambda: interpolations(gan, tiny_sd, "a red circle", seed_b=-2), "seed_b must be from 0"),
+                        (lambda: interpolations("gan", tiny_sd, "a red circle"), "gan must be the GAN"),
+                        (lambda: gan_grid(gan, "a red circle", "12"), "seeds must be a list of integers"),
+                        (lambda: gan_grid(gan, "a red circle", []), "seeds must hold at least one seed")):
+        with pytest.raises(ValueError, match=words):
+            call()

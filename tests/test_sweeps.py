@@ -162,3 +162,90 @@ def test_shipped_model_grid_is_exact(shipped_pipe):
     res = grid(shipped_pipe, PROMPT, seeds=[0, 1], cfgs=[3.0, 7.5], steps=4)
     assert res.batched_cells == 4
     assert_cells_equal_single_runs(shipped_pipe, res)
+
+
+# --------------------------------------------------------------------------------------------- the CFG sweep's checks
+def _guidance():
+    from explainer.experiments import guidance
+
+    return guidance
+
+
+@pytest.mark.parametrize("kw, words", [
+    ({"prompts": []}, "prompts must hold at least one prompt"),
+    ({"prompts": [""]}, r"prompts\[0\] must be a non-empty string"),
+    ({"prompts": ["a red circle", 7]}, r"prompts\[1\] must be a string"),
+    ({"prompts": None}, "prompts must be a prompt string or a list"),
+    ({"seeds": []}, "seeds must hold at least one seed"),
+    ({"seeds": [1.5]}, r"seeds\[0\] must be an integer from 0 to 2\*\*64-1, got float"),
+    ({"seeds": [-1]}, r"seeds\[0\] must be from 0 to 2\*\*64-1"),
+    ({"seeds": [True]}, r"seeds\[0\] must be an integer"),
+    ({"seeds": "01"}, "seeds must be an integer or a list of integers"),
+    ({"scales": []}, "scales must hold at least one value"),
+    ({"scales": [0]}, r"scales\[0\] must be a finite number > 0 and <= 100"),
+    ({"scales": [-3.0]}, r"scales\[0\] must be a finite number > 0 and <= 100"),
+    ({"scales": [float("nan")]}, r"scales\[0\] must be a finite number > 0 and <= 100, got nan"),
+    ({"scales": [float("inf")]}, r"scales\[0\] must be a finite number"),
+    ({"scales": ["7.5"]}, r"scales\[0\] must be a finite number .* got str"),
+    ({"scales": [3.0, 3.0]}, "scales must be distinct"),
+    ({"steps": 0}, "steps must be from 1 to 1000"),
+    ({"steps": 2.0}, "steps must be an integer from 1 to 1000"),
+    ({"steps": True}, "steps must be an integer"),
+])
+def test_cfg_sweep_refuses_bad_arguments_before_any_image(tiny_sd, kw, words):
+    args = {"prompts": ["a red circle"], "seeds": [0], "scales": [1.0], "steps": 1, **kw}
+    before = tiny_sd.scheduler
+    with generation.count_denoiser_calls(tiny_sd) as count, pytest.raises(ValueError, match=words):
+        _guidance().cfg_sweep(tiny_sd, **args)
+    assert count.calls == 0 and tiny_sd.scheduler is before
+
+
+def test_cfg_sweep_takes_one_prompt_string_as_one_prompt(tiny_sd):
+    sw = _guidance().cfg_sweep(tiny_sd, "a red circle", seeds=[0, 1], scales=[1.0, 3.0], steps=1)
+    assert sw.prompts == ["a red circle", "a red circle"] and sw.seeds == [0, 1]  # not 12 one-letter prompts
+    assert sorted(sw.images) == [1.0, 3.0] and all(len(v) == 2 for v in sw.images.values())
+
+
+def test_the_cfg_explorer_and_verdicts_refuse_an_empty_or_foreign_sweep(tiny_sd):
+    from explainer.widgets import cfg_explorer
+
+    G = _guidance()
+    empty = G.CfgSweep([], [], [], {}, {}, {}, {}, {}, {})
+    for bad, words in ((empty, "sweep is empty"), ("sweep", "sweep must be the result of"),
+                       (G.CfgSweep([1.0], ["a"], [0], {}, {}, {}, {}, {}, {}), "no complete images")):
+        with pytest.raises(ValueError, match=words):
+            cfg_explorer(bad)
+        with pytest.raises(ValueError, match=words):
+            G.verdicts(bad)
+    sw = G.cfg_sweep(tiny_sd, "a red circle", seeds=[0], scales=[1.0, 3.0], steps=1)
+    with pytest.raises(ValueError, match=r"mid must be one of \[1.0, 3.0\], got 7.5"):
+        G.verdicts(sw, low=1.0, mid=7.5, high=3.0)
+
+
+@pytest.mark.parametrize("call, words", [
+    (lambda G, p: G.generate_many(p, "a red circle", [0, 1]), "prompts and seeds must have the same length"),
+    (lambda G, p: G.generate_many(p, ["a red circle"], "0"), "seeds must be an integer or a list"),
+    (lambda G, p: G.generate_many(p, ["a red circle"], [0], cfg=float("nan")), "cfg must be a number from 0"),
+    (lambda G, p: G.generate_many(p, ["a red circle"], [0], output="png"), "output must be one of"),
+    (lambda G, p: G.generate_many(p, ["a red circle"], [0], max_batch=0), "max_batch must be from 1"),
+    (lambda G, p: G.second_object_scale(p, "a red circle", 0, scales=[]), "scales must hold at least one"),
+    (lambda G, p: G.adherence_table([], "a red circle"), "prompts must be a list of prompt strings"),
+])
+def test_the_guidance_helpers_check_their_arguments(tiny_sd, call, words):
+    with generation.count_denoiser_calls(tiny_sd) as count, pytest.raises(ValueError, match=words):
+        call(_guidance(), tiny_sd)
+    assert count.calls == 0
+
+
+def test_the_cfg_trace_helpers_need_a_guided_trace(tiny_sd):
+    from explainer.trace import trace
+
+    G = _guidance()
+    plain = trace(tiny_sd, "a red circle", steps=2, cfg=1.0, attention=False)
+    for call in (lambda: G.check_formula(plain), lambda: G.branch_gap(plain, 0)):
+        with pytest.raises(ValueError, match="tr must be traced with cfg > 1"):
+            call()
+    guided = trace(tiny_sd, "a red circle", steps=2, cfg=3.0, attention=False)
+    with pytest.raises(ValueError, match="step must be from 0 to 1"):
+        G.branch_gap(guided, 2)
+    assert G.branch_gap(guided, -1)["step"] == 2

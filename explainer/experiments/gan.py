@@ -83,7 +83,7 @@ class Sample:
 
     def marginal(self, key: str) -> dict[str, float]:
         """Share of found objects per value of one free attribute: key 'position', 'size' or 'background'."""
-        i = ("position", "size", "background").index(key)
+        i = ("position", "size", "background").index(V.check_choice(key, ("position", "size", "background"), "key"))
         found = [c[i] for c in self.combos if c is not None]
         return {k: v / max(1, len(found)) for k, v in Counter(found).items()}
 
@@ -226,7 +226,8 @@ class DiversityStudy:
     steps: int
 
     def get(self, model: str, prompt: str) -> Sample:
-        return self.samples[(model, prompt)]
+        V.check_choice(model, ("GAN", "diffusion", "data"), "model")
+        return self.samples[(model, V.check_choice(prompt, self.prompts, "prompt"))]
 
     def pooled(self, model: str) -> list:
         """Judged combos of a model over all prompts (prompt-major)."""
@@ -329,6 +330,11 @@ class Stability:
 
 
 def stability(logs: dict[int, list[dict]]) -> Stability:
+    """What the seeds' logs (`load_logs`: seed -> records) say at the last evaluated step every run reached."""
+    if not isinstance(logs, dict) or not logs:
+        raise ValueError(f"logs must be a non-empty dict seed -> records (load_logs()), got {logs!r:.60}")
+    if any(not len(eval_curve(r)[0]) for r in logs.values()):
+        raise ValueError("logs: every seed's records must hold at least one evaluation (ema_adh_color)")
     seeds = sorted(logs)
     last = {s: max(eval_curve(logs[s])[0], default=0) for s in seeds}
     common = int(min(last.values()))
@@ -473,9 +479,8 @@ class GanGrid:
 
 def gan_grid(gan: ShapesGAN, prompt: str, seeds: Sequence[int] = tuple(range(16))) -> GanGrid:
     """One generator call per latent z: the GAN's images of `prompt` for each seed."""
-    seeds = list(seeds)
-    if not seeds:
-        raise ValueError("seeds must hold at least one seed")
+    check_gan(gan)
+    prompt, seeds = V.check_prompt(prompt), V.check_seeds(seeds, single=False)
     return GanGrid(prompt, seeds, generate(gan, prompt, seeds))
 
 
@@ -494,10 +499,15 @@ class Interpolations:
 
 def interpolations(gan: ShapesGAN, pipe: Any, prompt: str, seed_a: int = 0, seed_b: int = 1, frames: int = 7,
                    cfg: float = 5.0, steps: int = 25) -> Interpolations:
-    """Both interpolations between two seeds, `frames` frames each (what `plots.plot_interpolations` draws)."""
+    """Both interpolations between two seeds, `frames` frames each (what `plots.plot_interpolations` draws).
+    seed_a == seed_b gives two constant rows (each model's image of that seed), not a division by zero."""
     from ..gan import interpolate_latents
     from ..sweeps import interpolate_seeds
 
+    check_gan(gan)
+    prompt = V.check_prompt(prompt)
+    seed_a, seed_b = V.check_seed(seed_a, "seed_a"), V.check_seed(seed_b, "seed_b")
+    frames, cfg, steps = V.check_int(frames, "frames", 2, 64), V.check_cfg(cfg), V.check_steps(steps)
+    d = interpolate_seeds(pipe, prompt, seed_a, seed_b, frames=frames, cfg=cfg, steps=steps)  # checks pipe first
     g = interpolate_latents(gan, prompt, seed_a, seed_b, steps=frames)
-    d = interpolate_seeds(pipe, prompt, seed_a, seed_b, frames=frames, cfg=cfg, steps=steps)
     return Interpolations(prompt, seed_a, seed_b, cfg, steps, list(g), list(d.images))

@@ -410,7 +410,8 @@ def branch_gap(tr: Any, step: int) -> dict[str, float]:
     x0(cond) - x0(uncond) = -sigma * delta and x0(guided) - x0(cond) = -(cfg - 1) * sigma * delta. Returned as RMS
     values over the latent, beside the RMS of the final clean latent (the size of a whole picture)."""
     _check_cfg_trace(tr)
-    st = tr.steps[V.check_step_index(step, len(tr.steps))]
+    step = V.check_step_index(step, len(tr.steps))
+    st = tr.steps[step]
     cfg = float(tr.settings["cfg"])
     sigma = float(st.sigma)
     rms = lambda t: float(t.double().pow(2).mean().sqrt())  # noqa: E731
