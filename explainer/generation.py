@@ -1,7 +1,11 @@
-"""One generation path: the sampler swap, seeds, exact batching (with its self-check) and counting denoiser calls.
+"""One generation path: seeded generators, the sampler swap, the one plain pipeline call, exact batching (with its
+self-check), the family's answers (denoiser, default size: asked of the adapter) and counting denoiser calls.
 
-Every image the package makes without tracing goes through here (`sweeps.generate`, `grid`, the interpolations,
-`experiments.guidance.generate_many`). `trace` / `trace_batch` do not: they build a named sampler with
+Every image the package makes without tracing goes through here: `run_pipeline` is the one place a pipeline is
+called (`single_image`, `batched_call`, and every experiment's own call, with its extra arguments: a control map,
+an img2img strength, a step callback), `seed_generator(s)` the one place noise generators are made. `sweeps.generate`,
+`grid`, the interpolations and `experiments.guidance.generate_many` add exact batching on top (`generate_images`).
+`trace` / `trace_batch` do not: they build a named sampler with
 `schedulers.make_scheduler` (the function `build_scheduler` calls) and `capture.capture` installs it for the one
 traced call and puts the pipeline's own back; their noise comes from CPU generators seeded as `seed_generator`
 seeds them; and `trace_batch` is one plain batched pipeline call, without the exact batching below (so its images may
@@ -9,6 +13,7 @@ differ in the last bits from single runs).
 
     with using_scheduler(pipe, "euler"):            # None keeps pipe.scheduler; the old one is back afterwards
         ...
+    images = run_pipeline(pipe, prompts, seeds, steps=25, cfg=7.5, image=maps)   # one plain call, its images
     run = generate_images(pipe, prompts, seeds, cfgs=7.5, steps=25)   # run.images[k] == single run k, bit for bit
     with count_denoiser_calls(pipe) as count: ...   # count.calls: U-Net / transformer evaluations
     expected_denoiser_calls(pipe, "heun", 25)       # 49: what the pipeline's loop will evaluate
