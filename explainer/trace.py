@@ -277,7 +277,7 @@ class Trace:
         where = {p: j for j, p in enumerate(cols)}
         out = m[..., [where[p] for p in pos if p in where]].sum(-1)
         n_pad = sum(1 for p in pos if p not in where)
-        return out + m[..., -1] * (n_pad / len(self._padding_positions())) if n_pad else out
+        return out + m[..., -1] * n_pad / len(self._padding_positions()) if n_pad else out
 
     def attention_maps(self, step: int | None = None, level: str | int | None = None) -> torch.Tensor:
         """(h, w, tokens) cross-attention probabilities: mean over heads and the level's layers; `step` None = mean

@@ -159,7 +159,7 @@ def test_recorded_guided_prediction_replays_the_sampler(tiny_sd):
 
 
 # --------------------------------------------------------------------------------------------- attention
-def test_probe_rows_sum_to_one_and_reproduce_the_layer_output(tiny_sd):
+def test_probe_probabilities_reproduce_the_layer_output(tiny_sd):
     from diffusers.models.attention_processor import Attention, AttnProcessor2_0
 
     attn = next(m for m in tiny_sd.unet.modules() if isinstance(m, Attention) and m.is_cross_attention)
@@ -168,7 +168,6 @@ def test_probe_rows_sum_to_one_and_reproduce_the_layer_output(tiny_sd):
     ehs = torch.randn(2, 16, attn.to_k.in_features, generator=g)
     with torch.no_grad():
         per_head = probes.cross_attention_probs(attn, hs, ehs, average_heads=False)
-        torch.testing.assert_close(per_head.sum(-1), torch.ones(per_head.shape[:-1]), atol=1e-6, rtol=0)
         v = attn.to_v(ehs).view(2, 16, attn.heads, -1).transpose(1, 2)
         manual = attn.to_out[0]((per_head @ v).transpose(1, 2).reshape(2, 64, -1))
         torch.testing.assert_close(manual, AttnProcessor2_0()(attn, hs, ehs), atol=1e-5, rtol=1e-4)
@@ -184,7 +183,6 @@ def test_stored_maps_are_probabilities_per_level_and_step(tiny_sd):
         for step in range(3):
             m = tr.attention_maps(step=step, level=level)
             assert m.shape == (*hw, 16)
-            torch.testing.assert_close(m.sum(-1), torch.ones(hw), atol=3e-3, rtol=0)
         assert tr._t[f"attention.{level}"].dtype == torch.float16
     red = tr.attention("red", step=1, level="8x8")
     assert torch.equal(red, tr.attention_maps(step=1, level="8x8")[..., 2])
@@ -220,6 +218,77 @@ def test_tokens_and_word_lookup(tiny_sd):
     with pytest.raises(ValueError, match="level must be"):
         tr.attention("red", level="16x16")
     assert torch.equal(tr.attention("RED"), tr.attention(2))
+
+
+def test_probes_read_the_layers_own_queries_and_keys_and_recompute_only_when_fused(monkeypatch):
+    """Unfused, every map comes from the outputs of the layer's own to_q / to_k (the recompute path is never
+    called); with fuse_qkv_projections the layer calls to_kv instead, the probe recomputes, the image is still the
+    untraced one and the maps agree with the unfused run's."""
+    from explainer.testing import build_tiny_sd
+
+    pipe = build_tiny_sd("epsilon")
+    calls = []
+    real = probes.cross_attention_qk
+    monkeypatch.setattr(probes, "cross_attention_qk", lambda *a, **k: calls.append(1) or real(*a, **k))
+    read = trace(pipe, PROMPT, seed=3, steps=3)
+    assert calls == []
+    pipe.fuse_qkv_projections()
+    try:
+        fused = trace(pipe, PROMPT, seed=3, steps=3, scheduler="dpm++2m")
+        assert_same_image(fused.image, untraced(pipe, seed=3, steps=3))
+    finally:
+        pipe.unfuse_qkv_projections()
+    assert len(calls) == 3 * 7  # 3 steps x 7 cross-attention layers
+    for level in read.levels:
+        torch.testing.assert_close(fused.attention_maps(level=level), read.attention_maps(level=level),
+                                   atol=2e-3, rtol=0)
+
+
+def test_maps_keep_the_real_tokens_and_the_paddings_total(tiny_sd):
+    """Stored: the prompt's 10 real positions and one padding column; shown: every position, the padding positions
+    sharing that column equally; a batch of prompts of different lengths keeps each prompt's own real tokens."""
+    tr = trace(tiny_sd, PROMPT, steps=2)
+    real = [t.index for t in tr.tokens if not t.padding]
+    pads = [t.index for t in tr.tokens if t.padding]
+    stored = tr._t["attention.8x8"]
+    assert stored.shape[-1] == len(real) + 1 and len(pads) == 16 - len(real)
+    full = tr.attention_maps(step=1, level="8x8")
+    assert torch.equal(full[..., real], stored[1, ..., :-1].float())
+    torch.testing.assert_close(full[..., pads].sum(-1), stored[1, ..., -1].float(), atol=1e-6, rtol=0)
+    assert torch.equal(tr.attention(pads[0], step=1, level="8x8"), full[..., pads[0]])
+    short, long = trace_batch(tiny_sd, ["a red circle", PROMPT], seeds=[0, 0], steps=2)
+    assert short._t["attention.8x8"].shape[-1] == sum(not t.padding for t in short.tokens) + 1 == 6
+    assert long._t["attention.8x8"].shape[-1] == 11
+    for t in (short, long):  # nothing is lost: the shown positions add up to the whole row
+        torch.testing.assert_close(sum(t.attention(i) for i in range(16)), torch.ones(8, 8), atol=3e-3, rtol=0)
+
+
+def test_a_token_or_word_of_another_trace_is_refused_not_read_by_position(tiny_sd):
+    tr = trace(tiny_sd, PROMPT, steps=1)
+    other = trace(tiny_sd, "blue square", steps=1)
+    with pytest.raises(ValueError, match="another prompt.*'square'"):
+        tr.attention(other.tokens[2])  # position 2 here is "red"
+    with pytest.raises(ValueError, match="another prompt"):
+        tr.attention(other.words[1])
+    assert torch.equal(tr.attention(tr.tokens[2]), tr.attention("red"))
+    assert torch.equal(tr.attention(tr.words[1]), tr.attention("red"))
+
+
+def test_a_word_without_a_map_says_why(tiny_sd):
+    """In the prompt but unknown to the tokenizer, or cut by the token limit: the error says which, not "not in
+    the prompt"."""
+    with pytest.warns(UserWarning, match="cannot read 'purple'"):
+        tr = trace(tiny_sd, "a purple circle", steps=1)
+    with pytest.raises(ValueError, match="'purple' is in the prompt, but the tokenizer has no token for it"):
+        tr.attention("purple")
+    long = " ".join(["a red circle"] * 5) + " and a dog"  # 17 words: past the 16-token limit
+    with pytest.warns(UserWarning, match="longer than the text encoder's 16 tokens"):
+        cut = trace(tiny_sd, long, steps=1)
+    assert "dog" in cut.dropped_tokens
+    with pytest.raises(ValueError, match="'dog' is past the text encoder's token limit"):
+        cut.attention("dog")
+    with pytest.raises(ValueError, match="'zebra' is not in the prompt"):
+        cut.attention("zebra")
 
 
 # --------------------------------------------------------------------------------------------- restoration

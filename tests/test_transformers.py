@@ -222,6 +222,75 @@ def test_flux_probe_is_the_text_block_of_the_layers_own_attention(flux, single):
         torch.testing.assert_close(mine, block / block.sum(-1, keepdim=True), atol=1e-6, rtol=1e-5)
 
 
+class _ListSink:
+    def __init__(self, n_text=0, columns=None):
+        self.rows, self.n_text, self.columns, self.got = slice(None), n_text, columns, []
+
+    def add_attention(self, group, probs):
+        self.got.append(probs)
+
+
+@pytest.mark.parametrize("kind", ["joint", "joint_qk", "flux_double", "flux_single"])
+def test_the_probe_reads_what_the_layer_computes_and_equals_the_recomputed_map(request, kind):
+    """The hooks read q/k from the layer's own modules (norm_q / norm_added_k / norm_k, or the projections without
+    QK-norm) while the layer runs; the result equals recomputing them from its inputs (the fused fallback), with and
+    without the column selector."""
+    from explainer.probes import AttentionProbe, column_selector
+
+    g = torch.Generator().manual_seed(0)
+    T, N = 6, 16
+    cols = torch.tensor([0, 2, 3])
+    if kind.startswith("joint"):
+        attn = request.getfixturevalue("sd35" if kind == "joint_qk" else "sd3").transformer.transformer_blocks[0].attn
+        img, txt = torch.randn(2, N, 32, generator=g), torch.randn(2, T, 32, generator=g)
+        call, ref = dict(hidden_states=img, encoder_hidden_states=txt), joint_attention_probs(attn, img, txt)
+        sink = _ListSink()
+    else:
+        t = request.getfixturevalue("flux").transformer
+        single = kind == "flux_single"
+        attn = (t.single_transformer_blocks if single else t.transformer_blocks)[0].attn
+        txt, img = torch.randn(1, T, 32, generator=g), torch.randn(1, N, 32, generator=g)
+        ids = torch.cat([torch.zeros(T, 3), torch.stack(torch.meshgrid(
+            torch.zeros(1), torch.arange(4.), torch.arange(4.), indexing="ij"), -1).reshape(-1, 3)])
+        rope = t.pos_embed(ids)
+        call = (dict(hidden_states=torch.cat([txt, img], 1), image_rotary_emb=rope) if single
+                else dict(hidden_states=img, encoder_hidden_states=txt, image_rotary_emb=rope))
+        ref = flux_attention_probs(attn, img, txt, rope, single)
+        sink = _ListSink(n_text=T)
+    for columns in (None, cols):
+        sink.columns, sink.got = columns, []
+        probe = AttentionProbe(attn, sink, "b", kind.replace("_qk", ""))
+        handles = probe.install()
+        try:
+            with torch.no_grad():
+                attn(**call)
+        finally:
+            for h in handles:
+                h.remove()
+        assert probe.recomputed == 0 and len(sink.got) == 1
+        want = ref if columns is None else ref @ column_selector(columns, T)
+        torch.testing.assert_close(sink.got[0], want, atol=1e-6, rtol=1e-5)
+
+
+def test_reduced_precision_maps_match_the_fp32_maps():
+    """A bf16 copy of the same SD3 pipeline, same seed: the probe upcasts q and k before the product, so its maps
+    stay within 1e-3 (absolute, on probabilities; measured 3e-5) of the fp32 model's, real tokens and padding."""
+    pipe = testing.build_tiny_sd3()
+    ref = trace(pipe, PROMPT, steps=1, scheduler="flow_euler", **SIZE)
+    low = trace(testing.build_tiny_sd3().to(torch.bfloat16), PROMPT, steps=1, scheduler="flow_euler", **SIZE)
+    assert low.settings["dtype"] == "torch.bfloat16"
+    for level in ref.levels:
+        diff = (low.attention_maps(step=0, level=level) - ref.attention_maps(step=0, level=level)).abs().max()
+        assert float(diff) < 1e-3
+
+
+def test_the_truncation_warning_names_the_limit_that_cut():
+    """Without T5 the DiT's CLIP limit (16 tokens here) cuts the prompt, not the 16 + 256 positions it attends to."""
+    pipe = testing.build_tiny_sd3()
+    with pytest.warns(UserWarning, match="longer than the text encoder's 16 tokens"):
+        trace(pipe, " ".join(["a red circle"] * 6), steps=1, scheduler="flow_euler", **SIZE)
+
+
 @pytest.mark.parametrize("fixture, blocks, tokens", [("sd3", ["block 0", "block 1"], 16 + 256),
                                                      ("flux", ["double 0", "double 1", "single 0", "single 1"], 512),
                                                      ("pixart", ["block 0", "block 1"], 120)])
