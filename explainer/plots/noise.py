@@ -13,7 +13,8 @@ from ..anatomy import latent_shape
 from ..arrays import to_numpy, to_rgb
 from ..latents import decode, encode, to_pixels, to_uint8
 from ..noise import forward_process, noise_schedule, training_alphas_cumprod
-from ._base import _new_figure, _no_ticks
+from ._base import _new_figure
+from .grids import plot_images
 
 
 def plot_noise_schedules(source: Any = None, names: Sequence[str] | None = None, steps: int = 25) -> Figure:
@@ -77,19 +78,9 @@ def plot_forward_process(pipe: Any = None, image: Any = None, timesteps: Sequenc
         zs = forward_process(z0[0], ac, ts, seed)
         dec = decode(pipe, torch.from_numpy(np.stack(zs)), batch=1)
         rows.append(("latents + noise, decoded", [to_rgb(d) for d in dec]))
-    n = len(ts)
-    fig = _new_figure(1.75 * n + 0.6, 1.85 * len(rows) + 0.9)
-    axes = fig.subplots(len(rows), n, squeeze=False)
-    for r, (label, imgs) in enumerate(rows):
-        for c, (t, im) in enumerate(zip(ts, imgs, strict=True)):
-            ax = axes[r, c]
-            ax.imshow(im, interpolation="nearest")
-            _no_ticks(ax)
-            if r == 0:
-                ax.set_title(f"t = {t}\nnoise level {np.sqrt(1 - ac[int(t)]):.2f}", fontsize=9)
-            if c == 0:
-                ax.set_ylabel(label, fontsize=9)
-    fig.suptitle("The forward process: x\u209c = \u221a\u0101\u209c\u00b7x\u2080 + "
-                 "\u221a(1\u2212\u0101\u209c)\u00b7\u03b5 "
-                 f"(one \u03b5, seed {seed}); training teaches the U-Net to undo it", fontsize=12)
-    return fig
+    return plot_images([imgs for _, imgs in rows],
+                       "The forward process: x\u209c = \u221a\u0101\u209c\u00b7x\u2080 + "
+                       "\u221a(1\u2212\u0101\u209c)\u00b7\u03b5 "
+                       f"(one \u03b5, seed {seed}); training teaches the U-Net to undo it",
+                       [label for label, _ in rows],
+                       [f"t = {t}\nnoise level {np.sqrt(1 - ac[int(t)]):.2f}" for t in ts], cell=1.75)
