@@ -187,4 +187,6 @@ def _supervise(voila: subprocess.Popen, worker: object) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    sys.stdout.flush()
+    os._exit(code)  # the worker's daemon threads hold torch: skip the interpreter's teardown of them

@@ -4,15 +4,16 @@
     server = serve(worker, port=0)                          # http://127.0.0.1:<port>/ (loopback only)
 
 Each student's page (a thin Voila kernel: `widgets.worker_page`, no torch, no model) sends its run here as JSON and
-gets back a safetensors answer (`widgets.run_view`): the image, the words, every word's attention at every step;
-a moment later every step's x0 and the CFG curve. Requests that arrive together and share a model, steps, sampler,
-CFG and negative prompt run as one traced batch (`trace_batch` inside `generation.exact_batching`: each image, its
-latents and its attention bit for bit those of the student's own single `trace`; the first batch of each size is
-checked against a single run, and a model whose batch differs runs one by one from then on). ControlNet runs and
-runs of other pipelines run one by one. A bad request is answered with its error before it joins a batch; a batch
-that fails is rerun one by one, so only the request at fault gets the error; a student who closed the tab costs
-only the answer nobody reads. The standard library's threading HTTP server and a queue are enough here: one batch
-loop on the model, one render loop for the details, a thread per waiting request.
+gets back a safetensors answer (`widgets.run_view`): the image, the words, every word's attention at every step; a
+moment later every step's x0 and the CFG curve (drawn in a thread of lower OS priority). Requests that arrive
+together (within `gather_s`) and share a model, steps, sampler, CFG and negative prompt run as one traced batch
+(`trace_batch` inside `generation.exact_batching`: each image, its latents and its attention bit for bit those of
+the student's own single `trace`). The first batch of each kind — per model, CFG on or off and size class 2-3, 4-7,
+8-15, 16-31, 32 — is checked against a single run, and a kind whose batch differs runs one by one from then on.
+ControlNet runs and runs of other pipelines run one by one. A bad request is answered with its error before it joins
+a batch; a batch that fails is rerun one by one, so only the request at fault gets the error; a student who closed
+the tab costs only the answer nobody reads. The standard library's threading HTTP server and a queue are enough
+here: one batch loop on the model, one render loop for the details, a thread per waiting request.
 
     GET  /status           JSON for the teacher: students active, pages alive, queue, runs served, last batch
     GET  /                 the same as a small page
@@ -64,7 +65,7 @@ class Worker:
     """The models, the batch loop and the render loop. `submit` validates and queues a run; `wait` gives its answer."""
 
     def __init__(self, default_model: str = "shapes-sd", extra_models: list[str] | None = None,
-                 max_batch: int = 32, gather_s: float = 0.05):
+                 max_batch: int = 32, gather_s: float = 0.25):
         self.default_model = default_model
         self.models = list(dict.fromkeys([default_model, *(extra_models or [])]))
         self.max_batch, self.gather_s = max_batch, gather_s
@@ -77,7 +78,7 @@ class Worker:
         self.served = 0
         self.failed = 0
         self.last_batch: dict = {}
-        self.exact: dict[tuple, bool] = {}  # (model, cfg on, batch size) -> batched trace equals single trace
+        self.exact: dict[tuple, bool] = {}  # (model, cfg on, size class) -> batched trace equals single trace
         self._lock = threading.Lock()
 
     # ----------------------------------------------------------------------------------------- models
@@ -223,7 +224,7 @@ class Worker:
         pipe = self.pipe(jobs[0].model)
         a = jobs[0].args
         cfg_on = a["cfg"] > 1
-        verdict = (jobs[0].model, cfg_on, len(jobs))
+        verdict = (jobs[0].model, cfg_on, len(jobs).bit_length())  # sizes 2-3, 4-7, 8-15, 16-31, 32
         if not generation.can_batch(pipe) or self.exact.get(verdict) is False:
             return None
         for job in jobs:  # each student's own notes (unknown words, words past the token limit)
@@ -242,7 +243,7 @@ class Worker:
         shared = [n for n in _notes(caught) if "prompts[" not in n]
         for job in jobs:
             job.notes += [n for n in shared if n not in job.notes]
-        if verdict not in self.exact:  # the first batch of this size: is it the single run, bit for bit?
+        if verdict not in self.exact:  # the first batch of this size class: is it the single run, bit for bit?
             single = self._single(jobs[0])
             self.exact[verdict] = single is not None and _same_run(single, traces[0])
             if not self.exact[verdict]:
@@ -267,8 +268,14 @@ class Worker:
 
     # ----------------------------------------------------------------------------------------- the render loop
     def _render_loop(self) -> None:
+        import os
+
         from .widgets.run_view import details_bytes
 
+        try:  # Linux: this thread alone yields to the batches (students wait for images first, details after)
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+        except (AttributeError, OSError):
+            pass
         while True:
             run_id, tr, pipe = self.render.get()
             try:

@@ -162,11 +162,12 @@ def running(server: Server, ready_path: str | None = "", timeout: float = 90.0) 
         server.stop()
 
 
-def voila_server(notebook: Path, home: Path, log: Path) -> Server:
-    """The classroom app exactly as a teacher starts it (`python -m explainer.classroom`), on a free port."""
+def voila_server(notebook: Path, home: Path, log: Path, students: int = 2) -> Server:
+    """The classroom app exactly as a teacher starts it (`python -m explainer.classroom`), on a free port, with
+    `students` pages kept ready."""
     port = free_port()
     argv = [sys.executable, "-m", "explainer.classroom", f"--port={port}", "--host=127.0.0.1", "--no-browser",
-            f"--notebook={notebook}"]
+            f"--notebook={notebook}", f"--students={students}"]
     return Server("voila", argv, port, server_env(home), notebook.parent, log)
 
 

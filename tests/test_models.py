@@ -55,3 +55,45 @@ def test_unreachable_hub_id_says_how_to_use_a_local_folder(monkeypatch):
     with pytest.raises(OSError, match="local folder") as err:
         ex.load_pipeline("someone/not-cached-model")
     assert "huggingface-cli download someone/not-cached-model --local-dir" in str(err.value)  # the exact command
+
+
+def _config_only_copy(dest: Path) -> Path:
+    """The shipped pipeline folder without a single weight file (configs, tokenizer, scheduler only)."""
+    import shutil
+
+    shutil.copytree(SHIPPED_MODEL, dest, ignore=shutil.ignore_patterns("*.safetensors", "*.bin"))
+    return dest
+
+
+def test_a_pipeline_folder_without_weights_is_refused_before_loading(tmp_path: Path):
+    folder = _config_only_copy(tmp_path / "no-weights")
+    with pytest.raises(ValueError, match="no weights") as err:
+        ex.load_pipeline(folder)
+    assert str(folder) in str(err.value)
+
+
+def test_a_broken_model_index_names_the_file(tmp_path: Path):
+    folder = _config_only_copy(tmp_path / "broken")
+    (folder / "model_index.json").write_text('{"_class_name": "StableDiffusionPipeline", ')
+    with pytest.raises(ValueError, match="not a readable JSON file") as err:
+        ex.load_pipeline(folder)
+    assert str(folder / "model_index.json") in str(err.value)
+
+
+def test_a_unet_folder_is_refused_as_a_controlnet():
+    with pytest.raises(ValueError, match="UNet2DConditionModel.*not a ControlNetModel"):
+        ex.load_pipeline(controlnet=SHIPPED_MODEL / "unet")
+
+
+def test_the_session_loads_each_model_once(monkeypatch):
+    from explainer import models
+
+    monkeypatch.setattr(models, "_SESSION", {})
+    calls = []
+    real = models.load_pipeline
+    monkeypatch.setattr(models, "load_pipeline", lambda *a, **k: calls.append(a) or real(*a, **k))
+    first = models.load_model("shapes-sd", remember=False)
+    assert models.load_model("shapes-sd") is first and len(calls) == 1
+    assert models.session_model() == "shapes-sd" and models.model_key(first) == "shapes-sd"
+    assert models.model_choices(first)[0] == "shapes-sd" and set(models.model_choices()) == set(
+        models.available_models())

@@ -380,3 +380,28 @@ def test_playground_notebook_is_clean():
     code = [c for c in nb["cells"] if c["cell_type"] == "code"]
     assert code and all(not c["outputs"] and c["execution_count"] is None for c in code)
     assert "playground(" in "".join("".join(c["source"]) for c in code)
+
+
+@pytest.mark.parametrize("prompt", ["", "\u2603\u2603 \u2603"])
+def test_attention_explorer_on_a_prompt_without_words_says_so(tiny_sd, prompt):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the toolkit's own warning about unknown words
+        t = trace(tiny_sd, prompt, seed=0, steps=2, cfg=1.0)
+    ae = wd.attention_explorer(t)
+    assert "has no word the model read" in error_text(ae) and "TypeError" not in error_text(ae)
+    assert bytes(ae.overlay.value) == b""
+
+
+def test_playground_refuses_what_is_not_a_pipeline_at_once():
+    from explainer.gan import load_gan
+
+    with pytest.raises(ValueError, match=r"playground\(model='shapes-sd'\)"):
+        wd.playground("shapes-sd")
+    try:
+        gan = load_gan()
+    except (FileNotFoundError, ValueError):
+        pytest.skip("the shipped GAN is not there")
+    with pytest.raises(ValueError, match="diffusers text-to-image pipeline"):
+        wd.playground(gan)

@@ -1,0 +1,266 @@
+"""A class at once: N students open the classroom page together, then all press Generate with their own prompt and
+seed, twice. Playwright drives one headless Debian Chromium (one browser context per student) against
+`python -m explainer.classroom` on 127.0.0.1.
+
+    python benchmarks/classroom_load.py                       # N = 1, 5, 10, 20, 30
+    python benchmarks/classroom_load.py --students 5 --rounds 2 --json out.json
+
+For each N a fresh classroom starts (`--students N` pages kept ready) and is stopped afterwards. Printed per N:
+page ready (from opening the address to the Generate button shown, p50 / p95 / max), Generate -> that student's
+image on screen for each round (p50 / p95 / max), failures (pages never ready, runs that gave no image or an error
+message) and the largest RSS of the classroom's processes together (worker, Voila, kernels; Chromium not counted).
+Bounded: a page or a run that takes longer than --timeout counts as failed; before each new student the machine's
+available memory and the classroom's RSS are checked (below --min-free-gb free or above --max-rss-gb: no more
+students, and the table says so). Needs playwright (pip) and chromium (apt-get install chromium).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+from browser_servers import CHROMIUM, CHROMIUM_ARGS, server_env, voila_server  # noqa: E402
+
+COLOURS = ("red", "green", "blue", "yellow")
+SHAPES = ("circle", "square", "triangle", "star")
+GEN = ".explainer-playground .explainer-generate"
+
+
+def student_prompt(k: int) -> str:
+    """Student k's own prompt (two objects and a relation, as the shapes model knows them)."""
+    a, b = COLOURS[k % 4], COLOURS[(k + 1 + k // 4) % 4]
+    return f"a {a} {SHAPES[(k // 4) % 4]} left of a {b} {SHAPES[(k + 2) % 4]}"
+
+
+def student_seed(k: int, round_: int) -> int:
+    return 1000 * round_ + k
+
+
+def tree_rss(pid: int) -> int:
+    """Bytes: RSS of a process and all its descendants."""
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return 0
+    total = 0
+    for p in procs:
+        try:
+            total += p.memory_info().rss
+        except psutil.Error:
+            pass
+    return total
+
+
+def cpu_by_kind(pids: list[int]) -> dict[str, float]:
+    """CPU seconds used so far by the processes under `pids`, by kind: worker (the classroom process), voila,
+    kernels, chromium."""
+    out: dict[str, float] = {}
+    seen = set()
+    for pid in pids:
+        try:
+            root = psutil.Process(pid)
+            procs = [root, *root.children(recursive=True)]
+        except psutil.Error:
+            continue
+        for p in procs:
+            if p.pid in seen:
+                continue
+            seen.add(p.pid)
+            try:
+                cmd = " ".join(p.cmdline())
+                t = p.cpu_times()
+            except psutil.Error:
+                continue
+            kind = ("kernels" if "ipykernel" in cmd else "voila" if "-m voila" in cmd else
+                    "worker" if "explainer.classroom" in cmd else "chromium" if "chrom" in cmd else "other")
+            out[kind] = out.get(kind, 0.0) + t.user + t.system
+    return out
+
+
+def pct(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+def worker_url(log_text: str) -> str | None:
+    found = re.search(r"teacher's view: (http://127\.0\.0\.1:\d+)/", log_text)
+    return found[1] if found else None
+
+
+def _status(url: str | None) -> dict:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url + "/status", timeout=5) as r:
+            return json.loads(r.read())
+    except (OSError, TypeError):
+        return {}
+
+
+async def _open(context, url: str, timeout_s: float) -> tuple[object, float | None]:
+    page = await context.new_page()
+    t0 = time.perf_counter()
+    try:
+        await page.goto(url, timeout=timeout_s * 1000)
+        await page.wait_for_selector(GEN, state="visible", timeout=timeout_s * 1000)
+        return page, time.perf_counter() - t0
+    except Exception:  # noqa: BLE001 - a page that never became usable is a failure, counted
+        return page, None
+
+
+async def _src(page) -> str:
+    return await page.evaluate("""() => { const i = document.querySelector('.explainer-playground .explainer-image');
+        const img = i && (i.tagName === 'IMG' ? i : i.querySelector('img')); return img ? img.src : ''; }""")
+
+
+async def _generate(page, k: int, round_: int, timeout_s: float, go: asyncio.Event) -> tuple[float | None, str]:
+    """Type student k's prompt and seed, wait for everyone, click Generate; seconds until a new image shows."""
+    try:
+        await page.fill(".explainer-prompt input", student_prompt(k))
+        await page.press(".explainer-prompt input", "Enter")
+        await page.fill(".explainer-seed input", str(student_seed(k, round_)))
+        await page.press(".explainer-seed input", "Enter")
+        old = await _src(page)
+        await go.wait()
+        t0 = time.perf_counter()
+        await page.click(GEN)
+        await page.wait_for_function(
+            """(old) => { const i = document.querySelector('.explainer-playground .explainer-image');
+                const img = i && (i.tagName === 'IMG' ? i : i.querySelector('img'));
+                return img && img.src && img.src !== old && img.complete && img.naturalWidth > 0; }""",
+            arg=old, timeout=timeout_s * 1000)
+        seconds = time.perf_counter() - t0
+        message = (await page.inner_text(".explainer-playground .explainer-message")).strip()
+        if "error" in (await page.inner_html(".explainer-playground .explainer-message")):
+            return None, message
+        return seconds, await _src(page)
+    except Exception as err:  # noqa: BLE001
+        return None, f"{type(err).__name__}: {str(err)[:200]}"
+
+
+async def measure_class(n: int, rounds: int = 2, timeout_s: float = 120.0, min_free_gb: float = 1.5,
+                        max_rss_gb: float = 8.0, home: Path | None = None, log: Path | None = None) -> dict:
+    """One classroom with `n` students: page-ready and Generate latencies, failures, peak RSS, each student's
+    image (data URL) per round."""
+    from playwright.async_api import async_playwright
+
+    home = home or Path("/tmp/explainer-classroom-load") / f"n{n}"
+    log = log or home / "classroom.log"
+    server = voila_server(ROOT / "notebooks" / "playground.ipynb", home, log, students=n)
+    server.env.update(server_env(home))
+    server.start()
+    out: dict = {"students": n, "ready": [], "not_ready": 0, "rounds": [], "rss_gb": 0.0, "stopped": None,
+                 "images": []}
+    try:
+        server.wait_ready(None, timeout=600)
+        url = None
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:  # the pool: every ready page has said hello to the worker
+            url = url or worker_url(server.log_text())
+            if url:
+                import urllib.request
+
+                try:
+                    with urllib.request.urlopen(url + "/status", timeout=5) as r:
+                        if json.loads(r.read())["pages_open"] >= n:
+                            break
+                except OSError:
+                    pass
+            await asyncio.sleep(1)
+        out["warm_s"] = round(time.monotonic() - (deadline - 600), 1)
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            contexts = []
+            for k in range(n):  # memory checked before each new student
+                free = psutil.virtual_memory().available / 2**30
+                rss = tree_rss(server.proc.pid) / 2**30
+                if free < min_free_gb or rss > max_rss_gb:
+                    out["stopped"] = f"after {k} students: {free:.1f} GiB free, classroom RSS {rss:.1f} GiB"
+                    break
+                contexts.append(await browser.new_context(viewport={"width": 1200, "height": 900}))
+            opened = await asyncio.gather(*[_open(c, server.url + "/", timeout_s) for c in contexts])
+            pages = [p for p, t in opened if t is not None]
+            out["ready"] = [t for _, t in opened if t is not None]
+            out["not_ready"] = len(opened) - len(pages) + (n - len(contexts))
+            out["rss_gb"] = max(out["rss_gb"], tree_rss(server.proc.pid) / 2**30)
+            for r in range(rounds):
+                cpu0 = cpu_by_kind([server.proc.pid, psutil.Process().pid])
+                go = asyncio.Event()
+                tasks = [asyncio.create_task(_generate(p, k, r, timeout_s, go)) for k, p in enumerate(pages)]
+                await asyncio.sleep(1.0)  # everyone has typed: all press Generate together
+                go.set()
+                results = await asyncio.gather(*tasks)
+                cpu1 = cpu_by_kind([server.proc.pid, psutil.Process().pid])
+                out["rounds"].append({"cpu_s": {k: round(cpu1[k] - cpu0.get(k, 0.0), 1) for k in cpu1},
+                                      "worker": _status(url),
+                                      "seconds": [s for s, _ in results if s is not None],
+                                      "failed": sum(s is None for s, _ in results),
+                                      "errors": [m for s, m in results if s is None][:3]})
+                out["images"].append([m if s is not None else None for s, m in results])
+                out["rss_gb"] = max(out["rss_gb"], tree_rss(server.proc.pid) / 2**30)
+            await browser.close()
+    finally:
+        out["rss_gb"] = round(max(out["rss_gb"], tree_rss(server.proc.pid) / 2**30 if server.proc else 0), 2)
+        server.stop()
+    return out
+
+
+def spread(values: list[float]) -> str:
+    return f"{pct(values, 50):5.1f} / {pct(values, 95):5.1f} / {max(values, default=float('nan')):5.1f}"
+
+
+def row(res: dict) -> str:
+    cells = [f"{res['students']:>3}", spread(res["ready"])]
+    failed = res["not_ready"]
+    for rd in res["rounds"]:
+        cells.append(spread(rd["seconds"]))
+        failed += rd["failed"]
+    cells += [str(failed), f"{res['rss_gb']:.2f}"]
+    return "| " + " | ".join(cells) + " |" + (f"  ({res['stopped']})" if res["stopped"] else "")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--students", type=int, nargs="+", default=[1, 5, 10, 20, 30])
+    p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--timeout", type=float, default=120.0, help="seconds a page or a run may take (default 120)")
+    p.add_argument("--min-free-gb", type=float, default=1.5)
+    p.add_argument("--max-rss-gb", type=float, default=8.0)
+    p.add_argument("--json", default=None, help="also write the results here")
+    args = p.parse_args(argv)
+    if not all(1 <= n <= 60 for n in args.students) or not 1 <= args.rounds <= 5:
+        p.error("--students must each be from 1 to 60 and --rounds from 1 to 5")
+    print(f"{psutil.cpu_count()} CPUs, {psutil.virtual_memory().total / 2**30:.0f} GiB; load average "
+          f"{' '.join(f'{x:.1f}' for x in psutil.getloadavg())} at start", flush=True)
+    header = ("| students | page ready s (p50 / p95 / max) | " + " | ".join(
+        f"Generate -> image s, round {r + 1} (p50 / p95 / max)" for r in range(args.rounds))
+        + " | failed | classroom RSS GB |")
+    results = []
+    for n in args.students:
+        res = asyncio.run(measure_class(n, args.rounds, args.timeout, args.min_free_gb, args.max_rss_gb))
+        res.pop("images")
+        results.append(res)
+        print(row(res), f"load {psutil.getloadavg()[0]:.1f}", flush=True)
+        for r, rd in enumerate(res["rounds"]):
+            print(f"    round {r + 1}: CPU s {rd['cpu_s']}; worker's last batch {rd['worker'].get('last_batch')}",
+                  flush=True)
+    print("\n" + header + "\n|" + "---|" * (args.rounds + 4))
+    for res in results:
+        print(row(res))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
