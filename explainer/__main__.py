@@ -77,7 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--negative-prompt", default=None, metavar="TEXT",
                     help="what to steer away from; replaces the empty prompt in the unconditional branch")
     ex.add_argument("--model", default=None, metavar="PATH",
-                    help="a diffusers pipeline folder (or a cached hub id); default: the shipped shapes model")
+                    help="a shipped model's name (shapes-sd, shapes-dit), a diffusers pipeline folder or a cached hub "
+                         "id; default: the shipped shapes model")
     ex.add_argument("--trajectories", type=_int_in("trajectories", 0, 16), default=3, metavar="N",
                     help="extra seeds traced for the latent-trajectory map (0 skips that panel)")
     ex.add_argument("--device", default="cpu", help="cpu, cuda or mps")
@@ -105,7 +106,10 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(sub, "the prompt is empty: give a description in quotes, e.g. \"a red circle\"")
     if args.out.exists() and not args.out.is_dir():
         return _fail(sub, f"--out {str(args.out)!r} is a file; give a folder")
-    if args.model is not None and not Path(args.model).expanduser().exists() and args.model.count("/") != 1:
+    from .models import SHIPPED_MODELS
+
+    if (args.model is not None and args.model not in SHIPPED_MODELS and not Path(args.model).expanduser().exists()
+            and args.model.count("/") != 1):
         return _fail(sub, f"--model {args.model!r}: no such folder (and not a hub id like 'owner/name')")
     import torch
 

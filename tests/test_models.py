@@ -97,3 +97,19 @@ def test_the_session_loads_each_model_once(monkeypatch):
     assert models.session_model() == "shapes-sd" and models.model_key(first) == "shapes-sd"
     assert models.model_choices(first)[0] == "shapes-sd" and set(models.model_choices()) == set(
         models.available_models())
+
+
+def test_explain_takes_a_shipped_models_name(tmp_path: Path):
+    """`explain --model shapes-dit` as every other entry point takes the name (it used to be refused as no folder)."""
+    import subprocess
+    import sys
+
+    from explainer.models import available_models
+
+    if "shapes-dit" not in available_models():
+        pytest.skip("shapes-dit is not in this install")
+    out = subprocess.run([sys.executable, "-m", "explainer", "explain", "a red circle", "--model", "shapes-dit",
+                          "--steps", "2", "--out", str(tmp_path / "report"), "--quiet"], capture_output=True,
+                         text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert (tmp_path / "report" / "index.html").is_file()
