@@ -353,11 +353,49 @@ def seconds_per_image(fn, n: int) -> float:
 FREE_KEYS = ("position", "size", "background")
 
 
+def check_images(images: object, name: str = "images") -> list:
+    """A non-empty list of images (PIL images or (h, w, 3) uint8 arrays), e.g. what `generate` returns."""
+    if isinstance(images, (Image.Image, np.ndarray)) and not (isinstance(images, np.ndarray) and images.ndim == 4):
+        raise ValueError(f"{name} must be a list of images, got one {type(images).__name__} (write [image])")
+    if isinstance(images, (str, bytes, dict)) or not hasattr(images, "__len__"):
+        raise ValueError(f"{name} must be a list of images (PIL or (h, w, 3) uint8 arrays), got "
+                         f"{type(images).__name__}")
+    out = list(images)
+    if not out:
+        raise ValueError(f"{name} must hold at least one image, got none")
+    for i, im in enumerate(out):
+        if not isinstance(im, (Image.Image, np.ndarray)):
+            raise ValueError(f"{name}[{i}] must be a PIL image or an (h, w, 3) uint8 array, got {type(im).__name__}")
+    return out
+
+
+def check_embeddings(real: object, fake: object, k: object) -> tuple[np.ndarray, np.ndarray, int]:
+    """real (n, d) and fake (m, d) finite embeddings, each with more than k rows (prdc's k-NN balls); k >= 1."""
+    k = V.check_positive_int(k, "k", 1000)
+    out = []
+    for name, x in (("real", real), ("fake", fake)):
+        a = np.zeros(0) if isinstance(x, (str, bytes)) else np.asarray(x, dtype=np.float64)
+        if a.ndim != 2 or len(a) <= k:
+            raise ValueError(f"{name} must be an (n, d) array of embeddings with n > k={k}, got shape {a.shape}")
+        if not np.isfinite(a).all():
+            raise ValueError(f"{name} must be finite (no NaN or infinity)")
+        out.append(a)
+    if out[0].shape[1] != out[1].shape[1]:
+        raise ValueError(f"real and fake must have the same embedding size, got {out[0].shape[1]} and "
+                         f"{out[1].shape[1]}")
+    return out[0], out[1], k
+
+
 def attribute_combo(image: Image.Image | np.ndarray, color: str | None = None, shape: str | None = None
                     ) -> tuple[str, str, str] | None:
     """(position, size, background) of the object the judge finds (matching colour/shape when given), else None."""
     from .judge import judge
+    from .shapes import COLORS, SHAPES
 
+    if color is not None:
+        V.check_choice(color, list(COLORS), "color")
+    if shape is not None:
+        V.check_choice(shape, list(SHAPES), "shape")
     j = judge(image)
     obj = j.find(color=color, shape=shape)
     if obj is None:
@@ -374,7 +412,7 @@ def all_combos() -> list[tuple[str, str, str]]:
 
 def attribute_distribution(images: Sequence, color: str | None = None, shape: str | None = None) -> Counter:
     """Counts of judged (position, size, background) combos; None counts images where the object was not found."""
-    return Counter(attribute_combo(im, color, shape) for im in images)
+    return Counter(attribute_combo(im, color, shape) for im in check_images(images))
 
 
 def coverage_entropy(counts: Counter, reference: Sequence[tuple[str, str, str]] | None = None) -> dict[str, float]:
@@ -423,7 +461,7 @@ def judge_features(images: Sequence) -> np.ndarray:
     from .shapes import SHAPES
 
     rows = []
-    for im in images:
+    for im in check_images(images):
         j = judge(im)
         v = np.zeros(19)
         v[_BG_NAMES.index(j.background)] = 1
@@ -445,9 +483,10 @@ def clip_image_embeddings(images: Sequence, clip_dir: str | os.PathLike | None =
     """Unit-length image embeddings from the shipped CLIP's vision tower (shapes-sd/clip), shape (n, 64)."""
     from transformers import CLIPModel
 
-    key = str(clip_dir or DEFAULT_TEXT / "clip")
+    images = check_images(images)
+    key = str(DEFAULT_TEXT / "clip" if clip_dir is None else V.check_folder(clip_dir, "clip_dir", ["config.json"]))
     if key not in _CLIP_CACHE:
-        _CLIP_CACHE[key] = CLIPModel.from_pretrained(key, torch_dtype=torch.float32).eval()
+        _CLIP_CACHE[key] = CLIPModel.from_pretrained(key, torch_dtype=torch.float32, local_files_only=True).eval()
     clip = _CLIP_CACHE[key]
     x = to_pixels(images)
     out = []
@@ -465,8 +504,7 @@ def prdc_scores(real: np.ndarray, fake: np.ndarray, k: int = 5) -> dict[str, flo
 
     from prdc import compute_prdc
 
-    if len(real) <= k or len(fake) <= k:
-        raise ValueError(f"real and fake must each hold more than k={k} embeddings, got {len(real)} and {len(fake)}")
+    real, fake, k = check_embeddings(real, fake, k)
     with contextlib.redirect_stdout(io.StringIO()):  # prdc prints the set sizes
         scores = compute_prdc(real_features=real, fake_features=fake, nearest_k=k)
     return {name: float(v) for name, v in scores.items()}

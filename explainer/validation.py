@@ -447,6 +447,11 @@ def check_device(device: object, name: str = "device") -> str:
     return text
 
 
+class MissingPathError(FileNotFoundError, ValueError):
+    """A path argument that names no such folder or file: both a FileNotFoundError and a ValueError (so one
+    `except ValueError` catches every bad argument)."""
+
+
 def check_folder(path: object, name: str, needs: Sequence[str] = ()) -> object:
     """A local folder (str or os.PathLike) holding each of `needs` (relative paths). Never a hub id: nothing is
     downloaded. Returns it as a pathlib.Path."""
@@ -457,11 +462,11 @@ def check_folder(path: object, name: str, needs: Sequence[str] = ()) -> object:
         raise ValueError(f"{name} must be a local folder (str or path), got {type(path).__name__} {path!r:.60}")
     folder = Path(path).expanduser()
     if not folder.is_dir():
-        raise FileNotFoundError(f"{name} must be a local folder, and {str(folder)!r} is not one (nothing is "
+        raise MissingPathError(f"{name} must be a local folder, and {str(folder)!r} is not one (nothing is "
                                 "downloaded: give the path of a folder on this machine)")
     missing = [n for n in needs if not (folder / n).exists()]
     if missing:
-        raise FileNotFoundError(f"{name} {str(folder)!r} lacks {', '.join(missing)}: it must hold "
+        raise MissingPathError(f"{name} {str(folder)!r} lacks {', '.join(missing)}: it must hold "
                                 f"{', '.join(needs)}")
     return folder
 

@@ -336,3 +336,32 @@ def test_a_size_pair_and_an_int_give_the_same_upsampling():
     m = np.arange(16, dtype=float).reshape(4, 4)
     assert torch.equal(S.upsample_maps(m, 32), S.upsample_maps(m, (32, 32)))
     assert S.upsample_maps(m, (8, 16)).shape == (1, 8, 16)
+
+
+def test_the_map_quality_studies_check_their_arguments_before_any_run(pipe):
+    from explainer.experiments import attention_quality as Q
+    from explainer.experiments import concepts as C
+    from explainer.generation import count_denoiser_calls
+    from explainer.testing import build_tiny_sd3
+
+    dit = build_tiny_sd3()
+    cases = [
+        (lambda: Q.scenes_for(0), "n must be from 1"),
+        (lambda: Q.scenes_for(2, seed=-1), "seed must be from 0"),
+        (lambda: Q.generated_runs(pipe, n=2, steps=0), "steps must be from 1"),
+        (lambda: Q.generated_runs(pipe, n=2, cfg=float("nan")), "cfg must be a number from 0 to 100"),
+        (lambda: Q.generated_runs(pipe, n=2, batch=0), "batch must be from 1"),
+        (lambda: Q.map_quality(pipe, n=2, seed="0"), "seed must be an integer"),
+        (lambda: Q.render_attention(pipe, n=2, timesteps=[900, 1000]), r"timesteps\[1\] must be an integer >= 0"),
+        (lambda: Q.render_attention(pipe, n=2, timesteps=[]), "timesteps must be a non-empty list"),
+        (lambda: Q.render_attention(pipe, n=2, timesteps=[50.5]), r"timesteps\[0\] must be an integer"),
+        (lambda: C.concept_attention(dit, "a red circle", "red"), "concepts must be a list of prompt strings"),
+        (lambda: C.concept_attention(dit, "a red circle", ["red", ""]), r"concepts\[1\] must be a non-empty"),
+        (lambda: C.concept_attention(dit, "a red circle", ["red", "circle"], steps=0), "steps must be from 1"),
+        (lambda: C.score_concepts(pipe, n=2), "score_concepts needs an SD3-style pipeline"),
+    ]
+    with count_denoiser_calls(pipe) as count, count_denoiser_calls(dit) as dit_count:
+        for call, words in cases:
+            with pytest.raises(ValueError, match=words):
+                call()
+    assert count.calls == 0 and dit_count.calls == 0

@@ -16,9 +16,12 @@ from explainer.gan import (
     DEFAULT_GAN,
     all_combos,
     attribute_combo,
+    attribute_distribution,
+    clip_image_embeddings,
     coverage_entropy,
     generate,
     interpolate_latents,
+    judge_features,
     load_gan,
     prdc_scores,
     real_distribution,
@@ -142,19 +145,20 @@ def test_the_gan_stage_checks_its_arguments_first():
     with pytest.raises(SystemExit):
         main(["--stage", "gan", "--gan-mismatch", "2"])
     with pytest.raises(SystemExit):
-        main(["--stage", "gan", "--gan-eval-every", "75", "--gan-log-every", "50"])
+        main(["--stage", "gan", "--gan-eval-every", "0"])
 
 
 def test_a_few_training_steps_write_a_loadable_folder_with_its_log(tmp_path):
     from explainer.train.__main__ import main
 
     out = tmp_path / "gan"
-    main(["--stage", "gan", "--gan-steps", "4", "--gan-images", "64", "--gan-log-every", "2", "--gan-eval-every", "4",
-          "--work", str(tmp_path / "work"), "--out", str(out), "--threads", "2"])
+    main(["--stage", "gan", "--gan-steps", "4", "--gan-images", "64", "--log-every", "2", "--gan-eval-every", "4",
+          "--work", str(tmp_path / "work"), "--out", str(out)])
     g = load_gan(out)
     assert len(generate(g, "a red circle", [0, 1])) == 2
     recs = [json.loads(x) for x in (out / "training_log.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in recs if not r.get("final")] == [2, 4]
+    assert [r["step"] for r in recs if "loss_d" in r] == [2, 4]
+    assert [r["step"] for r in recs if "ema_adh_color" in r] == [4]
     assert all(np.isfinite(r["loss_d"]) and np.isfinite(r["loss_g"]) for r in recs if "loss_d" in r)
     assert 0.0 <= recs[-1]["ema_adh_color"] <= 1.0
 
@@ -327,3 +331,21 @@ def test_lesson_15_interpolations_between_a_seed_and_itself_are_two_constant_row
                         (lambda: gan_grid(gan, "a red circle", []), "seeds must hold at least one seed")):
         with pytest.raises(ValueError, match=words):
             call()
+
+
+@pytest.mark.parametrize("call, words", [
+    (lambda: attribute_combo(np.zeros((32, 32, 3), np.uint8), color="pink"), "color must be one of"),
+    (lambda: attribute_combo(np.zeros((32, 32, 3), np.uint8), shape="oval"), "shape must be one of"),
+    (lambda: attribute_distribution([]), "images must hold at least one image"),
+    (lambda: attribute_distribution(render(sample_scene(0))), r"images must be a list of images, got one Image"),
+    (lambda: attribute_distribution(["a.png"]), r"images\[0\] must be a PIL image"),
+    (lambda: judge_features([]), "images must hold at least one image"),
+    (lambda: clip_image_embeddings([]), "images must hold at least one image"),
+    (lambda: clip_image_embeddings([render(sample_scene(0))], clip_dir="no/such/clip"), "clip_dir must be a local"),
+    (lambda: prdc_scores(np.zeros((9, 4)), np.zeros((9, 4)), k=0), "k must be from 1"),
+    (lambda: prdc_scores(np.zeros((9, 4)), np.zeros((9, 5))), "real and fake must have the same embedding size"),
+    (lambda: prdc_scores(np.zeros((4, 4)), np.zeros((9, 4))), r"real must be an \(n, d\) array of embeddings"),
+])
+def test_the_diversity_measures_name_their_bad_argument(call, words):
+    with pytest.raises(ValueError, match=words):
+        call()

@@ -39,6 +39,7 @@ import torch
 from .. import attention_scores as S
 from .. import judge as J
 from .. import shapes
+from .. import validation as V
 from ..generation import seed_generator
 from ..probes import record_cross_attention
 from ..trace import trace_batch
@@ -88,8 +89,7 @@ def word_roles(tokens: Sequence[Any]) -> list[tuple[int, str, str, int | None]]:
 
 def scenes_for(n: int, seed: int = 0) -> list[shapes.Scene]:
     """`n` two-object scenes (no held-out colour x shape pairs) with their canonical captions."""
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be a positive int, got {n!r}")
+    n, seed = V.check_positive_int(n, "n", 100_000), V.check_seed(seed)
     out = []
     for i in range(n):
         s = shapes.sample_scene(EVAL_SEED + 1000 * seed + i, two_object_p=1.0)
@@ -129,6 +129,8 @@ def generated_runs(pipe: Any, n: int = 8, seed: int = 0, steps: int = 20, cfg: f
     """Trace `n` two-object prompts (seeds seed..seed+n-1) in batches of `batch`; judge each image and pair the
     judge's objects with the prompt's two phrases (the judge's own matching: colour and shape, else colour, else
     shape, else the largest)."""
+    steps, cfg, batch = V.check_steps(steps), V.check_cfg(cfg), V.check_positive_int(batch, "batch", 1024)
+    progress = V.check_bool(progress, "progress")
     scenes = scenes_for(n, seed)
     prompts = [s.caption for s in scenes]
     seeds = [seed + i for i in range(n)]
@@ -235,6 +237,10 @@ def render_attention(pipe: Any, n: int = 16, timesteps: Sequence[int] = (900, 70
 
     from .latents import encode
 
+    if isinstance(timesteps, (str, bytes)) or not hasattr(timesteps, "__len__") or not len(timesteps):
+        raise ValueError(f"timesteps must be a non-empty list of integers from 0 to 999, got {timesteps!r:.60}")
+    timesteps = [V.check_int(t, f"timesteps[{i}]", 0, 999) for i, t in enumerate(timesteps)]
+    batch, seed = V.check_positive_int(batch, "batch", 4096), V.check_seed(seed)
     scenes = scenes_for(n, seed + 500)
     images = np.stack([np.asarray(shapes.render(s)) for s in scenes])
     z0 = encode(pipe, images)

@@ -14,6 +14,7 @@ import torch
 
 from .. import attention_scores as S
 from .. import judge as J
+from .. import validation as V
 from ..generation import denoiser_name, run_pipeline
 from ..probes import concept_block
 from .attention_quality import METRICS, Scores, range_label, scenes_for
@@ -63,7 +64,9 @@ def concept_attention(pipe: Any, prompt: str, concepts: Sequence[str], seed: int
             type(tf.transformer_blocks[0]).__name__ != "JointTransformerBlock":
         raise ValueError("concept_attention needs an SD3-style pipeline (a transformer of JointTransformerBlocks); "
                          f"got {type(pipe).__name__}")
-    concepts = [str(c) for c in concepts]
+    prompt = V.check_prompt(prompt)
+    concepts = V.check_prompts(concepts, "concepts", single=False)  # a string would be one concept per letter
+    seed, steps, cfg = V.check_seed(seed), V.check_steps(steps), V.check_cfg(cfg)
     if len(concepts) < 2:
         raise ValueError(f"concepts must name at least two words (the softmax is over concepts), got {concepts}")
     embs = []
@@ -107,6 +110,11 @@ def score_concepts(pipe: Any, n: int = 8, seed: int = 0, steps: int = 20, cfg: f
     """ConceptAttention on `n` two-object prompts: concepts = the prompt's colour and shape words plus "background";
     each word's map (mean over steps, per block and over all blocks) scored against the judged object (images where
     the judge finds both named colours). Returns the scores and the number of usable images."""
+    if not concept_attention_available(pipe):
+        raise ValueError(f"score_concepts needs an SD3-style pipeline (a transformer of JointTransformerBlocks); got "
+                         f"{type(pipe).__name__}")
+    seed, steps, cfg = V.check_seed(seed), V.check_steps(steps), V.check_cfg(cfg)
+    progress = V.check_bool(progress, "progress")
     scenes = scenes_for(n, seed)
     out, usable = Scores(), 0
     it = enumerate(scenes)

@@ -35,6 +35,7 @@ from ..gan import (
     ShapesGAN,
     all_combos,
     attribute_combo,
+    check_embeddings,
     check_gan,
     clip_image_embeddings,
     coverage_entropy,
@@ -125,29 +126,12 @@ def data_sample(prompt: str, n: int, start_seed: int = 20_000_000) -> Sample:
 
 
 # ---------------------------------------------------------------------------------------------------- prdc
-def _check_embeddings(real: Any, fake: Any, k: Any) -> tuple[np.ndarray, np.ndarray, int]:
-    """real (n, d) and fake (m, d) finite embeddings, each with more than k rows; k an integer >= 1."""
-    k = V.check_positive_int(k, "k", 1000)
-    out = []
-    for name, x in (("real", real), ("fake", fake)):
-        a = np.asarray(x, dtype=np.float64) if not isinstance(x, str) else np.zeros(0)
-        if a.ndim != 2 or len(a) <= k:
-            raise ValueError(f"{name} must be an (n, d) array of embeddings with n > k={k}, got shape {a.shape}")
-        if not np.isfinite(a).all():
-            raise ValueError(f"{name} must be finite (no NaN or infinity)")
-        out.append(a)
-    if out[0].shape[1] != out[1].shape[1]:
-        raise ValueError(f"real and fake must have the same embedding size, got {out[0].shape[1]} and "
-                         f"{out[1].shape[1]}")
-    return out[0], out[1], k
-
-
 def prdc_points(real: np.ndarray, fake: np.ndarray, k: int = 5) -> dict[str, np.ndarray]:
     """Per-point indicators whose means are prdc's four numbers: precision and density per fake point, recall and
     coverage per real point (the k-NN balls held fixed). Bootstrapping them gives intervals."""
     from prdc.prdc import compute_nearest_neighbour_distances, compute_pairwise_distance
 
-    real, fake, k = _check_embeddings(real, fake, k)
+    real, fake, k = check_embeddings(real, fake, k)
 
     with contextlib.redirect_stdout(io.StringIO()):
         r_real = compute_nearest_neighbour_distances(real, k)
@@ -163,7 +147,7 @@ def prdc_table(real: np.ndarray, fake: np.ndarray, k: int = 5) -> dict[str, vd.I
     """prdc's numbers (computed by the `prdc` package) with 95 % bootstrap intervals over the points."""
     from prdc import compute_prdc
 
-    real, fake, k = _check_embeddings(real, fake, k)
+    real, fake, k = check_embeddings(real, fake, k)
     with contextlib.redirect_stdout(io.StringIO()):
         ref = compute_prdc(real_features=real, fake_features=fake, nearest_k=k)
     pts = prdc_points(real, fake, k)
