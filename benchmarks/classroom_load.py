@@ -123,6 +123,13 @@ async def _src(page) -> str:
         const img = i && (i.tagName === 'IMG' ? i : i.querySelector('img')); return img ? img.src : ''; }""")
 
 
+PNG_JS = """async () => { const i = document.querySelector('.explainer-playground .explainer-image');
+  const img = i.tagName === 'IMG' ? i : i.querySelector('img');
+  const buf = new Uint8Array(await (await fetch(img.src)).arrayBuffer());
+  let s = ''; for (let k = 0; k < buf.length; k += 0x8000) s += String.fromCharCode(...buf.subarray(k, k + 0x8000));
+  return btoa(s); }"""
+
+
 async def _generate(page, k: int, round_: int, timeout_s: float, go: asyncio.Event) -> tuple[float | None, str]:
     """Type student k's prompt and seed, wait for everyone, click Generate; seconds until a new image shows."""
     try:
@@ -143,15 +150,15 @@ async def _generate(page, k: int, round_: int, timeout_s: float, go: asyncio.Eve
         message = (await page.inner_text(".explainer-playground .explainer-message")).strip()
         if "error" in (await page.inner_html(".explainer-playground .explainer-message")):
             return None, message
-        return seconds, await _src(page)
+        return seconds, await page.evaluate(PNG_JS)
     except Exception as err:  # noqa: BLE001
         return None, f"{type(err).__name__}: {str(err)[:200]}"
 
 
 async def measure_class(n: int, rounds: int = 2, timeout_s: float = 120.0, min_free_gb: float = 1.5,
                         max_rss_gb: float = 8.0, home: Path | None = None, log: Path | None = None) -> dict:
-    """One classroom with `n` students: page-ready and Generate latencies, failures, peak RSS, each student's
-    image (data URL) per round."""
+    """One classroom with `n` students: page-ready and Generate latencies, failures, peak RSS, and per round each
+    student's image as shown (base64 PNG; None for a failed run)."""
     from playwright.async_api import async_playwright
 
     home = home or Path("/tmp/explainer-classroom-load") / f"n{n}"

@@ -405,3 +405,33 @@ def test_jupyterlab_step_explorer_inside_lesson_1(tmp_path, page_factory):
             _shot(page, "lab_lesson1_step_explorer")
             assert not page_factory.errors, page_factory.errors
     _record(lab_run_all_01_whole_machine_s=r["seconds"])
+
+
+# ------------------------------------------------------------------------------------------------ a class at once
+def test_a_class_of_five_at_once(shipped_pipe):
+    """Five students open the classroom together and press Generate together, twice (benchmarks/classroom_load.py
+    with N = 5): every page becomes usable, every run shows an image, and each student's image is the one their own
+    prompt and seed give in a single run here, pixel for pixel (the shared worker batched them)."""
+    import asyncio
+    import importlib.util
+
+    from PIL import Image
+
+    from explainer.trace import trace
+
+    spec = importlib.util.spec_from_file_location("classroom_load", ROOT / "benchmarks" / "classroom_load.py")
+    load = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(load)
+    res = asyncio.run(load.measure_class(5, rounds=2, timeout_s=RENDER_MS / 1000, min_free_gb=1.0, max_rss_gb=8.0,
+                                         home=ARTIFACTS / "class5", log=ARTIFACTS / "class5.log"))
+    assert res["stopped"] is None and res["not_ready"] == 0 and len(res["ready"]) == 5, res
+    assert all(rd["failed"] == 0 for rd in res["rounds"]), res["rounds"]
+    for r, images in enumerate(res["images"]):
+        for k, b64 in enumerate(images):
+            shown = np.asarray(Image.open(io.BytesIO(base64.b64decode(b64))).convert("RGB"))
+            own = trace(shipped_pipe, load.student_prompt(k), seed=load.student_seed(k, r), steps=25)
+            assert np.array_equal(shown[::8, ::8], np.asarray(own.image.convert("RGB"))), (r, k)
+    assert res["rss_gb"] < 8.0
+    _record(class5_page_ready_s=[round(t, 1) for t in res["ready"]],
+            class5_generate_s=[[round(t, 1) for t in rd["seconds"]] for rd in res["rounds"]],
+            class5_rss_gb=res["rss_gb"])
