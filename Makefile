@@ -25,8 +25,11 @@ test: install
 test-fast: install
 	$(PY) -m pytest -q -m "not slow and not browser"
 
+# The classroom: `make demo` (this machine), `make demo HOST=0.0.0.0 STUDENTS=40` (a room on a trusted network).
+STUDENTS ?= 30
 demo: install
-	$(PY) -m explainer.classroom --port=$(PORT) $(if $(MODEL),--model="$(MODEL)")
+	$(PY) -m explainer.classroom --port=$(PORT) --students=$(STUDENTS) $(if $(HOST),--host="$(HOST)") \
+		$(if $(MODEL),--model="$(MODEL)")
 
 lint:
 	$(PY) -m ruff check explainer tests benchmarks lessons
