@@ -9,7 +9,8 @@ It measures prompt adherence of generated images. The pipeline is classical imag
    are dropped;
 4. per object: a soft coverage map (alpha, 0..1, robust to anti-aliasing and blur), whose sum is the area and whose
    weighted mean is the centroid; the shape comes from a small MLP that reads a scale-normalised 16x16 patch of
-   that map (weights in ``assets/judge.safetensors``, retrain with ``python -m explainer.judge --train``); the size
+   that map (weights in ``assets/judge.safetensors``, retrain with
+   ``python -m explainer.train --stage judge --into-package``); the size
    comes from the area relative to the shape's area at radius 1; the position is the nearest anchor.
 
 ``judge(image)`` reports a :class:`Judgement`; ``judge_against(image, prompt)`` scores adherence to a prompt;
@@ -231,7 +232,8 @@ def _load_weights() -> dict[str, np.ndarray]:
         from safetensors.numpy import load_file
 
         if not WEIGHTS_PATH.exists():
-            raise FileNotFoundError(f"{WEIGHTS_PATH} is missing; retrain it with `python -m explainer.judge --train`")
+            raise FileNotFoundError(f"{WEIGHTS_PATH} is missing; retrain it with "
+                                    "`python -m explainer.train --stage judge --into-package`")
         _WEIGHTS = {k: v.astype(np.float64) for k, v in load_file(str(WEIGHTS_PATH)).items()}
     return _WEIGHTS
 
@@ -499,58 +501,3 @@ def _training_patches(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
         xs.append(_patch(found[0][1]))
         ys.append(shape_i)
     return np.stack(xs).astype(np.float32), np.array(ys)
-
-
-def train(n: int = 20000, epochs: int = 60, seed: int = 0, out: Path = WEIGHTS_PATH) -> float:
-    """Train the shape classifier on rendered objects and save it as safetensors; returns held-out accuracy."""
-    import torch
-    from safetensors.torch import save_file
-
-    torch.set_num_threads(1)
-    torch.manual_seed(seed)
-    x, y = _training_patches(n, seed)
-    xv, yv = _training_patches(max(100, n // 10), seed + 1)
-    x, xv = torch.from_numpy(x).flatten(1), torch.from_numpy(xv).flatten(1)
-    y, yv = torch.from_numpy(y), torch.from_numpy(yv)
-    hidden = 64
-    net = torch.nn.Sequential(
-        torch.nn.Linear(_PATCH * _PATCH, hidden),
-        torch.nn.ReLU(),
-        torch.nn.Linear(hidden, hidden),
-        torch.nn.ReLU(),
-        torch.nn.Linear(hidden, len(SHAPES)),
-    )
-    opt = torch.optim.AdamW(net.parameters(), lr=3e-3, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
-    gen = torch.Generator().manual_seed(seed)
-    for _ in range(epochs):
-        for idx in torch.randperm(len(x), generator=gen).split(256):
-            loss = torch.nn.functional.cross_entropy(net(x[idx]), y[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        sched.step()
-    with torch.no_grad():
-        acc = float((net(xv).argmax(1) == yv).float().mean())
-    names = ("w1", "b1", "w2", "b2", "w3", "b3")
-    params = [p.detach().contiguous() for p in net.parameters()]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    save_file(
-        dict(zip(names, params, strict=True)), str(out), metadata={"val_accuracy": f"{acc:.4f}", "seed": str(seed)}
-    )
-    global _WEIGHTS
-    _WEIGHTS = None
-    return acc
-
-
-if __name__ == "__main__":
-    import argparse
-
-    parser = argparse.ArgumentParser(description="Retrain the judge's shape classifier.")
-    parser.add_argument("--train", action="store_true", help="retrain and overwrite assets/judge.safetensors")
-    parser.add_argument("--n", type=int, default=20000)
-    parser.add_argument("--epochs", type=int, default=60)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
-    if args.train:
-        print(f"validation accuracy {train(args.n, args.epochs, args.seed):.4f}; saved {WEIGHTS_PATH}")

@@ -141,18 +141,18 @@ def test_train_stage_dit_runs_and_writes_a_loadable_pipeline(tmp_path):
 
     out = tmp_path / "out"
     main(["--stage", "dit", "--dit-steps", "3", "--dit-images", "32", "--dit-batch", "4", "--dit-layers", "1",
-          "--work", str(tmp_path / "work"), "--out", str(out), "--threads", "2"])
+          "--work", str(tmp_path / "work"), "--out", str(out)])
     meta = json.loads((out / "training.json").read_text())
     assert meta["dit_steps"] == 3 and meta["text_encoders"].startswith("frozen")
-    log = [json.loads(line) for line in (tmp_path / "work" / "dit_log.jsonl").read_text().splitlines()]
-    assert log[0]["step"] == 0 and np.isfinite(log[0]["loss"])
+    log = [json.loads(line) for line in (tmp_path / "work" / "dit" / "log.jsonl").read_text().splitlines()]
+    assert log[0]["step"] == 3 and np.isfinite(log[0]["loss"])
     pipe = ex.load_pipeline(out)
     assert count_parameters(pipe.transformer) < count_parameters(ex.load_pipeline("shapes-dit").transformer)
     assert _image(pipe, "a red circle", steps=2).shape == (32, 32, 3)
 
 
-@pytest.mark.parametrize("flag,value,needle", [("--dit-batch", "0", "--dit-batch must be >= 1"),
-                                               ("--dit-lr", "0", "--dit-lr must be > 0"),
+@pytest.mark.parametrize("flag,value,needle", [("--dit-batch", "0", "--dit-batch must be from 1"),
+                                               ("--dit-lr", "0", "--dit-lr must be a finite number > 0"),
                                                ("--dit-patch", "3", "--dit-patch")])
 def test_train_stage_dit_rejects_bad_arguments(tmp_path, capsys, flag, value, needle):
     from explainer.train.__main__ import main
@@ -160,7 +160,7 @@ def test_train_stage_dit_rejects_bad_arguments(tmp_path, capsys, flag, value, ne
     with pytest.raises(SystemExit):
         main(["--stage", "dit", flag, value, "--work", str(tmp_path)])
     assert needle in capsys.readouterr().err
-    assert not (tmp_path / "dit_log.jsonl").exists()
+    assert not (tmp_path / "dit").exists()
 
 
 def test_load_pipeline_names_the_missing_shipped_dit(monkeypatch, tmp_path):

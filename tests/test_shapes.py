@@ -78,9 +78,9 @@ def test_tokenizer_round_trip_word_level():
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--two-object-p", "1.5"], "--two-object-p must be from 0 to 1"),
+    (["--two-object-p", "1.5"], "--two-object-p must be a number in [0, 1], got 1.5"),
     (["--data-seed", "9999999"], "--data-seed must be from 0 to 9,940,000"),
-    (["--data-seed", "-1"], "--data-seed must be from 0"),
+    (["--data-seed", "-1"], "--data-seed must be >= 0, got -1"),
     (["--init-from", "/nonexistent"], "--init-from must be a pipeline folder"),
     (["--dec-object-weight", "0.5"], "--dec-object-weight must be >= 1"),
 ])
@@ -95,7 +95,8 @@ def test_training_command_rejects_bad_arguments_before_work(argv, message, capsy
 def test_decoder_loss_weighs_exactly_the_object_pixels():
     import numpy as np
 
-    from explainer.train.__main__ import _object_weight, _to_tensor
+    from explainer.train.common import to_pixels as _to_tensor
+    from explainer.train.sd import _object_weight
 
     scene = shapes.sample_scene(3, two_object_p=0.0)
     img = np.asarray(shapes.render(scene))
@@ -138,13 +139,15 @@ def test_decoder_stage_inside_all_tunes_the_fresh_vae(tmp_path):
     import shutil
 
     from explainer.models import SHIPPED_MODEL
-    from explainer.train.__main__ import train_vae_decoder
+    from explainer.train.common import FitConfig, fit
+    from explainer.train.sd import VAEDecoderStage
 
     shutil.copytree(SHIPPED_MODEL / "vae", tmp_path / "vae")
     before = (tmp_path / "vae" / "diffusion_pytorch_model.safetensors").read_bytes()
-    args = argparse.Namespace(stage="all", init_from=tmp_path / "elsewhere", work=tmp_path, out=tmp_path / "pipe",
-                              device="cpu", seed=0, vae_images=32, vae_batch=16, dec_steps=2, dec_lr=3e-4,
-                              dec_object_weight=10.0)
-    train_vae_decoder(args)  # would fail to load from the missing init_from if it read it
+    args = argparse.Namespace(stage="all", init_from=tmp_path / "elsewhere", work=tmp_path, vae_images=32,
+                              vae_batch=16, dec_steps=2, dec_lr=3e-4, dec_object_weight=10.0)
+    # would fail to load from the missing init_from if it read it
+    fit(VAEDecoderStage(args, tmp_path / "pipe"), FitConfig(steps=2, lr=3e-4, run_dir=tmp_path / "run",
+                                                             out=tmp_path / "vae", device="cpu", progress=False))
     assert (tmp_path / "vae" / "diffusion_pytorch_model.safetensors").read_bytes() != before
     assert not (tmp_path / "pipe").exists()  # no pipeline is written in the middle of --stage all

@@ -104,3 +104,82 @@ def test_a_non_finite_model_is_refused(tmp_path):
 def test_bad_config_is_refused_naming_the_field(tmp_path, field, value, words):
     with pytest.raises(ValueError, match=words.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")):
         _cfg(tmp_path, "bad", **{field: value})
+
+
+# ------------------------------------------------------------------------------------------------ the CLI
+ASSETS = Path(__file__).resolve().parents[1] / "explainer" / "assets"
+
+
+def _assets_state() -> list[tuple[str, int, int]]:
+    return sorted((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in ASSETS.rglob("*") if p.is_file())
+
+
+@pytest.fixture()
+def assets_untouched():
+    before = _assets_state()
+    yield
+    assert _assets_state() == before
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--stage", "gan", "--ema", "1.5"], "--ema must be a number in [0, 1), got 1.5"),
+    (["--stage", "dit", "--ema", "nan"], "--ema must be a number in [0, 1), got nan"),
+    (["--stage", "controlnet", "--cond-dropout", "1.5"], "--cond-dropout must be a number in [0, 1], got 1.5"),
+    (["--stage", "gan", "--gan-steps", "0"], "--gan-steps must be >= 1, got 0"),
+    (["--stage", "controlnet", "--cn-steps", "0"], "--cn-steps must be >= 1, got 0"),
+    (["--stage", "judge", "--judge-steps", "-3"], "--judge-steps must be >= 1, got -3"),
+    (["--stage", "gan", "--gan-mismatch", "2"], "--gan-mismatch must be a number in [0, 1], got 2"),
+    (["--stage", "dit", "--dit-lr", "inf"], "--dit-lr must be a finite number > 0, got inf"),
+    (["--stage", "unet", "--unet-batch", "0"], "--unet-batch must be from 1 to 10,000,000, got 0"),
+    (["--stage", "judge", "--max-minutes", "0"], "--max-minutes must be a finite number > 0, got 0"),
+    (["--stage", "gan", "--two-object-p", "-0.1"], "--two-object-p must be a number in [0, 1], got -0.1"),
+    (["--stage", "gan", "--out", str(ASSETS / "shapes-gan")], "inside the package's assets"),
+    (["--stage", "controlnet", "--out", str(ASSETS / "controlnet-edges")], "pass --into-package"),
+    (["--stage", "judge", "--work", str(ASSETS / "scratch")], "--work must be outside the package's assets"),
+])
+def test_the_cli_refuses_bad_flags_by_name_before_any_work(argv, words, capsys, tmp_path, assets_untouched):
+    from explainer.train.__main__ import main
+
+    work = [] if "--work" in argv else ["--work", str(tmp_path / "w")]
+    with pytest.raises(SystemExit) as exc:
+        main(argv + work)
+    assert exc.value.code == 2 and words in capsys.readouterr().err
+    assert not (tmp_path / "w").exists()
+
+
+def test_out_must_not_be_an_existing_file(capsys, tmp_path, assets_untouched):
+    from explainer.train.__main__ import main
+
+    (tmp_path / "model").write_text("not a folder")
+    with pytest.raises(SystemExit):
+        main(["--stage", "dit", "--work", str(tmp_path / "w"), "--out", str(tmp_path / "model")])
+    assert f"--out must be a folder, got an existing file {tmp_path / 'model'}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, words", [(["--stage", "gan", "--gan-steps", "0"], "--gan-steps must be >= 1"),
+                                         (["--stage", "gan", "--gan-ema", "nan"], "unrecognized arguments: --gan-ema")])
+def test_the_real_command_exits_non_zero_and_names_the_flag(argv, words, tmp_path, assets_untouched):
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "explainer.train", *argv, "--work", str(tmp_path / "w")],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and words in r.stderr
+
+
+def test_a_stage_writes_under_work_by_default_and_an_old_checkpoint_needs_resume(capsys, tmp_path, assets_untouched):
+    from safetensors import safe_open
+
+    from explainer.train.__main__ import main
+
+    argv = ["--stage", "judge", "--judge-n", "200", "--judge-steps", "4", "--log-every", "2", "--checkpoint-every",
+            "2", "--work", str(tmp_path / "w")]
+    main(argv)
+    with safe_open(str(tmp_path / "w" / "judge-model" / "judge.safetensors"), "pt") as f:
+        assert set(f.keys()) == {"w1", "b1", "w2", "b2", "w3", "b3"} and 0 <= float(f.metadata()["val_accuracy"]) <= 1
+    with pytest.raises(SystemExit):
+        main(argv)
+    assert "already holds a checkpoint of 'judge'" in capsys.readouterr().err
+    main(argv + ["--resume", "--judge-steps", "6"])
+    rows = [json.loads(line) for line in (tmp_path / "w" / "judge" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "loss" in r] == [2, 4, 6]

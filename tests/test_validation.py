@@ -339,7 +339,7 @@ def test_grid_explorer_refuses_runaway_steps(tiny_sd):
 
 # --------------------------------------------------------------------------------------------- training CLI
 @pytest.mark.parametrize("argv, words", [
-    (["--vae-steps", "-5"], "--vae-steps must be >= 0"),
+    (["--vae-steps", "-5"], "--vae-steps must be >= 1"),
     (["--threads", "0"], "--threads must be >= 1"),
     (["--device", "bogus"], "--device must be cpu, cuda"),
     (["--vae-lr", "nan"], "--vae-lr must be a finite number > 0"),

@@ -21,6 +21,7 @@ Also here, shared by the stages: the SD noise schedule (`sd_noise_schedule`), ui
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -44,8 +45,10 @@ class Stage:
 
     Optional hooks: `setup(device)` (called first: load frozen parts, put them on the device), `optimizer(params,
     cfg)`, `evaluate(model)`, `checkpointed()` (other modules / optimisers the checkpoint must hold, e.g. a GAN's
-    discriminator). `fit` sets `self.device` and `self.prepared` (the module as Accelerate prepared it; call it in
-    `loss` when running under `accelerate launch` on several processes).
+    discriminator). `fit` sets `self.device` and `self.prepared` (the module as Accelerate prepared it: call it in
+    `loss`, so that under `accelerate launch` on several processes the gradients are synchronised).
+    `evaluate` and `save` receive a copy of the model holding the EMA weights (the live model when there is no EMA);
+    `save` may change what it receives (dtype, device).
     """
 
     name: str = "stage"
@@ -104,6 +107,7 @@ class FitConfig:
     schedule: str = "cosine"  # a get_scheduler name: cosine, constant, constant_with_warmup, linear
     ema_warmup: bool = True  # EMAModel(use_ema_warmup=..., power=ema_power); False: decay min(d, (1+n)/(10+n))
     ema_power: float = 0.75
+    eval_first: bool = False  # also evaluate before the first update (a fresh run only)
     progress: bool = True  # a tqdm bar
 
     def __post_init__(self) -> None:
@@ -353,15 +357,13 @@ def _accelerator(cfg: FitConfig):
 
 
 def _with_ema(run: _Run, fn):
-    """Call fn(model) with the EMA weights in the model (the trained weights put back after)."""
+    """Call fn(model) on the model with its EMA weights: a copy, so the live model (and any reference a stage keeps
+    to it) stays as it trains; the live model itself when there is no EMA."""
     if run.ema is None:
         return fn(run.model)
-    run.ema.store(run.model.parameters())
-    run.ema.copy_to(run.model.parameters())
-    try:
-        return fn(run.model)
-    finally:
-        run.ema.restore(run.model.parameters())
+    shadow = copy.deepcopy(run.model)
+    run.ema.copy_to(shadow.parameters())
+    return fn(shadow)
 
 
 class _Log:
@@ -398,7 +400,7 @@ def _finish(stage: Stage, run: _Run, cfg: FitConfig) -> Path:
 
     def save(m):
         check_finite(m, f"{stage.name} model")
-        stage.save(m, out)
+        stage.save(m if run.ema is not None else copy.deepcopy(m), out)
 
     _with_ema(run, save)
     return out
@@ -435,6 +437,8 @@ def fit(stage: Stage, cfg: FitConfig) -> FitResult:
         if ema is not None:
             ema.to(acc.device)
     log = _Log(cfg.run_dir / "log.jsonl", fresh=not resumed)
+    if cfg.eval_first and not resumed:
+        _evaluate(stage, run, log, (time.time() - t0) / 60)
     result = _loop(stage, cfg, run, acc, prepared, log, t0, tqdm)
     if cfg.eval_every is None or run.step % cfg.eval_every or not result.evaluation:
         result.evaluation = _evaluate(stage, run, log, (time.time() - t0) / 60)

@@ -15,10 +15,11 @@ MAX_TOKENS = 24  # bos + up to 22 words + eos; our longest caption has 21 tokens
 TEXT_DIM = 128
 
 
-def build_tokenizer() -> PreTrainedTokenizerFast:
-    """A word-level tokenizer (one token per word, so attention maps read as words)."""
+def build_tokenizer(words: list[str] | None = None, max_tokens: int = MAX_TOKENS) -> PreTrainedTokenizerFast:
+    """A word-level tokenizer (one token per word, so attention maps read as words) over `words` (default: the
+    shapes world's vocabulary)."""
     specials = [PAD, BOS, EOS, UNK]
-    vocab = {w: i for i, w in enumerate(specials + vocabulary())}
+    vocab = {w: i for i, w in enumerate(specials + (vocabulary() if words is None else list(words)))}
     tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token=UNK))
     tok.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase()])
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
@@ -27,7 +28,7 @@ def build_tokenizer() -> PreTrainedTokenizerFast:
     )
     return PreTrainedTokenizerFast(
         tokenizer_object=tok, bos_token=BOS, eos_token=EOS, pad_token=PAD, unk_token=UNK,
-        model_max_length=MAX_TOKENS, padding_side="right",
+        model_max_length=max_tokens, padding_side="right",
     )
 
 
@@ -68,10 +69,3 @@ def build_unet():
         up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
         cross_attention_dim=TEXT_DIM, attention_head_dim=4, norm_num_groups=16,
     )
-
-
-def build_noise_scheduler():
-    from diffusers import DDPMScheduler
-
-    # Stable Diffusion's training schedule.
-    return DDPMScheduler(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear")

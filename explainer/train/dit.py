@@ -23,19 +23,22 @@ processor on 256 real zero tokens.
 
 from __future__ import annotations
 
+import argparse
 import copy
 import json
 import math
 import random
-import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
-SHAPES_SD = Path(__file__).resolve().parents[1] / "assets" / "shapes-sd"
-DEFAULT_DIT_OUT = Path(__file__).resolve().parents[1] / "assets" / "shapes-dit"
+from ..shapes import EVAL_SEED, caption_for, make_dataset
+from . import flags
+from .common import Stage, encode_posterior, fit, sample_posterior
+
+SHAPES_SD = flags.ASSETS / "shapes-sd"
+EMA = 0.999  # the recipe's EMA decay
 T5_ZEROS = 256  # StableDiffusion3Pipeline's default max_sequence_length: the zero tokens appended at inference
 
 
@@ -161,124 +164,128 @@ def check_collapsed_pad(pipe, device: str = "cpu") -> float:
     return (ref - got).abs().max().item()
 
 
-def _lr(step: int, total: int, base: float, warmup: int = 200) -> float:
-    if step < warmup:
-        return base * (step + 1) / warmup
-    return base * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup))))
-
-
 def count_parameters(module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-def train_dit(args) -> None:
-    """Flow-matching training of the transformer; EMA weights are written as a pipeline folder every few minutes."""
-    from diffusers.models.attention_processor import JointAttnProcessor2_0
-    from diffusers.training_utils import EMAModel
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("--stage dit (not in all): an SD3-style MMDiT on the shipped VAE and text encoders")
+    g.add_argument("--dit-steps", type=int, default=3_000, help="updates of --stage dit")
+    g.add_argument("--dit-batch", type=int, default=32)
+    g.add_argument("--dit-lr", type=float, default=3e-4)
+    g.add_argument("--dit-images", type=int, default=60_000, help="training scenes of --stage dit")
+    g.add_argument("--dit-layers", type=int, default=5, help="joint-attention transformer blocks")
+    g.add_argument("--dit-heads", type=int, default=4)
+    g.add_argument("--dit-head-dim", type=int, default=32)
+    g.add_argument("--dit-patch", type=int, choices=[1, 2], default=1, help="latent pixels per patch side")
+    g.add_argument("--dit-resume", type=Path, default=None,
+                   help="a shapes-dit pipeline folder whose transformer training continues (its sizes are kept; "
+                        "training.json adds the updates and seconds of the earlier runs)")
 
-    from ..shapes import caption_for, make_dataset
 
-    torch.manual_seed(args.seed)
-    device = args.device
-    src = args.init_from if args.init_from is not None else SHAPES_SD
-    earlier: list[dict] = []
-    if getattr(args, "dit_resume", None) is not None:  # continue an earlier run: its weights, sizes and record
-        from diffusers import SD3Transformer2DModel
+def check_arguments(args: argparse.Namespace, error: flags.Error) -> None:
+    if args.dit_resume is not None and not (args.dit_resume / "transformer" / "config.json").is_file():
+        error(f"--dit-resume must be a pipeline folder with transformer/, got {args.dit_resume}")
+    if args.data_seed + args.dit_images > EVAL_SEED:
+        error(f"--data-seed must be from 0 to {EVAL_SEED - args.dit_images:,} with --dit-images "
+              f"{args.dit_images:,}, got {args.data_seed}")
+    flags.check_checkpoint(args, error, "dit")
 
-        transformer = SD3Transformer2DModel.from_pretrained(args.dit_resume / "transformer", torch_dtype=torch.float32)
-        cfg = transformer.config
-        args.dit_layers, args.dit_heads = cfg.num_layers, cfg.num_attention_heads
-        args.dit_head_dim, args.dit_patch = cfg.attention_head_dim, cfg.patch_size
-        before = json.loads((args.dit_resume / "training.json").read_text())
-        earlier = before.pop("runs", []) + [before]
-    else:
-        transformer = build_transformer(args.dit_layers, args.dit_heads, args.dit_head_dim, args.dit_patch)
-    pipe = build_pipeline(transformer, src).to(device)
-    for m in (pipe.vae, pipe.text_encoder, pipe.text_encoder_2):
-        m.requires_grad_(False)
-    err = check_collapsed_pad(pipe, device)
-    print(f"collapsed zero-T5 pad vs standard processor on {T5_ZEROS} zero tokens: max |diff| = {err:.2e}")
-    if err > 1e-4:
-        raise RuntimeError(f"the collapsed-pad training forward differs from the pipeline's by {err}")
-    transformer.set_attn_processor(CollapsedPadProcessor(T5_ZEROS))
-    work = args.work
-    work.mkdir(parents=True, exist_ok=True)
 
-    # The U-Net's data recipe: rendered scenes encoded once by the VAE, z ~ q(z|x) every step, fresh wording each time.
-    images, _, scenes = make_dataset(args.dit_images, start_seed=args.data_seed, two_object_p=args.two_object_p)
-    x_all = torch.from_numpy(images).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
-    means, stds = [], []
-    with torch.no_grad():
-        for i in tqdm(range(0, len(x_all), 256), desc="encode latents"):
-            d = pipe.vae.encode(x_all[i:i + 256].to(device)).latent_dist
-            means.append(d.mean.cpu())
-            stds.append(d.std.cpu())
-    mean, std = torch.cat(means), torch.cat(stds)
-    del x_all, images
-    scale, shift = pipe.vae.config.scaling_factor, pipe.vae.config.shift_factor
+class DiTStage(Stage):
+    """Flow-matching training of the transformer (velocity target, logit-normal timesteps, frozen text encoders)."""
 
-    ema = EMAModel(transformer.parameters(), decay=args.ema, use_ema_warmup=True, power=0.75)
-    opt = torch.optim.AdamW(transformer.parameters(), lr=args.dit_lr, weight_decay=0.01)
-    gen = torch.Generator().manual_seed(args.seed)
-    rng = random.Random(args.seed)
-    t0, last_save = time.time(), time.time()
-    n_params = count_parameters(transformer)
+    name = "dit"
 
-    def save(step: int) -> None:
-        ema.store(transformer.parameters())
-        ema.copy_to(transformer.parameters())
-        transformer.set_attn_processor(JointAttnProcessor2_0())
-        out = args.out
-        out.mkdir(parents=True, exist_ok=True)
-        pipe.to(torch.float16).save_pretrained(out, safe_serialization=True)
-        pipe.to(torch.float32)
-        meta = {"dit_steps": step, "dit_seconds": time.time() - t0, "batch": args.dit_batch, "lr": args.dit_lr,
-                "images": args.dit_images, "data_seed": args.data_seed, "two_object_p": args.two_object_p,
-                "threads": torch.get_num_threads(), "device": device, "transformer_parameters": n_params,
-                "layers": args.dit_layers, "heads": args.dit_heads, "head_dim": args.dit_head_dim,
-                "patch_size": args.dit_patch, "timestep_sampling": "logit-normal(0, 1)", "ema": args.ema,
-                "cond_dropout": args.cond_dropout, "seed": args.seed, "text_encoders": "frozen (shipped)"}
-        if earlier:  # a resumed run: the earlier runs it continues, and the totals
-            meta |= {"runs": earlier, "total_steps": step + sum(r["dit_steps"] for r in earlier),
-                     "total_seconds": meta["dit_seconds"] + sum(r["dit_seconds"] for r in earlier)}
-        (out / "training.json").write_text(json.dumps(meta, indent=1))
+    def __init__(self, args: argparse.Namespace, run_dir: Path):
+        self.args, self.run_dir = args, run_dir
+        self.earlier: list[dict] = []
+
+    def setup(self, device) -> None:
+        a = self.args
+        self.device = device
+        if a.dit_resume is not None:  # continue an earlier run: its weights, sizes and record
+            from diffusers import SD3Transformer2DModel
+
+            transformer = SD3Transformer2DModel.from_pretrained(a.dit_resume / "transformer",
+                                                                torch_dtype=torch.float32)
+            cfg = transformer.config
+            a.dit_layers, a.dit_heads = cfg.num_layers, cfg.num_attention_heads
+            a.dit_head_dim, a.dit_patch = cfg.attention_head_dim, cfg.patch_size
+            before = json.loads((a.dit_resume / "training.json").read_text())
+            self.earlier = before.pop("runs", []) + [before]
+        else:
+            transformer = build_transformer(a.dit_layers, a.dit_heads, a.dit_head_dim, a.dit_patch)
+        pipe = build_pipeline(transformer, a.init_from if a.init_from is not None else SHAPES_SD).to(device)
+        for m in (pipe.vae, pipe.text_encoder, pipe.text_encoder_2):
+            m.requires_grad_(False)
+        err = check_collapsed_pad(pipe, str(device))
+        print(f"collapsed zero-T5 pad vs standard processor on {T5_ZEROS} zero tokens: max |diff| = {err:.2e}")
+        if err > 1e-4:
+            raise RuntimeError(f"the collapsed-pad training forward differs from the pipeline's by {err}")
         transformer.set_attn_processor(CollapsedPadProcessor(T5_ZEROS))
-        ema.restore(transformer.parameters())
+        self.pipe = pipe
+        # The U-Net's data recipe: scenes encoded once by the VAE, z ~ q(z|x) every step, fresh wording each time.
+        images, _, self.scenes = make_dataset(a.dit_images, start_seed=a.data_seed, two_object_p=a.two_object_p)
+        self.mean, self.std = encode_posterior(pipe.vae, images, device)
+        self.scale, self.shift = pipe.vae.config.scaling_factor, pipe.vae.config.shift_factor
 
-    done = 0
-    for step in (bar := tqdm(range(args.dit_steps), desc="dit")):
-        for g in opt.param_groups:
-            g["lr"] = _lr(step, args.dit_steps, args.dit_lr)
-        idx = torch.randint(0, len(mean), (args.dit_batch,), generator=gen)
-        # ~10 % empty captions: the unconditional branch classifier-free guidance needs ("" is the pipeline's
-        # default negative prompt, so the same tensors as at inference).
-        captions = [caption_for(scenes[i], rng) if rng.random() > args.cond_dropout else "" for i in idx.tolist()]
-        emb, pooled = collapsed_conditioning(pipe, captions, device)
-        z0 = ((mean[idx] + std[idx] * torch.randn(mean[idx].shape, generator=gen)) - shift) * scale
-        noise = torch.randn(z0.shape, generator=gen)
-        # Logit-normal timestep sampling (SD3, Esser et al. 2024): sigma = sigmoid(n), n ~ N(0, 1).
-        sigma = torch.sigmoid(torch.randn(len(idx), generator=gen))
-        s = sigma.view(-1, 1, 1, 1)
-        zt = ((1 - s) * z0 + s * noise).to(device)
-        target = (noise - z0).to(device)  # the velocity the Euler flow scheduler integrates
-        pred = transformer(zt, encoder_hidden_states=emb, pooled_projections=pooled,
-                           timestep=(sigma * 1000).to(device)).sample
-        loss = F.mse_loss(pred, target)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(transformer.parameters(), 1.0)
-        opt.step()
-        ema.step(transformer.parameters())
-        if step % 50 == 0:
-            bar.set_postfix(loss=f"{loss.item():.4f}")
-            with open(work / "dit_log.jsonl", "a") as f:
-                f.write(json.dumps({"step": step, "loss": loss.item(), "s": time.time() - t0}) + "\n")
-        if time.time() - last_save > args.save_every_min * 60:
-            save(step + 1)
-            last_save = time.time()
-        done = step + 1
-        if args.dit_max_minutes is not None and time.time() - t0 > args.dit_max_minutes * 60:
-            print(f"--dit-max-minutes {args.dit_max_minutes} reached after {done} updates")
-            break
-    save(done)
-    print(f"saved {args.out}")
+    def model(self):
+        return self.pipe.transformer
+
+    def optimizer(self, params, cfg):
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.01)
+
+    def batches(self, generator):
+        a = self.args
+        while True:
+            idx = torch.randint(0, len(self.mean), (a.dit_batch,), generator=generator)
+            rng = random.Random(int(torch.randint(0, 2**62, (1,), generator=generator)))
+            # some empty captions: the unconditional branch classifier-free guidance needs ("" is the pipeline's
+            # default negative prompt, so the same tensors as at inference).
+            caps = [caption_for(self.scenes[i], rng) if rng.random() > a.cond_dropout else "" for i in idx.tolist()]
+            z0 = sample_posterior(self.mean, self.std, idx, generator, self.scale, self.shift)
+            noise = torch.randn(z0.shape, generator=generator)
+            # Logit-normal timestep sampling (SD3, Esser et al. 2024): sigma = sigmoid(n), n ~ N(0, 1).
+            sigma = torch.sigmoid(torch.randn(len(idx), generator=generator))
+            s = sigma.view(-1, 1, 1, 1)
+            yield {"captions": caps, "zt": (1 - s) * z0 + s * noise, "target": noise - z0, "t": sigma * 1000}
+
+    def loss(self, b):
+        emb, pooled = collapsed_conditioning(self.pipe, b["captions"], str(self.device))
+        pred = self.prepared(b["zt"], encoder_hidden_states=emb, pooled_projections=pooled, timestep=b["t"]).sample
+        return F.mse_loss(pred, b["target"]), {}  # the velocity the Euler flow scheduler integrates
+
+    def save(self, transformer, out: Path) -> None:
+        from diffusers.models.attention_processor import JointAttnProcessor2_0
+
+        a = self.args
+        transformer.set_attn_processor(JointAttnProcessor2_0())
+        live, self.pipe.transformer = self.pipe.transformer, transformer
+        out.mkdir(parents=True, exist_ok=True)
+        try:
+            self.pipe.to(torch.float16).save_pretrained(out, safe_serialization=True)
+        finally:
+            self.pipe.transformer = live
+            self.pipe.to(torch.float32)
+        state = json.loads((self.run_dir / "checkpoint" / "state.json").read_text())
+        meta = {"dit_steps": state["step"], "dit_seconds": round(60 * state["minutes"], 1), "batch": a.dit_batch,
+                "lr": a.dit_lr, "images": a.dit_images, "data_seed": a.data_seed, "two_object_p": a.two_object_p,
+                "threads": torch.get_num_threads(), "device": a.device,
+                "transformer_parameters": count_parameters(transformer), "layers": a.dit_layers,
+                "heads": a.dit_heads, "head_dim": a.dit_head_dim, "patch_size": a.dit_patch,
+                "timestep_sampling": "logit-normal(0, 1)", "ema": EMA if a.ema is None else a.ema,
+                "cond_dropout": a.cond_dropout, "seed": a.seed, "text_encoders": "frozen (shipped)"}
+        if self.earlier:  # a resumed run: the earlier runs it continues, and the totals
+            meta |= {"runs": self.earlier, "total_steps": meta["dit_steps"] + sum(r["dit_steps"] for r in self.earlier),
+                     "total_seconds": meta["dit_seconds"] + sum(r["dit_seconds"] for r in self.earlier)}
+        (out / "training.json").write_text(json.dumps(meta, indent=1))
+
+
+def run(args: argparse.Namespace):
+    """--stage dit: fit the transformer and write a StableDiffusion3Pipeline folder."""
+    cfg = flags.fit_config(args, "dit", args.dit_steps, args.dit_lr, flags.out_folder(args, "shapes-dit"), ema=EMA,
+                           warmup=200)
+    result = fit(DiTStage(args, cfg.run_dir), cfg)
+    print(f"saved {result.out} after {result.steps_done} updates")
+    return result

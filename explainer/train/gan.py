@@ -5,23 +5,24 @@ the same VAE decoder, from the same frozen text encoder's reading of the prompt,
 (seeds 0...59,999, half one-object, half two-object) with captions re-worded every time. Only the generator differs:
 one network call instead of a 25-step denoising loop. The recipe is in `explainer.gan`'s docstring.
 
-Learning rates are constant (standard for GANs), so a run stopped by --gan-minutes is the same trajectory as a shorter
---gan-steps run; the log records how many steps were done. Every --gan-eval-every steps the log also records judged
-adherence (64 fixed unseen prompts) of the EMA and the raw generator, and the judged (position, size, background)
-combos of 64 fixed latents for "a red circle" (mode coverage over training).
+On the one loop (`train.common.fit`): the generator is the trained model (its Adam, its EMA, constant learning
+rate); each update first takes one discriminator step (the stage's own Adam, TTUR: `--gan-d-lr-mult` x the
+generator's rate), whose weights and optimiser the checkpoint holds too. Learning rates are constant, so a run stopped
+by --max-minutes is the same trajectory as a shorter --gan-steps run. Every --gan-eval-every steps the log records
+judged adherence (64 fixed unseen prompts) of the EMA and the live generator, and the judged (position, size,
+background) combos of 64 fixed latents for "a red circle" (mode coverage over training).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import random
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from ..gan import (
     DEFAULT_TEXT,
@@ -31,38 +32,39 @@ from ..gan import (
     attribute_distribution,
     coverage_entropy,
 )
-from ..shapes import caption_for, make_dataset, sample_scene
+from ..shapes import EVAL_SEED, caption_for, make_dataset, sample_scene
+from . import flags
+from .common import FitConfig, Stage, encode_posterior, fit, sample_posterior
 
-VAL_SEED = 10_000_000
 MODE_PROMPT = "a red circle"
 GEN_KW = {"channels": [128, 96, 64], "ups": [True, False], "z_dim": 64, "embed_dim": 128}
 DISC_KW = {"channels": [64, 128, 128], "downs": [True, False, False]}
+EMA = 0.999  # the recipe's EMA decay of the shipped generator
 
 
-def _latents(args, vae) -> tuple[torch.Tensor, torch.Tensor, list]:
-    """Posterior mean / std of the training scenes, encoded once and cached under --work (safetensors)."""
-    from safetensors.torch import load_file, save_file
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("--stage gan (not in all): a text-conditional GAN on the same scenes, VAE, text encoder")
+    g.add_argument("--gan-steps", type=int, default=6_000, help="updates of --stage gan")
+    g.add_argument("--gan-batch", type=int, default=32)
+    g.add_argument("--gan-lr", type=float, default=1e-4, help="generator learning rate (constant)")
+    g.add_argument("--gan-d-lr-mult", type=float, default=4.0, help="discriminator lr = this x --gan-lr (TTUR)")
+    g.add_argument("--gan-mismatch", type=float, default=0.5,
+                   help="weight of real-image/wrong-caption negatives in the discriminator's fake term (0 to 1)")
+    g.add_argument("--gan-images", type=int, default=60_000)
+    g.add_argument("--gan-eval-every", type=int, default=200, help="judge samples every N steps")
+    g.add_argument("--gan-text-from", type=Path, default=None,
+                   help="pipeline folder whose text_encoder/tokenizer/vae the GAN uses (default shapes-sd)")
 
-    cache = args.work / f"gan_latents_{args.gan_images}_{args.data_seed}_{args.two_object_p}.safetensors"
-    if cache.exists():
-        d = load_file(cache)
-        scenes = [sample_scene(args.data_seed + i, two_object_p=args.two_object_p) for i in range(args.gan_images)]
-        return d["mean"], d["std"], scenes
-    from . import __main__ as tm
 
-    images, _, scenes = make_dataset(args.gan_images, start_seed=args.data_seed, two_object_p=args.two_object_p)
-    x_all = tm._to_tensor(images)
-    means, stds = [], []
-    with torch.no_grad():
-        for i in tqdm(range(0, len(x_all), 256), desc="encode latents"):
-            d = vae.encode(x_all[i:i + 256].to(args.device)).latent_dist
-            means.append(d.mean.cpu())
-            stds.append(d.std.cpu())
-    mean, std = torch.cat(means).contiguous(), torch.cat(stds).contiguous()
-    tmp = cache.with_suffix(".tmp")
-    save_file({"mean": mean, "std": std}, tmp)
-    tmp.rename(cache)
-    return mean, std, scenes
+def check_arguments(args: argparse.Namespace, error: flags.Error) -> None:
+    flags.in_range(error, args, "gan_mismatch", 0.0, 1.0)
+    if args.data_seed < 0 or args.data_seed + args.gan_images > EVAL_SEED:
+        error(f"--data-seed must be from 0 to {EVAL_SEED - args.gan_images:,} with --gan-images {args.gan_images:,}, "
+              f"got {args.data_seed}")
+    text = args.gan_text_from
+    if text is not None and not all((text / p).is_dir() for p in ("tokenizer", "text_encoder", "vae")):
+        error(f"--gan-text-from must be a pipeline folder with tokenizer/, text_encoder/ and vae/, got {text}")
+    flags.check_checkpoint(args, error, f"gan-seed{args.seed}")
 
 
 @torch.no_grad()
@@ -86,9 +88,10 @@ def standing_stats(gen: Generator, text: TextConditioner, captions: list[str], s
 
 
 def _decode(vae, lat: torch.Tensor, scale: float) -> np.ndarray:
+    from ..latents import to_uint8
+
     with torch.no_grad():
-        x = torch.cat([vae.decode(lat[i:i + 128] / scale).sample for i in range(0, len(lat), 128)])
-    return ((x.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+        return to_uint8(torch.cat([vae.decode(lat[i:i + 128] / scale).sample for i in range(0, len(lat), 128)]))
 
 
 def evaluate(gen: Generator, vae, scale: float, text: TextConditioner, eval_scenes, eval_z: torch.Tensor,
@@ -118,6 +121,18 @@ def evaluate(gen: Generator, vae, scale: float, text: TextConditioner, eval_scen
     return out
 
 
+def _flat_log(log_path: Path) -> str:
+    """The fit log in the shipped log's shape: {"step", "s", losses...} and {"step", "ema_adh_...", "raw_..."}."""
+    rows = []
+    for line in log_path.read_text().splitlines():
+        r = json.loads(line)
+        flat = {"step": r["step"], "s": round(60 * r.pop("minutes", 0.0), 1)}
+        flat.update(r.pop("eval", {}))
+        flat.update({k: v for k, v in r.items() if k not in ("step", "lr", "loss")})
+        rows.append(json.dumps(flat))
+    return "\n".join(rows) + "\n"
+
+
 def save_gan(out: Path, gen_ema: Generator, disc: Discriminator, meta: dict, log_path: Path) -> None:
     """Write the GAN folder: config.json, generator.safetensors (fp16, EMA weights) and the training log."""
     from safetensors.torch import save_file
@@ -130,112 +145,111 @@ def save_gan(out: Path, gen_ema: Generator, disc: Discriminator, meta: dict, log
            "latent_shape": [4, 8, 8], **meta}
     (out / "config.json").write_text(json.dumps(cfg, indent=1))
     if log_path.exists():
-        (out / "training_log.jsonl").write_text(log_path.read_text())
+        (out / "training_log.jsonl").write_text(_flat_log(log_path))
 
 
-def train_gan(args) -> None:
-    from diffusers import AutoencoderKL
+class GANStage(Stage):
+    name = "gan"
 
-    torch.manual_seed(args.gan_seed)
-    pipe_dir = Path(args.gan_text_from) if args.gan_text_from else DEFAULT_TEXT
-    text = TextConditioner(pipe_dir, device=args.device)
-    vae = AutoencoderKL.from_pretrained(pipe_dir / "vae", torch_dtype=torch.float32).to(args.device).eval()
-    scale = float(vae.config.scaling_factor)
-    mean, std, scenes = _latents(args, vae)
+    def __init__(self, args: argparse.Namespace, run_dir: Path):
+        self.args, self.run_dir = args, run_dir
+        self.mismatch = args.gan_mismatch
 
-    gen = Generator(**GEN_KW).to(args.device)
-    disc = Discriminator(**DISC_KW).to(args.device)
-    gen_ema = Generator(**GEN_KW).to(args.device)
-    gen_ema.load_state_dict(gen.state_dict())
-    gen_ema.requires_grad_(False)
-    opt_g = torch.optim.Adam(gen.parameters(), lr=args.gan_lr, betas=(0.0, 0.9))
-    opt_d = torch.optim.Adam(disc.parameters(), lr=args.gan_lr * args.gan_d_lr_mult, betas=(0.0, 0.9))
+    def setup(self, device: torch.device) -> None:
+        from diffusers import AutoencoderKL
 
-    gen_rng = torch.Generator().manual_seed(args.gan_seed)
-    rng = random.Random(args.gan_seed)
-    eval_scenes = [sample_scene(VAL_SEED + 300_000 + i, two_object_p=0.0) for i in range(64)]
-    fixed = torch.Generator().manual_seed(1234)  # the same eval latents for every run and seed
-    eval_z = torch.randn(len(eval_scenes), gen.z_dim, generator=fixed)
-    mode_z = torch.randn(64, gen.z_dim, generator=fixed)
-    every = max(1, len(scenes) // 2000)
-    stat_captions = [caption_for(scenes[i], random.Random(i)) for i in range(0, len(scenes), every)]
+        a = self.args
+        self.device = device
+        pipe_dir = Path(a.gan_text_from) if a.gan_text_from else DEFAULT_TEXT
+        self.text = TextConditioner(pipe_dir, device=str(device))
+        self.vae = AutoencoderKL.from_pretrained(pipe_dir / "vae", torch_dtype=torch.float32).to(device).eval()
+        self.scale = float(self.vae.config.scaling_factor)
+        cache = a.work / f"gan_latents_{a.gan_images}_{a.data_seed}_{a.two_object_p}.safetensors"
+        if cache.exists():
+            self.scenes = [sample_scene(a.data_seed + i, two_object_p=a.two_object_p) for i in range(a.gan_images)]
+            images = None
+        else:
+            images, _, self.scenes = make_dataset(a.gan_images, start_seed=a.data_seed, two_object_p=a.two_object_p)
+        self.mean, self.std = encode_posterior(self.vae, images, device, cache=cache)
+        self.eval_scenes = [sample_scene(EVAL_SEED + 300_000 + i, two_object_p=0.0) for i in range(64)]
+        fixed = torch.Generator().manual_seed(1234)  # the same eval latents for every run and seed
+        self.eval_z = torch.randn(len(self.eval_scenes), GEN_KW["z_dim"], generator=fixed)
+        self.mode_z = torch.randn(64, GEN_KW["z_dim"], generator=fixed)
+        every = max(1, len(self.scenes) // 2000)
+        self.stat_captions = [caption_for(self.scenes[i], random.Random(i)) for i in range(0, len(self.scenes), every)]
 
-    log_path = args.work / f"gan_seed{args.gan_seed}_log.jsonl"
-    if log_path.exists():
-        log_path.unlink()
+    def model(self) -> Generator:
+        self.gen = Generator(**GEN_KW).to(self.device)
+        self.disc = Discriminator(**DISC_KW).to(self.device)
+        self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=self.args.gan_lr * self.args.gan_d_lr_mult,
+                                      betas=(0.0, 0.9))
+        return self.gen
 
-    def log(rec: dict) -> None:
-        with open(log_path, "a") as f:
-            f.write(json.dumps(rec) + "\n")
+    def optimizer(self, params, cfg: FitConfig) -> torch.optim.Optimizer:
+        return torch.optim.Adam(params, lr=cfg.lr, betas=(0.0, 0.9))
 
-    meta = {"steps": 0, "batch": args.gan_batch, "lr_g": args.gan_lr, "lr_d": args.gan_lr * args.gan_d_lr_mult,
-            "betas": [0.0, 0.9], "ema": args.gan_ema, "loss": "hinge", "mismatch_weight": args.gan_mismatch,
-            "images": args.gan_images, "data_seed": args.data_seed, "two_object_p": args.two_object_p,
-            "seed": args.gan_seed, "threads": torch.get_num_threads(), "device": args.device,
-            "text_encoder": "shapes-sd/text_encoder (frozen)", "vae": "shapes-sd/vae (frozen)",
-            "vae_scaling_factor": scale, "mode_prompt": MODE_PROMPT}
-    t0, last_save = time.time(), time.time()
-    acc = {"d_real": [], "d_fake": [], "d_mismatch": [], "loss_d": [], "loss_g": []}
-    n = len(mean)
-    step = 0
-    bar = tqdm(range(args.gan_steps), desc=f"gan seed {args.gan_seed}")
-    for step in bar:
-        idx = torch.randint(0, n, (args.gan_batch,), generator=gen_rng)
-        caps = [caption_for(scenes[i], rng) for i in idx.tolist()]  # fresh wording every time
-        t = text(caps)
+    def checkpointed(self) -> dict:
+        return {"discriminator": self.disc, "opt_d": self.opt_d}
+
+    def batches(self, generator: torch.Generator):
+        n, b = len(self.mean), self.args.gan_batch
+        while True:
+            idx = torch.randint(0, n, (b,), generator=generator)
+            rng = random.Random(int(torch.randint(0, 2**62, (1,), generator=generator)))
+            real = sample_posterior(self.mean, self.std, idx, generator, self.scale)
+            z = torch.randn(b, GEN_KW["z_dim"], generator=generator)
+            yield {"captions": [caption_for(self.scenes[i], rng) for i in idx.tolist()], "real": real, "z": z}
+
+    def loss(self, batch):
+        t = self.text(batch["captions"])
         tw = t.roll(1, dims=0)  # another scene's caption for each real image (GAN-INT-CLS negatives)
-        real = ((mean[idx] + std[idx] * torch.randn(mean[idx].shape, generator=gen_rng)) * scale).to(args.device)
-        z = torch.randn(args.gan_batch, gen.z_dim, generator=gen_rng).to(args.device)
-        gen.train()
-        fake = gen(z, t)
-        # discriminator: real/right caption up, fake and real/wrong caption down (hinge)
+        real, gen, disc = batch["real"], self.prepared, self.disc
+        fake = gen(batch["z"], t)
+        # discriminator: real/right caption up, fake and real/wrong caption down (hinge); its own step first
         h = disc.features(torch.cat([real, fake.detach()]))
         hr, hf = h[: len(real)], h[len(real):]
         s_real, s_fake, s_mis = disc.score(hr, t), disc.score(hf, t), disc.score(hr, tw)
-        loss_d = (F.relu(1 - s_real).mean() + (1 - args.gan_mismatch) * F.relu(1 + s_fake).mean()
-                  + args.gan_mismatch * F.relu(1 + s_mis).mean())
-        opt_d.zero_grad(set_to_none=True)
+        loss_d = (F.relu(1 - s_real).mean() + (1 - self.mismatch) * F.relu(1 + s_fake).mean()
+                  + self.mismatch * F.relu(1 + s_mis).mean())
+        self.opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
-        opt_d.step()
+        self.opt_d.step()
         # generator: raise the (updated) discriminator's score of its images under their own captions
         loss_g = -disc(fake, t).mean()
-        opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        opt_g.step()
-        with torch.no_grad():
-            decay = min(args.gan_ema, (1 + step) / (10 + step))
-            for pe, p in zip(gen_ema.parameters(), gen.parameters(), strict=True):
-                pe.lerp_(p, 1 - decay)
-        for k, v in (("d_real", s_real.mean()), ("d_fake", s_fake.mean()), ("d_mismatch", s_mis.mean()),
-                     ("loss_d", loss_d), ("loss_g", loss_g)):
-            acc[k].append(float(v.detach()))
-        done = step + 1
-        if done % args.gan_log_every == 0:
-            rec = {"step": done, "s": round(time.time() - t0, 1), **{k: float(np.mean(v)) for k, v in acc.items()}}
-            acc = {k: [] for k in acc}
-            if done % args.gan_eval_every == 0:
-                standing_stats(gen_ema, text, stat_captions, seed=done)
-                rec.update({f"ema_{k}": v for k, v in evaluate(gen_ema, vae, scale, text, eval_scenes, eval_z,
-                                                                mode_z).items()})
-                live = Generator(**GEN_KW).to(args.device)
-                live.load_state_dict(gen.state_dict())
-                standing_stats(live, text, stat_captions, seed=done)
-                rec.update({f"raw_{k}": v for k, v in evaluate(live, vae, scale, text, eval_scenes, eval_z, mode_z,
-                                                                modes=False).items()})
-                bar.set_postfix(d=f"{rec['loss_d']:.2f}", g=f"{rec['loss_g']:.2f}", adh=f"{rec['ema_adh_all']:.2f}")
-            log(rec)
-        if time.time() - last_save > args.save_every_min * 60:
-            standing_stats(gen_ema, text, stat_captions, seed=0)
-            save_gan(args.out, gen_ema, disc, {**meta, "steps": done, "seconds": time.time() - t0}, log_path)
-            last_save = time.time()
-        if args.gan_minutes and time.time() - t0 > args.gan_minutes * 60:
-            print(f"stopping at step {done}: --gan-minutes {args.gan_minutes} reached")
-            break
-    bar.close()
-    done = step + 1 if args.gan_steps else 0
-    standing_stats(gen_ema, text, stat_captions, seed=0)
-    final = evaluate(gen_ema, vae, scale, text, eval_scenes, eval_z, mode_z)
-    log({"step": done, "s": round(time.time() - t0, 1), "final": True, **{f"ema_{k}": v for k, v in final.items()}})
-    save_gan(args.out, gen_ema, disc, {**meta, "steps": done, "seconds": time.time() - t0, "final_eval": final},
-             log_path)
-    print(f"saved {args.out} after {done} steps: {final}")
+        return loss_g, {"loss_g": loss_g, "loss_d": loss_d, "d_real": s_real.mean(), "d_fake": s_fake.mean(),
+                        "d_mismatch": s_mis.mean()}
+
+    def _judged(self, gen: Generator, seed: int, modes: bool) -> dict:
+        standing_stats(gen, self.text, self.stat_captions, seed=seed)
+        return evaluate(gen, self.vae, self.scale, self.text, self.eval_scenes, self.eval_z, self.mode_z, modes)
+
+    def evaluate(self, model: Generator) -> dict:
+        live = Generator(**GEN_KW).to(self.device)
+        live.load_state_dict(self.gen.state_dict())
+        ema = {f"ema_{k}": v for k, v in self._judged(model, 0, True).items()}
+        return ema | {f"raw_{k}": v for k, v in self._judged(live, 0, False).items()}
+
+    def save(self, model: Generator, out: Path) -> None:
+        a = self.args
+        standing_stats(model, self.text, self.stat_captions, seed=0)
+        state = json.loads((self.run_dir / "checkpoint" / "state.json").read_text())
+        meta = {"steps": state["step"], "seconds": round(60 * state["minutes"], 1), "batch": a.gan_batch,
+                "lr_g": a.gan_lr, "lr_d": a.gan_lr * a.gan_d_lr_mult, "betas": [0.0, 0.9],
+                "ema": EMA if a.ema is None else a.ema, "loss": "hinge", "mismatch_weight": a.gan_mismatch,
+                "images": a.gan_images, "data_seed": a.data_seed, "two_object_p": a.two_object_p, "seed": a.seed,
+                "threads": torch.get_num_threads(), "device": a.device,
+                "text_encoder": "shapes-sd/text_encoder (frozen)", "vae": "shapes-sd/vae (frozen)",
+                "vae_scaling_factor": self.scale, "mode_prompt": MODE_PROMPT,
+                "final_eval": evaluate(model, self.vae, self.scale, self.text, self.eval_scenes, self.eval_z,
+                                       self.mode_z)}
+        save_gan(out, model, self.disc, meta, self.run_dir / "log.jsonl")
+
+
+def run(args: argparse.Namespace):
+    """--stage gan: fit the GAN stage and write the GAN folder."""
+    name = f"gan-seed{args.seed}"
+    cfg = flags.fit_config(args, name, args.gan_steps, args.gan_lr, flags.out_folder(args, "shapes-gan"), ema=EMA,
+                           schedule="constant", grad_clip=None, ema_warmup=False, eval_every=args.gan_eval_every)
+    result = fit(GANStage(args, cfg.run_dir), cfg)
+    print(f"saved {result.out} after {result.steps_done} steps: {result.evaluation}")
+    return result
