@@ -16,7 +16,8 @@ the same way for every stage, as diffusers' own training scripts do:
 - it refuses to save a model that took no update or has a non-finite parameter.
 
 Also here, shared by the stages: the SD noise schedule (`sd_noise_schedule`), uint8 images -> VAE pixels
-(`to_pixels`), and the posterior cache (`encode_posterior` once, `sample_posterior` every step).
+(`to_pixels`), the posterior cache (`encode_posterior` once, `sample_posterior` every step), and resumable caption
+wording with caption dropout (`captions`) and tokenizing (`token_ids`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import copy
 import json
 import math
 import os
+import random
 import shutil
 import time
 from collections.abc import Iterator
@@ -220,6 +222,21 @@ def sample_posterior(mean: torch.Tensor, std: torch.Tensor, idx: torch.Tensor, g
     """z ~ q(z|x) for the images `idx`, on the denoiser's scale: (mean + std * eps - shift) * scale (CPU)."""
     m = mean[idx]
     return (m + std[idx] * torch.randn(m.shape, generator=generator) - shift) * scale
+
+
+def captions(scenes: list, idx: torch.Tensor, generator: torch.Generator, caption_for, dropout: float = 0.0
+             ) -> list[str]:
+    """A caption for each picked scene, worded afresh (`caption_for(scene, rng)`) by a random.Random drawn from
+    `generator` (so a resumed run words them the same), a `dropout` share left empty (the unconditional branch
+    classifier-free guidance needs)."""
+    rng = random.Random(int(torch.randint(0, 2**62, (1,), generator=generator)))
+    return ["" if dropout and rng.random() <= dropout else caption_for(scenes[i], rng) for i in idx.tolist()]
+
+
+def token_ids(tokenizer, texts: list[str], max_length: int | None = None) -> torch.Tensor:
+    """Input ids padded (and cut) to the tokenizer's length, as the pipelines tokenize prompts."""
+    return tokenizer(texts, padding="max_length", max_length=max_length or tokenizer.model_max_length,
+                     truncation=True, return_tensors="pt").input_ids
 
 
 def check_finite(model: torch.nn.Module, what: str = "model") -> None:

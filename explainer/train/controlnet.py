@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +34,7 @@ from ..controlnet_world import (  # noqa: F401 (build_controlnet, controlnet_pip
 from ..generation import seed_generator
 from ..shapes import CONDITIONS, EVAL_SEED, caption_for, make_dataset, render_condition
 from . import flags
-from .common import Stage, encode_posterior, fit, sample_posterior, sd_noise_schedule
+from .common import Stage, captions, encode_posterior, fit, sample_posterior, sd_noise_schedule, token_ids
 
 SHIPPED = flags.ASSETS / "shapes-sd"
 
@@ -55,7 +54,7 @@ def check_arguments(args: argparse.Namespace, error: flags.Error) -> None:
     if args.data_seed + args.cn_images > EVAL_SEED:
         error(f"--data-seed must be from 0 to {EVAL_SEED - args.cn_images:,} with --cn-images {args.cn_images:,}, "
               f"got {args.data_seed}")
-    flags.check_checkpoint(args, error, f"controlnet-{args.condition}")
+    flags.check_checkpoint(args, error, f"cn-{args.condition}")
 
 
 def evaluate(pipe, scenes, condition: str, steps: int = 12, cfg: float = 5.0, scale: float = 1.0, seed: int = 0,
@@ -107,11 +106,8 @@ class ControlNetStage(Stage):
         tok, a = self.base.tokenizer, self.args
         while True:
             idx = torch.randint(0, len(self.mean), (a.cn_batch,), generator=generator)
-            rng = random.Random(int(torch.randint(0, 2**62, (1,), generator=generator)))
             # re-worded captions every time, some empty (so the ControlNet also works unconditionally / under CFG)
-            caps = [caption_for(self.scenes[i], rng) if rng.random() > a.cond_dropout else "" for i in idx.tolist()]
-            ids = tok(caps, padding="max_length", max_length=tok.model_max_length, truncation=True,
-                      return_tensors="pt").input_ids
+            ids = token_ids(tok, captions(self.scenes, idx, generator, caption_for, a.cond_dropout))
             z0 = sample_posterior(self.mean, self.std, idx, generator, self.scale)
             yield {"ids": ids, "z0": z0, "noise": torch.randn(z0.shape, generator=generator),
                    "t": torch.randint(0, 1000, (len(idx),), generator=generator), "cond": self.conds[idx]}
@@ -146,8 +142,8 @@ class ControlNetStage(Stage):
 
 def run(args: argparse.Namespace):
     """--stage controlnet: fit a ControlNet and write its folder."""
-    name = f"controlnet-{args.condition}"
-    cfg = flags.fit_config(args, name, args.cn_steps, args.cn_lr, flags.out_folder(args, name), ema=None,
+    out = flags.out_folder(args, f"controlnet-{args.condition}")
+    cfg = flags.fit_config(args, f"cn-{args.condition}", args.cn_steps, args.cn_lr, out, ema=None,
                            schedule="constant_with_warmup", warmup=100, eval_every=args.cn_eval_every,
                            eval_first=True)
     result = fit(ControlNetStage(args, cfg.run_dir), cfg)

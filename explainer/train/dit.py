@@ -27,7 +27,6 @@ import argparse
 import copy
 import json
 import math
-import random
 from pathlib import Path
 
 import torch
@@ -35,7 +34,7 @@ import torch.nn.functional as F
 
 from ..shapes import EVAL_SEED, caption_for, make_dataset
 from . import flags
-from .common import Stage, encode_posterior, fit, sample_posterior
+from .common import Stage, captions, encode_posterior, fit, sample_posterior
 
 SHAPES_SD = flags.ASSETS / "shapes-sd"
 EMA = 0.999  # the recipe's EMA decay
@@ -240,10 +239,9 @@ class DiTStage(Stage):
         a = self.args
         while True:
             idx = torch.randint(0, len(self.mean), (a.dit_batch,), generator=generator)
-            rng = random.Random(int(torch.randint(0, 2**62, (1,), generator=generator)))
             # some empty captions: the unconditional branch classifier-free guidance needs ("" is the pipeline's
             # default negative prompt, so the same tensors as at inference).
-            caps = [caption_for(self.scenes[i], rng) if rng.random() > a.cond_dropout else "" for i in idx.tolist()]
+            caps = captions(self.scenes, idx, generator, caption_for, a.cond_dropout)
             z0 = sample_posterior(self.mean, self.std, idx, generator, self.scale, self.shift)
             noise = torch.randn(z0.shape, generator=generator)
             # Logit-normal timestep sampling (SD3, Esser et al. 2024): sigma = sigmoid(n), n ~ N(0, 1).

@@ -34,7 +34,7 @@ from ..gan import (
 )
 from ..shapes import EVAL_SEED, caption_for, make_dataset, sample_scene
 from . import flags
-from .common import FitConfig, Stage, encode_posterior, fit, sample_posterior
+from .common import FitConfig, Stage, captions, encode_posterior, fit, sample_posterior
 
 MODE_PROMPT = "a red circle"
 GEN_KW = {"channels": [128, 96, 64], "ups": [True, False], "z_dim": 64, "embed_dim": 128}
@@ -195,10 +195,10 @@ class GANStage(Stage):
         n, b = len(self.mean), self.args.gan_batch
         while True:
             idx = torch.randint(0, n, (b,), generator=generator)
-            rng = random.Random(int(torch.randint(0, 2**62, (1,), generator=generator)))
+            caps = captions(self.scenes, idx, generator, caption_for)  # fresh wording every time
             real = sample_posterior(self.mean, self.std, idx, generator, self.scale)
             z = torch.randn(b, GEN_KW["z_dim"], generator=generator)
-            yield {"captions": [caption_for(self.scenes[i], rng) for i in idx.tolist()], "real": real, "z": z}
+            yield {"captions": caps, "real": real, "z": z}
 
     def loss(self, batch):
         t = self.text(batch["captions"])

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import shutil
 from pathlib import Path
 
@@ -23,7 +22,17 @@ import torch.nn.functional as F
 
 from ..shapes import EVAL_SEED, caption_for, make_dataset
 from . import flags
-from .common import FitConfig, Stage, encode_posterior, fit, sample_posterior, sd_noise_schedule, to_pixels
+from .common import (
+    FitConfig,
+    Stage,
+    captions,
+    encode_posterior,
+    fit,
+    sample_posterior,
+    sd_noise_schedule,
+    to_pixels,
+    token_ids,
+)
 from .components import build_clip, build_tokenizer, build_unet, build_vae
 
 STAGES = ("vae", "vae-decoder", "clip", "unet")
@@ -57,11 +66,6 @@ def check_arguments(args: argparse.Namespace, error: flags.Error) -> None:
 
 def _pick(n: int, batch: int, generator: torch.Generator) -> torch.Tensor:
     return torch.randint(0, n, (batch,), generator=generator)
-
-
-def _wording(generator: torch.Generator) -> random.Random:
-    """A fresh random.Random for this batch's caption wording, drawn from the batch generator (resumable)."""
-    return random.Random(int(torch.randint(0, 2**62, (1,), generator=generator)))
 
 
 # ------------------------------------------------------------------------------------------------ vae
@@ -236,10 +240,8 @@ class CLIPStage(Stage):
         tok = self.tok
         while True:
             idx = _pick(len(self.x_all), self.args.clip_batch, generator)
-            rng = _wording(generator)
-            captions = [caption_for(self.scenes[i], rng) for i in idx.tolist()]  # fresh wording every time
-            ids = tok(captions, padding="max_length", max_length=tok.model_max_length, truncation=True,
-                      return_tensors="pt")
+            ids = tok(captions(self.scenes, idx, generator, caption_for), padding="max_length",
+                      max_length=tok.model_max_length, truncation=True, return_tensors="pt")
             yield {"input_ids": ids.input_ids, "attention_mask": ids.attention_mask, "pixel_values": self.x_all[idx]}
 
     def loss(self, batch):
@@ -322,11 +324,7 @@ class UNetStage(Stage):
         tok, a = self.tok, self.args
         while True:
             idx = _pick(len(self.mean), a.unet_batch, generator)
-            rng = _wording(generator)
-            # some empty captions: the unconditional branch that classifier-free guidance needs.
-            caps = [caption_for(self.scenes[i], rng) if rng.random() > a.cond_dropout else "" for i in idx.tolist()]
-            ids = tok(caps, padding="max_length", max_length=tok.model_max_length, truncation=True,
-                      return_tensors="pt").input_ids
+            ids = token_ids(tok, captions(self.scenes, idx, generator, caption_for, a.cond_dropout))
             z0 = sample_posterior(self.mean, self.std, idx, generator, self.scale)
             yield {"ids": ids, "z0": z0, "noise": torch.randn(z0.shape, generator=generator),
                    "t": torch.randint(0, self.noise_sched.config.num_train_timesteps, (len(idx),),
