@@ -1,0 +1,122 @@
+"""How well a model draws the scenes world, GenEval-style: unseen prompts by category, read by the scenes judge.
+
+Categories (as GenEval's, plus the world's ground and sky): single object, two objects, counting, colour, position,
+relation, colour attribution, ground, sky. Prompts are canonical captions of scenes with seeds ≥ `EVAL_SEED` (never
+in training); each prompt is drawn once per seed, and intervals resample prompts (the unit that was drawn).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..generation import run_pipeline
+from ..latents import to_uint8
+from ..verdicts import wilson
+from ..worlds.scenes import EVAL_SEED, Scene, sample_scene
+from ..worlds.scenes_judge import check, read
+
+#: the article's prompts, and the scene whose truth each is judged against
+ARTICLE_PROMPTS: tuple[str, ...] = (
+    "a red fox sitting in autumn leaves", "a fox", "a forest at dawn", "a forest at dusk", "a beach", "a mountain",
+    "a cat left of a tree under the sun", "a boat on the sea at night", "two balloons above a house",
+)
+CATEGORIES = ("object", "two_objects", "counting", "color", "position", "relation", "color_attribution", "ground",
+              "sky")
+
+
+def article_scene(prompt: str) -> Scene:
+    """The scene a prompt of `ARTICLE_PROMPTS` asks for: the first evaluation scene whose canonical caption starts
+    with the prompt's words for its things (only the questions the prompt asks are checked, see `article_checks`)."""
+    from ..worlds.scenes import Thing
+
+    def one(kind, things, ground="grass", sky="day", **kw):
+        return Scene(kind=kind, things=tuple(things), ground=ground, sky=sky, caption=prompt, **kw)
+
+    table = {
+        "a red fox sitting in autumn leaves": one("single", [Thing("fox", "red", "large", 32, 44, 24, 24)], "leaves"),
+        "a fox": one("single", [Thing("fox", "red", "large", 32, 44, 24, 24)]),
+        "a forest at dawn": one("forest", [], sky="dawn"),
+        "a forest at dusk": one("forest", [], sky="dusk"),
+        "a beach": one("beach", [], "sand"),
+        "a mountain": one("mountain", [Thing("mountain", None, "large", 32, 24, 44, 34)]),
+        "a cat left of a tree under the sun": one("pair", [Thing("cat", None, "large", 20, 44, 24, 24),
+                                                           Thing("tree", None, "large", 44, 44, 24, 24),
+                                                           Thing("sun", None, "small", 40, 10, 15, 15)],
+                                                  relation="left of", under="sun"),
+        "a boat on the sea at night": one("single", [Thing("boat", None, "large", 32, 48, 24, 24)], "water", "night"),
+        "two balloons above a house": one("count", [Thing("balloon", "red", "small", 20, 12, 15, 15),
+                                                    Thing("balloon", "red", "small", 44, 12, 15, 15),
+                                                    Thing("house", None, "large", 32, 46, 24, 24)],
+                                          relation="above"),
+    }
+    return table[prompt]
+
+
+ARTICLE_ASKS = {  # which checks each article prompt asks (a prompt that names no sky does not ask for one)
+    "a red fox sitting in autumn leaves": ("object", "ground"), "a fox": ("object",),
+    "a forest at dawn": ("object", "sky"), "a forest at dusk": ("object", "sky"), "a beach": ("ground",),
+    "a mountain": ("object",), "a cat left of a tree under the sun": ("two_objects", "relation", "sun"),
+    "a boat on the sea at night": ("object", "ground", "sky"), "two balloons above a house": ("counting", "house"),
+}
+
+
+def article_checks(reading, prompt: str) -> dict[str, bool]:
+    """The checks `prompt` asks, on one reading."""
+    got = check(reading, article_scene(prompt))
+    got["sun"] = reading.has("sun")
+    got["house"] = reading.has("house")
+    return {k: got[k] for k in ARTICLE_ASKS[prompt]}
+
+
+def prompt_sets(n: int, start: int = EVAL_SEED) -> dict[str, list[Scene]]:
+    """About `n` unseen scenes per kind asked: single things, pairs, counts, forests / mountains / beaches."""
+    sets: dict[str, list[Scene]] = {"single": [], "pair": [], "count": [], "landscape": []}
+    seed = start
+    while min(len(v) for v in sets.values()) < n:
+        s = sample_scene(seed)
+        key = s.kind if s.kind in sets else "landscape" if s.kind in ("forest", "mountain", "beach") else None
+        if key and len(sets[key]) < n:
+            sets[key].append(s)
+        seed += 1
+    return sets
+
+
+@dataclass
+class Adherence:
+    """Per category: hits per prompt (one image per prompt), and the share with its 95 % interval."""
+
+    hits: dict[str, list[bool]] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def table(self) -> dict[str, dict[str, float]]:
+        out = {}
+        for k in CATEGORIES:
+            v = self.hits.get(k, [])
+            if v:
+                ci = wilson(int(sum(v)), len(v))
+                out[k] = {"share": float(np.mean(v)), "n": len(v), "low": ci.low, "high": ci.high}
+        return out
+
+
+def generate(pipe: Any, prompts: Sequence[str], seeds: Sequence[int], steps: int, cfg: float,
+             batch: int = 16) -> np.ndarray:
+    """uint8 pictures of `prompts` (one per prompt, its own seed), in batches."""
+    images = []
+    for i in range(0, len(prompts), batch):
+        out = run_pipeline(pipe, list(prompts[i:i + batch]), list(seeds[i:i + batch]), steps, cfg, output_type="pt")
+        images.append(to_uint8(np.stack([o.numpy() if hasattr(o, "numpy") else o for o in out]) * 2 - 1))
+    return np.concatenate(images)
+
+
+def adherence(pipe: Any, scenes: Sequence[Scene], steps: int = 20, cfg: float = 7.5, seed: int = 0) -> Adherence:
+    """Draw each scene's canonical caption once (seed `seed` + index) and check it with the judge."""
+    images = generate(pipe, [s.caption for s in scenes], [seed + i for i in range(len(scenes))], steps, cfg)
+    result = Adherence(settings={"steps": steps, "cfg": cfg, "n_prompts": len(scenes)})
+    for r, s in zip(read(images), scenes, strict=True):
+        for k, v in check(r, s).items():
+            result.hits.setdefault(k, []).append(bool(v))
+    return result

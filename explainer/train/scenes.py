@@ -1,0 +1,446 @@
+"""Train `scenes-sd`, the scenes world's model: `python -m explainer.train.scenes --stage all` (or one stage:
+data|vae|clip|judge|unet|assemble; on a GPU: `--device cuda --workers 16` and larger batches).
+
+Every part is the class Stable Diffusion 1.x uses, small: a word-level tokenizer, a CLIP trained contrastively on the
+world and then frozen (as SD 1.x keeps its text encoder frozen), an `AutoencoderKL` with SD's factor 8 (64×64×3 →
+8×8×8), a `UNet2DConditionModel` (ε-prediction, Min-SNR-5, 10 % empty captions for CFG, EMA), DPM++ 2M.
+Each stage trains through the one loop (`train.common.fit`): fixed seeds, tqdm, resumable from `--work/<stage>/`
+(run it again and it continues from its checkpoint), `--max-minutes` to stop and come back.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..worlds.scenes import EVAL_SEED, IMAGE_SIZE, caption_for, vocabulary
+from .common import FitConfig, Stage, encode_posterior, fit, sample_posterior, sd_noise_schedule, to_pixels
+from .components import build_tokenizer
+from .scenes_data import CHUNK, ScenesData, scenes_dataset
+
+LATENT_CHANNELS = 8  # 64×64×3 -> 8×8×8 (24× fewer values; SD 1.x: 48× with 4 channels, SD3: 12× with 16)
+# Sizes: the whole pipeline folder in fp16 within 20 MB (U-Net 7.0 M, VAE 1.3 M, CLIP 0.9 M parameters).
+MAX_TOKENS = 32
+TEXT_DIM = 128
+
+
+# --- components -------------------------------------------------------------------------------------------------
+def build_vae():
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(
+        in_channels=3, out_channels=3, latent_channels=LATENT_CHANNELS, sample_size=IMAGE_SIZE,
+        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+        block_out_channels=(32, 64, 64, 64), layers_per_block=1, norm_num_groups=16,
+    )
+
+
+def build_clip(tokenizer):
+    from transformers import CLIPConfig, CLIPModel, CLIPTextConfig, CLIPVisionConfig
+
+    text = CLIPTextConfig(
+        vocab_size=len(tokenizer), hidden_size=TEXT_DIM, intermediate_size=256, num_hidden_layers=3,
+        num_attention_heads=4, max_position_embeddings=MAX_TOKENS, projection_dim=96,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+    )
+    vision = CLIPVisionConfig(image_size=IMAGE_SIZE, patch_size=8, num_channels=3, hidden_size=128,
+                              intermediate_size=256, num_hidden_layers=3, num_attention_heads=4, projection_dim=96)
+    return CLIPModel(CLIPConfig(text_config=text.to_dict(), vision_config=vision.to_dict(), projection_dim=96))
+
+
+def build_unet():
+    from diffusers import UNet2DConditionModel
+
+    # 8×8 -> 4×4 -> 2×2 and back; self- and cross-attention at every level.
+    return UNet2DConditionModel(
+        sample_size=IMAGE_SIZE // 8, in_channels=LATENT_CHANNELS, out_channels=LATENT_CHANNELS, layers_per_block=1,
+        block_out_channels=(64, 128, 128),
+        down_block_types=("CrossAttnDownBlock2D",) * 3, up_block_types=("CrossAttnUpBlock2D",) * 3,
+        cross_attention_dim=TEXT_DIM, attention_head_dim=8, norm_num_groups=16,
+    )
+
+
+def scenes_tokenizer():
+    return build_tokenizer(vocabulary(), MAX_TOKENS)
+
+
+# --- stages -----------------------------------------------------------------------------------------------------
+class VAEStage(Stage):
+    """AutoencoderKL on rendered scenes; the pixels of things weigh `thing_weight`× (they are a small share)."""
+
+    name = "vae"
+
+    def __init__(self, data: ScenesData, val: ScenesData, batch: int = 16, thing_weight: float = 4.0):
+        self.data, self.val, self.batch, self.thing_weight = data, val, batch, thing_weight
+        self.vae = build_vae()
+
+    def model(self):
+        return self.vae
+
+    def batches(self, generator: torch.Generator) -> Iterator:
+        while True:
+            idx = torch.randint(0, len(self.data), (self.batch,), generator=generator).numpy()
+            x = to_pixels(self.data.images[idx])
+            w = 1 + (self.thing_weight - 1) * torch.from_numpy(self.data.things[idx]).float()[:, None]
+            yield x, w
+
+    def loss(self, batch):
+        x, w = batch
+        post = self.vae.encode(x).latent_dist
+        rec = self.vae.decode(post.sample()).sample
+        mse = ((rec - x) ** 2 * w).mean()
+        loss = mse + 0.5 * ((rec - x).abs() * w).mean() + 1e-6 * post.kl().mean()
+        return loss, {"mse": F.mse_loss(rec.detach(), x)}
+
+    def evaluate(self, vae) -> dict[str, float]:
+        x = to_pixels(self.val.images[:256]).to(self.device)
+        rec = torch.cat([vae.decode(vae.encode(x[i:i + 64]).latent_dist.mean).sample for i in range(0, len(x), 64)])
+        mse = F.mse_loss((rec.clamp(-1, 1) + 1) / 2, (x + 1) / 2).item()
+        return {"val_mse_01": mse, "psnr_db": float(10 * np.log10(1 / mse))}
+
+    def save(self, vae, out: Path) -> None:
+        x = to_pixels(self.val.images[:512]).to(self.device)
+        with torch.no_grad():
+            lat = torch.cat([vae.encode(x[i:i + 128]).latent_dist.mean for i in range(0, len(x), 128)])
+        vae.register_to_config(scaling_factor=1.0 / lat.std().item())
+        vae.save_pretrained(out, safe_serialization=True)
+
+
+class CLIPStage(Stage):
+    """A CLIPModel trained contrastively on image / caption pairs, a fresh wording of the caption every time."""
+
+    name = "clip"
+
+    def __init__(self, data: ScenesData, batch: int = 64):
+        self.data, self.batch = data, batch
+        self.tok = scenes_tokenizer()
+        self.clip = build_clip(self.tok)
+
+    def model(self):
+        return self.clip
+
+    def optimizer(self, params, cfg):
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.05)
+
+    def batches(self, generator):
+        while True:
+            idx = torch.randint(0, len(self.data), (self.batch,), generator=generator).tolist()
+            rng = random.Random(int(torch.randint(0, 2**31, (1,), generator=generator)))
+            ids = self.tok([caption_for(self.data.scenes[i], rng) for i in idx], padding="max_length",
+                           max_length=MAX_TOKENS, truncation=True, return_tensors="pt")
+            yield ids.input_ids, ids.attention_mask, to_pixels(self.data.images[idx])
+
+    def loss(self, batch):
+        ids, mask, pix = batch
+        out = (self.prepared or self.clip)(input_ids=ids, attention_mask=mask, pixel_values=pix, return_loss=True)
+        acc = (out.logits_per_text.argmax(1) == torch.arange(len(ids), device=ids.device)).float().mean()
+        return out.loss, {"top1": acc}
+
+    def save(self, clip, out: Path) -> None:
+        clip.save_pretrained(out, safe_serialization=True)
+        self.tok.save_pretrained(out / "tokenizer")
+
+
+class UNetStage(Stage):
+    """ε-prediction on cached VAE posteriors, Min-SNR-5 weighting, 10 % empty captions; the CLIP text tower frozen."""
+
+    name = "unet"
+
+    def __init__(self, data: ScenesData, latents: tuple[torch.Tensor, torch.Tensor], scale: float, text_encoder,
+                 tokenizer, batch: int = 32, cond_dropout: float = 0.1):
+        self.data, (self.mean, self.std), self.scale = data, latents, scale
+        self.text_encoder, self.tok = text_encoder.requires_grad_(False).eval(), tokenizer
+        self.batch, self.cond_dropout = batch, cond_dropout
+        self.noise = sd_noise_schedule()
+        self.unet = build_unet()
+        ac = self.noise.alphas_cumprod
+        self.snr = ac / (1 - ac)
+
+    def setup(self, device):
+        super().setup(device)
+        self.text_encoder.to(device)
+
+    def model(self):
+        return self.unet
+
+    def batches(self, generator):
+        while True:
+            idx = torch.randint(0, len(self.data), (self.batch,), generator=generator)
+            z = sample_posterior(self.mean, self.std, idx, generator, self.scale)
+            rng = random.Random(int(torch.randint(0, 2**31, (1,), generator=generator)))
+            drop = torch.rand(self.batch, generator=generator) < self.cond_dropout
+            caps = ["" if d else caption_for(self.data.scenes[i], rng) for i, d in zip(idx.tolist(), drop.tolist(),
+                                                                                        strict=True)]
+            ids = self.tok(caps, padding="max_length", max_length=MAX_TOKENS, truncation=True,
+                           return_tensors="pt").input_ids
+            t = torch.randint(0, 1000, (self.batch,), generator=generator)
+            eps = torch.randn(z.shape, generator=generator)
+            yield z, ids, t, eps
+
+    def loss(self, batch):
+        z, ids, t, eps = batch
+        with torch.no_grad():
+            cond = self.text_encoder(ids)[0]
+        noisy = self.noise.add_noise(z, eps, t)
+        pred = (self.prepared or self.unet)(noisy, t, encoder_hidden_states=cond).sample
+        snr = self.snr.to(z.device)[t]
+        w = torch.clamp(snr, max=5.0) / snr  # Min-SNR-5 for ε-prediction
+        per = ((pred.float() - eps.float()) ** 2).mean(dim=(1, 2, 3))
+        return (per * w).mean(), {"mse": per.mean()}
+
+    def save(self, unet, out: Path) -> None:
+        unet.save_pretrained(out, safe_serialization=True)
+
+
+class JudgeStage(Stage):
+    """The scenes judge on rendered scenes, augmented (noise, blur, light, mirror) and, with a VAE, on its round trips
+    (the pictures the judge must read are generated ones)."""
+
+    name = "judge"
+
+    def __init__(self, data: ScenesData, val: ScenesData, batch: int = 64, round_trips: np.ndarray | None = None):
+        from ..worlds.scenes_judge import SceneJudgeNet, targets
+
+        self.data, self.val, self.batch, self.round_trips = data, val, batch, round_trips
+        self.net = SceneJudgeNet()
+        self.t = {k: np.stack([targets(s)[k] for s in data.scenes]) for k in targets(data.scenes[0])}
+
+    def model(self):
+        return self.net
+
+    def batches(self, generator):
+        while True:
+            idx = torch.randint(0, len(self.data), (self.batch,), generator=generator).numpy()
+            images = self.data.images[idx].copy()
+            if self.round_trips is not None:  # half the batch from VAE round trips where one was made
+                use = (idx < len(self.round_trips)) & (torch.rand(len(idx), generator=generator).numpy() < 0.5)
+                images[use] = self.round_trips[idx[use]]
+            x = to_pixels(images)
+            t = {k: torch.from_numpy(v[idx]) for k, v in self.t.items()}
+            flip = torch.rand(len(idx), generator=generator) < 0.5
+            x[flip] = x[flip].flip(-1)
+            t["xy"] = t["xy"].clone()
+            t["xy"][flip, :, 0] = IMAGE_SIZE - t["xy"][flip, :, 0]
+            x = x * (1 + 0.15 * (torch.rand(len(idx), 1, 1, 1, generator=generator) - 0.5))
+            x = x + torch.randn(x.shape, generator=generator) * 0.06 * torch.rand(len(idx), 1, 1, 1,
+                                                                                   generator=generator)
+            blur = torch.rand(len(idx), generator=generator) < 0.3
+            x[blur] = F.avg_pool2d(F.pad(x[blur], (1, 1, 1, 1), mode="replicate"), 3, stride=1)
+            yield x.clamp(-1, 1), t
+
+    def loss(self, batch):
+        x, t = batch
+        p = (self.prepared or self.net)(x)
+        count = F.cross_entropy(p["count"].flatten(0, 1), t["count"].flatten())
+        color = F.cross_entropy(p["color"].flatten(0, 1), t["color"].flatten(), ignore_index=-1)
+        where = ((p["xy"] - t["xy"]).abs().sum(-1) * t["xy_mask"]).sum() / t["xy_mask"].sum().clamp(min=1) / 8
+        loss = count + color + where + F.cross_entropy(p["ground"], t["ground"]) + F.cross_entropy(p["sky"], t["sky"])
+        return loss, {"count": count, "color": color, "where_px": where * 8}
+
+    def evaluate(self, net) -> dict[str, float]:
+        return judge_accuracy(net, self.val.images[:1000], self.val.scenes[:1000])
+
+    def save(self, net, out: Path) -> None:
+        from safetensors.torch import save_model
+
+        out.mkdir(parents=True, exist_ok=True)
+        save_model(net, str(out / "model.safetensors"))
+        (out / "config.json").write_text(json.dumps({"width": 32}))
+
+
+def judge_accuracy(net, images: np.ndarray, scenes) -> dict[str, float]:
+    """Share of pictures the judge reads right, per question (only the questions each scene's caption asks)."""
+    from ..worlds.scenes_judge import check, read
+
+    hits: dict[str, list[bool]] = {}
+    for r, s in zip(read(images, net), scenes, strict=True):
+        for k, v in check(r, s).items():
+            hits.setdefault(k, []).append(v)
+    return {k: round(float(np.mean(v)), 4) for k, v in sorted(hits.items())} | {"n": len(scenes)}
+
+
+# --- running the stages -----------------------------------------------------------------------------------------
+def _cfg(args, stage: str, steps: int, lr: float, **kw) -> FitConfig:
+    return FitConfig(steps=steps, lr=lr, run_dir=args.work / stage, out=args.work / stage / "model",
+                     max_minutes=args.max_minutes, seed=args.seed, device=args.device, **kw)
+
+
+def run_vae(args) -> None:
+    data = scenes_dataset(args.work, args.vae_images, chunk=args.chunk)
+    val = scenes_dataset(args.work, args.chunk, start=EVAL_SEED, chunk=args.chunk)
+    cfg = _cfg(args, "vae", args.vae_steps, args.vae_lr, warmup=200, eval_every=500, checkpoint_every=250)
+    res = fit(VAEStage(data, val, batch=args.vae_batch), cfg)
+    print("vae", res.steps_done, res.evaluation)
+
+
+def run_clip(args) -> None:
+    data = scenes_dataset(args.work, args.clip_images, chunk=args.chunk)
+    cfg = _cfg(args, "clip", args.clip_steps, args.clip_lr, warmup=200, checkpoint_every=250)
+    res = fit(CLIPStage(data, batch=args.clip_batch), cfg)
+    print("clip", res.steps_done, res.metrics)
+
+
+def run_judge(args) -> None:
+    data = scenes_dataset(args.work, args.judge_images, chunk=args.chunk)
+    val = scenes_dataset(args.work, args.chunk, start=EVAL_SEED, chunk=args.chunk)
+    trips = None
+    if (args.work / "vae" / "model").is_dir():
+        trips = _round_trips(args.work, data.images[:args.judge_round_trips])
+    stage = JudgeStage(data, val, batch=args.judge_batch, round_trips=trips)
+    res = fit(stage, _cfg(args, "judge", args.judge_steps, args.judge_lr, warmup=100, eval_every=500,
+                          checkpoint_every=250))
+    print("judge", res.steps_done, res.evaluation)
+
+
+def _round_trips(work: Path, images: np.ndarray) -> np.ndarray:
+    """VAE round trips (posterior mean -> decoder) of `images`, uint8, cached in `work/judge`."""
+    from diffusers import AutoencoderKL
+    from safetensors.numpy import load_file, save_file
+
+    cache = work / "judge" / f"round_trips_{len(images)}.safetensors"
+    if cache.exists():
+        return load_file(str(cache))["images"]
+    vae = AutoencoderKL.from_pretrained(work / "vae" / "model").eval()
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(images), 128):
+            rec = vae.decode(vae.encode(to_pixels(images[i:i + 128])).latent_dist.mean).sample
+            out.append(((rec.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy())
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    save_file({"images": np.concatenate(out)}, str(cache))
+    return np.concatenate(out)
+
+
+def run_unet(args) -> None:
+    from diffusers import AutoencoderKL
+    from transformers import CLIPModel, PreTrainedTokenizerFast
+
+    vae = AutoencoderKL.from_pretrained(args.work / "vae" / "model").eval()
+    clip = CLIPModel.from_pretrained(args.work / "clip" / "model")
+    tok = PreTrainedTokenizerFast.from_pretrained(args.work / "clip" / "model" / "tokenizer")
+    data = scenes_dataset(args.work, args.unet_images, chunk=args.chunk)
+    latents = encode_posterior(vae, data.images, cache=args.work / "unet" / f"latents_{args.unet_images}.safetensors")
+    stage = UNetStage(data, latents, vae.config.scaling_factor, clip.text_model, tok, batch=args.unet_batch)
+    res = fit(stage, _cfg(args, "unet", args.unet_steps, args.unet_lr, warmup=500, ema_decay=args.ema,
+                          checkpoint_every=250))
+    print("unet", res.steps_done, res.metrics)
+    assemble(args.work, args.out)
+
+
+def assemble(work: Path, out: Path) -> None:
+    """Write the StableDiffusionPipeline folder (safetensors, fp16 on disk) plus the CLIP pair under `clip/`."""
+    from diffusers import AutoencoderKL, DPMSolverMultistepScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPModel, CLIPTextModel, PreTrainedTokenizerFast
+
+    clip = CLIPModel.from_pretrained(work / "clip" / "model")
+    pipe = StableDiffusionPipeline(
+        vae=AutoencoderKL.from_pretrained(work / "vae" / "model"),
+        text_encoder=CLIPTextModel.from_pretrained(work / "clip" / "model"),
+        tokenizer=PreTrainedTokenizerFast.from_pretrained(work / "clip" / "model" / "tokenizer"),
+        unet=UNet2DConditionModel.from_pretrained(work / "unet" / "model"),
+        scheduler=DPMSolverMultistepScheduler.from_config(sd_noise_schedule().config),
+        safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    pipe.to(torch.float16).save_pretrained(out, safe_serialization=True)
+    clip.to(torch.float16).save_pretrained(out / "clip", safe_serialization=True)
+    logs = {s: _last_log(work / s) for s in ("vae", "clip", "unet")}
+    (out / "training.json").write_text(json.dumps(logs, indent=1))
+    print("saved", out)
+
+
+def _last_log(run_dir: Path) -> dict:
+    path = run_dir / "log.jsonl"
+    lines = [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.exists() else []
+    return {"last": next((x for x in reversed(lines) if "loss" in x), None),
+            "eval": next((x for x in reversed(lines) if "eval" in x), None)}
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--work", type=Path, default=Path("runs/scenes"), help="scratch folder: data, checkpoints")
+    p.add_argument("--out", type=Path, default=Path("runs/scenes/scenes-sd"), help="the pipeline folder written")
+    p.add_argument("--vae-images", type=int, default=12_000)
+    p.add_argument("--vae-steps", type=int, default=12_000)
+    p.add_argument("--vae-lr", type=float, default=5e-4)
+    p.add_argument("--vae-batch", type=int, default=16)
+    p.add_argument("--clip-images", type=int, default=12_000)
+    p.add_argument("--clip-steps", type=int, default=3_000)
+    p.add_argument("--clip-lr", type=float, default=5e-4)
+    p.add_argument("--clip-batch", type=int, default=64)
+    p.add_argument("--unet-images", type=int, default=60_000)
+    p.add_argument("--unet-steps", type=int, default=20_000)
+    p.add_argument("--unet-lr", type=float, default=3e-4)
+    p.add_argument("--unet-batch", type=int, default=32)
+    p.add_argument("--ema", type=float, default=0.999)
+    p.add_argument("--judge-images", type=int, default=12_000)
+    p.add_argument("--judge-steps", type=int, default=4_000)
+    p.add_argument("--judge-lr", type=float, default=2e-3)
+    p.add_argument("--judge-batch", type=int, default=64)
+    p.add_argument("--judge-round-trips", type=int, default=6_000)
+
+
+def check_arguments(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Every flag in range before any scene is rendered (argparse's error: exit 2, the flag named)."""
+    import math
+
+    for name in ("chunk", "threads", "workers", "vae_batch", "clip_batch", "judge_batch", "unet_batch"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    for name in ("data_images", "vae_images", "clip_images", "judge_images", "unet_images"):
+        v = getattr(args, name)
+        if v < args.chunk or v % args.chunk:
+            p.error(f"--{name.replace('_', '-')} must be a positive multiple of --chunk {args.chunk}, got {v}")
+    for name in ("vae_steps", "clip_steps", "judge_steps", "unet_steps"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be an integer >= 1, got {getattr(args, name)}")
+    for name in ("vae_lr", "clip_lr", "judge_lr", "unet_lr"):
+        v = getattr(args, name)
+        if not math.isfinite(v) or v <= 0:
+            p.error(f"--{name.replace('_', '-')} must be a finite number > 0, got {v}")
+    if not (math.isfinite(args.ema) and 0 <= args.ema < 1):
+        p.error(f"--ema must be in [0, 1), got {args.ema}")
+    if args.max_minutes is not None and not (math.isfinite(args.max_minutes) and args.max_minutes > 0):
+        p.error(f"--max-minutes must be a finite number > 0, got {args.max_minutes}")
+    if not 0 <= args.judge_round_trips <= args.judge_images:
+        p.error(f"--judge-round-trips must be in [0, --judge-images], got {args.judge_round_trips}")
+    if args.out.resolve().is_relative_to(Path(__file__).resolve().parents[1] / "assets") and not args.into_package:
+        p.error(f"--out {args.out} is inside the package's shipped models: pass --into-package to replace them")
+    if args.out.exists() and not args.out.is_dir():
+        p.error(f"--out must be a folder, {args.out} is a file")
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--stage", choices=["all", "data", "vae", "clip", "judge", "unet", "assemble"], required=True)
+    p.add_argument("--device", default=None)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-minutes", type=float, default=None, help="stop (with a checkpoint) after this long")
+    p.add_argument("--into-package", action="store_true", help="allow --out inside explainer/assets")
+    p.add_argument("--data-images", type=int, default=60_000)
+    p.add_argument("--chunk", type=int, default=CHUNK, help="scenes per file on disk (image counts are multiples)")
+    p.add_argument("--workers", type=int, default=1, help="processes rendering scenes (stage data)")
+    add_arguments(p)
+    args = p.parse_args(argv)
+    check_arguments(p, args)
+    torch.set_num_threads(args.threads)
+    stages = {"data": run_data, "vae": run_vae, "clip": run_clip, "judge": run_judge, "unet": run_unet,
+              "assemble": lambda a: assemble(a.work, a.out)}
+    for name in (list(stages)[:-1] if args.stage == "all" else [args.stage]):
+        stages[name](args)
+
+
+def run_data(args) -> None:
+    scenes_dataset(args.work, args.chunk, start=EVAL_SEED, chunk=args.chunk, workers=args.workers)
+    scenes_dataset(args.work, args.data_images, chunk=args.chunk, workers=args.workers)
+
+
+if __name__ == "__main__":
+    main()

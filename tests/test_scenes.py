@@ -1,0 +1,140 @@
+"""The scenes world from the outside: seeded scenes, their truth, captions a tokenizer can read, the judge's checks,
+and the training stages end to end at toy size."""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from explainer.worlds.scenes import (
+    EVAL_SEED,
+    HELD_OUT_COLORS,
+    HELD_OUT_GROUNDS,
+    caption_for,
+    held_out,
+    sample_scene,
+    vocabulary,
+)
+from explainer.worlds.scenes_judge import Reading, check, relation_holds
+from explainer.worlds.scenes_render import EMOJI_DIR, render
+
+ARTICLE = ["a red fox sitting in autumn leaves", "a fox", "a forest at dawn", "a forest at dusk", "a beach",
+           "a mountain", "a cat left of a tree under the sun", "a boat on the sea at night",
+           "two balloons above a house"]
+
+
+def test_same_seed_same_scene_and_picture():
+    a, b = sample_scene(123), sample_scene(123)
+    assert a == b and a.caption == b.caption
+    ia, ma = render(a)
+    ib, mb = render(b)
+    assert np.array_equal(ia, ib) and all(np.array_equal(x, y) for x, y in zip(ma, mb, strict=True))
+    assert not np.array_equal(ia, render(sample_scene(124))[0])
+
+
+def test_masks_sit_where_the_truth_says():
+    checked = 0
+    for seed in range(60):
+        scene = sample_scene(seed)
+        image, masks = render(scene)
+        assert image.shape == (64, 64, 3) and image.dtype == np.uint8
+        for thing, mask in zip(scene.things, masks, strict=True):
+            if thing.name == "mountain" or mask.sum() < 4:  # a thing hidden behind a nearer one may vanish
+                continue
+            ys, xs = np.nonzero(mask)
+            assert abs(xs.mean() - thing.x) < thing.w / 2 + 1 and abs(ys.mean() - thing.y) < thing.h / 2 + 1
+            checked += 1
+    assert checked > 50
+
+
+def test_relations_in_the_truth_hold_in_the_picture():
+    n = 0
+    for seed in range(400):
+        scene = sample_scene(seed)
+        if scene.kind != "pair":
+            continue
+        _, masks = render(scene)
+        centres = [(np.nonzero(m)[1].mean(), np.nonzero(m)[0].mean()) for m in masks[:2]]
+        assert relation_holds(centres[0], centres[1], scene.relation), (seed, scene.caption)
+        n += 1
+    assert n > 50
+
+
+def test_article_prompts_use_only_known_words():
+    words = set(vocabulary())
+    for prompt in ARTICLE:
+        assert set(prompt.split()) <= words, prompt
+
+
+def test_captions_name_what_is_drawn():
+    rng = random.Random(0)
+    for seed in range(300):
+        scene = sample_scene(seed)
+        for caption in (scene.caption, caption_for(scene, rng)):
+            assert set(caption.split()) <= set(vocabulary())
+            if scene.kind in ("single", "pair"):
+                assert scene.things[0].name.replace("pine", "pine tree").split()[-1] in caption
+
+
+def test_held_out_combinations_never_reach_training():
+    assert not any(held_out(sample_scene(s)) for s in range(3000))
+    evaluation = [sample_scene(EVAL_SEED + s) for s in range(3000)]
+    seen = {(t.color, t.name) for s in evaluation for t in s.things} | {(t.name, s.ground) for s in evaluation
+                                                                        for t in s.things}
+    assert set(HELD_OUT_COLORS) & seen and set(HELD_OUT_GROUNDS) & seen
+
+
+def test_emoji_are_vendored_small_with_their_licence():
+    files = sorted(EMOJI_DIR.glob("*.png"))
+    assert len(files) >= 28
+    assert "MIT License" in (EMOJI_DIR / "LICENSE").read_text()
+    from PIL import Image
+
+    assert max(max(Image.open(f).size) for f in files) <= 128
+
+
+def test_judge_checks_follow_the_reading():
+    scene = next(s for s in (sample_scene(i) for i in range(500)) if s.kind == "pair" and s.relation == "left of")
+    a, b = scene.things[:2]
+    right = Reading(counts={a.name: 1, b.name: 1}, colors={a.name: a.color, b.name: b.color} if a.color else {},
+                    centers={a.name: (10.0, 40.0), b.name: (50.0, 40.0)}, ground=scene.ground, sky=scene.sky)
+    wrong = Reading(counts={a.name: 1, b.name: 1}, colors={}, centers={a.name: (50.0, 40.0), b.name: (10.0, 40.0)},
+                    ground=scene.ground, sky=scene.sky)
+    missing = Reading(counts={a.name: 1}, colors={}, centers={a.name: (10.0, 40.0)}, ground="snow", sky=scene.sky)
+    assert check(right, scene)["relation"] and check(right, scene)["two_objects"]
+    assert not check(wrong, scene)["relation"] and check(wrong, scene)["two_objects"]
+    got = check(missing, scene)
+    assert not got["two_objects"] and not got["relation"] and got["ground"] == (scene.ground == "snow")
+
+
+@pytest.mark.slow
+def test_training_stages_run_end_to_end_at_toy_size(tmp_path: Path):
+    """data -> vae -> clip -> judge -> unet -> a StableDiffusionPipeline folder that loads and draws."""
+    import torch
+    from diffusers import StableDiffusionPipeline
+
+    env_cmd = [sys.executable, "-m", "explainer.train.scenes", "--work", str(tmp_path), "--out",
+               str(tmp_path / "pipe"), "--vae-images", "64", "--clip-images", "64", "--judge-images", "64",
+               "--unet-images", "64", "--vae-steps", "2", "--clip-steps", "2", "--judge-steps", "2",
+               "--unet-steps", "2", "--judge-round-trips", "64", "--data-images", "64", "--chunk", "64"]
+    for stage in ("data", "vae", "clip", "judge", "unet"):
+        done = subprocess.run(env_cmd + ["--stage", stage], capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
+    pipe = StableDiffusionPipeline.from_pretrained(tmp_path / "pipe", torch_dtype=torch.float32)
+    image = pipe("a red fox sitting in autumn leaves", num_inference_steps=2, output_type="np",
+                 generator=torch.Generator().manual_seed(0)).images[0]
+    assert image.shape == (64, 64, 3) and np.isfinite(image).all()
+    assert (tmp_path / "pipe" / "clip" / "config.json").exists()
+
+
+def test_bad_training_flags_are_refused_before_any_rendering(tmp_path: Path):
+    for flag, value in (("--vae-steps", "0"), ("--ema", "1.5"), ("--vae-images", "1000"), ("--unet-lr", "nan")):
+        done = subprocess.run([sys.executable, "-m", "explainer.train.scenes", "--stage", "vae", "--work",
+                               str(tmp_path), flag, value], capture_output=True, text=True, timeout=120)
+        assert done.returncode != 0 and flag in done.stderr, (flag, done.stderr[-500:])
+    assert not (tmp_path / "data").exists()
