@@ -41,6 +41,7 @@ Progress = Callable[[int, int], None]
 
 # --------------------------------------------------------------------------------------------- single runs
 def _check_common(pipe: Any, height: int | None, width: int | None) -> tuple[int | None, int | None]:
+    V.check_pipeline(pipe)
     factor = int(getattr(pipe, "vae_scale_factor", 8))
     return V.check_image_size(pipe, height, width, math.lcm(8, factor))
 
@@ -292,11 +293,14 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: float, dim: int | None = None, ep
     Keeps Gaussian noise looking like Gaussian noise in between (a straight line would shrink its norm).
     Falls back to the straight line where a and b are (nearly) parallel. t=0 and t=1 return exact copies.
     """
-    if isinstance(t, bool) or not isinstance(t, numbers.Real) or not math.isfinite(float(t)):
-        raise ValueError(f"t must be a number (0 = a, 1 = b; outside 0..1 extrapolates), got {t!r}")
+    if isinstance(t, bool) or not isinstance(t, numbers.Real) or not abs(float(t)) <= 1e6:
+        raise ValueError(f"t must be a finite number from -1e6 to 1e6 (0 = a, 1 = b; outside 0..1 extrapolates), "
+                         f"got {t!r}")
     if not isinstance(a, torch.Tensor) or not isinstance(b, torch.Tensor) or a.shape != b.shape:
         raise ValueError(f"a and b must be tensors of the same shape, got {tuple(getattr(a, 'shape', ()))} and "
                          f"{tuple(getattr(b, 'shape', ()))}")
+    if dim is not None:
+        V.check_int(dim, "dim", -max(a.dim(), 1), max(a.dim(), 1) - 1)
     if t == 0:
         return a.clone()
     if t == 1:

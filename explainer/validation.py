@@ -405,6 +405,16 @@ def check_finite(tensor: object, name: str) -> None:
         raise ValueError(f"{name} must be finite: it holds {bad:,} NaN or infinite value(s)")
 
 
+def check_pipeline(pipe: object, name: str = "pipe") -> object:
+    """A diffusers text-to-image pipeline (explainer.load_pipeline(...)): callable, with a scheduler and a U-Net or a
+    transformer to denoise with."""
+    den = getattr(pipe, "unet", None) or getattr(pipe, "transformer", None)
+    if not callable(pipe) or getattr(pipe, "scheduler", None) is None or den is None:
+        raise ValueError(f"{name} must be a diffusers pipeline (e.g. explainer.load_pipeline()), got "
+                         f"{type(pipe).__name__} {pipe!r:.40}")
+    return pipe
+
+
 # --------------------------------------------------------------------------------------------- samplers
 def check_sampler_name(name: object, valid: Sequence[str], pipeline: str, param: str = "scheduler") -> str | None:
     """None keeps the pipeline's own sampler; otherwise one of `valid`, the short names that fit this pipeline's

@@ -349,3 +349,17 @@ def test_lesson_15_interpolations_between_a_seed_and_itself_are_two_constant_row
 def test_the_diversity_measures_name_their_bad_argument(call, words):
     with pytest.raises(ValueError, match=words):
         call()
+
+
+def test_the_logs_and_budget_readers_name_a_missing_folder(tmp_path):
+    from explainer.experiments import gan as G
+
+    with pytest.raises(ValueError, match="folder must be a local folder"):
+        G.load_logs(tmp_path / "missing")
+    with pytest.raises(FileNotFoundError, match="holds no GAN training logs"):
+        G.load_logs(tmp_path)
+    with pytest.raises(ValueError, match="pipeline_dir .* lacks training.json"):
+        G.diffusion_budget(tmp_path)
+    for bad in ({}, "logs", {0: [{"step": 1, "loss_d": 0.5}]}):
+        with pytest.raises(ValueError, match="logs"):
+            G.stability(bad)

@@ -249,3 +249,13 @@ def test_the_cfg_trace_helpers_need_a_guided_trace(tiny_sd):
     with pytest.raises(ValueError, match="step must be from 0 to 1"):
         G.branch_gap(guided, 2)
     assert G.branch_gap(guided, -1)["step"] == 2
+
+
+def test_the_image_statistics_and_the_running_example_name_a_non_image():
+    G = _guidance()
+    for call, words in ((lambda: G.saturation("image.png"), "image must be a PIL image"),
+                        (lambda: G.clipped_fraction(np.zeros((8, 8))), "image must be a PIL image or an"),
+                        (lambda: G.running_example("a trace"), "tr must be a Trace")):
+        with pytest.raises(ValueError, match=words):
+            call()
+    assert G.saturation(np.zeros((4, 4, 3), np.uint8)) == 0.0

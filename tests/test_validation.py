@@ -224,11 +224,19 @@ def test_save_into_a_missing_folder_or_onto_a_folder(small_trace, tmp_path):
 # --------------------------------------------------------------------------------------------- sweeps
 def test_slerp_checks_t_and_shapes():
     a, b = torch.randn(4, 8), torch.randn(4, 8)
-    for t in (float("nan"), float("inf"), "0.5"):
-        with pytest.raises(ValueError, match="t must be a number"):
+    for t in (float("nan"), float("inf"), "0.5", 10**19, True):
+        with pytest.raises(ValueError, match="t must be a finite number from -1e6 to 1e6"):
             sweeps.slerp(a, b, t)
     with pytest.raises(ValueError, match="same shape"):
         sweeps.slerp(a, torch.randn(3, 8), 0.5)
+    for dim in (2, -3, 1.0, "0"):
+        with pytest.raises(ValueError, match="dim must be an integer >= -2 and <= 1"):
+            sweeps.slerp(a, b, 0.5, dim=dim)
+    for pipe in (None, "shapes-sd", object()):
+        with pytest.raises(ValueError, match="pipe must be a diffusers pipeline"):
+            sweeps.generate(pipe, PROMPT, steps=1)
+        with pytest.raises(ValueError, match="pipe must be a diffusers pipeline"):
+            sweeps.grid(pipe, PROMPT, seeds=[0, 1], steps=1)
 
 
 def test_grid_result_image_bounds_and_progress(tiny_sd):

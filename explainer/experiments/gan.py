@@ -275,7 +275,7 @@ def diversity_study(gan: ShapesGAN, pipe: Any, prompts: Sequence[str] = OPEN_PRO
 # ---------------------------------------------------------------------------------------------------- stability
 def load_logs(folder: str | Path | None = None) -> dict[int, list[dict]]:
     """The shipped training logs: seed -> records (the main run's training_log.jsonl and stability/seed*_log.jsonl)."""
-    folder = Path(folder) if folder is not None else DEFAULT_GAN
+    folder = DEFAULT_GAN if folder is None else V.check_folder(folder, "folder")
     out: dict[int, list[dict]] = {}
     main = folder / "training_log.jsonl"
     if main.exists():
@@ -285,7 +285,8 @@ def load_logs(folder: str | Path | None = None) -> dict[int, list[dict]]:
         seed = int(f.name.removeprefix("seed").split("_")[0])
         out[seed] = [json.loads(line) for line in f.read_text().splitlines() if line.strip()]
     if not out:
-        raise FileNotFoundError(f"no GAN training logs under {folder}")
+        raise V.MissingPathError(f"folder {str(folder)!r} holds no GAN training logs (training_log.jsonl or "
+                                 "stability/seed*_log.jsonl)")
     return out
 
 
@@ -400,7 +401,8 @@ def diffusion_budget(pipeline_dir: str | Path | None = None) -> dict[str, float]
     """The shipped U-Net's training budget from its training.json: updates, batch and seconds, continuations summed."""
     from ..gan import DEFAULT_TEXT
 
-    meta = json.loads((Path(pipeline_dir or DEFAULT_TEXT) / "training.json").read_text())
+    folder = DEFAULT_TEXT if pipeline_dir is None else V.check_folder(pipeline_dir, "pipeline_dir", ["training.json"])
+    meta = json.loads((folder / "training.json").read_text())
     steps = seconds = 0.0
     batch = meta.get("batch", 0)
     node: Any = meta

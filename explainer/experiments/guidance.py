@@ -67,14 +67,25 @@ def generate_many(pipe: Any, prompts: Sequence[str], seeds: Sequence[int], cfg: 
                                       max_batch=max_batch, output_type=output, what="generate_many").images
 
 
+def _image(image: Any, name: str = "image") -> Any:
+    """A PIL image, or an (h, w, 3) uint8 array made one."""
+    from PIL import Image
+
+    if isinstance(image, Image.Image):
+        return image
+    if isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[-1] == 3:
+        return Image.fromarray(image)
+    raise ValueError(f"{name} must be a PIL image or an (h, w, 3) uint8 array, got {type(image).__name__}")
+
+
 def saturation(image: Any) -> float:
     """Mean HSV saturation of an image, 0 (grey) .. 1 (pure colour)."""
-    return float(np.asarray(image.convert("HSV"))[..., 1].mean() / 255.0)
+    return float(np.asarray(_image(image).convert("HSV"))[..., 1].mean() / 255.0)
 
 
 def clipped_fraction(image: Any) -> float:
     """Fraction of colour channel values pinned at 0 or 255: a sign of values pushed past the range and clipped."""
-    a = np.asarray(image.convert("RGB"))
+    a = np.asarray(_image(image).convert("RGB"))
     return float(((a == 0) | (a == 255)).mean())
 
 
@@ -321,6 +332,8 @@ def running_example(tr: Any) -> Any:
     running example, "a red circle left of a blue square" at seed 0, our model may swap the relation)."""
     from .. import verdicts as vd
 
+    if not all(hasattr(tr, k) for k in ("image", "prompt", "settings")):
+        raise ValueError(f"tr must be a Trace (explainer.trace(...)), got {type(tr).__name__}")
     checks = judge_against(tr.image, tr.prompt)
     wrong = [k for k, v in checks.items() if v is False and k != "all"]
     seed = tr.settings.get("seed")
