@@ -536,9 +536,11 @@ def trace(pipe: Any, prompt: str, seed: int = 0, steps: int = 25, cfg: float = 7
         runs on the negative prompt each step). For Flux, `cfg` is the guidance embedding (not CFG).
     max_bytes: refuse, before the run, a capture whose estimated size exceeds this many bytes (None = no limit).
     control_image, controlnet_conditioning_scale, guess_mode: ControlNet pipelines only (load_pipeline(controlnet=...)):
-        the control map (PIL image or (h, w, 3) array), passed to the pipeline as image=, and the pipeline's own
-        scale / guess-mode arguments; the trace then holds the map ("control.image") and, per step, each ControlNet
-        residual's norm ("controlnet.norm") and magnitude map ("controlnet.map.<name>").
+        the control map (PIL image or (h, w, 3) array, finite), passed to the pipeline as image=, and the pipeline's
+        own scale (0 to 10) / guess-mode arguments. The map must have the image's size (height x width, the model's
+        own when None): a map of another size is refused, never resized or allowed to set the size. The trace holds
+        the map ("control.image") and, per step, each ControlNet residual's norm ("controlnet.norm") and magnitude
+        map ("controlnet.map.<name>").
     Transformer pipelines (PixArt, SD3, Flux) take the flow/DiT samplers their adapter lists ("flow_euler", ...);
     their attention maps are grouped by block ("block 0", "double 3", "single 7") instead of U-Net level.
     Every argument is checked before any heavy work (ValueError naming the parameter).

@@ -211,6 +211,33 @@ def test_controlnet_helpers_refuse_a_pipeline_without_a_controlnet(shipped_pipe)
             call()
 
 
+def test_the_mechanism_helpers_name_what_they_need(shipped_pipe, random_cn_pipe):
+    plain = ex.trace(shipped_pipe, "a red circle", steps=2, cfg=1.0, attention=False)
+    curve = {"iou": [0.1, 0.5, 0.9], "eval_steps": [0, 10, 20]}
+    cases = [
+        (lambda: X.anatomy(shipped_pipe), "pipe must be a ControlNet pipeline"),
+        (lambda: X.zero_convolutions(shipped_pipe.unet), "controlnet must be a diffusers ControlNetModel"),
+        (lambda: X.fresh_controlnet_changes_nothing(random_cn_pipe, "depth"), "condition must be one of"),
+        (lambda: X.fresh_controlnet_changes_nothing(random_cn_pipe, seed=-1), "seed must be from 0"),
+        (lambda: X.fresh_controlnet_changes_nothing("pipe"), "pipe must be a Stable Diffusion pipeline"),
+        (lambda: X.residual_profile(plain), "trace must be a Trace of a ControlNet pipeline"),
+        (lambda: X.convergence_step(curve, fraction=1.5), "fraction must be a finite number >= 0 and <= 1"),
+        (lambda: X.convergence_step(curve, fraction=float("nan")), "fraction must be a finite number"),
+        (lambda: X.convergence_step({"iou": [1]}), "curve must be what training_curve"),
+        (lambda: X.live_training(random_cn_pipe, steps=0), "steps must be from 1"),
+        (lambda: X.live_training(random_cn_pipe, lr=float("nan")), "lr must be a finite number > 0 and <= 1"),
+        (lambda: X.live_training(random_cn_pipe, lr=0), "lr must be a finite number > 0"),
+        (lambda: X.live_training(random_cn_pipe, batch=2.5), "batch must be an integer"),
+        (lambda: X.live_training(random_cn_pipe, condition="depth"), "condition must be one of"),
+    ]
+    before = _state(random_cn_pipe)
+    for call, words in cases:
+        with pytest.raises(ValueError, match=words):
+            call()
+    assert _state(random_cn_pipe) == before
+    assert X.convergence_step(curve, 0.5) == 10
+
+
 def test_controlnet_generate_equals_the_plain_pipeline_call(random_cn_pipe):
     scene = shapes.sample_scene(2)
     (im,) = X.generate(random_cn_pipe, [scene], "edges", scale=0.5, seeds=[3], steps=2)
@@ -249,7 +276,7 @@ def findings(request):
     if not (CONTROLNETS[request.param] / "config.json").exists():
         pytest.skip(f"the shipped {request.param} ControlNet is not there yet")
     pipe = ex.load_pipeline(controlnet=request.param)
-    return X.lesson_findings(pipe, request.param, n=6, steps=8)
+    return X.lesson_findings(pipe, request.param, n=8, steps=8, conflict_n=8)  # as lesson 14: 8 units give an interval
 
 
 def test_lesson14_exact_facts(findings):

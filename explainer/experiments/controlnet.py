@@ -39,6 +39,7 @@ def anatomy(pipe) -> dict:
     'copied_params', 'added_params', 'unet_params', 'identical_copy': share of copied tensors that still equal the
     U-Net's (1.0 for a fresh `from_unet`, lower once trained)}.
     """
+    check_controlnet_pipe(pipe)
     cn, unet = pipe.controlnet, pipe.unet
     unet_sd = unet.state_dict()
     copied, added, same, total = {}, {}, 0, 0
@@ -75,6 +76,9 @@ def anatomy(pipe) -> dict:
 
 def zero_convolutions(controlnet) -> dict[str, float]:
     """Largest |weight| and |bias| of each output ("zero") convolution: exactly 0 before training."""
+    if not hasattr(controlnet, "controlnet_down_blocks") or not hasattr(controlnet, "controlnet_mid_block"):
+        raise ValueError(f"controlnet must be a diffusers ControlNetModel (pipe.controlnet), got "
+                         f"{type(controlnet).__name__}")
     mods = {f"down {k}": m for k, m in enumerate(controlnet.controlnet_down_blocks)}
     mods["mid"] = controlnet.controlnet_mid_block
     return {k: float(max(m.weight.detach().abs().max(), m.bias.detach().abs().max())) for k, m in mods.items()}
@@ -85,6 +89,11 @@ def fresh_controlnet_changes_nothing(pipe, condition: str = "edges", seed: int =
     with and without its residuals on one noisy latent: the zero convolutions make them identical."""
     import torch
 
+    if getattr(pipe, "unet", None) is None or getattr(pipe, "text_encoder", None) is None:
+        raise ValueError(f"pipe must be a Stable Diffusion pipeline with a U-Net (a ControlNet is built from it), got "
+                         f"{type(pipe).__name__}")
+    V.check_choice(condition, shapes.CONDITIONS, "condition")
+    seed = V.check_seed(seed)
     cn = build_controlnet(pipe.unet).to(pipe.unet.device, pipe.unet.dtype).eval()
     scene = shapes.sample_scene(seed)
     g = seed_generator(seed)
@@ -244,6 +253,9 @@ def residual_profile(trace) -> dict:
 
     Returns {'names', 'norm' (steps, residuals) array, 'timesteps', 'early_share': per residual, share of the summed
     norm over the first half of the steps (0.5 = even), 'relative': per step, norm / its first-step value}."""
+    if "controlnet.norm" not in getattr(trace, "_t", {}):
+        raise ValueError(f"trace must be a Trace of a ControlNet pipeline (explainer.trace(pipe, prompt, "
+                         f"control_image=...)), got {type(trace).__name__} without ControlNet residuals")
     norm = trace._t["controlnet.norm"].float().numpy()
     names = trace.settings["controlnet_residuals"]
     half = norm.shape[0] // 2
@@ -274,6 +286,9 @@ def training_curve(condition: str) -> dict:
 
 def convergence_step(curve: dict, fraction: float = 0.5) -> int | None:
     """First measured step where the IoU has covered `fraction` of its way from the first to the best value."""
+    fraction = V.check_number(fraction, "fraction", 0.0, 1.0)
+    if not isinstance(curve, dict) or not {"iou", "eval_steps"} <= set(curve):
+        raise ValueError("curve must be what training_curve(condition) returns (a dict with 'iou' and 'eval_steps')")
     iou = curve["iou"]
     if len(iou) < 2:
         return None
@@ -291,6 +306,13 @@ def live_training(pipe, condition: str = "edges", steps: int = 30, batch: int = 
     from diffusers import DDPMScheduler
     from tqdm.auto import tqdm
 
+    if getattr(pipe, "unet", None) is None or getattr(pipe, "vae", None) is None:
+        raise ValueError(f"pipe must be a Stable Diffusion pipeline with a U-Net and a VAE, got {type(pipe).__name__}")
+    V.check_choice(condition, shapes.CONDITIONS, "condition")
+    steps, batch = V.check_positive_int(steps, "steps", 100_000), V.check_positive_int(batch, "batch", 1024)
+    lr = V.check_number(lr, "lr", 0.0, 1.0, low_open=True)
+    n_images, seed = V.check_positive_int(n_images, "n_images", 1_000_000), V.check_seed(seed)
+    progress = V.check_bool(progress, "progress")
     torch.manual_seed(seed)
     dev, unet = pipe.unet.device, pipe.unet
     cn = build_controlnet(unet).to(dev, torch.float32).train()
@@ -355,8 +377,8 @@ def structure_early(pipe, condition: str, scenes: list[Scene], steps: int = 8, c
     return {"shares": shares, "profiles": profiles, "last_trace": tr}
 
 
-def lesson_findings(pipe, condition: str = "edges", n: int = 6, steps: int = 8, scales=(0.0, 0.5, 1.0, 1.5),
-                    conflict_n: int = 5) -> dict:
+def lesson_findings(pipe, condition: str = "edges", n: int = 8, steps: int = 8, scales=(0.0, 0.5, 1.0, 1.5),
+                    conflict_n: int = 8) -> dict:
     """Everything lesson 14 prints a verdict on, measured on `n` validation scenes (seed = scene index):
     the fresh-ControlNet no-op, scale 0 == no ControlNet, layout IoU with vs without, map vs prompt, structure early.
     Returns the numbers and a VerdictTable."""
@@ -376,7 +398,7 @@ def lesson_findings(pipe, condition: str = "edges", n: int = 6, steps: int = 8, 
     same0 = all(np.array_equal(np.asarray(a), np.asarray(b))
                 for a, b in zip(sweep["images"]["without"], sweep["images"][0.0], strict=True))
     conf = conflict(pipe, condition, n=conflict_n, scales=(0.0, 1.0, max(scales)), steps=steps)
-    early = structure_early(pipe, condition, scenes[: max(3, n // 2)], steps=steps)
+    early = structure_early(pipe, condition, scenes, steps=steps)  # n runs: 8 or more give an interval
     top = max(scales)
     k_map = round(conf["scales"][float(top)]["map_shape"] * conflict_n)
     k_red = round(conf["scales"][float(top)]["prompt_color"] * conflict_n)
