@@ -259,3 +259,22 @@ def test_the_image_statistics_and_the_running_example_name_a_non_image():
         with pytest.raises(ValueError, match=words):
             call()
     assert G.saturation(np.zeros((4, 4, 3), np.uint8)) == 0.0
+
+
+def test_the_formula_check_refuses_what_it_cannot_measure_instead_of_dividing_by_zero(tiny_sd):
+    from explainer.trace import trace
+
+    G = _guidance()
+    empty = trace(tiny_sd, "", steps=2, cfg=3.0, attention=False)  # the empty prompt is the unconditional one
+    with pytest.raises(ValueError, match="identical at every step"):
+        G.check_formula(empty)
+    one = trace(tiny_sd, "a red circle", steps=1, cfg=3.0, attention=False)
+    with pytest.raises(ValueError, match="tr must have at least 2 steps"):
+        G.check_formula(one)
+    assert G.branch_gap(one, 0)["step"] == 1
+    sw = G.cfg_sweep(tiny_sd, "a red circle", seeds=[0], scales=[2.0], steps=1)
+    with pytest.raises(ValueError, match=r"scale must be one of \[2.0\]"):
+        sw.fate_share(3.0, "right")
+    with pytest.raises(ValueError, match="fate must be one of"):
+        sw.fate_share(2.0, "lost")
+    assert 0.0 <= sw.fate_share(2.0, "right") <= 1.0

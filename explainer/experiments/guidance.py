@@ -117,11 +117,14 @@ class FormulaCheck:
     footprint_share: float  # the footprint's share of the image area (what an even spread would give)
 
 
-def _check_cfg_trace(tr: Any, name: str = "tr") -> None:
+def _check_cfg_trace(tr: Any, name: str = "tr", min_steps: int = 1) -> None:
     """A Trace of a run with classifier-free guidance (cfg > 1): it holds both branches."""
     if not hasattr(tr, "steps") or not hasattr(tr, "settings"):
         raise ValueError(f"{name} must be a Trace (explainer.trace(...)), got {type(tr).__name__}")
-    if not tr.steps or getattr(tr.steps[0], "noise_uncond", None) is None:
+    if len(tr.steps) < min_steps:
+        raise ValueError(f"{name} must have at least {min_steps} steps (the measures compare the first half with the "
+                         f"second), got {len(tr.steps)}")
+    if getattr(tr.steps[0], "noise_uncond", None) is None:
         raise ValueError(f"{name} must be traced with cfg > 1 (got cfg={tr.settings.get('cfg')!r}): without "
                          "guidance there is no unconditional branch to compare")
 
@@ -140,7 +143,7 @@ def _footprint(image: Any, size: tuple[int, int]) -> np.ndarray:
 
 def check_formula(tr: Any) -> FormulaCheck:
     """Recombine the trace's two U-Net predictions by hand and compare with what the sampler was given."""
-    _check_cfg_trace(tr)
+    _check_cfg_trace(tr, min_steps=2)
     cfg = float(tr.settings["cfg"])
     err, big, dn, un, maps = 0.0, 0.0, [], [], []
     sig = [float(st.sigma) for st in tr.steps] + [0.0]
@@ -151,6 +154,9 @@ def check_formula(tr: Any) -> FormulaCheck:
         dn.append(float(st.cfg_delta.norm()))
         un.append(float(st.noise_uncond.norm()))
         maps.append(st.cfg_delta.double().norm(dim=0).numpy())
+    if sum(dn) == 0:
+        raise ValueError("tr: the conditional and unconditional predictions are identical at every step (an empty "
+                         "prompt is the unconditional prompt): there is no guidance to measure")
     total = np.sum(maps, axis=0)
     fp = _footprint(tr.image, total.shape)
     half = len(dn) // 2
@@ -225,7 +231,10 @@ class CfgSweep:
                 for r in self.per_image[scale]]
 
     def fate_share(self, scale: float, fate: str) -> float:
-        f = self.fates[scale]
+        f = self.fates[V.check_choice(scale, self.scales, "scale")]
+        V.check_choice(fate, FATES, "fate")
+        if not f:
+            raise ValueError(f"the sweep judged no named objects at CFG {scale:g}: there is no share to give")
         return sum(x == fate for x in f) / len(f)
 
     def table(self) -> str:
