@@ -347,8 +347,8 @@ def test_grid_explorer_refuses_runaway_steps(tiny_sd):
 
 # --------------------------------------------------------------------------------------------- training CLI
 @pytest.mark.parametrize("argv, words", [
-    (["--vae-steps", "-5"], "--vae-steps must be >= 1"),
-    (["--threads", "0"], "--threads must be >= 1"),
+    (["--vae-steps", "-5"], "--vae-steps must be from 1, got -5"),
+    (["--threads", "0"], "--threads must be from 1, got 0"),
     (["--device", "bogus"], "--device must be cpu, cuda"),
     (["--vae-lr", "nan"], "--vae-lr must be a finite number > 0"),
     (["--vae-images", "0"], "--vae-images must be from 1"),

@@ -37,6 +37,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from .. import validation as V
+
 SCHEDULES = ("cosine", "constant", "constant_with_warmup", "linear")
 _CKPT = "checkpoint"
 
@@ -126,52 +128,56 @@ class FitResult:
     out: Path | None = None  # the saved model
 
 
-def _bad(name: str, allowed: str, value: object) -> ValueError:
-    return ValueError(f"{name} must be {allowed}, got {value!r}")
+def check_positive(value: object, name: str) -> float:
+    """A finite number > 0 (validation.check_real, zero refused too)."""
+    try:
+        number = V.check_real(value, name)
+    except ValueError:
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}") from None
+    if number <= 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {number}")
+    return number
 
 
-def _is_int(v: object) -> bool:
-    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+def check_decay(value: object, name: str) -> float:
+    """An EMA decay: a finite number from 0 to 1, 1 excluded (it would never move the average)."""
+    value = V.check_real(value, name, 0.0, 1.0)
+    if value == 1:
+        raise ValueError(f"{name} must be a finite number from 0 to 1, below 1 (1 never moves the average), got 1.0")
+    return value
 
 
-def _is_real(v: object) -> bool:
-    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) and math.isfinite(v)
+def _folder(path: object, name: str) -> Path:
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{name} must be a folder, got an existing file {path}")
+    return path
 
 
 def check_fit_config(cfg: FitConfig) -> None:
-    """Every field in range, before any model is built (ValueError naming the field and what is allowed)."""
-    for name, low in (("steps", 1), ("warmup", 0), ("log_every", 1), ("checkpoint_every", 1), ("grad_accum", 1),
-                      ("seed", 0)):
-        v = getattr(cfg, name)
-        if not _is_int(v) or v < low:
-            raise _bad(name, f"an integer >= {low}", v)
-    if cfg.eval_every is not None and (not _is_int(cfg.eval_every) or cfg.eval_every < 1):
-        raise _bad("eval_every", "None or an integer >= 1", cfg.eval_every)
-    if not _is_real(cfg.lr) or cfg.lr <= 0:
-        raise _bad("lr", "a finite number > 0", cfg.lr)
-    if not _is_real(cfg.weight_decay) or cfg.weight_decay < 0:
-        raise _bad("weight_decay", "a finite number >= 0", cfg.weight_decay)
-    if cfg.ema_decay is not None and (not _is_real(cfg.ema_decay) or not 0 <= cfg.ema_decay < 1):
-        raise _bad("ema_decay", "None or a number in [0, 1)", cfg.ema_decay)
-    if not _is_real(cfg.ema_power) or cfg.ema_power <= 0:
-        raise _bad("ema_power", "a finite number > 0", cfg.ema_power)
-    if cfg.max_minutes is not None and (not _is_real(cfg.max_minutes) or cfg.max_minutes <= 0):
-        raise _bad("max_minutes", "None or a finite number > 0", cfg.max_minutes)
-    if cfg.grad_clip is not None and (not _is_real(cfg.grad_clip) or cfg.grad_clip <= 0):
-        raise _bad("grad_clip", "None or a finite number > 0", cfg.grad_clip)
-    if cfg.mixed_precision not in ("no", "fp16", "bf16"):
-        raise _bad("mixed_precision", "one of 'no', 'fp16', 'bf16'", cfg.mixed_precision)
-    if cfg.schedule not in SCHEDULES:
-        raise _bad("schedule", f"one of {list(SCHEDULES)}", cfg.schedule)
-    if cfg.device not in (None, "cpu", "cuda", "mps"):
-        raise _bad("device", "None (Accelerate picks), 'cpu', 'cuda' or 'mps'", cfg.device)
-    cfg.run_dir = Path(cfg.run_dir)
-    if cfg.run_dir.exists() and not cfg.run_dir.is_dir():
-        raise _bad("run_dir", "a folder (it is an existing file)", str(cfg.run_dir))
+    """Every field in range through the one validation path, before any model is built (ValueError naming the
+    field and what is allowed)."""
+    for name in ("steps", "log_every", "checkpoint_every", "grad_accum"):
+        V.check_positive_int(getattr(cfg, name), name)
+    if cfg.warmup != 0:
+        V.check_positive_int(cfg.warmup, "warmup")
+    V.check_seed(cfg.seed, "seed")
+    if cfg.eval_every is not None:
+        V.check_positive_int(cfg.eval_every, "eval_every")
+    check_positive(cfg.lr, "lr")
+    check_positive(cfg.ema_power, "ema_power")
+    V.check_real(cfg.weight_decay, "weight_decay", 0.0)
+    for name in ("max_minutes", "grad_clip"):
+        if getattr(cfg, name) is not None:
+            check_positive(getattr(cfg, name), name)
+    if cfg.ema_decay is not None:
+        check_decay(cfg.ema_decay, "ema_decay")
+    V.check_choice(cfg.mixed_precision, ("no", "fp16", "bf16"), "mixed_precision")
+    V.check_choice(cfg.schedule, SCHEDULES, "schedule")
+    V.check_choice(cfg.device, (None, "cpu", "cuda", "mps"), "device")
+    cfg.run_dir = _folder(cfg.run_dir, "run_dir")
     if cfg.out is not None:
-        cfg.out = Path(cfg.out)
-        if cfg.out.exists() and not cfg.out.is_dir():
-            raise _bad("out", "a folder (it is an existing file)", str(cfg.out))
+        cfg.out = _folder(cfg.out, "out")
 
 
 # ------------------------------------------------------------------------------------------------ shared parts

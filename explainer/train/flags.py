@@ -7,15 +7,15 @@ Training writes into the package's own assets (the shipped models) only with `--
 from __future__ import annotations
 
 import argparse
-import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
 import torch
 
+from .. import validation as V
 from ..shapes import EVAL_SEED
-from .common import FitConfig
+from .common import FitConfig, check_decay, check_positive
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 COUNTS = ("_steps", "_every", "_n", "_layers", "_heads", "_dim")  # integer flags that must be >= 1
@@ -50,31 +50,16 @@ def add_common(p: argparse.ArgumentParser) -> None:
     g.add_argument("--checkpoint-every", type=int, default=250, help="write a resumable checkpoint every N updates")
 
 
-def at_least(error: Error, args: argparse.Namespace, names: tuple[str, ...], low: int = 1) -> None:
-    """Each named integer flag must be >= low."""
-    for name in names:
-        v = getattr(args, name)
-        if v < low:
-            error(f"--{name.replace('_', '-')} must be >= {low}, got {v}")
-
-
-def in_range(error: Error, args: argparse.Namespace, name: str, low: float, high: float, high_open: bool = False,
-             low_open: bool = False) -> None:
-    """A finite float flag in [low, high] (or with an open end)."""
-    v = getattr(args, name)
-    if v is None:
+def checked(error: Error, args: argparse.Namespace, name: str, check: Callable, *limits) -> None:
+    """Check flag `name` (unless None) with a function of the one validation path (`explainer.validation`, or
+    common's check_positive / check_decay built on it); its ValueError becomes the parser's error naming --flag."""
+    value = getattr(args, name)
+    if value is None:
         return
-    ok = math.isfinite(v) and (v > low if low_open else v >= low) and (v < high if high_open else v <= high)
-    if not ok:
-        span = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
-        error(f"--{name.replace('_', '-')} must be a number in {span}, got {v}")
-
-
-def positive(error: Error, args: argparse.Namespace, names: tuple[str, ...]) -> None:
-    for name in names:
-        v = getattr(args, name)
-        if v is not None and not (math.isfinite(v) and v > 0):
-            error(f"--{name.replace('_', '-')} must be a finite number > 0, got {v}")
+    try:
+        check(value, "--" + name.replace("_", "-"), *limits)
+    except ValueError as e:
+        error(str(e))
 
 
 def _inside_assets(path: Path) -> bool:
@@ -86,30 +71,28 @@ def _inside_assets(path: Path) -> bool:
 
 
 def check_counts(args: argparse.Namespace, error: Error) -> None:
-    """Every stage's counts and rates by their names: *_steps, *_every, ... >= 1; *_images and *_batch from 1 to
-    EVAL_SEED (training scenes stay below the evaluation seeds); *_lr and *_mult finite and > 0."""
-    for name, v in vars(args).items():
-        flag = "--" + name.replace("_", "-")
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            continue
-        if name.endswith(("_images", "_batch")) and not 1 <= v <= EVAL_SEED:
-            error(f"{flag} must be from 1 to {EVAL_SEED:,}, got {v:,}")
-        elif name.endswith(COUNTS) and v < 1:
-            error(f"{flag} must be >= 1, got {v}")
-        elif name.endswith(RATES) and not (math.isfinite(v) and v > 0):
-            error(f"{flag} must be a finite number > 0, got {v}")
+    """Every stage's counts and rates by their names: *_images and *_batch from 1 to EVAL_SEED (training scenes stay
+    below the evaluation seeds); *_steps, *_every, ... from 1; *_lr and *_mult finite and > 0."""
+    for name in vars(args):
+        if name.endswith(("_images", "_batch")):
+            checked(error, args, name, V.check_positive_int, EVAL_SEED)
+        elif name.endswith(COUNTS):
+            checked(error, args, name, V.check_positive_int)
+        elif name.endswith(RATES):
+            checked(error, args, name, check_positive)
 
 
 def check_common(args: argparse.Namespace, error: Error) -> None:
     """The shared flags, before any heavy work."""
     check_counts(args, error)
-    at_least(error, args, ("threads", "log_every", "checkpoint_every"))
-    at_least(error, args, ("seed",), 0)
-    in_range(error, args, "ema", 0.0, 1.0, high_open=True)
-    in_range(error, args, "cond_dropout", 0.0, 1.0)
-    in_range(error, args, "two_object_p", 0.0, 1.0)
-    at_least(error, args, ("data_seed",), 0)
-    positive(error, args, ("max_minutes",))
+    for name in ("threads", "log_every", "checkpoint_every"):
+        checked(error, args, name, V.check_positive_int)
+    for name in ("seed", "data_seed"):
+        checked(error, args, name, V.check_seed)
+    checked(error, args, "ema", check_decay)
+    for name in ("cond_dropout", "two_object_p"):
+        checked(error, args, name, V.check_real, 0.0, 1.0)
+    checked(error, args, "max_minutes", check_positive)
     device = str(args.device)
     if device not in ("cpu", "cuda", "mps"):
         error(f"--device must be cpu, cuda or mps, got {device!r}")
