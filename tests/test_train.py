@@ -102,7 +102,8 @@ def test_a_non_finite_model_is_refused(tmp_path):
     ("steps", 0, "steps must be from 1, got 0"),
     ("ema_decay", 1.0, "ema_decay must be a finite number from 0 to 1, below 1"),
     ("ema_decay", float("nan"), "ema_decay must be a finite number from 0 to 1, got nan"),
-    ("lr", float("nan"), "lr must be a finite number > 0, got nan"), ("lr", 0.0, "lr must be a finite number > 0, got 0.0"),
+    ("lr", float("nan"), "lr must be a finite number > 0, got nan"),
+    ("lr", 0.0, "lr must be a finite number > 0, got 0.0"),
     ("schedule", "step", "schedule must be one of"), ("seed", -1, "seed must be from 0"),
     ("max_minutes", -1.0, "max_minutes must be a finite number > 0, got -1.0"),
 ])
