@@ -2,6 +2,9 @@
 
     /path/to/peer-venv/bin/python benchmarks/peer_attention_maps.py                 # SD3 and Flux, 20 steps, 1 thread
     /path/to/peer-venv/bin/python benchmarks/peer_attention_maps.py --only flux --repeats 9 --json peer.json
+    /path/to/peer-venv/bin/python benchmarks/peer_attention_maps.py --width real --steps 3 --repeats 3 --threads 2
+        # real block widths (benchmarks/real_width.py): 2 SD3-medium joint blocks (CLIP 77 + T5 256 tokens, CFG) and
+        # a Flux-dev double + single block (T5 512), 128 px images = 1,024 image tokens
 
 The peer is NOT a dependency of this project. The script imports it only when it is installed and otherwise exits
 with the commands that install it into a separate virtual environment (see INSTALL below).
@@ -18,11 +21,12 @@ Same pipelines (explainer.testing.build_tiny_sd3 / build_tiny_flux: random weigh
          the timed run includes compute() (its share is reported apart).
 
 Timings are interleaved (plain, ours, peer, rotated each round) so drifting machine load hits all three alike; the
-table gives medians and the ratio of medians to plain. "peak RSS +" runs each configuration once in its own fresh
-fork of the process taken right after the pipeline was built and called once plainly (every module imported, before
-any traced or captured run): the child's peak resident set during the call (Linux VmHWM, reset at the fork) minus its
-resident set just before it, the result still held. It counts what is kept plus the call's transient buffers (the
-plain row is the pipeline's own) and first-call lazy set-up; differences of a few hundred kB are allocator noise.
+table gives medians and the ratio of medians to plain. "peak RSS +" is each configuration's first run (right after
+one plain call), its resident set sampled from /proc every 5 ms by a watcher thread (real_width.PeakRSS): the peak
+during the call minus the resident set just before it, the result still held. It counts what is kept plus the call's
+transient buffers (the plain row is the pipeline's own) and first-call lazy set-up; differences of a few hundred kB
+are allocator noise. (It used to fork the process per run, which hangs once torch's thread pool has started:
+`--threads 2`.)
 """
 
 from __future__ import annotations
@@ -30,7 +34,6 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import os
 import statistics
 import sys
 import time
@@ -54,7 +57,8 @@ packages, without its declared dependencies (it declares torchvision, which it n
 """
 
 PROMPT = "a red circle left of a blue square"
-SEED, CFG, SIZE = 0, 7.5, 16
+SEED, CFG = 0, 7.5
+SIZES = {"tiny": 16, "real": 128}
 MODELS = {"sd3": ("SD3", "build_tiny_sd3"), "flux": ("Flux", "build_tiny_flux")}
 MODES = ("plain", "ours", "peer")
 LABELS = {"plain": "plain pipeline call", "ours": "ours: trace(attention=True)",
@@ -85,24 +89,30 @@ def fmt_bytes(n: float | None) -> str:
 class Bench:
     """One tiny pipeline and the three ways of running it, each returning (image, what it kept)."""
 
-    def __init__(self, model: str, steps: int):
+    def __init__(self, model: str, steps: int, width: str = "tiny"):
         from explainer import testing
         from explainer.adapters import get_adapter
         from explainer.trace import trace
 
         self.peer = import_peer()
         self._trace = trace
-        self.model, self.steps = model, steps
-        self.pipe = getattr(testing, MODELS[model][1])()
+        self.model, self.steps, self.size = model, steps, SIZES[width]
+        if width == "real":
+            sys.path.insert(0, str(ROOT / "benchmarks"))
+            import real_width
+
+            self.pipe = real_width.build(model, "few")
+        else:
+            self.pipe = getattr(testing, MODELS[model][1])()
         self.call = get_adapter(self.pipe).call_kwargs(CFG, None, 1.0)  # what trace() passes the pipeline
         self.compute_s: list[float] = []
 
     def plain(self):
-        return self.pipe(PROMPT, num_inference_steps=self.steps, height=SIZE, width=SIZE,
+        return self.pipe(PROMPT, num_inference_steps=self.steps, height=self.size, width=self.size,
                          generator=torch.Generator().manual_seed(SEED), **self.call).images[0]
 
     def ours(self):
-        tr = self._trace(self.pipe, PROMPT, seed=SEED, steps=self.steps, cfg=CFG, height=SIZE, width=SIZE,
+        tr = self._trace(self.pipe, PROMPT, seed=SEED, steps=self.steps, cfg=CFG, height=self.size, width=self.size,
                          attention=True)
         return tr.image, tr
 
@@ -165,60 +175,26 @@ def same_image(a, b) -> tuple[bool, int]:
 
 
 # ------------------------------------------------------------------------------------------------ peak RSS
-def _status_kb(field: str) -> int | None:
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
-
-
-def _reset_peak() -> None:
-    """Reset the kernel's peak-RSS mark (VmHWM) to the current RSS; a fresh fork starts there anyway."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-    except OSError:
-        pass
-
-
 def measure_rss(bench: Bench, mode: str) -> dict:
-    """One call of `mode` in a fork of the warmed-up process (pipeline built, one plain call done, nothing else):
-    the child's peak RSS (VmHWM) minus its RSS before the call, and its RSS retained after (result still held).
-    Linux only (fork + /proc); elsewhere nothing is measured."""
-    if not hasattr(os, "fork") or _status_kb("VmHWM") is None:
-        return {}
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: measure, write one JSON line, leave without running the parent's clean-up
-        code = 1
-        try:
-            os.close(r)
-            gc.collect()
-            _reset_peak()
-            rss0 = _status_kb("VmRSS")
-            kept = bench.run(mode)
-            peak, rss1 = _status_kb("VmHWM"), _status_kb("VmRSS")
-            os.write(w, json.dumps({"peak_rss_increase": peak - rss0, "rss_retained": rss1 - rss0}).encode())
-            del kept
-            code = 0
-        finally:
-            os._exit(code)
-    os.close(w)
-    with os.fdopen(r) as f:
-        text = f.read()
-    _, status = os.waitpid(pid, 0)
-    if status != 0 or not text:
-        raise RuntimeError(f"peak-RSS child for {bench.model}/{mode} failed (wait status {status})")
-    return json.loads(text)
+    """One call of `mode` in this process (warmed up: pipeline built, one plain call done): its peak RSS increase
+    during the call and the RSS retained after it (result still held); Linux /proc only, elsewhere nothing."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from real_width import PeakRSS
+
+    gc.collect()
+    with PeakRSS() as p:
+        kept = bench.run(mode)
+    after = PeakRSS.rss()
+    out = {} if p.increase is None else {"peak_rss_increase": p.increase,
+                                         "rss_retained": after - p._base if after is not None else None}
+    del kept
+    gc.collect()
+    return out
 
 
 # ------------------------------------------------------------------------------------------------ the benchmark
-def bench_model(model: str, steps: int, repeats: int, bar, rss: bool) -> dict:
-    b = Bench(model, steps)
+def bench_model(model: str, steps: int, repeats: int, bar, rss: bool, width: str = "tiny") -> dict:
+    b = Bench(model, steps, width)
     ref = b.plain()  # warm-up and the reference image
     out: dict = {"model": MODELS[model][0], "block_totals": b.block_totals(), "modes": {m: {} for m in MODES}}
     if rss:  # before anything else ran in this process
@@ -280,7 +256,9 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--repeats", type=int, default=5, help="interleaved repetitions of each run")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (pinned)")
-    ap.add_argument("--no-rss", action="store_true", help="skip the peak-RSS measurements (one fork per run)")
+    ap.add_argument("--no-rss", action="store_true", help="skip the peak-RSS measurements (one extra run each)")
+    ap.add_argument("--width", choices=list(SIZES), default="tiny",
+                    help="tiny configs (explainer.testing) or real block widths (benchmarks/real_width.py)")
     ap.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write every number as JSON")
     args = ap.parse_args()
 
@@ -293,13 +271,16 @@ def main() -> None:
     with tqdm(total=len(models) * len(MODES) * args.repeats, desc="timed runs", unit="run") as bar:
         for model in models:
             bar.set_postfix_str(MODELS[model][0])
-            results.append(bench_model(model, args.steps, args.repeats, bar, not args.no_rss))
+            results.append(bench_model(model, args.steps, args.repeats, bar, not args.no_rss, args.width))
 
     import diffusers
 
-    print(f"\ntiny config-built pipelines (explainer.testing), CPU, {args.threads} torch thread(s), "
-          f"{args.steps} steps, {SIZE}x{SIZE} px, seed {SEED}, CFG/guidance {CFG}, prompt {PROMPT!r}, "
-          f"{args.repeats} interleaved repetitions; torch {torch.__version__}, diffusers {diffusers.__version__}, "
+    what = "tiny config-built pipelines (explainer.testing)" if args.width == "tiny" else \
+        "real block widths (benchmarks/real_width.py)"
+    side = SIZES[args.width]
+    print(f"\n{what}, CPU, {args.threads} torch thread(s), {args.steps} steps, {side}x{side} px, seed {SEED}, "
+          f"CFG/guidance {CFG}, prompt {PROMPT!r}, {args.repeats} interleaved repetitions; torch {torch.__version__}, "
+          f"diffusers {diffusers.__version__}, "
           f"{PEER} {peer.__version__}\n")
     print(table(results, args.steps))
     print()
@@ -318,7 +299,7 @@ def main() -> None:
                   "although it reported them as covered")
     if args.json:
         args.json.write_text(json.dumps({"settings": {"steps": args.steps, "repeats": args.repeats,
-                                                      "threads": args.threads, "size": SIZE, "seed": SEED,
+                                                      "threads": args.threads, "size": SIZES[args.width], "seed": SEED,
                                                       "cfg": CFG, "prompt": PROMPT, "peer_version": peer.__version__,
                                                       "torch": torch.__version__,
                                                       "diffusers": diffusers.__version__},

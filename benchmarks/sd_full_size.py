@@ -117,7 +117,9 @@ def main() -> None:
     proj = b["fixed"] + 50 * b["per_step"] + (evals_50 * b["per_eval"] if b["per_eval"] else 0)
     levels = {lv: tr._meta["levels"][lv]["size"] for lv in tr.levels}
     print(f"traced image == plain image: {same}")
-    print(f"attention levels kept: {levels} x {len(tr.tokens)} tokens (fp16)")
+    cols = tr._t[f"attention.{tr.levels[0]}"].shape[-1]
+    print(f"attention levels kept: {levels} x {cols} of {len(tr.tokens)} token columns (the prompt's real tokens "
+          "and the padding's total; fp16)")
     print(f"measured trace after {b['steps']} steps ({b['evals']} U-Net evaluations): Trace.nbytes = "
           f"{tr.nbytes:,} B; saved file {file_bytes:,} B")
     print(f"  grows per step: {b['per_step']:,} B; per evaluation (PNDM's evals.*): {b['per_eval']:,} B; "

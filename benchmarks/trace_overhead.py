@@ -6,6 +6,9 @@
     python benchmarks/trace_overhead.py --model sd15-random --size 256 --steps 2 --repeats 2  # ... squeezed onto a CPU
     python benchmarks/trace_overhead.py --model families --repeats 25  # one table over every family's tiny config
         (explainer.testing): SD, SDXL, PixArt-alpha, SD3 (CLIP only / with T5), Flux (and Flux with true CFG)
+    python benchmarks/trace_overhead.py --model real --threads 2 --steps 1 --repeats 3   # real block widths:
+        SD 1.5's U-Net levels at 512 px, SDXL's 64x64 level, 2 SD3-medium blocks, a Flux-dev double + single block
+        (benchmarks/real_width.py), 1,024+ image tokens, real text lengths; also --only sd15 flux ...
 
 Runs are interleaved (plain, no-attention, attention, plain, ...) so drifting machine load hits all three alike;
 prints the median seconds of each and the ratios to plain. Also prints Trace.nbytes and the projected bytes of an
@@ -23,6 +26,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from explainer.schedulers import make_scheduler  # noqa: E402
 from explainer.trace import trace  # noqa: E402
@@ -100,7 +105,7 @@ FAMILIES = {  # name -> (builder, sampler, size, extra trace/plain kwargs)
 
 
 def bench(pipe, scheduler: str, steps: int, size: int | None, repeats: int, true_cfg: float = 1.0,
-          sync=lambda: None) -> dict:
+          sync=lambda: None, modes: tuple[str, ...] = ("plain", "no attention", "attention")) -> dict:
     """Interleaved plain / trace(attention=False) / trace(attention=True) runs; medians, per-rep ratios, bytes."""
     from explainer.adapters import get_adapter
 
@@ -122,16 +127,24 @@ def bench(pipe, scheduler: str, steps: int, size: int | None, repeats: int, true
                              width=size, attention=attention, negative_prompt=neg,
                              **({"true_cfg": true_cfg} if adapter.family == "flux" else {}))
 
-    modes = {"plain": plain, "no attention": traced(False), "attention": traced(True)}
+    from real_width import PeakRSS
+
+    modes = {m: fn for m, fn in (("plain", plain), ("no attention", traced(False)), ("attention", traced(True)))
+             if m in modes}
     try:
-        outs = {m: fn() for m, fn in modes.items()}  # warm-up, and a correctness check while we are at it
+        outs, rss = {}, {}
+        for m, fn in modes.items():  # warm-up (its peak RSS), and a correctness check while we are at it
+            with PeakRSS() as p:
+                outs[m] = fn()
+            rss[m] = p.increase
         ref = plain()
-        for m in ("no attention", "attention"):
-            assert outs[m].image.tobytes() == ref.tobytes(), f"traced image ({m}) differs from the plain pipeline's"
+        identical = all(outs[m].image.tobytes() == ref.tobytes() for m in modes if m != "plain")
+        assert identical, "a traced image differs from the plain pipeline's"
         times: dict[str, list[float]] = {m: [] for m in modes}
         names = list(modes)
         for r in range(repeats):
-            for m in names[r % 3:] + names[:r % 3]:  # rotate the order each round
+            k = r % len(names)
+            for m in names[k:] + names[:k]:  # rotate the order each round
                 sync()
                 t0 = time.perf_counter()
                 modes[m]()
@@ -141,9 +154,9 @@ def bench(pipe, scheduler: str, steps: int, size: int | None, repeats: int, true
         pipe.scheduler = saved
     med = {m: statistics.median(v) for m, v in times.items()}
     per_rep = {m: sorted(a / b for a, b in zip(times[m], times["plain"], strict=True)) for m in names[1:]}
-    return {"median": med, "times": times, "per_rep": per_rep, "trace": outs["attention"],
-            "bytes_no_attn": outs["no attention"].nbytes, "bytes_attn": outs["attention"].nbytes,
-            "levels": outs["attention"].levels}
+    return {"median": med, "times": times, "per_rep": per_rep, "trace": outs["attention"], "rss": rss,
+            "identical": identical, "bytes_no_attn": outs["no attention"].nbytes if "no attention" in outs else None,
+            "bytes_attn": outs["attention"].nbytes, "levels": outs["attention"].levels}
 
 
 def families_table(steps: int, repeats: int, only: list[str] | None = None) -> None:
@@ -167,10 +180,46 @@ def families_table(steps: int, repeats: int, only: list[str] | None = None) -> N
               f"{r['bytes_no_attn'] / 1e3:9.1f} / {r['bytes_attn'] / 1e3:7.1f} kB  {', '.join(r['levels'])}")
 
 
+def real_table(steps: int, repeats: int, threads: int, only: list[str] | None = None) -> None:
+    """Real block widths (benchmarks/real_width.py, few blocks, random weights, CPU): plain vs trace(attention=True),
+    interleaved; ratio of medians, attention bytes kept (and had every text position been kept), peak RSS increase
+    of each run, bit identity, and the attention bytes projected to the full-size run."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import real_width as R
+
+    print(f"real block widths, random weights, CPU, {threads} thread(s), {steps} step(s), {repeats} interleaved "
+          f"repetitions (+1 warm-up), CFG 7.5 (Flux: guidance embedding), prompt {PROMPT!r}")
+    for fam in only or R.FAMILIES:
+        pipe = R.build(fam, "few")
+        size, sched = R.image_size(fam, "few"), R.sampler(fam)
+        r = bench(pipe, sched, steps, size, repeats, modes=("plain", "attention"))
+        m, tr = r["median"], r["trace"]
+        attn = sum(tr._t[f"attention.{lv}"].numel() * 2 for lv in tr.levels)
+        cols = tr._t[f"attention.{tr.levels[0]}"].shape[-1]
+        reps = ", ".join(f"{x:.3f}" for x in r["per_rep"]["attention"])
+        proj = R.projected_attention_bytes(fam, tr, steps)
+        side, full_steps = R.FULL[fam]
+        print(f"- {R.LABELS[fam]} ({', '.join(tr.levels)}; {size} px, {tr.steps[0].latents.shape[-1]}x"
+              f"{tr.steps[0].latents.shape[-2]} latents): plain {m['plain']:.3f} s, traced {m['attention']:.3f} s, "
+              f"ratio of medians {m['attention'] / m['plain']:.3f} (per repetition: {reps}); "
+              f"attention kept {attn / 1e6:.3f} MB ({cols} of {len(tr.tokens)} columns; all columns would be "
+              f"{attn * len(tr.tokens) / cols / 1e6:.2f} MB); whole trace {tr.nbytes / 1e6:.2f} MB; peak RSS + "
+              f"plain {_mb(r['rss']['plain'])}, traced {_mb(r['rss']['attention'])}; bit-identical "
+              f"{'yes' if r['identical'] else 'NO'}; projected at {side} px, {full_steps} steps, every block: "
+              f"{proj['kept'] / 1e6:.0f} MB (every text position kept: {proj['all_tokens'] / 1e6:.0f} MB)",
+              flush=True)
+        del pipe, r, tr
+
+
+def _mb(b: int | None) -> str:
+    return "n/a" if b is None else f"{b / 1e6:.0f} MB"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", choices=["shipped", "tiny-sd", "sd15-random", "families"], default="shipped")
-    ap.add_argument("--only", nargs="*", default=None, help=f"with --model families: a subset of {list(FAMILIES)}")
+    ap.add_argument("--model", choices=["shipped", "tiny-sd", "sd15-random", "families", "real"], default="shipped")
+    ap.add_argument("--only", nargs="*", default=None, help=f"with --model families: a subset of {list(FAMILIES)}; "
+                    "with --model real: of sd15 sdxl sd3 flux")
     ap.add_argument("--steps", type=int, default=25)
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--size", type=int, default=None, help="image side in pixels (sd15-random default 512)")
@@ -183,6 +232,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     if args.model == "families":
         families_table(args.steps, args.repeats, args.only)
+        return
+    if args.model == "real":
+        real_table(args.steps, args.repeats, args.threads, args.only)
         return
     dtype = getattr(torch, args.dtype) if args.dtype else (torch.float16 if args.device.startswith("cuda")
                                                             else torch.float32)

@@ -88,13 +88,13 @@ def read_meta(path: Path) -> dict:
         if len(first) < 8:
             raise TraceFileError(f"{path} is not a trace file (only {len(first)} bytes)")
         (n,) = struct.unpack("<Q", first)
-        if n > MAX_HEADER:
-            raise _not_a_trace(path, first)
-        if n > size - 8:
-            if first[:1] == b"\x80" or first[:2] == b"PK":
+        if n > size - 8 or n > MAX_HEADER:
+            if first[:1] == b"\x80" or first[:2] == b"PK":  # a pickle or a zip: its "length" is its opcodes
                 raise _not_a_trace(path, first)
-            raise TraceFileError(f"{path} is truncated (or not a trace): its header says {n} bytes, the file has "
-                                 f"{size - 8}")
+            if n > size - 8:
+                raise TraceFileError(f"{path} is truncated (or not a trace): its header says {n} bytes, the file "
+                                     f"has {size - 8}")
+            raise TraceFileError(f"{path} is not an explainer trace (a {n}-byte header)")
         head = f.read(n)
     try:
         header = json.loads(head)

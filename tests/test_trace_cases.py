@@ -70,3 +70,20 @@ def test_heun_attention_averages_its_two_evaluations(tiny_sd):
         assert torch.isfinite(m).all()
         torch.testing.assert_close(m.float().sum(-1), torch.ones(m.shape[:-1]), atol=2e-2, rtol=0)  # per position
     assert not torch.allclose(tr.attention("red", step=0).float(), tr.attention("red", step=2).float())
+
+
+def test_the_gpu_check_runs_on_the_cpu_with_tiny_configs(capsys):
+    """benchmarks/gpu_check.py --tiny: every family built, plain vs traced, bit-identical, attention bytes printed
+    (the full-depth run needs a GPU; this keeps the script working between GPU runs)."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import gpu_check
+
+    results = gpu_check.main(["--tiny", "--steps", "1"])
+    assert [r["family"] for r in results] == ["sd15", "sdxl", "sd3", "flux"]
+    assert all(r["identical"] and r["attention_bytes"] > 0 for r in results)
+    # only the prompt's real tokens plus one padding column are kept, whatever the encoders pad to
+    assert [(r["columns"], r["text_positions"]) for r in results] == [(11, 77), (11, 77), (20, 333), (10, 512)]
+    assert "bit-identical yes" in capsys.readouterr().out

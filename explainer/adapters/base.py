@@ -1,4 +1,4 @@
-"""The adapter contract: everything `capture`, the recorder and `trace._pack` need to know about a pipeline family.
+"""The adapter contract: everything `capture`, the recorder and `explainer.packing` need to know about a family.
 
 A family subclasses `Adapter` and overrides only what differs (see the SD adapter for the U-Net defaults, the SD3
 adapter for a transformer). Nothing outside explainer/adapters/ may switch on the pipeline class.
