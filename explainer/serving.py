@@ -29,10 +29,11 @@ import queue
 import threading
 import time
 import uuid
-import warnings
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from .widgets.parts import _collecting_warnings, _readable
 
 ACTIVE_S = 600.0  # a student who ran something within this many seconds counts as active
 ALIVE_S = 60.0  # a page that said hello within this many seconds counts as open
@@ -203,11 +204,11 @@ class Worker:
         pipe = self.pipe(job.model)
         if condition is not None:
             pipe = controlnet_pipeline(pipe, condition)
+        notes: list[str] = []
         try:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
+            with _collecting_warnings(notes):
                 tr = trace(pipe, **args)
-            job.notes = _notes(caught)
+            job.notes = notes
             return tr
         except Exception as err:  # noqa: BLE001 - the student's page shows it as a message
             job.error = _readable(err)
@@ -228,19 +229,18 @@ class Worker:
         if not generation.can_batch(pipe) or self.exact.get(verdict) is False:
             return None
         for job in jobs:  # each student's own notes (unknown words, words past the token limit)
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
+            job.notes = []
+            with _collecting_warnings(job.notes):
                 check_vocabulary(pipe, [job.args["prompt"]], "prompt")
                 toks, dropped, _ = get_adapter(pipe).tokens(job.args["prompt"])
                 warn_dropped_words(dropped, len(toks), "prompt")
-            job.notes = _notes(caught)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
+        batch_notes: list[str] = []
+        with _collecting_warnings(batch_notes):
             with generation.exact_batching(pipe, unit=2 if cfg_on else 1, verify=False):
                 traces = trace_batch(pipe, [j.args["prompt"] for j in jobs], [j.args["seed"] for j in jobs],
                                      steps=a["steps"], cfg=a["cfg"], negative_prompt=a["negative_prompt"],
                                      scheduler=a["scheduler"])
-        shared = [n for n in _notes(caught) if "prompts[" not in n]
+        shared = [n for n in batch_notes if "prompts[" not in n]
         for job in jobs:
             job.notes += [n for n in shared if n not in job.notes]
         if verdict not in self.exact:  # the first batch of this size class: is it the single run, bit for bit?
@@ -307,20 +307,6 @@ def _same_run(a: Any, b: Any) -> bool:
 
     return (np.array_equal(np.asarray(a.image), np.asarray(b.image))
             and all(torch.equal(x.latents, y.latents) for x, y in zip(a.steps, b.steps, strict=True)))
-
-
-def _notes(caught: list) -> list[str]:
-    out: list[str] = []
-    for w in caught:
-        text = " ".join(str(w.message).split())[:300]
-        if issubclass(w.category, UserWarning) and text not in out:
-            out.append(text)
-    return out
-
-
-def _readable(err: BaseException) -> str:
-    text = str(err).strip() or type(err).__name__
-    return text if isinstance(err, ValueError) else f"{type(err).__name__}: {text}"
 
 
 def _map_from(value: Any) -> Any:
