@@ -1,5 +1,15 @@
-"""Argument checks shared by the trace and the views: raised before any heavy work, each naming the parameter
-and what is allowed. All raise ValueError (TypeError-like mistakes included, so one `except ValueError` catches them).
+"""Argument checks shared by the trace, the sweeps, the GAN, the ControlNet helpers, the attention scores and the
+views: raised before any heavy work, each naming the parameter and what is allowed. All raise ValueError (TypeError-like
+mistakes included, so one `except ValueError` catches them; a missing folder raises MissingPathError, which is both a
+FileNotFoundError and a ValueError).
+
+The one check per kind of argument: prompts (`check_prompt`, `check_prompts`: one string is one prompt, never split into
+letters), seeds (`check_seed`, `check_seeds`: integers 0..2**64-1, not bool / float / str), numbers (`check_cfg`,
+`check_number`, `check_numbers`, `check_int`, `check_steps`, `check_positive_int`), samplers (`check_sampler_name`: the
+adapters' and `generation.check_sampler`'s one check, so U-Net samplers are refused on flow-matching models everywhere),
+image sizes and memory (`check_image_size`: a run is refused when its estimate exceeds MEMORY_SHARE = 80 % of the free
+memory, and the message says so), control maps (`check_control_image`: finite, and the image's own size), devices and
+folders (`check_device`, `check_folder`: local only, nothing downloaded), pipelines (`check_pipeline`).
 """
 
 from __future__ import annotations
