@@ -516,7 +516,7 @@ def check_control_image(image: object, name: str, size: tuple[int, int] | None =
                                  "value(s) (a float map holds values in [0, 1])")
             if a.min() < 0 or a.max() > 1:
                 raise ValueError(f"{name}: a float array must hold values in [0, 1] (or pass uint8 0..255), "
-                                 f"got range [{a.min():.3g}, {a.max():.3g}]")
+                                 f"got {image.dtype} values in [{a.min():.3g}, {a.max():.3g}]")
             out = Image.fromarray((a * 255).round().astype(np.uint8))
         else:
             raise ValueError(f"{name} must hold numbers (uint8 0..255 or floats in [0, 1]), got dtype {image.dtype}")

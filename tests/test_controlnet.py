@@ -155,6 +155,19 @@ def X_calls_counted(pipe):
     return count_denoiser_calls(pipe)
 
 
+def test_each_map_of_a_batch_is_checked_and_named_by_its_index(random_cn_pipe):
+    edges = shapes.render_edges(shapes.sample_scene(1))
+    before = _state(random_cn_pipe)
+    with pytest.raises(ValueError, match=r"control_image\[1\] is 16 x 16 .* drawn at 32 x 32"):
+        ex.trace_batch(random_cn_pipe, ["a red circle", "a blue square"], steps=2,
+                       control_image=[edges, edges.resize((16, 16))])
+    with pytest.raises(ValueError, match=r"control_image must be one image or one per prompt \(2\), got 3"):
+        ex.trace_batch(random_cn_pipe, ["a red circle", "a blue square"], steps=2, control_image=[edges] * 3)
+    with pytest.raises(ValueError, match=r"got uint16 values in \[0, 255\]"):
+        ex.trace(random_cn_pipe, "a red circle", steps=2, control_image=np.asarray(edges).astype(np.uint16))
+    assert _state(random_cn_pipe) == before
+
+
 def test_a_map_drawn_at_the_image_size_is_traced_at_that_size_and_the_settings_say_so(random_cn_pipe):
     edges = shapes.render_edges(shapes.sample_scene(1))
     tr = ex.trace(random_cn_pipe, "a red circle", steps=1, cfg=1.0, attention=False, control_image=edges)
