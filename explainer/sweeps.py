@@ -351,7 +351,8 @@ def _check_interpolation(pipe: Any, frames: Any, cfg: Any, steps: Any, scheduler
     height, width = _check_common(pipe, height, width)
     ts = _check_frames(frames)
     if generation.pipeline_kind(pipe) is None:
-        raise NotImplementedError(f"interpolation supports SD and SDXL pipelines, not {type(pipe).__name__}")
+        raise V.UnsupportedPipelineError(f"pipe must be a Stable Diffusion or SDXL pipeline (interpolation feeds the "
+                                         f"U-Net its own noise and embeddings), got {type(pipe).__name__}")
     return ts, cfg, steps, scheduler, negative_prompt, height, width
 
 

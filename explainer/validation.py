@@ -467,6 +467,10 @@ def check_device(device: object, name: str = "device") -> str:
     return text
 
 
+class UnsupportedPipelineError(NotImplementedError, ValueError):
+    """A pipeline family this function does not handle: both a NotImplementedError and a ValueError naming `pipe`."""
+
+
 class MissingPathError(FileNotFoundError, ValueError):
     """A path argument that names no such folder or file: both a FileNotFoundError and a ValueError (so one
     `except ValueError` catches every bad argument)."""

@@ -491,3 +491,14 @@ def test_the_shared_checks_accept_what_they_promise():
 def test_cuda_without_a_gpu_is_refused_by_name():
     with pytest.raises(ValueError, match=r"device='cuda' needs a CUDA GPU"):
         validation.check_device("cuda")
+
+
+def test_interpolation_on_a_flow_model_names_the_pipeline_as_a_value_error(tiny_flow):
+    for call in (lambda: sweeps.interpolate_seeds(tiny_flow, PROMPT, 0, 1, frames=2, steps=2),
+                 lambda: sweeps.interpolate_prompts(tiny_flow, PROMPT, "a blue square", frames=2, steps=2)):
+        with generation.count_denoiser_calls(tiny_flow) as count:
+            for kind in (ValueError, NotImplementedError):  # catchable either way
+                with pytest.raises(kind, match="pipe must be a Stable Diffusion or SDXL pipeline .* got "
+                                               "StableDiffusion3Pipeline"):
+                    call()
+        assert count.calls == 0
