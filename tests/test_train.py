@@ -196,3 +196,11 @@ def test_a_stage_writes_under_work_by_default_and_an_old_checkpoint_needs_resume
     main(argv + ["--resume", "--judge-steps", "6"])
     rows = [json.loads(line) for line in (tmp_path / "w" / "judge" / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows if "loss" in r] == [2, 4, 6]
+
+
+def test_a_stage_run_alone_names_the_parts_it_needs_from_work(capsys, tmp_path, assets_untouched):
+    from explainer.train.__main__ import main
+
+    with pytest.raises(SystemExit):
+        main(["--stage", "unet", "--work", str(tmp_path / "w")])
+    assert "--stage unet reads tokenizer/, vae/, clip/ from --work" in capsys.readouterr().err

@@ -11,6 +11,8 @@ generator's rate), whose weights and optimiser the checkpoint holds too. Learnin
 by --max-minutes is the same trajectory as a shorter --gan-steps run. Every --gan-eval-every steps the log records
 judged adherence (64 fixed unseen prompts) of the EMA and the live generator, and the judged (position, size,
 background) combos of 64 fixed latents for "a red circle" (mode coverage over training).
+Under `accelerate launch` on several processes only the generator is wrapped for gradient synchronisation; the
+discriminator's step is the stage's own, so this stage is meant for one process.
 """
 
 from __future__ import annotations

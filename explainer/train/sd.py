@@ -62,6 +62,13 @@ def check_arguments(args: argparse.Namespace, error: flags.Error) -> None:
               f"{args.unet_images:,}, so training scenes stay below the evaluation seeds), got {args.data_seed}")
     if not args.dec_object_weight >= 1.0:
         error(f"--dec-object-weight must be >= 1 (1 = plain loss), got {args.dec_object_weight}")
+    # a stage run alone reads what the earlier stages wrote under --work: missing parts are named now, not after hours
+    needs = {"unet": ("tokenizer", "vae") + (() if args.init_from else ("clip",)),
+             "vae-decoder": () if args.init_from else ("vae",)}.get(args.stage, ())
+    missing = [n for n in needs if not (args.work / n).is_dir()]
+    if missing:
+        error(f"--stage {args.stage} reads {', '.join(n + '/' for n in missing)} from --work {args.work}, which has "
+              "none: run the earlier stages there first (or --stage all)")
 
 
 def _pick(n: int, batch: int, generator: torch.Generator) -> torch.Tensor:
