@@ -278,3 +278,13 @@ def test_the_formula_check_refuses_what_it_cannot_measure_instead_of_dividing_by
     with pytest.raises(ValueError, match="fate must be one of"):
         sw.fate_share(2.0, "lost")
     assert 0.0 <= sw.fate_share(2.0, "right") <= 1.0
+
+
+def test_cfg_sweep_names_a_pipeline_its_sampler_does_not_fit():
+    from explainer.testing import build_tiny_sd3
+
+    flow = build_tiny_sd3()
+    for pipe, words in ((flow, "pipe must be a U-Net pipeline .* does not fit StableDiffusion3Pipeline"),
+                        ("shapes-sd", "pipe must be a diffusers pipeline")):
+        with pytest.raises(ValueError, match=words):
+            _guidance().cfg_sweep(pipe, "a red circle", seeds=[0], scales=[2.0], steps=1)

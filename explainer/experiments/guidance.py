@@ -292,7 +292,12 @@ def check_sweep_arguments(pipe: Any, prompts: Any, seeds: Any, scales: Any, step
     if len(set(scales)) != len(scales):
         raise ValueError(f"scales must be distinct (each is a column of the sweep), got {scales}")
     steps = V.check_steps(steps, "steps")
-    generation.denoiser(pipe)  # a pipeline, not something else
+    V.check_pipeline(pipe)
+    try:
+        generation.check_sampler(pipe, "dpm++2m")
+    except ValueError:
+        raise ValueError(f"pipe must be a U-Net pipeline (Stable Diffusion): the sweep draws with DPM++ 2M, which "
+                         f"does not fit {type(pipe).__name__}") from None
     return prompts, seeds, scales, steps
 
 
