@@ -291,7 +291,7 @@ def test_a_bad_text_encoder_folder_is_named_without_touching_the_network(tmp_pat
         load_gan(tmp_path)
 
 
-def test_the_measures_refuse_empty_input_instead_of_dividing_by_zero(gan):
+def test_the_measures_refuse_empty_input_instead_of_dividing_by_zero(gan, tiny_sd):
     from explainer.experiments import gan as G
     from explainer.gan import seconds_per_image
 
@@ -299,14 +299,16 @@ def test_the_measures_refuse_empty_input_instead_of_dividing_by_zero(gan):
         (lambda: seconds_per_image(lambda: None, 0), "n must be from 1"),
         (lambda: coverage_entropy(Counter(), reference=[]), "reference must hold at least one"),
         (lambda: G.gan_sample(gan, "a red circle", []), "seeds must hold at least one seed"),
-        (lambda: G.diffusion_sample(None, "a red circle", []), "seeds must hold at least one seed"),
+        (lambda: G.diffusion_sample(tiny_sd, "a red circle", []), "seeds must hold at least one seed"),
+        (lambda: G.diffusion_sample(None, "a red circle", [0]), "pipe must be a diffusers pipeline"),
+        (lambda: G.diversity_study(gan, "shapes-sd"), "pipe must be a diffusers pipeline"),
         (lambda: G.data_sample("a red circle", 0), "n must be from 1"),
         (lambda: G.entropy_interval([]), "combos must hold at least one"),
         (lambda: G.entropy_difference([None], []), "b must hold at least one"),
         (lambda: G.prdc_points(np.zeros((3, 4)), np.zeros((9, 4))), r"real must be an \(n, d\) array"),
         (lambda: G.prdc_table(np.zeros((9, 4)), np.full((9, 4), np.nan)), "fake must be finite"),
-        (lambda: G.diversity_study(gan, None, n_seeds=8.5), "n_seeds .* must be an integer"),
-        (lambda: G.diversity_study(gan, None, prompts=["a red"]), r"prompts\[0\] must name one colour"),
+        (lambda: G.diversity_study(gan, tiny_sd, n_seeds=8.5), "n_seeds .* must be an integer"),
+        (lambda: G.diversity_study(gan, tiny_sd, prompts=["a red"]), r"prompts\[0\] must name one colour"),
         (lambda: G.gan_sample(gan, "a red circle", "12"), "seeds must be a list of integers"),
         (lambda: real_distribution("pink", "circle", 3), "color must be one of"),
         (lambda: real_distribution("red", "circle", -1), "n must be an integer >= 0"),

@@ -110,6 +110,7 @@ def diffusion_sample(pipe: Any, prompt: str, seeds: Sequence[int], cfg: float = 
                      steps: int = DIFFUSION_STEPS) -> Sample:
     from .. import generation
 
+    V.check_pipeline(pipe)
     _color_shape(prompt)
     seeds = V.check_seeds(seeds, single=False)
     cfg, steps = V.check_cfg(cfg), V.check_steps(steps)
@@ -255,6 +256,7 @@ def diversity_study(gan: ShapesGAN, pipe: Any, prompts: Sequence[str] = OPEN_PRO
     from tqdm.auto import tqdm
 
     check_gan(gan)
+    V.check_pipeline(pipe)
     n_seeds = V.check_int(n_seeds, "n_seeds (prdc needs k-NN balls with k=5)", 8, 100_000)
     first_seed = V.check_seed(first_seed, "first_seed")
     if first_seed + n_seeds - 1 > V.MAX_SEED:
