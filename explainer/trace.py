@@ -407,6 +407,7 @@ def _check_args(pipe: Any, adapter: Any, a: dict, single: bool) -> dict:
     a["height"], a["width"] = check_image_size(pipe, a["height"], a["width"], adapter.size_multiple,
                                                batch=len(a["prompts"]))
     a["attention"] = check_bool(a["attention"], "attention")
+    a["attention_blocks"] = check_choice(a["attention_blocks"], ("all", "groups"), "attention_blocks")
     res, mb = a["attention_max_res"], a["max_bytes"]
     if res is not None and (isinstance(res, bool) or not isinstance(res, int) or res < 1):
         raise ValueError(f"attention_max_res must be None (never pool) or a positive int, got {res!r}")
@@ -469,6 +470,7 @@ def _check_bytes(pipe: Any, adapter: Any, a: dict, hw: tuple[int, int], n_column
 def _run(pipe: Any, single: bool, **args: Any) -> list[Trace]:
     adapter = get_adapter(pipe)
     a = _check_args(pipe, adapter, args, single)
+    adapter.grouped = a["attention_blocks"] == "groups"  # DiTs: runs of blocks averaged into one map each
     negative_prompt, cfg, true_cfg, n = a["negative_prompt"], a["cfg"], a["true_cfg"], len(a["prompts"])
     cfg_on = adapter.cfg_on(cfg, negative_prompt, true_cfg)
     zero_uncond = cfg_on and adapter.zero_uncond(negative_prompt)
@@ -500,7 +502,8 @@ def _run(pipe: Any, single: bool, **args: Any) -> list[Trace]:
         images = pipe(**call).images
     common = dict(negative_prompt=negative_prompt, steps=a["steps"], cfg=cfg, cfg_applied=bool(rec.cfg),
                   scheduler=a["scheduler"] or scheduler_name_of(used), height=H, width=W,
-                  attention_max_res=a["attention_max_res"], notes=notes, batch_size=n,
+                  attention_max_res=a["attention_max_res"], attention_blocks=a["attention_blocks"], notes=notes,
+                  batch_size=n,
                   **({"true_cfg": true_cfg} if adapter.family == "flux" else {}))
     run = Run(a["prompts"], a["seeds"], per_prompt, neg_tokens, columns, common)
     return [Trace(t, meta, pipe) for t, meta in pack(pipe, adapter, used, rec, images, run)]
@@ -511,7 +514,7 @@ def trace(pipe: Any, prompt: str, seed: int = 0, steps: int = 25, cfg: float = 7
           width: int | None = None, attention: bool = True, *,
           attention_max_res: int | None = ATTENTION_MAX_RES, true_cfg: float = 1.0,
           max_bytes: int | None = None, control_image: Any = None, controlnet_conditioning_scale: float = 1.0,
-          guess_mode: bool = False) -> Trace:
+          guess_mode: bool = False, attention_blocks: str = "all") -> Trace:
     """Run `pipe` once on `prompt` and record every denoising step.
 
     The image is bit-identical (same machine, same thread count) to this untraced call:
@@ -532,6 +535,9 @@ def trace(pipe: Any, prompt: str, seed: int = 0, steps: int = 25, cfg: float = 7
     cfg: guidance scale; <= 1 turns classifier-free guidance off (no unconditional pass is made or recorded).
     attention: record cross-attention maps (conditional branch, mean over heads, per step and level, fp16 on CPU).
     attention_max_res: levels finer than this many positions per side are average-pooled down (None = never).
+    attention_blocks: transformer pipelines: "all" (default) keeps one map per block; "groups" averages runs of
+        consecutive blocks into one map each ("double 0-4", "single 5-9"; at most 4 runs per kind of block), as a
+        U-Net level averages its layers. U-Net pipelines group by level either way.
     true_cfg: Flux only: true classifier-free guidance scale (> 1 needs negative_prompt; the transformer then also
         runs on the negative prompt each step). For Flux, `cfg` is the guidance embedding (not CFG).
     max_bytes: refuse, before the run, a capture whose estimated size exceeds this many bytes (None = no limit).
@@ -548,6 +554,7 @@ def trace(pipe: Any, prompt: str, seed: int = 0, steps: int = 25, cfg: float = 7
     return _run(pipe, True, prompts=[prompt], seeds=[seed], steps=steps, cfg=cfg, negative_prompt=negative_prompt,
                 scheduler=scheduler, height=height, width=width, attention=attention,
                 attention_max_res=attention_max_res, true_cfg=true_cfg, max_bytes=max_bytes,
+                attention_blocks=attention_blocks,
                 control=_control(control_image, controlnet_conditioning_scale, guess_mode))[0]
 
 
@@ -562,7 +569,7 @@ def trace_batch(pipe: Any, prompts: str | Sequence[str], seeds: int | Sequence[i
                 height: int | None = None, width: int | None = None, attention: bool = True, *,
                 attention_max_res: int | None = ATTENTION_MAX_RES, true_cfg: float = 1.0,
                 max_bytes: int | None = None, control_image: Any = None, controlnet_conditioning_scale: float = 1.0,
-                guess_mode: bool = False) -> list[Trace]:
+                guess_mode: bool = False, attention_blocks: str = "all") -> list[Trace]:
     """Several prompts and/or seeds in one batched pipeline call; one Trace each.
 
     A single prompt or seed is repeated to match the other list. Trace k equals image k of the untraced call
@@ -585,4 +592,5 @@ def trace_batch(pipe: Any, prompts: str | Sequence[str], seeds: int | Sequence[i
     return _run(pipe, False, prompts=p_list, seeds=s_list, steps=steps, cfg=cfg, negative_prompt=negative_prompt,
                 scheduler=scheduler, height=height, width=width, attention=attention,
                 attention_max_res=attention_max_res, true_cfg=true_cfg, max_bytes=max_bytes,
+                attention_blocks=attention_blocks,
                 control=_control(control_image, controlnet_conditioning_scale, guess_mode))

@@ -284,6 +284,23 @@ def test_reduced_precision_maps_match_the_fp32_maps():
         assert float(diff) < 1e-3
 
 
+def test_attention_blocks_groups_average_runs_of_blocks(flux, monkeypatch):
+    """attention_blocks="groups": a run of blocks is one map, the mean of its blocks' maps (as a U-Net level is the
+    mean of its layers); the image is the same; anything else is refused by name."""
+    from explainer.adapters.base import DiTAdapter
+
+    every = trace(flux, PROMPT, steps=2, scheduler="flow_euler", **SIZE)
+    monkeypatch.setattr(DiTAdapter, "RUNS", 1)  # the tiny Flux has 2 + 2 blocks: one run per kind
+    grouped = trace(flux, PROMPT, steps=2, scheduler="flow_euler", attention_blocks="groups", **SIZE)
+    assert grouped.levels == ["double 0-1", "single 0-1"] and grouped.settings["attention_blocks"] == "groups"
+    assert grouped.image.tobytes() == every.image.tobytes()
+    for kind in ("double", "single"):
+        mean = (every.attention_maps(level=f"{kind} 0") + every.attention_maps(level=f"{kind} 1")) / 2
+        torch.testing.assert_close(grouped.attention_maps(level=f"{kind} 0-1"), mean, atol=2e-3, rtol=0)
+    with pytest.raises(ValueError, match="attention_blocks must be one of"):
+        trace(flux, PROMPT, steps=1, attention_blocks="some", **SIZE)
+
+
 def test_the_truncation_warning_names_the_limit_that_cut():
     """Without T5 the DiT's CLIP limit (16 tokens here) cuts the prompt, not the 16 + 256 positions it attends to."""
     pipe = testing.build_tiny_sd3()

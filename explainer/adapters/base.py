@@ -294,6 +294,17 @@ class DiTAdapter(Adapter):
 
     denoiser_name = "transformer"
     group_label = "block"
+    grouped = False  # trace(attention_blocks="groups"): runs of blocks averaged into one map each
+    RUNS = 4  # at most this many runs per kind of block when grouped
+
+    def block_names(self, prefix: str, n: int) -> list[str]:
+        """The attention group of each of `n` blocks: its own ("double 3"), or when `grouped` its run of consecutive
+        blocks ("double 0-4"; at most RUNS runs per kind), whose maps are averaged as a U-Net level's layers are."""
+        if not self.grouped:
+            return [f"{prefix} {i}" for i in range(n)]
+        size = -(-n // self.RUNS)
+        runs = [(s, min(s + size, n) - 1) for s in range(0, n, size)]
+        return [f"{prefix} {a}" if a == b else f"{prefix} {a}-{b}" for a, b in runs for _ in range(a, b + 1)]
 
     @property
     def patch(self) -> int:

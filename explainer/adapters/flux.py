@@ -70,15 +70,16 @@ class FluxAdapter(DiTAdapter):
 
     def probes(self, recorder: Any) -> list[AttentionProbe]:
         t = self.denoiser
-        return ([AttentionProbe(b.attn, recorder, f"double {i}", "flux_double")
-                 for i, b in enumerate(t.transformer_blocks)]
-                + [AttentionProbe(b.attn, recorder, f"single {i}", "flux_single")
-                   for i, b in enumerate(t.single_transformer_blocks)])
+        double, single = t.transformer_blocks, t.single_transformer_blocks
+        return ([AttentionProbe(b.attn, recorder, g, "flux_double")
+                 for b, g in zip(double, self.block_names("double", len(double)), strict=True)]
+                + [AttentionProbe(b.attn, recorder, g, "flux_single")
+                   for b, g in zip(single, self.block_names("single", len(single)), strict=True)])
 
     def attention_groups(self) -> list[str]:
         t = self.denoiser
-        return ([f"double {i}" for i in range(len(t.transformer_blocks))]
-                + [f"single {i}" for i in range(len(t.single_transformer_blocks))])
+        return list(dict.fromkeys(self.block_names("double", len(t.transformer_blocks))
+                                  + self.block_names("single", len(t.single_transformer_blocks))))
 
     def to_grid(self, x: torch.Tensor, latent_hw: tuple[int, int]) -> torch.Tensor:
         """Packed (E, n, tokens, 4C) -> (E, n, C, h, w) with the pipeline's own unpacking (a pure permutation)."""

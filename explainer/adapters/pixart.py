@@ -38,12 +38,13 @@ class PixArtAdapter(DiTAdapter):
 
     def probes(self, recorder: Any) -> list[AttentionProbe]:
         """Each block's cross-attention (attn2), with the T5 padding mask the layer itself gets."""
-        return [AttentionProbe(b.attn2, recorder, f"block {i}", "cross", use_mask=True)
-                for i, b in enumerate(self.denoiser.transformer_blocks) if getattr(b, "attn2", None) is not None]
+        blocks = [b for b in self.denoiser.transformer_blocks if getattr(b, "attn2", None) is not None]
+        return [AttentionProbe(b.attn2, recorder, g, "cross", use_mask=True)
+                for b, g in zip(blocks, self.block_names("block", len(blocks)), strict=True)]
 
     def attention_groups(self) -> list[str]:
-        return [f"block {i}" for i, b in enumerate(self.denoiser.transformer_blocks)
-                if getattr(b, "attn2", None) is not None]
+        n = sum(getattr(b, "attn2", None) is not None for b in self.denoiser.transformer_blocks)
+        return list(dict.fromkeys(self.block_names("block", n)))
 
     def token_span(self, encoder: str) -> str:
         return "t5"

@@ -30,11 +30,12 @@ class SD3Adapter(DiTAdapter):
 
     def probes(self, recorder: Any) -> list[AttentionProbe]:
         """Each block's joint attention: image queries x text keys (conditional rows)."""
-        return [AttentionProbe(b.attn, recorder, f"block {i}", "joint")
-                for i, b in enumerate(self.denoiser.transformer_blocks)]
+        blocks = self.denoiser.transformer_blocks
+        return [AttentionProbe(b.attn, recorder, g, "joint")
+                for b, g in zip(blocks, self.block_names("block", len(blocks)), strict=True)]
 
     def attention_groups(self) -> list[str]:
-        return [f"block {i}" for i in range(len(self.denoiser.transformer_blocks))]
+        return list(dict.fromkeys(self.block_names("block", len(self.denoiser.transformer_blocks))))
 
     def _has_t5(self) -> bool:
         return getattr(self.pipe, "text_encoder_3", None) is not None and bool(getattr(self.pipe, "tokenizer_3", None))
