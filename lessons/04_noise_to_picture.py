@@ -102,13 +102,14 @@ ax.axhline(0.5, color="gray", linestyle="--", label="half of the start")
 ax.axhline(0.1, color="gray", linestyle=":", label="10 % of the start")
 ax.set_xlabel("denoising step")
 ax.set_ylabel("error of predicted x0 vs final image\n(relative to step 1)")
-ax.set_title(f"Which part of the picture is decided when ({len(res.prompts)} prompts, 25 steps, DPM++ 2M, CFG 7.5)")
+ax.set_title(f"Which part of the picture is decided when ({len(res.prompts)} prompts, {res.steps} steps, DPM++ 2M, "
+             "CFG 7.5)")
 ax.legend()
 plt.show()
 
 # %%
 shown = np.linspace(0, res.steps - 1, 9).round().astype(int)
-plots.plot_images([res.x0_frames[r, shown] for r in range(3)], "Predicted x0, decoded, at 9 of the 25 steps (seeds 0, 1, 2)",
+plots.plot_images([res.x0_frames[r, shown] for r in range(3)], f"Predicted x0, decoded, at {len(shown)} of the {res.steps} steps (seeds 0, 1, 2)",
                   row_labels=[textwrap.fill(p, 18) for p in res.prompts[:3]], col_titles=[f"step {s + 1}" for s in shown])
 
 # %% [markdown]
@@ -147,7 +148,7 @@ swap = denoising.swap_prompt(pipe, ks=(0, 2, 4, 8, 12, 25))
 print(swap.table())
 
 # %%
-plots.plot_images([swap.images[k][:4] for k in swap.ks], "Prompt A for the first k of 25 steps, then prompt B",
+plots.plot_images([swap.images[k][:4] for k in swap.ks], f"Prompt A for the first k of {swap.steps} steps, then prompt B",
                   row_labels=[f"k = {k}" for k in swap.ks],
                   col_titles=[textwrap.fill(f"A: {a} / B: {b}", 22) for a, b in swap.pairs[:4]])
 
@@ -157,12 +158,21 @@ print(" ; ".join(f"{a} follows A from k = {swap.first_k(a)}" for a in ("position
 swap_verdicts = denoising.swap_verdicts(swap, early=8) + denoising.swap_verdicts(swap, early=12)
 ex.verdict_table(swap_verdicts, title="Swapping the prompt part-way")
 
-# %% [markdown]
-# Read the table from k = 0 down. The position switches from B's side to A's within the first third of the steps;
-# colour and shape go on following B well after that, until the swap comes late. That is the causal version of
-# "structure first": the early steps fix *where*, and later steps can still change *what*. (Notice also how late
-# "early" is: a swap after 2 or 4 of 25 steps still lands on B's side. The first steps are pure noise being shaped;
-# the layout is committed a few steps later.)
+# %%
+from explainer.experiments import summaries
+
+kp = swap.first_k("position")
+late = [k for k in swap.ks if 0 < k < kp]
+summaries.say(
+    f"Read the table from k = 0 down. The position follows prompt A from k = {kp} of {swap.steps} on; colour from "
+    f"k = {swap.first_k('colour')} and shape from k = {swap.first_k('shape')}. "
+    + ("That is the causal version of \"structure first\": the early steps fix *where*, and later steps can still "
+       "change *what*. " if kp < min(swap.first_k("colour"), swap.first_k("shape")) else
+       "Here *where* is not fixed before *what*. ")
+    + (f"Notice also how late \"early\" is: a swap after {' or '.join(map(str, late))} of {swap.steps} steps still "
+       f"lands on B's side in " + " and ".join(f"{swap.share(k, 'position', 'B'):.0%}" for k in late)
+       + " of the pairs. The first steps are pure noise being shaped; the layout is committed a few steps later."
+       if late else ""))
 
 # %% [markdown]
 # ## Forward and reverse in one picture: image-to-image
@@ -219,23 +229,27 @@ show_strength()
 W.VBox([strength, W.HBox(panels), caption])
 
 # %%
-from explainer.experiments import summaries  # noqa: E402
-
 i2i_verdicts = denoising.image_to_image_verdicts(i2i)
 halves = denoising.halving_steps(res)
 summaries.export("04", structure + swap_verdicts + i2i_verdicts, headline=(
     f"the coarse error halves by step {np.median(halves['coarse']):.0f} and the fine error by step "
-    f"{np.median(halves['fine']):.0f} of {res.steps} (medians of {len(halves['coarse'])} images); a prompt swapped part-way keeps the first prompt's position from k = {swap.first_k('position')}, "
+    f"{np.median(halves['fine']):.0f} of {res.steps} (medians of {len(halves['coarse'])} images); a prompt swapped "
+    f"part-way keeps the first prompt's position from k = {swap.first_k('position')}, "
     f"colour from k = {swap.first_k('colour')}, shape from k = {swap.first_k('shape')} of {swap.steps} steps"),
     numbers={"first_k": {a: swap.first_k(a) for a in ("position", "colour", "shape")}, "halving": halves})
 ex.verdict_table(i2i_verdicts, title="Image-to-image: strength decides how much is kept")
 
-# %% [markdown]
-# Strength is the noise level (lesson 1's σ) the picture is sent back to. Read the table with the swap experiment in
-# mind: at low strength only the last, "detail" steps run, so the layout of the source survives; at high strength the
-# early, layout-deciding steps run again with prompt B and the source is forgotten. Notice the shape column: on our
-# model even the last 5 steps (strength 0.2) redraw the shape as B's while keeping the source's place — at 32×32
-# pixels, a shape's outline is the "fine detail" of lesson 4's bands, the last thing to settle.
+# %%
+lo = min(i2i.strengths)
+summaries.say(
+    "Strength is the noise level (lesson 1's σ) the picture is sent back to. Read the table with the swap experiment "
+    "in mind: at low strength only the last, \"detail\" steps run, so the layout of the source survives; at high "
+    "strength the early, layout-deciding steps run again with prompt B and the source is forgotten. The shape column: "
+    f"at strength {lo:g} ({i2i.denoise_steps[lo]} steps run) the source's position is kept in "
+    f"{i2i.share(lo, 'position'):.0%} of the pairs and the shape is B's in {i2i.share(lo, 'shape', 'B'):.0%} — the "
+    f"sample {summaries.reading(i2i_verdicts, f'already at strength {lo:g} the shape follows')} that even these last "
+    "steps redraw the shape. At 32×32 pixels a shape's outline is the \"fine detail\" of lesson 4's bands, the last "
+    "thing to settle.")
 
 # %% [markdown]
 # ## Try it

@@ -72,7 +72,7 @@ ax.plot(np.arange(10, live.steps + 1), live.smoothed(10), label="training loss, 
 ax.plot(list(live.heldout), list(live.heldout.values()), "o-", label="loss on 256 held-out scenes")
 ax.set_xlabel("training step")
 ax.set_ylabel("mean squared error of the predicted noise")
-ax.set_title("A tiny U-Net learning to predict noise (2000 scenes, batch 32)")
+ax.set_title(f"A tiny U-Net learning to predict noise (2000 scenes, batch {live.batch}, {live.steps} steps)")
 ax.legend()
 plt.show()
 

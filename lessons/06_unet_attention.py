@@ -34,7 +34,7 @@ import numpy as np
 
 import explainer as ex
 from explainer import plots
-from explainer.experiments import attention
+from explainer.experiments import attention, guidance
 
 pipe = ex.load_pipeline()
 
@@ -65,11 +65,13 @@ tr = ex.trace(pipe, "a red circle left of a blue square", seed=0, steps=20)
 plots.plot_attention(tr)
 
 # %%
-plots.plot_attention_grid(tr, tokens=["red", "circle", "blue", "square"], n=6)
+# first, what was drawn, read by the judge: is the picture itself right before we read its maps? (a relation drawn
+# the wrong way round is our model's commonest mistake; lesson 7 measures how often)
+print(guidance.running_example(tr).sentence())
 
 # %% [markdown]
 # **Explore it**: the attention explorer shows one word's map over the image, per U-Net level, for one step or the
-# mean over steps. Pick "red", then "circle": which map is sharper? (Without a browser the explorer is built with
+# mean over steps (`plots.plot_attention_grid(tr, tokens=["red", "circle"])` draws words × steps at once). Pick "red", then "circle": which map is sharper? (Without a browser the explorer is built with
 # "circle" chosen; nothing waits for a click.)
 
 # %%
@@ -78,7 +80,7 @@ from explainer import widgets  # noqa: E402
 widgets.attention_explorer(tr, token="circle")
 
 # %% [markdown]
-# Does "circle" really land on the circle? Over 8 seeds with random colours and relations ("a green circle above a
+# Does "circle" really land on the circle? Over 12 seeds with random colours and relations ("a green circle above a
 # white square", ...), we take the attention-weighted centre of the "circle" map and ask whether it lies nearer the
 # circle the judge finds in the final image than the square. Same for "square" — and for the two **colour words**,
 # which should land on the object they describe. With two objects, a map that points nowhere in particular is nearer
@@ -86,7 +88,7 @@ widgets.attention_explorer(tr, token="circle")
 # its mean (1 = perfectly flat).
 
 # %%
-hits = attention.word_lands_on_object(pipe, n=8, steps=20)
+hits = attention.word_lands_on_object(pipe, n=12, steps=20)
 print(f"images where the judge found both objects: {hits.judged} of {len(hits.prompts)}")
 print(f"'circle' map centred nearer the circle: {hits.circle_hits}/{hits.judged}   "
       f"'square' map nearer the square: {hits.square_hits}/{hits.judged}")
@@ -97,9 +99,10 @@ for word, c in hits.contrast.items():
 
 # %% [markdown]
 # **What we measured.** Compare each ratio with chance (half), and the nouns with the colour words: the verdict table
-# at the end of the lesson puts a 95 % interval on each, because 8 images are few. (Attention averaged over all steps
-# includes the first, noisy steps, where no object exists yet and maps are spread out; the token × step grid shows
-# them sharpening.) Are the colour words' maps the flatter ones? The table at the end says whether 8 images can tell;
+# at the end of the lesson puts a 95 % interval on each, because a dozen images are few (and only the images where
+# the judge finds both objects count). (Attention averaged over all steps includes the first, noisy steps, where no
+# object exists yet and maps are spread out; the token × step grid shows them sharpening.) Are the colour words' maps
+# the flatter ones? The table at the end says whether these images can tell;
 # the reason to expect it: a colour is one property of the whole object, and the shape word carries where it is.
 #
 # ## Self-attention: every position sees every other
@@ -213,7 +216,7 @@ print("best told timestep for each true timestep:", dict(zip(sweep.true_ts, swee
 # %%
 from IPython.display import display  # noqa: E402
 
-from explainer.experiments import guidance, summaries  # noqa: E402
+from explainer.experiments import summaries  # noqa: E402
 
 lesson6 = attention.lesson6_verdicts(hits, sa_study, abl, sweep) + [guidance.running_example(tr)]
 display(ex.verdict_table(lesson6, title="Lesson 6: inside the U-Net, on our model"))

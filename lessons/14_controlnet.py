@@ -72,7 +72,7 @@ print(fresh)
 
 # %%
 STEPS = 8
-F = X.lesson_findings(pipe, "edges", n=8, steps=STEPS)
+F = X.lesson_findings(pipe, "edges", n=8, steps=STEPS, conflict_n=8)
 sweep = F["sweep"]
 print(f"without: IoU {sweep['without'].iou:.2f} (n={sweep['without'].n})")
 for s, sc in sorted(sweep["scales"].items()):
@@ -146,13 +146,16 @@ plots.plot_images([[shapes.render_edges(mine), plain, own]], "Your map and what 
 # %%
 from explainer.experiments import summaries  # noqa: E402
 
+gap = iou_own - iou_plain
 summaries.say(
-    f"**One map is one example.** Here the ControlNet scores {iou_own:.2f} against {iou_plain:.2f} without it"
-    + (" — it followed your map." if iou_own > iou_plain + 0.05 else
-       " — on this map it did *not* help: the validation scenes above measure the average, and one scene can go "
-       "either way. Look at the pictures: which object did it lose? Two objects of different sizes, one of them "
-       "small, are harder than the one-object validation maps; try `scale=1.5`, or move the star away from the edge.")
-    )
+    f"**One map is one example.** On your map the ControlNet scores {iou_own:.2f} against {iou_plain:.2f} without it; "
+    f"the {sweep['without'].n} validation scenes above average {sweep['scales'][1.0].iou:.2f} with it (scale 1) and "
+    f"{sweep['without'].iou:.2f} without. "
+    + ("Here it followed your map." if gap > 0.05 else
+       ("Here it did worse than no ControlNet at all. " if gap < -0.05 else "Here it made little difference. ")
+       + "The validation scenes measure an average, and one scene can go either way: look at the pictures — which "
+         "object did it lose? Your map has two objects of different sizes, one of them small, near an edge; the "
+         "ControlNet trained mostly on simpler maps. Try `scale=1.5`, or move the star away from the edge."))
 
 # %% [markdown]
 # ## Verdicts
