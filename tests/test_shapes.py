@@ -78,7 +78,7 @@ def test_tokenizer_round_trip_word_level():
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--two-object-p", "1.5"], "--two-object-p must be a finite number from 0 to 1, got 1.5"),
+    (["--two-object-p", "1.5"], "--two-object-p must be a finite number >= 0 and <= 1, got 1.5"),
     (["--data-seed", "9999999"], "--data-seed must be from 0 to 9,940,000"),
     (["--data-seed", "-1"], "--data-seed must be from 0 to 2**64-1, got -1"),
     (["--init-from", "/nonexistent"], "--init-from must be a pipeline folder"),

@@ -100,12 +100,12 @@ def test_a_non_finite_model_is_refused(tmp_path):
 
 @pytest.mark.parametrize("field, value, words", [
     ("steps", 0, "steps must be from 1, got 0"),
-    ("ema_decay", 1.0, "ema_decay must be a finite number from 0 to 1, below 1"),
-    ("ema_decay", float("nan"), "ema_decay must be a finite number from 0 to 1, got nan"),
+    ("ema_decay", 1.0, "ema_decay must be a finite number >= 0 and < 1, got 1"),
+    ("ema_decay", float("nan"), "ema_decay must be a finite number >= 0 and < 1, got nan"),
     ("lr", float("nan"), "lr must be a finite number > 0, got nan"),
-    ("lr", 0.0, "lr must be a finite number > 0, got 0.0"),
+    ("lr", 0.0, "lr must be a finite number > 0, got 0"),
     ("schedule", "step", "schedule must be one of"), ("seed", -1, "seed must be from 0"),
-    ("max_minutes", -1.0, "max_minutes must be a finite number > 0, got -1.0"),
+    ("max_minutes", -1.0, "max_minutes must be a finite number > 0, got -1"),
 ])
 def test_bad_config_is_refused_naming_the_field(tmp_path, field, value, words):
     with pytest.raises(ValueError, match=re.escape(words)):
@@ -135,17 +135,17 @@ def assets_untouched():
 
 
 @pytest.mark.parametrize("argv, words", [
-    (["--stage", "gan", "--ema", "1.5"], "--ema must be a finite number from 0 to 1, got 1.5"),
-    (["--stage", "dit", "--ema", "nan"], "--ema must be a finite number from 0 to 1, got nan"),
-    (["--stage", "controlnet", "--cond-dropout", "1.5"], "--cond-dropout must be a finite number from 0 to 1, got 1.5"),
+    (["--stage", "gan", "--ema", "1.5"], "--ema must be a finite number >= 0 and < 1, got 1.5"),
+    (["--stage", "dit", "--ema", "nan"], "--ema must be a finite number >= 0 and < 1, got nan"),
+    (["--stage", "controlnet", "--cond-dropout", "1.5"], "--cond-dropout must be a finite number >= 0 and <= 1"),
     (["--stage", "gan", "--gan-steps", "0"], "--gan-steps must be from 1, got 0"),
     (["--stage", "controlnet", "--cn-steps", "0"], "--cn-steps must be from 1, got 0"),
     (["--stage", "judge", "--judge-steps", "-3"], "--judge-steps must be from 1, got -3"),
-    (["--stage", "gan", "--gan-mismatch", "2"], "--gan-mismatch must be a finite number from 0 to 1, got 2.0"),
+    (["--stage", "gan", "--gan-mismatch", "2"], "--gan-mismatch must be a finite number >= 0 and <= 1, got 2"),
     (["--stage", "dit", "--dit-lr", "inf"], "--dit-lr must be a finite number > 0, got inf"),
     (["--stage", "unet", "--unet-batch", "0"], "--unet-batch must be from 1 to 10,000,000, got 0"),
     (["--stage", "judge", "--max-minutes", "0"], "--max-minutes must be a finite number > 0, got 0"),
-    (["--stage", "gan", "--two-object-p", "-0.1"], "--two-object-p must be a finite number from 0 to 1, got -0.1"),
+    (["--stage", "gan", "--two-object-p", "-0.1"], "--two-object-p must be a finite number >= 0 and <= 1, got -0.1"),
     (["--stage", "gan", "--out", str(ASSETS / "shapes-gan")], "inside the package's assets"),
     (["--stage", "controlnet", "--out", str(ASSETS / "controlnet-edges")], "pass --into-package"),
     (["--stage", "judge", "--work", str(ASSETS / "scratch")], "--work must be outside the package's assets"),

@@ -128,25 +128,6 @@ class FitResult:
     out: Path | None = None  # the saved model
 
 
-def check_positive(value: object, name: str) -> float:
-    """A finite number > 0 (validation.check_real, zero refused too)."""
-    try:
-        number = V.check_real(value, name)
-    except ValueError:
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}") from None
-    if number <= 0:
-        raise ValueError(f"{name} must be a finite number > 0, got {number}")
-    return number
-
-
-def check_decay(value: object, name: str) -> float:
-    """An EMA decay: a finite number from 0 to 1, 1 excluded (it would never move the average)."""
-    value = V.check_real(value, name, 0.0, 1.0)
-    if value == 1:
-        raise ValueError(f"{name} must be a finite number from 0 to 1, below 1 (1 never moves the average), got 1.0")
-    return value
-
-
 def _folder(path: object, name: str) -> Path:
     path = Path(path)
     if path.exists() and not path.is_dir():
@@ -164,14 +145,12 @@ def check_fit_config(cfg: FitConfig) -> None:
     V.check_seed(cfg.seed, "seed")
     if cfg.eval_every is not None:
         V.check_positive_int(cfg.eval_every, "eval_every")
-    check_positive(cfg.lr, "lr")
-    check_positive(cfg.ema_power, "ema_power")
-    V.check_real(cfg.weight_decay, "weight_decay", 0.0)
-    for name in ("max_minutes", "grad_clip"):
+    for name in ("lr", "ema_power", "max_minutes", "grad_clip"):
         if getattr(cfg, name) is not None:
-            check_positive(getattr(cfg, name), name)
+            V.check_number(getattr(cfg, name), name, 0, low_open=True)
+    V.check_number(cfg.weight_decay, "weight_decay", 0)
     if cfg.ema_decay is not None:
-        check_decay(cfg.ema_decay, "ema_decay")
+        V.check_number(cfg.ema_decay, "ema_decay", 0, 1, high_open=True)  # 1 would never move the average
     V.check_choice(cfg.mixed_precision, ("no", "fp16", "bf16"), "mixed_precision")
     V.check_choice(cfg.schedule, SCHEDULES, "schedule")
     V.check_choice(cfg.device, (None, "cpu", "cuda", "mps"), "device")
@@ -182,10 +161,13 @@ def check_fit_config(cfg: FitConfig) -> None:
 
 # ------------------------------------------------------------------------------------------------ shared parts
 def sd_noise_schedule():
-    """Stable Diffusion's training noise schedule (DDPM, 1,000 steps, scaled-linear betas 0.00085 -> 0.012)."""
+    """Stable Diffusion's training noise schedule (DDPM, 1,000 steps, scaled-linear betas 0.00085 -> 0.012), from its
+    one definition (`noise.scheduler_config(None)`)."""
     from diffusers import DDPMScheduler
 
-    return DDPMScheduler(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear")
+    from ..noise import scheduler_config
+
+    return DDPMScheduler.from_config(scheduler_config(None))
 
 
 def to_pixels(images: np.ndarray) -> torch.Tensor:

@@ -15,7 +15,7 @@ import torch
 
 from .. import validation as V
 from ..shapes import EVAL_SEED
-from .common import FitConfig, check_decay, check_positive
+from .common import FitConfig
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 COUNTS = ("_steps", "_every", "_n", "_layers", "_heads", "_dim")  # integer flags that must be >= 1
@@ -50,14 +50,14 @@ def add_common(p: argparse.ArgumentParser) -> None:
     g.add_argument("--checkpoint-every", type=int, default=250, help="write a resumable checkpoint every N updates")
 
 
-def checked(error: Error, args: argparse.Namespace, name: str, check: Callable, *limits) -> None:
-    """Check flag `name` (unless None) with a function of the one validation path (`explainer.validation`, or
-    common's check_positive / check_decay built on it); its ValueError becomes the parser's error naming --flag."""
+def checked(error: Error, args: argparse.Namespace, name: str, check: Callable, *limits, **kw) -> None:
+    """Check flag `name` (unless None) with a function of the one validation path (`explainer.validation`); its
+    ValueError becomes the parser's error, naming --flag."""
     value = getattr(args, name)
     if value is None:
         return
     try:
-        check(value, "--" + name.replace("_", "-"), *limits)
+        check(value, "--" + name.replace("_", "-"), *limits, **kw)
     except ValueError as e:
         error(str(e))
 
@@ -79,7 +79,7 @@ def check_counts(args: argparse.Namespace, error: Error) -> None:
         elif name.endswith(COUNTS):
             checked(error, args, name, V.check_positive_int)
         elif name.endswith(RATES):
-            checked(error, args, name, check_positive)
+            checked(error, args, name, V.check_number, 0, low_open=True)
 
 
 def check_common(args: argparse.Namespace, error: Error) -> None:
@@ -89,10 +89,10 @@ def check_common(args: argparse.Namespace, error: Error) -> None:
         checked(error, args, name, V.check_positive_int)
     for name in ("seed", "data_seed"):
         checked(error, args, name, V.check_seed)
-    checked(error, args, "ema", check_decay)
+    checked(error, args, "ema", V.check_number, 0, 1, high_open=True)  # [0, 1): 1 would never move the average
     for name in ("cond_dropout", "two_object_p"):
-        checked(error, args, name, V.check_real, 0.0, 1.0)
-    checked(error, args, "max_minutes", check_positive)
+        checked(error, args, name, V.check_number, 0, 1)
+    checked(error, args, "max_minutes", V.check_number, 0, low_open=True)
     device = str(args.device)
     if device not in ("cpu", "cuda", "mps"):
         error(f"--device must be cpu, cuda or mps, got {device!r}")

@@ -60,7 +60,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def check_arguments(args: argparse.Namespace, error: flags.Error) -> None:
-    flags.checked(error, args, "gan_mismatch", V.check_real, 0.0, 1.0)
+    flags.checked(error, args, "gan_mismatch", V.check_number, 0, 1)
     if args.data_seed < 0 or args.data_seed + args.gan_images > EVAL_SEED:
         error(f"--data-seed must be from 0 to {EVAL_SEED - args.gan_images:,} with --gan-images {args.gan_images:,}, "
               f"got {args.data_seed}")
