@@ -228,11 +228,13 @@ def token_ids(tokenizer, texts: list[str], max_length: int | None = None) -> tor
 
 
 def check_finite(model: torch.nn.Module, what: str = "model") -> None:
-    """Raise if any parameter or floating buffer of `model` is NaN or infinite."""
+    """Raise FloatingPointError if any parameter or buffer of `model` is NaN or infinite (validation.check_finite)."""
     for name, t in list(model.named_parameters()) + list(model.named_buffers()):
-        if t.dtype.is_floating_point and not bool(torch.isfinite(t).all()):
-            raise FloatingPointError(f"refusing to save the {what}: {name} has non-finite values (NaN or inf); "
-                                     "training diverged - lower the learning rate or check the data")
+        try:
+            V.check_finite(t.detach(), name)
+        except ValueError as e:
+            raise FloatingPointError(f"refusing to save the {what}: {e} (non-finite: training diverged - lower the "
+                                     "learning rate or check the data)") from None
 
 
 # ------------------------------------------------------------------------------------------------ checkpoints
