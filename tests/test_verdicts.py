@@ -117,6 +117,10 @@ def test_one_training_run_is_one_sample_not_a_verdict():
     v = vd.one_run("little data overfits", True, "gap +0.02 vs +0.00")
     assert v.status == vd.TOO_FEW and "one run is one sample" in v.note and "claimed way" in v.note
     assert "too few to tell" in vd.table([v]).to_markdown()
+    three = vd.one_run("GAN training is unstable", False, "spread 14 points", "3 seeds", runs=3)
+    assert three.status == vd.TOO_FEW and "3 runs are 3 samples" in three.note and "against the claim" in three.note
+    with pytest.raises(ValueError, match="runs"):
+        vd.one_run("x", True, "", runs=8)  # from 8 runs on, judge them with an interval instead
 
 
 # ------------------------------------------------------------------- bad input is refused clearly (issue 27, item 7)
