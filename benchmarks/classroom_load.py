@@ -199,7 +199,10 @@ async def measure_class(n: int, rounds: int = 2, timeout_s: float = 120.0, min_f
                     out["stopped"] = f"after {k} students: {free:.1f} GiB free, classroom RSS {rss:.1f} GiB"
                     break
                 contexts.append(await browser.new_context(viewport={"width": 1200, "height": 900}))
+            cpu0 = cpu_by_kind([server.proc.pid, psutil.Process().pid])
             opened = await asyncio.gather(*[_open(c, server.url + "/", timeout_s) for c in contexts])
+            cpu1 = cpu_by_kind([server.proc.pid, psutil.Process().pid])
+            out["open_cpu_s"] = {k: round(cpu1[k] - cpu0.get(k, 0.0), 1) for k in cpu1}
             pages = [p for p, t in opened if t is not None]
             out["ready"] = [t for _, t in opened if t is not None]
             out["not_ready"] = len(opened) - len(pages) + (n - len(contexts))
@@ -262,6 +265,7 @@ def main(argv: list[str] | None = None) -> int:
         res.pop("images")
         results.append(res)
         print(row(res), f"load {psutil.getloadavg()[0]:.1f}", flush=True)
+        print(f"    opening the pages: CPU s {res.get('open_cpu_s')}", flush=True)
         for r, rd in enumerate(res["rounds"]):
             print(f"    round {r + 1}: CPU s {rd['cpu_s']}; worker's last batch {rd['worker'].get('last_batch')}",
                   flush=True)

@@ -152,8 +152,12 @@ class Worker:
         return job
 
     def hello(self, session: str) -> None:
+        now = time.monotonic()
         with self._lock:
-            self.seen[str(session)[:64]] = time.monotonic()
+            self.seen[str(session)[:64]] = now
+            for book, keep in ((self.seen, ALIVE_S), (self.active, ACTIVE_S)):  # forget pages long gone
+                for k in [k for k, t in book.items() if now - t > 2 * keep]:
+                    del book[k]
 
     def status(self) -> dict:
         now = time.monotonic()
