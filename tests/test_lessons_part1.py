@@ -104,7 +104,8 @@ def test_lesson4_structure_swap_and_image_to_image():
     # a prompt swapped part-way: the position follows the first prompt from an early k, colour and shape later
     k = n["first_k"]
     assert k["position"] <= 25 / 3 and k["position"] < min(k["colour"], k["shape"])
-    assert _status(f, "swapped after step 12: the colour follows") == vd.AGREES
+    assert _status(f, "swapped after step 12 of 25: the position stays") == vd.AGREES
+    assert _status(f, "swapped after step 12: the shape follows") == vd.AGREES
     assert _status(f, "at strength 0.2 the picture keeps the source's position") == vd.AGREES
 
 
