@@ -289,6 +289,10 @@ def _read_config(folder: Path) -> dict:
 
 
 def to_images(array: np.ndarray) -> list[Image.Image]:
+    """uint8 (n, h, w, 3) -> n PIL images."""
+    if not isinstance(array, np.ndarray) or array.dtype != np.uint8 or array.ndim != 4 or array.shape[-1] != 3:
+        raise ValueError(f"array must be a uint8 array of shape (n, h, w, 3), got "
+                         f"{getattr(array, 'dtype', type(array).__name__)} {getattr(array, 'shape', '')}")
     return [Image.fromarray(a) for a in array]
 
 
