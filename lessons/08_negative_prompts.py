@@ -124,7 +124,8 @@ summaries.say(
 
 # %%
 summaries.export("08", v8, headline=(
-    f"the negative prompt is the unconditional branch (encodings equal to {what.uncond_vs_negative_encoding:.0e}); "
+    f"the negative prompt is the unconditional branch (recorded vs encoded: largest difference "
+    f"{what.uncond_vs_negative_encoding:.1e}); "
     f"\u201c{effect.negative}\u201d as negative: {effect.negative} circles {effect.share(effect.negative, False):.0%} → "
     f"{effect.share(effect.negative, True):.0%} on \u201c{effect.prompt}\u201d (a caption it never saw: judged as "
     f"asked {effect.asked_kept_without:.0%} → {effect.asked_kept_with:.0%})"), numbers={
