@@ -159,7 +159,9 @@ def main(argv: list[str] | None = None) -> int:
     voila = subprocess.Popen(cmd, env=kernel_env(worker_url, model))
     print(f"Serving the playground at http://{args.host}:{args.port}/ with {model or 'the shipped shapes model'} "
           f"({args.students} pages kept ready; the teacher's view: {worker_url}/; Ctrl-C to stop)", flush=True)
-    return _supervise(voila, worker)
+    code = _supervise(voila, worker)
+    worker.stop(timeout=10)
+    return code
 
 
 def _supervise(voila: subprocess.Popen, worker: object) -> int:

@@ -81,20 +81,39 @@ class Worker:
         self.last_batch: dict = {}
         self.exact: dict[tuple, bool] = {}  # (model, cfg on, size class) -> batched trace equals single trace
         self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
 
     # ----------------------------------------------------------------------------------------- models
-    def start(self) -> Worker:
+    def start(self, load_menu: bool = True) -> Worker:
         """Load every menu model once (a model that cannot load stops the classroom here, before any student
-        opens a page), then start the batch and render loops."""
+        opens a page; load_menu=False serves only the models given), then start the batch and render loops."""
         from .models import available_models, load_model, quiet_libraries
 
         quiet_libraries()
-        self.models = list(dict.fromkeys([self.default_model, *self.models, *available_models()]))
+        if load_menu:
+            self.models = list(dict.fromkeys([self.default_model, *self.models, *available_models()]))
         for key in self.models:
             load_model(key, remember=False)
-        threading.Thread(target=self._batch_loop, name="explainer-batches", daemon=True).start()
-        threading.Thread(target=self._render_loop, name="explainer-details", daemon=True).start()
+        self._threads = [threading.Thread(target=self._batch_loop, name="explainer-batches", daemon=True),
+                         threading.Thread(target=self._render_loop, name="explainer-details", daemon=True)]
+        for t in self._threads:
+            t.start()
         return self
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """Let the loops finish what they hold and end (before the interpreter exits: they run torch)."""
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout)
+
+    def _next(self, q: queue.Queue) -> Any:
+        while not self._stop.is_set():
+            try:
+                return q.get(timeout=0.5)
+            except queue.Empty:
+                continue
+        return None
 
     def pipe(self, key: str) -> Any:
         from .models import load_model
@@ -169,8 +188,8 @@ class Worker:
 
     # ----------------------------------------------------------------------------------------- the batch loop
     def _batch_loop(self) -> None:
-        while True:
-            jobs = [self.queue.get()]
+        while (first := self._next(self.queue)) is not None:
+            jobs = [first]
             time.sleep(self.gather_s)  # students who pressed Generate together arrive within a few ms
             while True:
                 try:
@@ -280,8 +299,8 @@ class Worker:
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
         except (AttributeError, OSError):
             pass
-        while True:
-            run_id, tr, pipe = self.render.get()
+        while (item := self._next(self.render)) is not None:
+            run_id, tr, pipe = item
             try:
                 data = details_bytes(tr, pipe)
             except Exception:  # noqa: BLE001 - the page keeps its image; the steps stay "arriving"

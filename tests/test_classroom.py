@@ -110,15 +110,11 @@ def worker(shipped_pipe):
     from explainer.serving import Worker, serve
 
     models._SESSION.setdefault("pipes", {})["shapes-sd"] = shipped_pipe  # the worker's model: loaded once
-    w = Worker(default_model="shapes-sd")
-    w.models = ["shapes-sd"]
-    import threading
-
-    threading.Thread(target=w._batch_loop, daemon=True).start()
-    threading.Thread(target=w._render_loop, daemon=True).start()
+    w = Worker(default_model="shapes-sd").start(load_menu=False)
     server = serve(w, port=0)
     yield w, f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
+    w.stop()
 
 
 def _run(url: str, **kw):
@@ -170,8 +166,8 @@ def test_a_classroom_page_is_the_playground_without_a_model(worker, shipped_pipe
     shown = np.asarray(__import__("PIL.Image", fromlist=["Image"]).open(
         __import__("io").BytesIO(bytes(pg.image.value))).convert("RGB"))
     assert np.array_equal(shown[::8, ::8], np.asarray(ref.image.convert("RGB")))
-    deadline = time.monotonic() + 120
-    while not pg.view.complete and time.monotonic() < deadline:
+    deadline = time.monotonic() + 120  # the details follow in the page's background thread
+    while not (pg.view.complete and pg.cfg_curve.value and pg.step_image.value) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert pg.view.complete and pg.cfg_curve.value and pg.step_image.value
     x0 = pg.view.x0_rgb(5).astype(int)
