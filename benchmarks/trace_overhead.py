@@ -189,10 +189,25 @@ def real_table(steps: int, repeats: int, threads: int, only: list[str] | None = 
 
     print(f"real block widths, random weights, CPU, {threads} thread(s), {steps} step(s), {repeats} interleaved "
           f"repetitions (+1 warm-up), CFG 7.5 (Flux: guidance embedding), prompt {PROMPT!r}")
+    from explainer import probes
+
+    spent: list[float] = []  # seconds inside the probes' score computation (less noisy than whole-run ratios)
+    post = probes.AttentionProbe._post
+
+    def timed_post(self, *a, **k):
+        t0 = time.perf_counter()
+        try:
+            return post(self, *a, **k)
+        finally:
+            spent.append(time.perf_counter() - t0)
+
+    probes.AttentionProbe._post = timed_post
     for fam in only or R.FAMILIES:
         pipe = R.build(fam, "few")
         size, sched = R.image_size(fam, "few"), R.sampler(fam)
+        spent.clear()
         r = bench(pipe, sched, steps, size, repeats, modes=("plain", "attention"))
+        probe_s = sum(spent) / (repeats + 1)  # per traced run (the warm-up and each repetition)
         m, tr = r["median"], r["trace"]
         attn = sum(tr._t[f"attention.{lv}"].numel() * 2 for lv in tr.levels)
         cols = tr._t[f"attention.{tr.levels[0]}"].shape[-1]
@@ -201,7 +216,8 @@ def real_table(steps: int, repeats: int, threads: int, only: list[str] | None = 
         side, full_steps = R.FULL[fam]
         print(f"- {R.LABELS[fam]} ({', '.join(tr.levels)}; {size} px, {tr.steps[0].latents.shape[-1]}x"
               f"{tr.steps[0].latents.shape[-2]} latents): plain {m['plain']:.3f} s, traced {m['attention']:.3f} s, "
-              f"ratio of medians {m['attention'] / m['plain']:.3f} (per repetition: {reps}); "
+              f"ratio of medians {m['attention'] / m['plain']:.3f} (per repetition: {reps}; time inside the probes "
+              f"{probe_s:.3f} s per traced run = {probe_s / m['plain']:.1%} of plain); "
               f"attention kept {attn / 1e6:.3f} MB ({cols} of {len(tr.tokens)} columns; all columns would be "
               f"{attn * len(tr.tokens) / cols / 1e6:.2f} MB); whole trace {tr.nbytes / 1e6:.2f} MB; peak RSS + "
               f"plain {_mb(r['rss']['plain'])}, traced {_mb(r['rss']['attention'])}; bit-identical "
