@@ -118,7 +118,7 @@ def test_training_stages_run_end_to_end_at_toy_size(tmp_path: Path):
     import torch
     from diffusers import StableDiffusionPipeline
 
-    env_cmd = [sys.executable, "-m", "explainer.train.scenes", "--work", str(tmp_path), "--out",
+    env_cmd = [sys.executable, "-m", "explainer.train", "--world", "scenes", "--work", str(tmp_path), "--out",
                str(tmp_path / "pipe"), "--vae-images", "64", "--clip-images", "64", "--judge-images", "64",
                "--unet-images", "64", "--vae-steps", "2", "--clip-steps", "2", "--judge-steps", "2",
                "--unet-steps", "2", "--judge-round-trips", "64", "--data-images", "64", "--chunk", "64"]
@@ -132,9 +132,13 @@ def test_training_stages_run_end_to_end_at_toy_size(tmp_path: Path):
     assert (tmp_path / "pipe" / "clip" / "config.json").exists()
 
 
-def test_bad_training_flags_are_refused_before_any_rendering(tmp_path: Path):
-    for flag, value in (("--vae-steps", "0"), ("--ema", "1.5"), ("--vae-images", "1000"), ("--unet-lr", "nan")):
-        done = subprocess.run([sys.executable, "-m", "explainer.train.scenes", "--stage", "vae", "--work",
-                               str(tmp_path), flag, value], capture_output=True, text=True, timeout=120)
-        assert done.returncode != 0 and flag in done.stderr, (flag, done.stderr[-500:])
-    assert not (tmp_path / "data").exists()
+def test_bad_training_flags_are_refused_before_any_rendering(tmp_path: Path, capsys):
+    from explainer.train.__main__ import main
+
+    assets = Path(__file__).resolve().parents[1] / "explainer" / "assets"
+    for flag, value in (("--vae-steps", "0"), ("--ema", "1.5"), ("--vae-images", "1000"), ("--unet-lr", "nan"),
+                        ("--out", str(assets / "x"))):
+        with pytest.raises(SystemExit) as stop:
+            main(["--world", "scenes", "--stage", "vae", "--work", str(tmp_path), flag, value])
+        assert stop.value.code == 2 and flag in capsys.readouterr().err, flag
+    assert not (tmp_path / "data").exists() and not (assets / "x").exists()

@@ -1,4 +1,4 @@
-"""Train `scenes-sd`, the scenes world's model: `python -m explainer.train.scenes --stage all` (or one stage:
+"""Train `scenes-sd`, the scenes world's model: `python -m explainer.train --world scenes --stage all` (or one stage:
 data|vae|clip|judge|unet|assemble; on a GPU: `--device cuda --workers 16` and larger batches).
 
 Every part is the class Stable Diffusion 1.x uses, small: a word-level tokenizer, a CLIP trained contrastively on the
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,8 +20,20 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .. import validation as V
 from ..worlds.scenes import EVAL_SEED, IMAGE_SIZE, caption_for, vocabulary
-from .common import FitConfig, Stage, encode_posterior, fit, sample_posterior, sd_noise_schedule, to_pixels
+from . import flags
+from .common import (
+    FitConfig,
+    Stage,
+    captions,
+    encode_posterior,
+    fit,
+    sample_posterior,
+    sd_noise_schedule,
+    to_pixels,
+    token_ids,
+)
 from .components import build_tokenizer
 from .scenes_data import CHUNK, ScenesData, scenes_dataset
 
@@ -131,15 +143,13 @@ class CLIPStage(Stage):
 
     def batches(self, generator):
         while True:
-            idx = torch.randint(0, len(self.data), (self.batch,), generator=generator).tolist()
-            rng = random.Random(int(torch.randint(0, 2**31, (1,), generator=generator)))
-            ids = self.tok([caption_for(self.data.scenes[i], rng) for i in idx], padding="max_length",
-                           max_length=MAX_TOKENS, truncation=True, return_tensors="pt")
-            yield ids.input_ids, ids.attention_mask, to_pixels(self.data.images[idx])
+            idx = torch.randint(0, len(self.data), (self.batch,), generator=generator)
+            ids = token_ids(self.tok, captions(self.data.scenes, idx, generator, caption_for))
+            yield ids, to_pixels(self.data.images[idx.numpy()])
 
     def loss(self, batch):
-        ids, mask, pix = batch
-        out = (self.prepared or self.clip)(input_ids=ids, attention_mask=mask, pixel_values=pix, return_loss=True)
+        ids, pix = batch
+        out = (self.prepared or self.clip)(input_ids=ids, pixel_values=pix, return_loss=True)
         acc = (out.logits_per_text.argmax(1) == torch.arange(len(ids), device=ids.device)).float().mean()
         return out.loss, {"top1": acc}
 
@@ -174,12 +184,7 @@ class UNetStage(Stage):
         while True:
             idx = torch.randint(0, len(self.data), (self.batch,), generator=generator)
             z = sample_posterior(self.mean, self.std, idx, generator, self.scale)
-            rng = random.Random(int(torch.randint(0, 2**31, (1,), generator=generator)))
-            drop = torch.rand(self.batch, generator=generator) < self.cond_dropout
-            caps = ["" if d else caption_for(self.data.scenes[i], rng) for i, d in zip(idx.tolist(), drop.tolist(),
-                                                                                        strict=True)]
-            ids = self.tok(caps, padding="max_length", max_length=MAX_TOKENS, truncation=True,
-                           return_tensors="pt").input_ids
+            ids = token_ids(self.tok, captions(self.data.scenes, idx, generator, caption_for, self.cond_dropout))
             t = torch.randint(0, 1000, (self.batch,), generator=generator)
             eps = torch.randn(z.shape, generator=generator)
             yield z, ids, t, eps
@@ -257,33 +262,41 @@ class JudgeStage(Stage):
 
 def judge_accuracy(net, images: np.ndarray, scenes) -> dict[str, float]:
     """Share of pictures the judge reads right, per question (only the questions each scene's caption asks)."""
-    from ..worlds.scenes_judge import check, read
+    from ..worlds.scenes_judge import JUDGE_THINGS, check, read
 
     hits: dict[str, list[bool]] = {}
     for r, s in zip(read(images, net), scenes, strict=True):
         for k, v in check(r, s).items():
             hits.setdefault(k, []).append(v)
+        drawn = {t.name for t in s.things}  # every thing read present or absent as drawn (false alarms count)
+        hits.setdefault("presence_all_things", []).append(all(r.has(t) == (t in drawn) for t in JUDGE_THINGS))
     return {k: round(float(np.mean(v)), 4) for k, v in sorted(hits.items())} | {"n": len(scenes)}
 
 
 # --- running the stages -----------------------------------------------------------------------------------------
-def _cfg(args, stage: str, steps: int, lr: float, **kw) -> FitConfig:
-    return FitConfig(steps=steps, lr=lr, run_dir=args.work / stage, out=args.work / stage / "model",
-                     max_minutes=args.max_minutes, seed=args.seed, device=args.device, **kw)
+STAGES = ("all", "data", "vae", "clip", "judge", "unet", "assemble")
+
+
+def _cfg(args, stage: str, steps: int, lr: float, ema: float | None = None, **kw) -> FitConfig:
+    return flags.fit_config(args, stage, steps, lr, args.work / stage / "model", ema=ema, **kw)
+
+
+def run_data(args) -> None:
+    scenes_dataset(args.work, args.chunk, start=EVAL_SEED, chunk=args.chunk, workers=args.workers)
+    scenes_dataset(args.work, args.data_images, chunk=args.chunk, workers=args.workers)
 
 
 def run_vae(args) -> None:
     data = scenes_dataset(args.work, args.vae_images, chunk=args.chunk)
     val = scenes_dataset(args.work, args.chunk, start=EVAL_SEED, chunk=args.chunk)
-    cfg = _cfg(args, "vae", args.vae_steps, args.vae_lr, warmup=200, eval_every=500, checkpoint_every=250)
+    cfg = _cfg(args, "vae", args.vae_steps, args.vae_lr, warmup=200, eval_every=500)
     res = fit(VAEStage(data, val, batch=args.vae_batch), cfg)
     print("vae", res.steps_done, res.evaluation)
 
 
 def run_clip(args) -> None:
     data = scenes_dataset(args.work, args.clip_images, chunk=args.chunk)
-    cfg = _cfg(args, "clip", args.clip_steps, args.clip_lr, warmup=200, checkpoint_every=250)
-    res = fit(CLIPStage(data, batch=args.clip_batch), cfg)
+    res = fit(CLIPStage(data, batch=args.clip_batch), _cfg(args, "clip", args.clip_steps, args.clip_lr, warmup=200))
     print("clip", res.steps_done, res.metrics)
 
 
@@ -291,11 +304,10 @@ def run_judge(args) -> None:
     data = scenes_dataset(args.work, args.judge_images, chunk=args.chunk)
     val = scenes_dataset(args.work, args.chunk, start=EVAL_SEED, chunk=args.chunk)
     trips = None
-    if (args.work / "vae" / "model").is_dir():
+    if (args.work / "vae" / "model").is_dir() and args.judge_round_trips:
         trips = _round_trips(args.work, data.images[:args.judge_round_trips])
     stage = JudgeStage(data, val, batch=args.judge_batch, round_trips=trips)
-    res = fit(stage, _cfg(args, "judge", args.judge_steps, args.judge_lr, warmup=100, eval_every=500,
-                          checkpoint_every=250))
+    res = fit(stage, _cfg(args, "judge", args.judge_steps, args.judge_lr, warmup=100, eval_every=500))
     print("judge", res.steps_done, res.evaluation)
 
 
@@ -327,15 +339,20 @@ def run_unet(args) -> None:
     tok = PreTrainedTokenizerFast.from_pretrained(args.work / "clip" / "model" / "tokenizer")
     data = scenes_dataset(args.work, args.unet_images, chunk=args.chunk)
     latents = encode_posterior(vae, data.images, cache=args.work / "unet" / f"latents_{args.unet_images}.safetensors")
-    stage = UNetStage(data, latents, vae.config.scaling_factor, clip.text_model, tok, batch=args.unet_batch)
-    res = fit(stage, _cfg(args, "unet", args.unet_steps, args.unet_lr, warmup=500, ema_decay=args.ema,
-                          checkpoint_every=250))
+    stage = UNetStage(data, latents, vae.config.scaling_factor, clip.text_model, tok, batch=args.unet_batch,
+                      cond_dropout=args.cond_dropout)
+    res = fit(stage, _cfg(args, "unet", args.unet_steps, args.unet_lr, ema=0.999, warmup=500))
     print("unet", res.steps_done, res.metrics)
-    assemble(args.work, args.out)
+    run_assemble(args)
+
+
+def run_assemble(args) -> None:
+    assemble(args.work, flags.out_folder(args, "scenes-sd"))
 
 
 def assemble(work: Path, out: Path) -> None:
-    """Write the StableDiffusionPipeline folder (safetensors, fp16 on disk) plus the CLIP pair under `clip/`."""
+    """Write the StableDiffusionPipeline folder (safetensors, fp16 on disk), the CLIP pair under `clip/` and the
+    scenes judge beside it (`scenes-judge/`)."""
     from diffusers import AutoencoderKL, DPMSolverMultistepScheduler, StableDiffusionPipeline, UNet2DConditionModel
     from transformers import CLIPModel, CLIPTextModel, PreTrainedTokenizerFast
 
@@ -351,7 +368,9 @@ def assemble(work: Path, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     pipe.to(torch.float16).save_pretrained(out, safe_serialization=True)
     clip.to(torch.float16).save_pretrained(out / "clip", safe_serialization=True)
-    logs = {s: _last_log(work / s) for s in ("vae", "clip", "unet")}
+    if (work / "judge" / "model").is_dir():
+        shutil.copytree(work / "judge" / "model", out.parent / "scenes-judge", dirs_exist_ok=True)
+    logs = {s: _last_log(work / s) for s in ("vae", "clip", "judge", "unet")}
     (out / "training.json").write_text(json.dumps(logs, indent=1))
     print("saved", out)
 
@@ -364,83 +383,39 @@ def _last_log(run_dir: Path) -> dict:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--work", type=Path, default=Path("runs/scenes"), help="scratch folder: data, checkpoints")
-    p.add_argument("--out", type=Path, default=Path("runs/scenes/scenes-sd"), help="the pipeline folder written")
-    p.add_argument("--vae-images", type=int, default=12_000)
-    p.add_argument("--vae-steps", type=int, default=12_000)
-    p.add_argument("--vae-lr", type=float, default=5e-4)
-    p.add_argument("--vae-batch", type=int, default=16)
-    p.add_argument("--clip-images", type=int, default=12_000)
-    p.add_argument("--clip-steps", type=int, default=3_000)
-    p.add_argument("--clip-lr", type=float, default=5e-4)
-    p.add_argument("--clip-batch", type=int, default=64)
-    p.add_argument("--unet-images", type=int, default=60_000)
-    p.add_argument("--unet-steps", type=int, default=20_000)
-    p.add_argument("--unet-lr", type=float, default=3e-4)
-    p.add_argument("--unet-batch", type=int, default=32)
-    p.add_argument("--ema", type=float, default=0.999)
-    p.add_argument("--judge-images", type=int, default=12_000)
-    p.add_argument("--judge-steps", type=int, default=4_000)
-    p.add_argument("--judge-lr", type=float, default=2e-3)
-    p.add_argument("--judge-batch", type=int, default=64)
-    p.add_argument("--judge-round-trips", type=int, default=6_000)
+    """The scenes world's own flags (`python -m explainer.train --world scenes --stage ...`)."""
+    p.set_defaults(work=Path("runs/scenes"))
+    g = p.add_argument_group("--world scenes")
+    g.add_argument("--data-images", type=int, default=60_000, help="scenes rendered by --stage data")
+    g.add_argument("--chunk", type=int, default=CHUNK, help="scenes per file on disk (image counts are multiples)")
+    g.add_argument("--workers", type=int, default=1, help="processes rendering scenes (stage data)")
+    for name, images, steps, lr, batch in (("vae", 12_000, 12_000, 5e-4, 16), ("clip", 12_000, 3_000, 5e-4, 64),
+                                           ("judge", 12_000, 4_000, 2e-3, 64), ("unet", 60_000, 20_000, 3e-4, 32)):
+        g.add_argument(f"--{name}-images", type=int, default=images, help=f"training scenes of --stage {name}")
+        g.add_argument(f"--{name}-steps", type=int, default=steps)
+        g.add_argument(f"--{name}-lr", type=float, default=lr)
+        g.add_argument(f"--{name}-batch", type=int, default=batch)
+    g.add_argument("--judge-round-trips", type=int, default=6_000,
+                   help="training scenes the judge also sees as VAE round trips (when the VAE is trained)")
 
 
-def check_arguments(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """Every flag in range before any scene is rendered (argparse's error: exit 2, the flag named)."""
-    import math
-
-    for name in ("chunk", "threads", "workers", "vae_batch", "clip_batch", "judge_batch", "unet_batch"):
-        if getattr(args, name) < 1:
-            p.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
-    for name in ("data_images", "vae_images", "clip_images", "judge_images", "unet_images"):
-        v = getattr(args, name)
-        if v < args.chunk or v % args.chunk:
-            p.error(f"--{name.replace('_', '-')} must be a positive multiple of --chunk {args.chunk}, got {v}")
-    for name in ("vae_steps", "clip_steps", "judge_steps", "unet_steps"):
-        if getattr(args, name) < 1:
-            p.error(f"--{name.replace('_', '-')} must be an integer >= 1, got {getattr(args, name)}")
-    for name in ("vae_lr", "clip_lr", "judge_lr", "unet_lr"):
-        v = getattr(args, name)
-        if not math.isfinite(v) or v <= 0:
-            p.error(f"--{name.replace('_', '-')} must be a finite number > 0, got {v}")
-    if not (math.isfinite(args.ema) and 0 <= args.ema < 1):
-        p.error(f"--ema must be in [0, 1), got {args.ema}")
-    if args.max_minutes is not None and not (math.isfinite(args.max_minutes) and args.max_minutes > 0):
-        p.error(f"--max-minutes must be a finite number > 0, got {args.max_minutes}")
-    if not 0 <= args.judge_round_trips <= args.judge_images:
-        p.error(f"--judge-round-trips must be in [0, --judge-images], got {args.judge_round_trips}")
-    if args.out.resolve().is_relative_to(Path(__file__).resolve().parents[1] / "assets") and not args.into_package:
-        p.error(f"--out {args.out} is inside the package's shipped models: pass --into-package to replace them")
-    if args.out.exists() and not args.out.is_dir():
-        p.error(f"--out must be a folder, {args.out} is a file")
+def check_arguments(args: argparse.Namespace, error: flags.Error) -> None:
+    """Every scenes flag in range before any scene is rendered."""
+    for name in ("chunk", "workers"):
+        flags.checked(error, args, name, V.check_positive_int)
+    used = ("data", "vae", "clip", "judge", "unet") if args.stage == "all" else (args.stage,)
+    for u in used:
+        if u in ("data", "vae", "clip", "judge", "unet"):
+            v = getattr(args, f"{u}_images")
+            if v % args.chunk:
+                error(f"--{u}-images must be a multiple of --chunk {args.chunk}, got {v}")
+        if u in ("vae", "clip", "judge", "unet"):
+            flags.check_checkpoint(args, error, u)
+    flags.checked(error, args, "judge_round_trips", V.check_int, 0, args.judge_images)
 
 
-def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--stage", choices=["all", "data", "vae", "clip", "judge", "unet", "assemble"], required=True)
-    p.add_argument("--device", default=None)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--max-minutes", type=float, default=None, help="stop (with a checkpoint) after this long")
-    p.add_argument("--into-package", action="store_true", help="allow --out inside explainer/assets")
-    p.add_argument("--data-images", type=int, default=60_000)
-    p.add_argument("--chunk", type=int, default=CHUNK, help="scenes per file on disk (image counts are multiples)")
-    p.add_argument("--workers", type=int, default=1, help="processes rendering scenes (stage data)")
-    add_arguments(p)
-    args = p.parse_args(argv)
-    check_arguments(p, args)
-    torch.set_num_threads(args.threads)
+def run(args: argparse.Namespace) -> None:
     stages = {"data": run_data, "vae": run_vae, "clip": run_clip, "judge": run_judge, "unet": run_unet,
-              "assemble": lambda a: assemble(a.work, a.out)}
-    for name in (list(stages)[:-1] if args.stage == "all" else [args.stage]):
+              "assemble": run_assemble}
+    for name in (("data", "vae", "clip", "judge", "unet") if args.stage == "all" else (args.stage,)):
         stages[name](args)
-
-
-def run_data(args) -> None:
-    scenes_dataset(args.work, args.chunk, start=EVAL_SEED, chunk=args.chunk, workers=args.workers)
-    scenes_dataset(args.work, args.data_images, chunk=args.chunk, workers=args.workers)
-
-
-if __name__ == "__main__":
-    main()

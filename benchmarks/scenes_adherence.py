@@ -1,0 +1,79 @@
+"""Prompt adherence of a scenes-world pipeline (scenes-sd), GenEval-style, judged by the scenes judge.
+
+    python benchmarks/adherence.py --model scenes-sd             # dispatches here
+    python benchmarks/scenes_adherence.py --model PATH --n 64    # per kind: single, pair, count, landscape
+
+Prints the table by category (share, n prompts, Wilson 95 % interval over prompts: one image per prompt), the
+article's prompts over seeds with the share the judge reads right, a CFG sweep (1, 3, 5, 7.5, 12, 20), a steps sweep
+(5, 10, 20, 40, 80), how much of the layout a seed fixes, and the seconds for one image.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+import explainer as ex
+from explainer.experiments.scenes_eval import CATEGORIES, adherence, article_grid, generate, layout_by_seed, prompt_sets
+from explainer.worlds.scenes_judge import load_judge
+
+
+def row(name: str, table: dict) -> str:
+    cells = [f"{100 * table[k]['share']:5.1f}% (n {table[k]['n']})" if k in table else "      -      "
+             for k in CATEGORIES]
+    return f"{name:<12}" + " ".join(f"{c:>16}" for c in cells)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="scenes-sd")
+    p.add_argument("--n", type=int, default=128, help="prompts per kind (single, pair, count, landscape)")
+    p.add_argument("--sweep-n", type=int, default=32, help="prompts per kind in the sweeps")
+    p.add_argument("--cfg", type=float, default=7.5)
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--seeds", type=int, default=10, help="seeds per article prompt")
+    p.add_argument("--quick", action="store_true", help="main table and article grid only")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--json", type=Path, default=None)
+    p.add_argument("--judge", type=Path, default=None, help="a scenes judge folder (default: the shipped one)")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    pipe = ex.load_pipeline(args.model)
+    judge = load_judge(args.judge) if args.judge else None
+    sets = prompt_sets(args.n)
+    scenes = [s for v in sets.values() for s in v]
+    out: dict = {"model": str(args.model), "n_prompts": len(scenes), "cfg": {}, "steps": {}}
+    print(f"{len(scenes)} unseen prompts; CFG {args.cfg:g}, {args.steps} steps")
+    print(f"{'setting':<12}" + " ".join(f"{k:>16}" for k in CATEGORIES))
+    out["main"] = adherence(pipe, scenes, args.steps, args.cfg, judge=judge).table()
+    print(row("main", out["main"]))
+    grid = article_grid(pipe, range(args.seeds), args.steps, args.cfg, judge)
+    out["article"] = grid["right"]
+    for prompt, share in grid["right"].items():
+        print(f"  {prompt!r:<40} read right for {100 * share:5.1f}% of {args.seeds} seeds")
+    if not args.quick:
+        small = [s for v in prompt_sets(args.sweep_n).values() for s in v]
+        for cfg in (1, 3, 5, 7.5, 12, 20):
+            out["cfg"][cfg] = adherence(pipe, small, args.steps, cfg, judge=judge).table()
+            print(row(f"cfg {cfg:g}", out["cfg"][cfg]))
+        for steps in (5, 10, 20, 40, 80):
+            out["steps"][steps] = adherence(pipe, small, steps, args.cfg, judge=judge).table()
+            print(row(f"{steps} steps", out["steps"][steps]))
+        out["layout"] = layout_by_seed(pipe, steps=args.steps, cfg=args.cfg, judge=judge)
+        print("layout: subject centres {same_seed_px:.1f} px apart with the same seed, {other_seed_px:.1f} px with "
+              "different seeds ({n_prompt_pairs} prompt pairs)".format(**out["layout"]))
+    t = time.perf_counter()
+    generate(pipe, ["a red fox sitting in autumn leaves"], [0], args.steps, args.cfg, batch=1)
+    out["seconds_one_image"] = time.perf_counter() - t
+    print(f"one {args.steps}-step image at CFG {args.cfg:g}: {out['seconds_one_image']:.2f} s ({args.threads} threads)")
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=1, default=str))
+    return out
+
+
+if __name__ == "__main__":
+    main()
