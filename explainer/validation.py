@@ -243,16 +243,38 @@ def check_vocabulary(pipe: object, texts: Sequence[str], name: str = "prompt", s
         import warnings
 
         unk = next((t.unk_token for t in tokenizers if getattr(t, "unk_token", None)), "<unk>")
-        known, tok = "", tokenizers[0]
-        model = getattr(getattr(tok, "backend_tokenizer", None), "model", None)
-        vocab = tok.get_vocab() if type(model).__name__ == "WordLevel" else {}
-        if 0 < len(vocab) <= 200:  # a small word-level vocabulary (the shapes model): say what it does know
-            special = set(getattr(tok, "all_special_tokens", []))
-            known = "; the words it knows: " + " ".join(sorted(w for w in vocab if w not in special))
         warnings.warn(f"{name}: the model cannot read {_listed(found)}: its tokenizer has no token for "
-                      f"{'it' if len(found) == 1 else 'them'}, so the text encoder sees only {unk} there{known}",
-                      UserWarning, stacklevel + 1)
+                      f"{'it' if len(found) == 1 else 'them'}, so the text encoder sees only {unk} there"
+                      f"{_known_words_note(tokenizers[0], found, texts)}", UserWarning, stacklevel + 1)
     return found
+
+
+_FILLER = {"a", "an", "the", "of", "in", "on", "at", "with", "and", "to", "photo", "picture", "image", "is", "are"}
+
+
+def _known_words_note(tok: object, unknown: Sequence[str], texts: Sequence[str]) -> str:
+    """For a word-level vocabulary (our own models): the known words nearest each unknown one, and whether a prompt
+    names nothing the model knows at all."""
+    import difflib
+
+    model = getattr(getattr(tok, "backend_tokenizer", None), "model", None)
+    if type(model).__name__ != "WordLevel":
+        return ""
+    special = set(getattr(tok, "all_special_tokens", []))
+    vocab = sorted(w for w in tok.get_vocab() if w not in special)
+    near = []
+    for w in unknown:
+        close = difflib.get_close_matches(w.lower(), vocab, n=3, cutoff=0.6)
+        near.append(f"{w!r}: nearest known {', '.join(close)}" if close else f"{w!r}: no known word is close")
+    note = "; " + "; ".join(near)
+    lost = {w.lower() for w in unknown}
+    from .words import split_words
+
+    for text in texts:
+        content = [w.lower() for w, _, _ in split_words(text) if w.lower() not in _FILLER and w.isalpha()]
+        if content and all(w in lost for w in content):
+            note += f". {text!r} names nothing this model knows: every word that would name something is unknown to it"
+    return note
 
 
 def check_bool(value: object, name: str) -> bool:

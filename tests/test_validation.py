@@ -503,3 +503,14 @@ def test_interpolation_on_a_flow_model_names_the_pipeline_as_a_value_error(tiny_
                                                "StableDiffusion3Pipeline"):
                     call()
         assert count.calls == 0
+
+
+def test_an_unknown_word_is_answered_with_the_nearest_known_ones(shipped_pipe):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        validation.check_vocabulary(shipped_pipe, ["a red circel left of a bleu square"])
+        validation.check_vocabulary(shipped_pipe, ["a cunning fox with amber eyes"])
+    typo, nothing = _messages(caught, "cannot read")
+    assert "'circel': nearest known circle" in typo and "'bleu': nearest known blue" in typo
+    assert "names nothing" not in typo
+    assert "'cunning', 'fox', 'amber', 'eyes'" in nothing and "names nothing this model knows" in nothing
