@@ -227,6 +227,15 @@ def token_ids(tokenizer, texts: list[str], max_length: int | None = None) -> tor
                      truncation=True, return_tensors="pt").input_ids
 
 
+def min_snr_eps_loss(pred: torch.Tensor, noise: torch.Tensor, alphas_cumprod: torch.Tensor, t: torch.Tensor,
+                     gamma: float = 5.0) -> torch.Tensor:
+    """ε-prediction MSE with Min-SNR-γ weighting (Hang et al. 2023): each sample's loss times min(SNR, γ) / SNR, so
+    the easiest, nearly noise-free steps waste fewer updates."""
+    snr = alphas_cumprod.to(pred.device)[t] / (1 - alphas_cumprod.to(pred.device)[t])
+    per_sample = (pred.float() - noise.float()).pow(2).mean(dim=tuple(range(1, pred.ndim)))
+    return (torch.clamp(snr, max=gamma) / snr * per_sample).mean()
+
+
 def check_finite(model: torch.nn.Module, what: str = "model") -> None:
     """Raise FloatingPointError if any parameter or buffer of `model` is NaN or infinite (validation.check_finite)."""
     for name, t in list(model.named_parameters()) + list(model.named_buffers()):

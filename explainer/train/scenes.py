@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import validation as V
+from ..latents import to_uint8
 from ..worlds.scenes import EVAL_SEED, IMAGE_SIZE, caption_for, vocabulary
 from . import flags
 from .common import (
@@ -29,6 +30,7 @@ from .common import (
     captions,
     encode_posterior,
     fit,
+    min_snr_eps_loss,
     sample_posterior,
     sd_noise_schedule,
     to_pixels,
@@ -170,8 +172,6 @@ class UNetStage(Stage):
         self.batch, self.cond_dropout = batch, cond_dropout
         self.noise = sd_noise_schedule()
         self.unet = build_unet()
-        ac = self.noise.alphas_cumprod
-        self.snr = ac / (1 - ac)
 
     def setup(self, device):
         super().setup(device)
@@ -195,10 +195,7 @@ class UNetStage(Stage):
             cond = self.text_encoder(ids)[0]
         noisy = self.noise.add_noise(z, eps, t)
         pred = (self.prepared or self.unet)(noisy, t, encoder_hidden_states=cond).sample
-        snr = self.snr.to(z.device)[t]
-        w = torch.clamp(snr, max=5.0) / snr  # Min-SNR-5 for ε-prediction
-        per = ((pred.float() - eps.float()) ** 2).mean(dim=(1, 2, 3))
-        return (per * w).mean(), {"mse": per.mean()}
+        return min_snr_eps_loss(pred, eps, self.noise.alphas_cumprod, t), {}
 
     def save(self, unet, out: Path) -> None:
         unet.save_pretrained(out, safe_serialization=True)
@@ -323,8 +320,7 @@ def _round_trips(work: Path, images: np.ndarray) -> np.ndarray:
     out = []
     with torch.no_grad():
         for i in range(0, len(images), 128):
-            rec = vae.decode(vae.encode(to_pixels(images[i:i + 128])).latent_dist.mean).sample
-            out.append(((rec.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy())
+            out.append(to_uint8(vae.decode(vae.encode(to_pixels(images[i:i + 128])).latent_dist.mean).sample))
     cache.parent.mkdir(parents=True, exist_ok=True)
     save_file({"images": np.concatenate(out)}, str(cache))
     return np.concatenate(out)

@@ -28,6 +28,7 @@ from .common import (
     captions,
     encode_posterior,
     fit,
+    min_snr_eps_loss,
     sample_posterior,
     sd_noise_schedule,
     to_pixels,
@@ -341,10 +342,7 @@ class UNetStage(Stage):
         parts = self.prepared
         zt = self.noise_sched.add_noise(b["z0"], b["noise"], b["t"])
         pred = parts["unet"](zt, b["t"], parts["text_encoder"](b["ids"]).last_hidden_state).sample
-        # Min-SNR-5 weighting (Hang et al. 2023): fewer wasted updates on the easiest, noise-free steps.
-        snr = self.alphas[b["t"]] / (1 - self.alphas[b["t"]])
-        w = torch.clamp(snr, max=5.0) / snr
-        return (w * (pred - b["noise"]).pow(2).mean(dim=(1, 2, 3))).mean(), {}
+        return min_snr_eps_loss(pred, b["noise"], self.alphas, b["t"]), {}
 
     def save(self, parts, out: Path) -> None:
         a = self.args

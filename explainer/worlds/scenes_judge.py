@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..latents import to_pixels
 from .scenes import COLORED, COLORS, GROUNDS, IMAGE_SIZE, SKIES, THINGS, Scene
 
 JUDGE_THINGS = THINGS + ("mountain",)
@@ -120,7 +121,7 @@ def read(images: np.ndarray, net: SceneJudgeNet | None = None, batch: int = 256)
     out = []
     with torch.no_grad():
         for i in range(0, len(images), batch):
-            x = torch.from_numpy(images[i:i + batch]).permute(0, 3, 1, 2).float().div(127.5).sub(1)
+            x = to_pixels(images[i:i + batch])
             p = net(x)
             counts, colors = p["count"].argmax(-1).numpy(), p["color"].argmax(-1).numpy()
             xy, g, s = p["xy"].numpy(), p["ground"].argmax(-1).numpy(), p["sky"].argmax(-1).numpy()
