@@ -303,8 +303,9 @@ def live_training(pipe, condition: str = "edges", steps: int = 30, batch: int = 
     import random
 
     import torch
-    from diffusers import DDPMScheduler
     from tqdm.auto import tqdm
+
+    from ..train.common import sd_noise_schedule
 
     if getattr(pipe, "unet", None) is None or getattr(pipe, "vae", None) is None:
         raise ValueError(f"pipe must be a Stable Diffusion pipeline with a U-Net and a VAE, got {type(pipe).__name__}")
@@ -321,7 +322,7 @@ def live_training(pipe, condition: str = "edges", steps: int = 30, batch: int = 
     with torch.no_grad():
         z_all = pipe.vae.encode(x).latent_dist.mean.float() * pipe.vae.config.scaling_factor
     conds = control_tensor(np.stack([np.asarray(shapes.render_condition(s, condition)) for s in scenes]))
-    sched = DDPMScheduler(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear")
+    sched = sd_noise_schedule()  # the schedule the U-Net was trained with (the one definition training uses)
     opt = torch.optim.AdamW(cn.parameters(), lr=lr, weight_decay=0.0)
     gen, rng = seed_generator(seed), random.Random(seed)
     losses, zero = [], [max(zero_convolutions(cn).values())]
