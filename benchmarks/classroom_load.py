@@ -141,6 +141,8 @@ async def _generate(page, k: int, round_: int, timeout_s: float, go: asyncio.Eve
         await page.press(".explainer-prompt input", "Enter")
         await page.fill(".explainer-seed input", str(student_seed(k, round_)))
         await page.press(".explainer-seed input", "Enter")
+        await page.press(".explainer-seed input", "Tab")  # blur too: the value is committed before Generate
+        await page.wait_for_timeout(300)  # let the widget's update reach the kernel ahead of the click, under load
         old = await _src(page)
         await go.wait()
         t0 = time.perf_counter()
