@@ -430,11 +430,24 @@ def test_a_class_of_five_at_once(shipped_pipe):
         res = pool.submit(asyncio.run, run).result()
     assert res["stopped"] is None and res["not_ready"] == 0 and len(res["ready"]) == 5, res
     assert all(rd["failed"] == 0 for rd in res["rounds"]), res["rounds"]
-    for r, images in enumerate(res["images"]):
-        for k, b64 in enumerate(images):
-            shown = np.asarray(Image.open(io.BytesIO(base64.b64decode(b64))).convert("RGB"))
-            own = trace(shipped_pipe, load.student_prompt(k), seed=load.student_seed(k, r), steps=25)
-            assert np.array_equal(shown[::8, ::8], np.asarray(own.image.convert("RGB"))), (r, k)
+    import torch
+
+    # Each student sees their own picture: the single run of their prompt and seed, not a classmate's. (That the
+    # worker's batch equals single runs bit for bit is tested in-process in test_classroom; here the single runs are
+    # made in this test process, whose earlier tests may leave CPU kernels that round a last bit differently, so a
+    # difference of 1-2 levels is allowed while every other student's picture must be far off.)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the worker's thread count (the classroom's default)
+    try:
+        for r, images in enumerate(res["images"]):
+            own = [np.asarray(trace(shipped_pipe, load.student_prompt(k), seed=load.student_seed(k, r),
+                                    steps=25).image.convert("RGB")).astype(int) for k in range(len(images))]
+            for k, b64 in enumerate(images):
+                shown = np.asarray(Image.open(io.BytesIO(base64.b64decode(b64))).convert("RGB"))[::8, ::8].astype(int)
+                diffs = [np.abs(shown - o).max() for o in own]
+                assert diffs[k] <= 2 and all(d > 2 for j, d in enumerate(diffs) if j != k), (r, k, diffs)
+    finally:
+        torch.set_num_threads(threads)
     assert res["rss_gb"] < 8.0
     _record(class5_page_ready_s=[round(t, 1) for t in res["ready"]],
             class5_generate_s=[[round(t, 1) for t in rd["seconds"]] for rd in res["rounds"]],
