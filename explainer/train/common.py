@@ -38,6 +38,7 @@ import numpy as np
 import torch
 
 from .. import validation as V
+from ..latents import to_pixels  # noqa: F401 (uint8 -> [-1, 1] pixels: the one conversion, used by stages)
 
 SCHEDULES = ("cosine", "constant", "constant_with_warmup", "linear")
 _CKPT = "checkpoint"
@@ -168,11 +169,6 @@ def sd_noise_schedule():
     from ..noise import scheduler_config
 
     return DDPMScheduler.from_config(scheduler_config(None))
-
-
-def to_pixels(images: np.ndarray) -> torch.Tensor:
-    """uint8 (n, h, w, 3) -> float (n, 3, h, w) in [-1, 1], as diffusers' VAEs expect."""
-    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
 
 
 def encode_posterior(vae, images: np.ndarray | torch.Tensor, device: str | torch.device = "cpu", batch: int = 256,
