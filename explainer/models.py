@@ -110,7 +110,7 @@ def load_pipeline(path_or_id: str | os.PathLike | None = None, device: str = "cp
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             pipe = DiffusionPipeline.from_pretrained(source, **kwargs, **_no_safety_checker(source, local),
-                                                     **_null_components(local))
+                                                     **_null_components(local), **shared_parts(local, torch_dtype))
     except OSError as err:
         if local.exists():
             raise
@@ -196,6 +196,69 @@ def _null_components(local: Path) -> dict:
             and k in ("text_encoder_3", "tokenizer_3")}
 
 
+SHARED_PARTS = "shared_parts.json"
+
+
+def shared_parts(folder: Path, torch_dtype: torch.dtype = torch.float32) -> dict:
+    """The components a pipeline folder takes from another shipped pipeline instead of holding a copy.
+
+    shapes-dit reads the very same VAE and text encoders as shapes-sd; its `shared_parts.json` says so
+    (`{"from": "../shapes-sd", "parts": ["vae", "text_encoder", "text_encoder_2"]}`) and they are built here from that
+    folder, as SD3 takes them: the VAE with `shift_factor` 0, and CLIPTextModelWithProjection towers (the contrastive
+    pair's text tower, and the fine-tuned text encoder, each with the pair's `text_projection`).
+    """
+    path = Path(folder) / SHARED_PARTS
+    if not path.exists():
+        return {}
+    spec = _read_json(path)
+    src, parts = (Path(folder) / spec.get("from", "")).resolve(), spec.get("parts", [])
+    if not (src / "model_index.json").exists() or not set(parts) <= {"vae", "text_encoder", "text_encoder_2"}:
+        raise ValueError(f"{path} must name a pipeline folder beside it ('from') and parts among vae, text_encoder, "
+                         f"text_encoder_2; got {spec}")
+    return {k: v for k, v in sd3_parts_from(src, torch_dtype).items() if k in parts}
+
+
+def write_shared_parts(folder: Path, src: Path) -> None:
+    """Drop `folder`'s copies of the parts `sd3_parts_from(src)` rebuilds, and say where they come from instead."""
+    import json
+    import shutil
+
+    parts = ["vae", "text_encoder", "text_encoder_2"]
+    for name in parts:
+        shutil.rmtree(Path(folder) / name, ignore_errors=True)
+    spec = {"from": os.path.relpath(Path(src).resolve(), Path(folder).resolve()), "parts": parts}
+    (Path(folder) / SHARED_PARTS).write_text(json.dumps(spec, indent=1) + "\n")
+
+
+def sd3_parts_from(src: Path, torch_dtype: torch.dtype = torch.float32) -> dict:
+    """A shapes-sd folder's VAE and text encoders as an SD3 pipeline takes them: the VAE with `shift_factor` 0, and
+    (text_encoder, text_encoder_2) as CLIPTextModelWithProjection: the text tower of its contrastive CLIP pair
+    (`clip/`) and its fine-tuned `text_encoder/`, each with the pair's `text_projection`."""
+    import copy
+
+    from diffusers import AutoencoderKL
+    from transformers import CLIPModel, CLIPTextModel, CLIPTextModelWithProjection
+
+    vae = AutoencoderKL.from_pretrained(src / "vae", torch_dtype=torch_dtype, use_safetensors=True)
+    vae.register_to_config(shift_factor=0.0)  # SD3 decodes latents / scaling_factor + shift_factor
+
+    pair = CLIPModel.from_pretrained(src / "clip", torch_dtype=torch.float32)
+    cfg = copy.deepcopy(pair.config.text_config)
+    cfg.projection_dim = pair.config.projection_dim
+
+    def tower(m):  # transformers 5 folds text_model into CLIPTextModel; 4.x nests it
+        return getattr(m, "text_model", m)
+
+    tuned = CLIPTextModel.from_pretrained(src / "text_encoder", torch_dtype=torch.float32)
+    encoders = []
+    for text in (pair.text_model, tuned):
+        te = CLIPTextModelWithProjection(cfg)
+        tower(te).load_state_dict(tower(text).state_dict())
+        te.text_projection.load_state_dict(pair.text_projection.state_dict())
+        encoders.append(te.to(torch_dtype).eval())
+    return {"vae": vae, "text_encoder": encoders[0], "text_encoder_2": encoders[1]}
+
+
 def _read_json(path: Path) -> dict:
     """A JSON object from `path`; a ValueError naming the file when it is not one."""
     import json
@@ -222,8 +285,11 @@ def check_pipeline_folder(folder: str | os.PathLike) -> Path:
     lists (a component folder with a config.json). Raises ValueError naming what is missing, before any loading."""
     folder = Path(folder).expanduser()
     entries = read_model_index(folder)
+    shared = _read_json(folder / SHARED_PARTS).get("parts", []) if (folder / SHARED_PARTS).exists() else []
     for name, value in entries.items():
         if name.startswith("_") or not (isinstance(value, list) and len(value) == 2 and value[0] is not None):
+            continue
+        if name in shared:
             continue
         part = folder / name
         if not part.is_dir():

@@ -41,9 +41,13 @@ def test_loads_offline_by_name_and_with_plain_diffusers(dit):
     assert isinstance(dit.transformer, SD3Transformer2DModel)
     assert dit.text_encoder_3 is None and dit.tokenizer_3 is None
     assert dit.explainer_model_id == "explainer/shapes-dit"
-    # The folder is a standard one: plain diffusers loads it (SD3 without T5 is loaded this way in its docs too).
+    # The folder is a standard one: plain diffusers loads it (SD3 without T5 is loaded this way in its docs too),
+    # given the VAE and text encoders it shares with shapes-sd instead of holding copies (shared_parts.json says so).
+    from explainer.models import sd3_parts_from
+
+    assert json.loads((FOLDER / "shared_parts.json").read_text())["from"] == "../shapes-sd"
     plain = DiffusionPipeline.from_pretrained(FOLDER, torch_dtype=torch.float32, text_encoder_3=None,
-                                              tokenizer_3=None)
+                                              tokenizer_3=None, **sd3_parts_from(SHIPPED_MODELS["shapes-sd"]))
     plain.set_progress_bar_config(disable=True)
     assert type(plain) is StableDiffusion3Pipeline
     assert np.array_equal(_image(plain, "a red circle"), _image(dit, "a red circle"))
@@ -60,11 +64,11 @@ def test_folder_is_safetensors_fp16_within_budget():
     files = [p for p in FOLDER.rglob("*") if p.is_file()]
     assert not [p for p in files if p.suffix in (".bin", ".pt", ".pth", ".pkl", ".ckpt")]
     weights = [p for p in files if p.suffix == ".safetensors"]
-    assert {p.parent.name for p in weights} == {"transformer", "vae", "text_encoder", "text_encoder_2"}
+    assert {p.parent.name for p in weights} == {"transformer"}  # the VAE and text encoders are shapes-sd's
     for p in weights:
         with safe_open(p, "pt") as f:
             assert {f.get_tensor(k).dtype for k in f.keys()} == {torch.float16}, p
-    new = sum(p.stat().st_size for p in weights if p.parent.name in ("transformer", "text_encoder_2"))
+    new = sum(p.stat().st_size for p in weights)
     assert new <= 8 * 1024 * 1024, f"new weights {new / 2**20:.2f} MiB exceed the 8 MiB share"
 
 

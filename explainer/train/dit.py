@@ -32,6 +32,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from ..models import sd3_parts_from, write_shared_parts
 from ..shapes import EVAL_SEED, caption_for, make_dataset
 from . import flags
 from .common import Stage, captions, encode_posterior, fit, sample_posterior
@@ -62,39 +63,15 @@ def build_flow_scheduler():
     return FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=1.0)
 
 
-def build_text_encoders(src: Path = SHAPES_SD):
-    """(text_encoder, text_encoder_2) as CLIPTextModelWithProjection, from the shipped CLIP pair and text encoder."""
-    from transformers import CLIPModel, CLIPTextModel, CLIPTextModelWithProjection
-
-    pair = CLIPModel.from_pretrained(src / "clip", torch_dtype=torch.float32)
-    cfg = copy.deepcopy(pair.config.text_config)
-    cfg.projection_dim = pair.config.projection_dim
-    te1 = CLIPTextModelWithProjection(cfg)
-    def tower(m):  # transformers 5 folds text_model into CLIPTextModel; 4.x nests it
-        return getattr(m, "text_model", m)
-
-    tower(te1).load_state_dict(tower(pair.text_model).state_dict())
-    te1.text_projection.load_state_dict(pair.text_projection.state_dict())
-    tuned = CLIPTextModel.from_pretrained(src / "text_encoder", torch_dtype=torch.float32)
-    te2 = CLIPTextModelWithProjection(cfg)
-    tower(te2).load_state_dict(tower(tuned).state_dict())
-    te2.text_projection.load_state_dict(pair.text_projection.state_dict())
-    return te1.eval(), te2.eval()
-
-
 def build_pipeline(transformer=None, src: Path = SHAPES_SD):
     """A StableDiffusion3Pipeline from the shipped VAE, tokenizer and text encoders, and `transformer`."""
-    from diffusers import AutoencoderKL, StableDiffusion3Pipeline
+    from diffusers import StableDiffusion3Pipeline
     from transformers import PreTrainedTokenizerFast
 
     tok = PreTrainedTokenizerFast.from_pretrained(src / "tokenizer")
-    vae = AutoencoderKL.from_pretrained(src / "vae", torch_dtype=torch.float32)
-    vae.register_to_config(shift_factor=0.0)  # SD3 decodes latents / scaling_factor + shift_factor
-    te1, te2 = build_text_encoders(src)
     return StableDiffusion3Pipeline(
         transformer=transformer if transformer is not None else build_transformer(), scheduler=build_flow_scheduler(),
-        vae=vae, text_encoder=te1, tokenizer=tok, text_encoder_2=te2, tokenizer_2=copy.deepcopy(tok),
-        text_encoder_3=None, tokenizer_3=None,
+        tokenizer=tok, tokenizer_2=copy.deepcopy(tok), text_encoder_3=None, tokenizer_3=None, **sd3_parts_from(src),
     )
 
 
@@ -215,7 +192,8 @@ class DiTStage(Stage):
             self.earlier = before.pop("runs", []) + [before]
         else:
             transformer = build_transformer(a.dit_layers, a.dit_heads, a.dit_head_dim, a.dit_patch)
-        pipe = build_pipeline(transformer, a.init_from if a.init_from is not None else SHAPES_SD).to(device)
+        self.src = a.init_from if a.init_from is not None else SHAPES_SD
+        pipe = build_pipeline(transformer, self.src).to(device)
         for m in (pipe.vae, pipe.text_encoder, pipe.text_encoder_2):
             m.requires_grad_(False)
         err = check_collapsed_pad(pipe, str(device))
@@ -263,6 +241,7 @@ class DiTStage(Stage):
         out.mkdir(parents=True, exist_ok=True)
         try:
             self.pipe.to(torch.float16).save_pretrained(out, safe_serialization=True)
+            write_shared_parts(out, self.src)  # the VAE and text encoders stay in shapes-sd: no copies
         finally:
             self.pipe.transformer = live
             self.pipe.to(torch.float32)
