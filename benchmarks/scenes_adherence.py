@@ -19,6 +19,8 @@ import torch
 
 import explainer as ex
 from explainer.experiments.scenes_eval import CATEGORIES, adherence, article_grid, generate, layout_by_seed, prompt_sets
+from explainer.models import SHIPPED_MODELS
+from explainer.train.scenes_card import write_card
 from explainer.worlds.scenes_judge import load_judge
 
 
@@ -40,13 +42,18 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--json", type=Path, default=None)
     p.add_argument("--judge", type=Path, default=None, help="a scenes judge folder (default: the shipped one)")
+    p.add_argument("--card", action="store_true", help="write the numbers into the model folder's MODEL_CARD.md "
+                                                       "and adherence.json (a full run only)")
     args = p.parse_args(argv)
+    if args.card and args.quick:
+        p.error("--card needs the full measurement (drop --quick)")
     torch.set_num_threads(args.threads)
     pipe = ex.load_pipeline(args.model)
     judge = load_judge(args.judge) if args.judge else None
     sets = prompt_sets(args.n)
     scenes = [s for v in sets.values() for s in v]
-    out: dict = {"model": str(args.model), "n_prompts": len(scenes), "cfg": {}, "steps": {}}
+    out: dict = {"model": str(args.model), "n_prompts": len(scenes), "cfg": {}, "steps": {}, "cfg_main": args.cfg,
+                 "steps_main": args.steps, "seeds": args.seeds, "threads": args.threads}
     print(f"{len(scenes)} unseen prompts; CFG {args.cfg:g}, {args.steps} steps")
     print(f"{'setting':<12}" + " ".join(f"{k:>16}" for k in CATEGORIES))
     out["main"] = adherence(pipe, scenes, args.steps, args.cfg, judge=judge).table()
@@ -72,6 +79,9 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"one {args.steps}-step image at CFG {args.cfg:g}: {out['seconds_one_image']:.2f} s ({args.threads} threads)")
     if args.json:
         args.json.write_text(json.dumps(out, indent=1, default=str))
+    if args.card:
+        folder = SHIPPED_MODELS.get(args.model, Path(args.model))
+        print("wrote", write_card(folder, out))
     return out
 
 

@@ -130,6 +130,11 @@ def test_training_stages_run_end_to_end_at_toy_size(tmp_path: Path):
                  generator=torch.Generator().manual_seed(0)).images[0]
     assert image.shape == (64, 64, 3) and np.isfinite(image).all()
     assert (tmp_path / "pipe" / "clip" / "config.json").exists()
+    # the model card comes with the run: every stage's updates, the judge's accuracy on renders and round trips
+    card = (tmp_path / "pipe" / "MODEL_CARD.md").read_text()
+    for stage in ("vae", "clip", "judge", "unet"):
+        assert f"| {stage} | 2 | " in card
+    assert "| their VAE round trips |" in card and "Not measured yet" in card
 
 
 def test_bad_training_flags_are_refused_before_any_rendering(tmp_path: Path, capsys):

@@ -37,6 +37,7 @@ from .common import (
     token_ids,
 )
 from .components import build_tokenizer
+from .scenes_card import write_card
 from .scenes_data import CHUNK, ScenesData, scenes_dataset
 
 LATENT_CHANNELS = 8  # 64×64×3 -> 8×8×8 (24× fewer values; SD 1.x: 48× with 4 channels, SD3: 12× with 16)
@@ -207,10 +208,12 @@ class JudgeStage(Stage):
 
     name = "judge"
 
-    def __init__(self, data: ScenesData, val: ScenesData, batch: int = 64, round_trips: np.ndarray | None = None):
+    def __init__(self, data: ScenesData, val: ScenesData, batch: int = 64, round_trips: np.ndarray | None = None,
+                 val_round_trips: np.ndarray | None = None):
         from ..worlds.scenes_judge import SceneJudgeNet, targets
 
         self.data, self.val, self.batch, self.round_trips = data, val, batch, round_trips
+        self.val_round_trips = val_round_trips
         self.net = SceneJudgeNet()
         self.t = {k: np.stack([targets(s)[k] for s in data.scenes]) for k in targets(data.scenes[0])}
 
@@ -247,7 +250,12 @@ class JudgeStage(Stage):
         return loss, {"count": count, "color": color, "where_px": where * 8}
 
     def evaluate(self, net) -> dict[str, float]:
-        return judge_accuracy(net, self.val.images[:1000], self.val.scenes[:1000])
+        """Per question on 1,000 unseen renders, and (`round_trip_*`) on their VAE round trips when there is a VAE."""
+        out = judge_accuracy(net, self.val.images[:1000], self.val.scenes[:1000])
+        if self.val_round_trips is not None:
+            rt = judge_accuracy(net, self.val_round_trips[:1000], self.val.scenes[:1000])
+            out |= {f"round_trip_{k}": v for k, v in rt.items() if k != "n"}
+        return out
 
     def save(self, net, out: Path) -> None:
         from safetensors.torch import save_model
@@ -278,6 +286,18 @@ def _cfg(args, stage: str, steps: int, lr: float, ema: float | None = None, **kw
     return flags.fit_config(args, stage, steps, lr, args.work / stage / "model", ema=ema, **kw)
 
 
+def _record(args, stage: str, res, **extra) -> None:
+    """Append this run of `stage` to `--work/<stage>/runs.jsonl` (its flags, updates, minutes, last numbers): the
+    model card's training table is read from these."""
+    keys = ("images", "steps", "lr", "batch")
+    rec = {"updates_total": res.steps_done, "minutes": round(res.minutes, 2), "stopped_early": res.stopped_early,
+           "threads": torch.get_num_threads(), "device": args.device,
+           **{k: getattr(args, f"{stage}_{k}") for k in keys}, "metrics": res.metrics, "evaluation": res.evaluation,
+           **extra}
+    with open(args.work / stage / "runs.jsonl", "a") as f:
+        f.write(json.dumps(rec, default=float) + "\n")
+
+
 def run_data(args) -> None:
     scenes_dataset(args.work, args.chunk, start=EVAL_SEED, chunk=args.chunk, workers=args.workers)
     scenes_dataset(args.work, args.data_images, chunk=args.chunk, workers=args.workers)
@@ -289,32 +309,39 @@ def run_vae(args) -> None:
     cfg = _cfg(args, "vae", args.vae_steps, args.vae_lr, warmup=200, eval_every=500)
     res = fit(VAEStage(data, val, batch=args.vae_batch), cfg)
     print("vae", res.steps_done, res.evaluation)
+    _record(args, "vae", res)
 
 
 def run_clip(args) -> None:
     data = scenes_dataset(args.work, args.clip_images, chunk=args.chunk)
     res = fit(CLIPStage(data, batch=args.clip_batch), _cfg(args, "clip", args.clip_steps, args.clip_lr, warmup=200))
     print("clip", res.steps_done, res.metrics)
+    _record(args, "clip", res)
 
 
 def run_judge(args) -> None:
     data = scenes_dataset(args.work, args.judge_images, chunk=args.chunk)
     val = scenes_dataset(args.work, args.chunk, start=EVAL_SEED, chunk=args.chunk)
-    trips = None
-    if (args.work / "vae" / "model").is_dir() and args.judge_round_trips:
-        trips = _round_trips(args.work, data.images[:args.judge_round_trips])
-    stage = JudgeStage(data, val, batch=args.judge_batch, round_trips=trips)
+    trips = val_trips = None
+    if (args.work / "vae" / "model").is_dir():
+        val_trips = _round_trips(args.work, val.images[:1000], "eval")
+        if args.judge_round_trips:
+            trips = _round_trips(args.work, data.images[:args.judge_round_trips], "train")
+    stage = JudgeStage(data, val, batch=args.judge_batch, round_trips=trips, val_round_trips=val_trips)
     res = fit(stage, _cfg(args, "judge", args.judge_steps, args.judge_lr, warmup=100, eval_every=500))
     print("judge", res.steps_done, res.evaluation)
+    _record(args, "judge", res, round_trips=len(trips) if trips is not None else 0)
 
 
-def _round_trips(work: Path, images: np.ndarray) -> np.ndarray:
-    """VAE round trips (posterior mean -> decoder) of `images`, uint8, cached in `work/judge`."""
+def _round_trips(work: Path, images: np.ndarray, tag: str) -> np.ndarray:
+    """VAE round trips (posterior mean -> decoder) of `images`, uint8, cached in `work/judge` (made again when the
+    VAE has trained on since)."""
     from diffusers import AutoencoderKL
     from safetensors.numpy import load_file, save_file
 
-    cache = work / "judge" / f"round_trips_{len(images)}.safetensors"
-    if cache.exists():
+    cache = work / "judge" / f"round_trips_{tag}_{len(images)}.safetensors"
+    weights = work / "vae" / "model" / "diffusion_pytorch_model.safetensors"
+    if cache.exists() and cache.stat().st_mtime > weights.stat().st_mtime:
         return load_file(str(cache))["images"]
     vae = AutoencoderKL.from_pretrained(work / "vae" / "model").eval()
     out = []
@@ -339,6 +366,7 @@ def run_unet(args) -> None:
                       cond_dropout=args.cond_dropout)
     res = fit(stage, _cfg(args, "unet", args.unet_steps, args.unet_lr, ema=0.999, warmup=500))
     print("unet", res.steps_done, res.metrics)
+    _record(args, "unet", res, cond_dropout=args.cond_dropout)
     run_assemble(args)
 
 
@@ -368,14 +396,18 @@ def assemble(work: Path, out: Path) -> None:
         shutil.copytree(work / "judge" / "model", out.parent / "scenes-judge", dirs_exist_ok=True)
     logs = {s: _last_log(work / s) for s in ("vae", "clip", "judge", "unet")}
     (out / "training.json").write_text(json.dumps(logs, indent=1))
+    write_card(out)
     print("saved", out)
 
 
 def _last_log(run_dir: Path) -> dict:
-    path = run_dir / "log.jsonl"
-    lines = [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.exists() else []
-    return {"last": next((x for x in reversed(lines) if "loss" in x), None),
-            "eval": next((x for x in reversed(lines) if "eval" in x), None)}
+    def lines(name):
+        path = run_dir / name
+        return [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.exists() else []
+
+    log = lines("log.jsonl")
+    return {"last": next((x for x in reversed(log) if "loss" in x), None),
+            "eval": next((x for x in reversed(log) if "eval" in x), None), "runs": lines("runs.jsonl")}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
