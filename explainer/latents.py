@@ -172,7 +172,9 @@ def to_uint8(images: torch.Tensor | np.ndarray, channels_first: bool = True) -> 
     x = torch.as_tensor(images)
     x = x.cpu() if x.dtype == torch.float64 else x.float().cpu()
     out = ((x.clamp(-1, 1) + 1) * 127.5).round().byte()
-    return (out.permute(0, 2, 3, 1) if channels_first else out).numpy()
+    # C-contiguous: a permuted view's buffer is not in (B, H, W, 3) order, and writers of raw buffers (safetensors)
+    # would store the pixels scrambled
+    return np.ascontiguousarray((out.permute(0, 2, 3, 1) if channels_first else out).numpy())
 
 
 def to_pixels(images: Any, dtype: torch.dtype = torch.float32, channels_first: bool = True) -> torch.Tensor:
