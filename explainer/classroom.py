@@ -1,9 +1,9 @@
 """The classroom app: the playground notebook served by Voila as a web page with no code showing, for a whole class.
 
-    python -m explainer.classroom                 # http://127.0.0.1:8866/ and opens a browser tab
+    python -m explainer.classroom                 # http://127.0.0.1:8866/, opens on scenes-sd and the fox
     python -m explainer.classroom --port 9000 --no-browser
     python -m explainer.classroom --model path/to/stable-diffusion-folder     # any diffusers pipeline folder
-    python -m explainer.classroom --model shapes-dit                         # another shipped model
+    python -m explainer.classroom --model shapes-sd                          # another shipped model
     python -m explainer.classroom --students 40   # keep 40 pages ready (default 30)
 
 The page is the playground: prompt, negative prompt, seed, CFG, steps, sampler and Generate; the image with its step
@@ -79,8 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-browser", action="store_true", help="do not open a browser tab")
     p.add_argument("--notebook", default=str(NOTEBOOK), help="notebook to serve (default: the playground)")
     p.add_argument("--model", default=None, metavar="PATH",
-                   help="a diffusers pipeline folder or a shipped model's name (shapes-sd, shapes-dit); "
-                        "default: the shipped shapes model")
+                   help="a diffusers pipeline folder or a shipped model's name (scenes-sd, shapes-sd, shapes-dit); "
+                        "default: scenes-sd (the fox) when installed, else shapes-sd")
     p.add_argument("--students", type=int, default=DEFAULT_STUDENTS,
                    help=f"pages kept ready for students opening at once (default {DEFAULT_STUDENTS}; each ready page "
                         "is a thin kernel of about 100 MB)")
@@ -146,18 +146,20 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from .serving import Worker, serve
+    from .shipped import first_model
 
     torch.set_num_threads(args.threads)
-    print(f"Loading {model or 'the shipped shapes model'} and the menu's models into the shared worker...", flush=True)
+    model = model or first_model()
+    print(f"Loading {model} and the menu's models into the shared worker...", flush=True)
     try:
-        worker = Worker(default_model=model or "shapes-sd").start()
+        worker = Worker(default_model=model).start()
     except Exception as err:  # noqa: BLE001 - a model that cannot load stops the class here, with its reason
-        parser.error(f"--model {model or 'shapes-sd'} cannot be loaded: {err}")
+        parser.error(f"--model {model} cannot be loaded: {err}")
     server = serve(worker, port=0)
     worker_url = f"http://127.0.0.1:{server.server_port}"
     cmd = voila_argv(args.notebook, args.port, args.host, open_browser=not args.no_browser, students=args.students)
     voila = subprocess.Popen(cmd, env=kernel_env(worker_url, model))
-    print(f"Serving the playground at http://{args.host}:{args.port}/ with {model or 'the shipped shapes model'} "
+    print(f"Serving the playground at http://{args.host}:{args.port}/ with {model} "
           f"({args.students} pages kept ready; the teacher's view: {worker_url}/; Ctrl-C to stop)", flush=True)
     code = _supervise(voila, worker)
     worker.stop(timeout=10)

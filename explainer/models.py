@@ -14,9 +14,16 @@ from pathlib import Path
 
 import torch
 
-SHIPPED_MODEL = Path(__file__).resolve().parent / "assets" / "shapes-sd"
-#: the pipelines shipped in the package, by the name load_pipeline accepts ("shapes-sd" is the default)
-SHIPPED_MODELS = {"shapes-sd": SHIPPED_MODEL, "shapes-dit": SHIPPED_MODEL.parent / "shapes-dit"}
+from .shipped import (  # noqa: F401 - the shipped models' names live in the torch-free module
+    FIRST_PROMPTS,
+    SHAPES_MODELS,
+    SHIPPED_MODEL,
+    SHIPPED_MODELS,
+    available_models,
+    first_model,
+    first_prompt,
+)
+
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
@@ -68,7 +75,8 @@ def load_pipeline(path_or_id: str | os.PathLike | None = None, device: str = "cp
         diffusers ControlNetModel: the pipeline becomes a StableDiffusionControlNetPipeline that takes `image=`.
 
     path_or_id: None (or "shapes-sd") for the shipped shapes model; "shapes-dit" for the shipped diffusion transformer
-        (an SD3-style MMDiT trained on the same world); a local pipeline folder; or a hub id such as
+        (an SD3-style MMDiT trained on the same world); "scenes-sd" for the scenes world's model (foxes, trees,
+        autumn leaves, dawn and dusk: the article's examples); a local pipeline folder; or a hub id such as
         "stable-diffusion-v1-5/stable-diffusion-v1-5" (needs the weights in the local cache or a network).
     device: "cpu", "cuda[:N]" or "mps".  dtype: "float32", "float16" or "bfloat16" (default: fp16 on CUDA, else fp32).
     """
@@ -309,18 +317,13 @@ def _no_safety_checker(source: str, local: Path) -> dict:
     return {"safety_checker": None, "requires_safety_checker": False} if "xl" not in source.lower() else {}
 
 
-def available_models() -> list[str]:
-    """Names of the shipped models present in this install, for menus ("shapes-sd", and "shapes-dit" once trained)."""
-    return [name for name, path in SHIPPED_MODELS.items() if (Path(path) / "model_index.json").exists()]
-
-
 def is_shapes_model(obj: object) -> bool:
     """True for a pipeline (or a trace) of one of our shapes-world models: the parts that only make sense there (the
     judge's reading, the challenges) show themselves only then."""
     model_id = getattr(obj, "explainer_model_id", None)
     if model_id is None and hasattr(obj, "settings"):
         model_id = obj.settings.get("model_id")
-    return isinstance(model_id, str) and model_id.split("+")[0] in {f"explainer/{n}" for n in SHIPPED_MODELS}
+    return isinstance(model_id, str) and model_id.split("+")[0] in {f"explainer/{n}" for n in SHAPES_MODELS}
 
 
 # --------------------------------------------------------------------------------------------- the session's models
@@ -330,8 +333,8 @@ _CONTROLNET_ID = re.compile(r"^(?P<base>.+)\+controlnet-(?P<name>[a-z]+)$")
 
 
 def session_model() -> str:
-    """The model this session uses: the last one chosen in a menu, else $EXPLAINER_MODEL, else "shapes-sd"."""
-    return _SESSION.get("model") or os.environ.get("EXPLAINER_MODEL") or "shapes-sd"
+    """The model this session uses: the last one chosen in a menu, else $EXPLAINER_MODEL, else `first_model()`."""
+    return _SESSION.get("model") or os.environ.get("EXPLAINER_MODEL") or first_model()
 
 
 def model_key(pipe: object) -> str:

@@ -1,6 +1,6 @@
 """The classroom's shared worker: one process holds each model once and makes every student's runs.
 
-    worker = Worker(default_model="shapes-sd").start()      # loads the menu's models once, before any student
+    worker = Worker(default_model="scenes-sd").start()      # loads the menu's models once, before any student
     server = serve(worker, port=0)                          # http://127.0.0.1:<port>/ (loopback only)
 
 Each student's page (a thin Voila kernel: `widgets.worker_page`, no torch, no model) sends its run here as JSON and

@@ -62,7 +62,7 @@ def test_the_served_page_offers_a_control_map_and_it_works(monkeypatch, shipped_
 
     if not (CONTROLNETS["edges"] / "config.json").exists():
         pytest.skip("the shipped edges ControlNet is not there yet")
-    monkeypatch.delenv("EXPLAINER_MODEL", raising=False)
+    monkeypatch.setenv("EXPLAINER_MODEL", "shapes-sd")  # `python -m explainer.classroom --model shapes-sd`
     from explainer import models
 
     monkeypatch.delenv("EXPLAINER_WORKER", raising=False)  # this test builds the page in-process
@@ -194,3 +194,27 @@ def test_a_closed_tab_stalls_no_one(worker):
                   + str(len(body)).encode() + b"\r\n\r\n" + body)
     view = _run(url, prompt=PROMPTS[2], seed=6)
     assert view.image_rgb().shape == (32, 32, 3) and w.status()["queue"] == 0
+
+
+def test_the_page_opens_on_the_fox_and_the_menu_keeps_the_shapes(monkeypatch):
+    """What a user sees first: with no --model the page opens on scenes-sd with the article's prompt; choosing
+    shapes-sd in the menu puts the shapes prompt in (a prompt the student typed is kept)."""
+    from explainer import models
+
+    if "scenes-sd" not in models.available_models():
+        pytest.skip("scenes-sd is not in this install")
+    monkeypatch.delenv("EXPLAINER_MODEL", raising=False)
+    monkeypatch.delenv("EXPLAINER_WORKER", raising=False)
+    monkeypatch.setattr(models, "_SESSION", {})
+    pg = _served_page()
+    assert pg.model.value == "scenes-sd" and pg.prompt.value == "a red fox sitting in autumn leaves"
+    assert {"shapes-sd", "scenes-sd"} <= {v for _, v in pg.model.options}
+    assert not models.is_shapes_model(pg.pipe) and pg.control_panel.layout.display == "none"
+    pg.steps.value = 3
+    pg.run()
+    assert pg.message.value == "" and pg.trace.image.size == (64, 64)
+    pg.model.value = "shapes-sd"
+    assert pg.prompt.value == "a red circle left of a blue square" and models.is_shapes_model(pg.pipe), pg.message.value
+    pg.prompt.value = "a blue square"
+    pg.model.value = "scenes-sd"
+    assert pg.prompt.value == "a blue square"  # typed by the student: kept

@@ -125,10 +125,12 @@ class GridExplorer(W.VBox):
             self.generate.disabled = False
 
 
-def grid_explorer(pipe: Any = None, prompt: str = "a red circle left of a blue square") -> GridExplorer:
-    """Choose two axes (seed, CFG, steps, sampler, negative prompt) and their values; see the labelled grid."""
-    if pipe is None:
-        from ..models import load_model, session_model
+def grid_explorer(pipe: Any = None, prompt: str | None = None) -> GridExplorer:
+    """Choose two axes (seed, CFG, steps, sampler, negative prompt) and their values; see the labelled grid. The
+    prompt defaults to the model's own first prompt (the fox on scenes-sd, the shapes prompt elsewhere)."""
+    from ..models import load_model, model_key, session_model
+    from ..shipped import first_prompt
 
+    if pipe is None:
         pipe = load_model(session_model())
-    return GridExplorer(pipe, prompt)
+    return GridExplorer(pipe, first_prompt(model_key(pipe)) if prompt is None else prompt)

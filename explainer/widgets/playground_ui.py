@@ -14,6 +14,7 @@ from typing import Any
 import ipywidgets as W
 import numpy as np
 
+from ..shipped import first_prompt
 from .parts import (
     _add_notes,
     _attention_rgb,
@@ -115,7 +116,7 @@ class Playground(W.VBox):
     On the shipped shapes model a control menu adds a ControlNet: a map (edges or segmentation) of a scene drawn from
     a seed, or of the last image as the judge reads it, sets where things go; the prompt still says what."""
 
-    def __init__(self, pipe: Any = None, prompt: str = "a red circle left of a blue square",
+    def __init__(self, pipe: Any = None, prompt: str | None = None,
                  negative_prompt: str = "", seed: int = 0, cfg: float = 7.5, steps: int = 25,
                  scheduler: str | None = None, control: str | None = None, control_scale: float = 1.0,
                  control_seed: int = CONTROL_SCENE_SEED, backend: Any = None):
@@ -129,6 +130,8 @@ class Playground(W.VBox):
                                 description="model", layout=W.Layout(width="420px"))
         self.model.add_class("explainer-model")
         lay = W.Layout(width="420px")
+        if prompt is None:  # the model's own first prompt: the article's fox on scenes-sd
+            prompt = first_prompt(self.backend.key)
         self.prompt = W.Text(value=prompt, description="prompt", placeholder="describe a picture", layout=lay)
         self.negative = W.Text(value=negative_prompt, description="negative", placeholder="(optional) what to avoid",
                                layout=lay)
@@ -317,7 +320,10 @@ class Playground(W.VBox):
         try:
             with _reporting(self.message):
                 self.status.value = f"loading {key}\u2026"
+                before = self.backend.key
                 text = self.backend.switch(key)
+                if self.prompt.value == first_prompt(before):  # the other world's opening prompt, not one typed
+                    self.prompt.value = first_prompt(key)
                 self.sampler.options = self.backend.samplers()
                 self.sampler.value = None
                 self.view = None
@@ -333,7 +339,7 @@ class Playground(W.VBox):
         prompt = self.prompt.value
         if not prompt.strip():
             raise ValueError("prompt is empty: type what the picture should show, e.g. "
-                             "\u201ca red circle left of a blue square\u201d")
+                             f"\u201c{first_prompt(self.backend.key)}\u201d")
         args = dict(prompt=prompt, negative_prompt=self.negative.value.strip() or None,
                     seed=check_seed(self.seed.value), cfg=check_cfg(self.cfg.value, "CFG"),
                     steps=check_steps(self.steps.value, "steps", maximum=200), scheduler=self.sampler.value)
