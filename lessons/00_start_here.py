@@ -9,10 +9,16 @@
 # %% [markdown]
 # # Start here: how a text-to-image model works, opened up
 #
-# These lessons take a real text-to-image diffusion pipeline apart while it runs. The model is small — it draws
-# 32×32 pictures of coloured shapes — but it has every part Stable Diffusion has: a tokenizer, a CLIP text encoder,
-# a U-Net with cross-attention, a VAE and a scheduler. It runs on a laptop CPU in about a second, so every claim in
-# these lessons is an experiment you run yourself.
+# These lessons take a real text-to-image diffusion pipeline apart while it runs. The models are small, trained by
+# this project on procedural worlds it generates itself, yet they have every part Stable Diffusion has: a tokenizer,
+# a CLIP text encoder, a U-Net with cross-attention, a VAE and a scheduler. They run on a laptop CPU, so every claim
+# in these lessons is an experiment you run yourself.
+#
+# - **scenes-sd** draws 64×64 pictures of scenes composed from 3D emoji — foxes, cats, owls, trees, houses, the sun
+#   and the moon — on grounds such as autumn leaves, grass or snow, at dawn, day, dusk or night. You meet it first,
+#   below, and in the playground.
+# - **shapes-sd** draws 32×32 pictures of coloured shapes. The lessons use it: its world is simple enough that a
+#   judge can check every picture exactly, so each lesson can count how often a claim holds.
 #
 # Work through them in order; each takes a few minutes to read and under a minute and a half to run. Each lesson ends
 # with a **verdict table** computed from its own numbers: every claim, whether our model agrees, does not, or whether
@@ -54,26 +60,46 @@
 
 # %% [markdown]
 # ## Check that everything works
-# The next cell loads the shipped model and draws one picture. It should take a few seconds.
+# The next cell loads scenes-sd and draws one picture of a prompt in its vocabulary. It should take a few seconds.
 
 # %%
 import torch
 
 import explainer as ex
 
-pipe = ex.load_pipeline()
-image = pipe("a large red circle on the left", num_inference_steps=25,
+pipe = ex.load_pipeline("scenes-sd")
+image = pipe("a red fox sitting in autumn leaves", num_inference_steps=20,
              generator=torch.Generator().manual_seed(0)).images[0]
-image.resize((128, 128), 0)
+image.resize((256, 256), 0)
+
+# %% [markdown]
+# The same run, traced: `ex.trace` records every step and gives back the very same picture, pixel for pixel. Here is
+# where the words "fox" and "leaves" looked while the picture was drawn (averaged over the steps).
+
+# %%
+import numpy as np  # noqa: E402
+
+tr = ex.trace(pipe, "a red fox sitting in autumn leaves", seed=0, steps=20)
+print("traced picture identical to the plain one:", np.array_equal(np.asarray(tr.image), np.asarray(image)))
+ex.plots.plot_attention(tr, tokens=["fox", "leaves"])
+
+# %% [markdown]
+# The lessons run on shapes-sd (`ex.load_pipeline()` with no argument). The next cell draws one of its pictures and
+# asks the shapes judge whether it shows what the prompt says.
 
 # %%
 from explainer.judge import judge_against  # noqa: E402
 
-print("the judge reads the picture as asked:", judge_against(image, "a large red circle on the left"))
+shapes = ex.load_pipeline()
+circle = shapes("a large red circle on the left", num_inference_steps=25,
+                generator=torch.Generator().manual_seed(0)).images[0]
+print("the judge reads the picture as asked:", judge_against(circle, "a large red circle on the left"))
+circle.resize((128, 128), 0)
 
 # %% [markdown]
-# If you see a red circle on the left (the judge's `all` is True), you are ready: open
-# [lesson 1](01_whole_machine.ipynb).
+# If both pictures appear (the judge's `all` is True when it sees a red circle on the left), you are ready: open
+# [lesson 1](01_whole_machine.ipynb), or try your own prompts in the playground
+# (`ex.widgets.playground()`, [lesson 13](13_playground.ipynb)).
 
 # %% [markdown]
 # ## Use your own model

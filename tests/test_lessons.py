@@ -95,6 +95,10 @@ def _progress_bars(nb) -> list[str]:
 def test_lesson_runs_headless(nb_path: Path, monkeypatch, tmp_path):
     from nbclient import NotebookClient
 
+    from explainer.models import available_models
+
+    if nb_path.stem == "00_start_here" and "scenes-sd" not in available_models():
+        pytest.skip("scenes-sd is not in this install (00_start_here opens on it)")
     nb = nbformat.read(nb_path, as_version=4)
     # The kernel draws figures as a learner's JupyterLab does (inline PNGs), so the test can see every figure.
     monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
