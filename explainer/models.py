@@ -93,10 +93,11 @@ def load_pipeline(path_or_id: str | os.PathLike | None = None, device: str = "cp
             raise FileNotFoundError(f"the shipped model is missing from {SHIPPED_MODEL}; reinstall the package "
                                     "or retrain it with `python -m explainer.train`")
     if isinstance(path_or_id, str) and path_or_id in SHIPPED_MODELS:
-        path_or_id = SHIPPED_MODELS[path_or_id]
+        name, path_or_id = path_or_id, SHIPPED_MODELS[path_or_id]
         if not (path_or_id / "model_index.json").exists():
-            raise FileNotFoundError(f"the shipped model is missing from {path_or_id}; reinstall the package or "
-                                    "retrain it with `python -m explainer.train` (--stage dit for shapes-dit)")
+            how = {"scenes-sd": "--world scenes --stage all", "shapes-dit": "--stage dit"}.get(name, "--stage all")
+            raise FileNotFoundError(f"{name} is not in this install ({path_or_id} holds no model_index.json); "
+                                    f"reinstall the package or train it with `python -m explainer.train {how}`")
     if not isinstance(path_or_id, (str, os.PathLike)) or str(path_or_id).strip() == "":
         raise ValueError(f"path_or_id must be None, a folder path or a hub id string, got {path_or_id!r}")
     local = Path(path_or_id).expanduser()

@@ -148,3 +148,5 @@ def test_without_scenes_sd_the_playground_opens_on_the_shapes_model(monkeypatch,
     pg = wd.playground(steps=2)
     assert pg.model.value == "shapes-sd" and pg.prompt.value == SHAPES_PROMPT
     assert "scenes-sd" not in {v for _, v in pg.model.options}
+    with pytest.raises(FileNotFoundError, match=r"scenes-sd is not in this install .* --world scenes --stage all"):
+        ex.load_pipeline("scenes-sd")
