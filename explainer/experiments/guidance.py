@@ -141,8 +141,10 @@ def _footprint(image: Any, size: tuple[int, int]) -> np.ndarray:
     return mask.reshape(h, fh, w, fw).mean(axis=(1, 3))
 
 
-def check_formula(tr: Any) -> FormulaCheck:
-    """Recombine the trace's two U-Net predictions by hand and compare with what the sampler was given."""
+def check_formula(tr: Any, footprint: np.ndarray | None = None) -> FormulaCheck:
+    """Recombine the trace's two U-Net predictions by hand and compare with what the sampler was given.
+    `footprint`: where the things are, an (h, w) map in [0, 1] at latent resolution (None: the shapes judge's object
+    pixels, for the shapes model; `scenes_cfg.footprint` for the scenes model)."""
     _check_cfg_trace(tr, min_steps=2)
     cfg = float(tr.settings["cfg"])
     err, big, dn, un, maps = 0.0, 0.0, [], [], []
@@ -158,7 +160,9 @@ def check_formula(tr: Any) -> FormulaCheck:
         raise ValueError("tr: the conditional and unconditional predictions are identical at every step (an empty "
                          "prompt is the unconditional prompt): there is no guidance to measure")
     total = np.sum(maps, axis=0)
-    fp = _footprint(tr.image, total.shape)
+    fp = _footprint(tr.image, total.shape) if footprint is None else np.asarray(footprint, dtype=np.float64)
+    if fp.shape != total.shape:
+        raise ValueError(f"footprint must have the latent's shape {total.shape}, got {fp.shape}")
     half = len(dn) // 2
     eff = [d * (sig[i] - sig[i + 1]) for i, d in enumerate(dn)]
     return FormulaCheck(cfg, len(dn), err, big, dn, un, int(np.argmax(dn)), float(sum(dn[:half]) / sum(dn)),

@@ -12,11 +12,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from .. import verdicts as vd
 from ..arrays import mask_iou
 from ..generation import seed_generator
 from ..judge import judge
 from ..shapes import BACKGROUNDS
-from ..sweeps import generate, slerp
+from ..sweeps import _latent_shape, generate, slerp
 from .guidance import generate_many
 
 
@@ -31,13 +32,15 @@ class Reproducibility:
 
 def reproducibility(pipe: Any, prompt: str = "a red circle left of a blue square", seed: int = 0,
                     other_seed: int = 1, steps: int = 25, cfg: float = 7.5) -> tuple[Reproducibility, list[Any]]:
-    """Run the same settings twice (two independent pipeline calls) and once with another seed."""
+    """Run the same settings twice (two independent pipeline calls) and once with another seed; the starting noise
+    (the pipeline's own latent shape) drawn twice from the seed."""
     a = generate(pipe, prompt, seed=seed, steps=steps, cfg=cfg)
     b = generate(pipe, prompt, seed=seed, steps=steps, cfg=cfg)
     c = generate(pipe, prompt, seed=other_seed, steps=steps, cfg=cfg)
     xa, xb, xc = (np.asarray(i, dtype=np.int16) for i in (a, b, c))
-    n1 = torch.randn((1, 4, 8, 8), generator=seed_generator(seed))
-    n2 = torch.randn((1, 4, 8, 8), generator=seed_generator(seed))
+    shape = _latent_shape(pipe, None, None)
+    n1 = torch.randn(shape, generator=seed_generator(seed))
+    n2 = torch.randn(shape, generator=seed_generator(seed))
     return Reproducibility(a.tobytes() == b.tobytes(), int(np.abs(xa - xb).max()), a.tobytes() != c.tobytes(),
                            float(np.abs(xa - xc).mean()), bool(torch.equal(n1, n2))), [a, b, c]
 
@@ -94,8 +97,11 @@ def layout_study(pipe: Any, prompts: Sequence[str] = ("a large red circle", "a l
                   float(np.mean(other["pos"])), grid, time.perf_counter() - t0, same["iou"], other["iou"])
 
 
-def noise_norms(seed_a: int = 0, seed_b: int = 1, shape: tuple[int, ...] = (1, 4, 8, 8)) -> dict[str, float]:
-    """Why slerp: the norm of two seeds' noise, of their straight-line midpoint and of their slerp midpoint."""
+def noise_norms(seed_a: int = 0, seed_b: int = 1, shape: tuple[int, ...] = (1, 4, 8, 8), pipe: Any = None
+                ) -> dict[str, float]:
+    """Why slerp: the norm of two seeds' noise, of their straight-line midpoint and of their slerp midpoint (noise
+    of `shape`, or of the pipeline's own latent shape when `pipe` is given)."""
+    shape = _latent_shape(pipe, None, None) if pipe is not None else shape
     a = torch.randn(shape, generator=seed_generator(seed_a))
     b = torch.randn(shape, generator=seed_generator(seed_b))
     return {"seed_a": float(a.norm()), "seed_b": float(b.norm()), "lerp_midpoint": float((0.5 * a + 0.5 * b).norm()),
@@ -112,3 +118,21 @@ def layout_flip_seed(pipe: Any, prompt_a: str, prompt_b: str, seeds: Sequence[in
         if ja.objects and jb.objects and ja.objects[0].position != jb.objects[0].position:
             return s
     return None
+
+
+def bits_verdicts(rep: Reproducibility) -> list[vd.Verdict]:
+    """Same seed and settings give the same bits; another seed gives another picture (exact facts, two runs)."""
+    return [vd.exact("same seed and settings give the same bits", rep.identical and rep.max_pixel_difference == 0,
+                     f"largest pixel difference {rep.max_pixel_difference}", "two runs"),
+            vd.exact("another seed gives another picture", rep.other_seed_differs,
+                     f"mean difference {rep.other_seed_mean_difference:.1f} of 255", "two runs")]
+
+
+def slerp_verdict(norms: dict[str, float]) -> vd.Verdict:
+    """Slerp's midpoint keeps the noise's size (within 5 %), a straight mix shrinks it (below 0.8x): `noise_norms`."""
+    mid = (norms["seed_a"] + norms["seed_b"]) / 2
+    return vd.exact("slerp keeps the noise's size; a straight mix shrinks it",
+                    abs(norms["slerp_midpoint"] - mid) < 0.05 * norms["seed_a"]
+                    and norms["lerp_midpoint"] < 0.8 * min(norms["seed_a"], norms["seed_b"]),
+                    f"norms: seeds {norms['seed_a']:.1f} / {norms['seed_b']:.1f}, slerp midpoint "
+                    f"{norms['slerp_midpoint']:.1f}, lerp midpoint {norms['lerp_midpoint']:.1f}", "one pair")

@@ -165,31 +165,6 @@ def lesson8(what: Any, effect: Any) -> list[vd.Verdict]:
                        note="agrees if the drop is surely under 10 points")]
 
 
-def lesson10(rep: Any, layout: Any, norms: dict[str, float]) -> list[vd.Verdict]:
-    """Same seed, same bits; the seed keeps layout only weakly; slerp keeps the noise size."""
-    out = [vd.exact("same seed and settings give the same bits", rep.identical and rep.max_pixel_difference == 0,
-                    f"largest pixel difference {rep.max_pixel_difference}", "two runs"),
-           vd.exact("another seed gives another picture", rep.other_seed_differs,
-                    f"mean difference {rep.other_seed_mean_difference:.1f} of 255", "two runs")]
-    if layout.same_ious and layout.other_ious:
-        same, other = layout_by_seed(layout)
-        unit = "seeds (paired: each seed's same-seed pairs vs its pairs with other seeds)"
-        out.append(vd.compare("the same seed keeps the layout across prompts (foreground overlap, IoU)", same, other,
-                              labels=("same seed", "other seeds"), digits=2, unit=unit,
-                              note=f"{len(layout.same_ious)} same-seed and {len(layout.other_ious)} other-seed image "
-                                   "pairs, averaged per seed: the seed is the unit drawn"))
-        out.append(vd.compare("... but only weakly: the same seed adds less than 0.15 IoU", same, other,
-                              labels=("same seed", "other seeds"), digits=2, claim_above=False, margin=0.15,
-                              unit=unit))
-    mid = (norms["seed_a"] + norms["seed_b"]) / 2
-    out.append(vd.exact("slerp keeps the noise's size; a straight mix shrinks it",
-                        abs(norms["slerp_midpoint"] - mid) < 0.05 * norms["seed_a"]
-                        and norms["lerp_midpoint"] < 0.8 * min(norms["seed_a"], norms["seed_b"]),
-                        f"norms: seeds {norms['seed_a']:.1f} / {norms['seed_b']:.1f}, slerp midpoint "
-                        f"{norms['slerp_midpoint']:.1f}, lerp midpoint {norms['lerp_midpoint']:.1f}", "one pair"))
-    return out
-
-
 def layout_by_seed(layout: Any) -> tuple[list[float], list[float]]:
     """Per seed: the mean IoU of its same-seed pairs (across prompts) and of its pairs with every other seed, in the
     order `layout_study` builds them (prompt pairs, then seed i x seed j)."""

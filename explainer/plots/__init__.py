@@ -44,6 +44,8 @@ from .noise import plot_forward_process, plot_noise_schedules
 from .pipeline import plot_machine, plot_pipeline, plot_unet_anatomy
 from .sweeps import (
     plot_cfg_examples,
+    plot_cfg_model_examples,
+    plot_cfg_models,
     plot_cfg_sweep,
     plot_cost,
     plot_layout,
@@ -52,6 +54,7 @@ from .sweeps import (
     plot_off_size,
     plot_sampler_examples,
     plot_sampler_study,
+    plot_scene_layout,
 )
 from .text import (
                     plot_clip_similarity,
@@ -72,7 +75,8 @@ __all__ = [
     "plot_gan_grid", "plot_interpolations", "plot_mode_coverage", "plot_stability",
     "plot_control_maps", "plot_training_curve", "plot_scale_sweep", "plot_conflict", "plot_residual_norms",
     "plot_residual_maps",
-    "plot_grid", "plot_interpolation", "plot_machine", "plot_cfg_sweep", "plot_cfg_examples", "plot_negative_effect",
+    "plot_grid", "plot_interpolation", "plot_machine", "plot_cfg_sweep", "plot_cfg_examples", "plot_cfg_models",
+    "plot_cfg_model_examples", "plot_scene_layout", "plot_negative_effect",
     "plot_negative_examples", "plot_sampler_study", "plot_sampler_examples", "plot_layout", "plot_cost",
     "plot_off_size", "plot_same_prompt", "plot_both_ways",
     # colour maps and the default prompt

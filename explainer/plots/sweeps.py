@@ -19,6 +19,8 @@ if TYPE_CHECKING:  # type hints only: the views never import the experiments at 
     from ..experiments.negative import NegativeEffect
     from ..experiments.resolution import Cost, OffSize
     from ..experiments.samplers import SamplerStudy
+    from ..experiments.scenes_cfg import ModelSweep
+    from ..experiments.scenes_seeds import SceneLayout
     from ..experiments.seeds import Layout
 
 
@@ -64,6 +66,49 @@ def plot_cfg_sweep(sweep: CfgSweep) -> Figure:
     fig.suptitle(f"CFG sweep: {len(set(sweep.prompts))} two-object prompts x {len(set(sweep.seeds))} seeds, "
                  f"{sweep.steps} steps, DPM++ 2M", fontsize=11)
     return fig
+
+
+MODEL_STYLE = (("o-", "#2166ac"), ("s--", "#b2182b"), ("d:", "#1b7837"))
+
+
+def plot_cfg_models(sweeps: Sequence[ModelSweep]) -> Figure:
+    """Each model's sweep against the CFG scale, one panel per measure, every axis from 0 (a truncated axis makes a
+    small change look big): whole prompt right, saturation, clipped values, each mean with its 95 % interval over
+    prompts (a bar only where there are 8 prompts or more)."""
+    fig = Figure(figsize=(10.8, 3.9), layout="constrained")
+    axes = fig.subplots(1, 3)
+    panels = (("all", "whole prompt read right (share of images)", "prompt adherence, judged"),
+              ("saturation", "mean HSV saturation (0 grey .. 1 pure colour)", "saturation"),
+              ("clipped", "share of channel values at 0 or 255", "clipped colour values"))
+    for (key, ylabel, title), ax in zip(panels, axes, strict=True):
+        top = 0.0
+        for ms, (marker, colour) in zip(sweeps, MODEL_STYLE, strict=False):
+            ivs = [ms.interval(key, s) for s in ms.scales]
+            est = np.array([iv.estimate for iv in ivs])
+            err = np.array([[0.0 if iv.too_few else iv.estimate - iv.low for iv in ivs],
+                            [0.0 if iv.too_few else iv.high - iv.estimate for iv in ivs]])
+            ax.errorbar(ms.scales, est, yerr=err, fmt=marker, color=colour, capsize=3,
+                        label=f"{ms.model} ({ms.units} prompts, {ms.steps} steps)")
+            top = max(top, float((est + err[1]).max()))
+        ax.set_ylim(0, 1.02 if key == "all" else max(1e-6, 1.1 * top))
+        ax.set_xlabel("CFG scale")
+        ax.set_ylabel(ylabel, fontsize=8)
+        ax.set_title(title, fontsize=10)
+        ax.grid(alpha=0.3)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=len(sweeps), fontsize=8)
+    fig.suptitle("CFG sweep per model: the same prompts and seeds at every scale (bars: 95 % intervals over prompts; "
+                 "every axis from 0)", fontsize=10)
+    return fig
+
+
+def plot_cfg_model_examples(ms: ModelSweep, n_rows: int = 3) -> Figure:
+    """The first `n_rows` prompts of one model's sweep at every scale (rows: prompt and seed; columns: scale)."""
+    n_rows = min(n_rows, len(ms.prompts))
+    rows = [[ms.images[s][i] for s in ms.scales] for i in range(n_rows)]
+    labels = [f"{ms.prompts[i]} (seed {ms.seeds[i]})" for i in range(n_rows)]
+    return plot_images(rows, f"{ms.model}: the same prompts and seeds at {len(ms.scales)} CFG scales "
+                             f"({ms.steps} steps)", labels, [f"CFG {s:g}" for s in ms.scales], cell=1.3)
 
 
 # --------------------------------------------------------------------------------------------- lesson 8, negatives
@@ -137,6 +182,22 @@ def plot_layout(layout: Layout) -> Figure:
     return plot_images(layout.images,
                        "Columns share a seed, rows share a prompt: does the seed decide where things go?",
                        layout.prompts, [f"seed {s}" for s in layout.seeds], cell=1.3)
+
+
+def plot_scene_layout(study: SceneLayout) -> Figure:
+    """The scenes layout study: rows share a prompt, columns share a seed; a cross marks where the judge reads the
+    subject's centre (no cross: the judge did not find it)."""
+    fig = plot_images([list(row) for row in study.images],
+                      f"{study.model}: columns share a seed, rows share a prompt ({study.steps} steps, CFG "
+                      f"{study.cfg:g}); + = the subject's centre as the judge reads it",
+                      study.prompts, [f"seed {s}" for s in study.seeds], cell=1.0)
+    axes = [ax for ax in fig.axes if ax.images]
+    for k, ax in enumerate(axes):
+        c = study.centres[k // len(study.seeds)][k % len(study.seeds)]
+        if c is not None:
+            ax.plot([c[0]], [c[1]], "+", color="white", markersize=9, markeredgewidth=2)
+            ax.plot([c[0]], [c[1]], "+", color="black", markersize=7, markeredgewidth=1)
+    return fig
 
 
 # --------------------------------------------------------------------------------------------- lesson 11, resolution
