@@ -34,16 +34,21 @@ CLAIMS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("Each word's cross-attention lands on the object it names", "06", ("each noun's", "each colour word's")),
     ("Self-attention lets every position look at every other, and looks far", "06",
      ("self-attention reaches further",)),
-    ("More guidance (CFG) means more faithful pictures", "07",
-     ("a middle scale is the sweet spot", "more guidance draws the relation")),
-    ("High CFG over-saturates the picture", "07", ("high CFG over-saturates", "high CFG clips")),
+    ("Low guidance (CFG 1) skips parts of the prompt; a middle scale (7.5) is the sweet spot", "07",
+     ("scenes-sd: low CFG skips", "scenes-sd: CFG 7.5 draws", "shapes-sd: low CFG skips", "shapes-sd: CFG 7.5 draws")),
+    ("High CFG over-saturates the picture", "07",
+     ("scenes-sd: high CFG over-saturates", "scenes-sd: high CFG clips", "shapes-sd: high CFG over-saturates")),
     ("A negative prompt is just the unconditional branch with other words", "08",
      ("the negative prompt is encoded", "\u201c")),
     ("More steps always give a better picture", "09", ("diminishing returns", "20 -> 40 steps is a visible gain")),
     ("Second-order samplers (Heun) are worth their extra network calls", "09", ("Heun wins per U-Net evaluation",)),
     ("DPM++ 2M is the best sampler at few steps", "09", ("the popular default",)),
     ("The same seed with the same settings gives the same picture", "10", ("same seed and settings",)),
-    ("A seed fixes the layout, whatever the prompt", "10", ("the same seed keeps the layout",)),
+    ("A seed fixes the layout, whatever the prompt", "10",
+     ("scenes-sd: the same seed keeps the layout", "scenes-sd: the same seed keeps the picture",
+      "shapes-sd: the same seed keeps the layout")),
+    ("Keeping the seed keeps the lighting, whatever the prompt", "10",
+     ("scenes-sd: the same seed keeps the lighting",)),
     ("A model draws best at the size it was trained at", "11", ("at 64x64",)),
     ("Cost grows with the image size", "11", ("cost grows with resolution",)),
     ("Transformer denoisers (DiT) improve long-range coherence and prompt adherence over the U-Net", "12",
@@ -71,12 +76,13 @@ LESSONS: tuple[tuple[str, str, str], ...] = (
      "held-out colour × shape pairs"),
     ("06", "Inside the U-Net: attention", "the U shape, cross-attention per word, self-attention against a uniform "
      "map, text taken away, a wrong timestep; attention explorer"),
-    ("07", "Classifier-free guidance", "the formula on recorded tensors, where and when the prompt pushes, a CFG sweep "
-     "judged image by image; CFG explorer"),
+    ("07", "Classifier-free guidance", "scenes-sd, beside shapes-sd: the formula on recorded tensors, the "
+     "over-shooting guided x0, where and when the prompt pushes, a CFG sweep of unseen prompts judged image by image"),
     ("08", "Negative prompts", "the negative prompt in the unconditional branch, its push over many seeds"),
     ("09", "Samplers and steps", "Euler, DPM++ 2M, DDIM, Heun, LCM against a reference, per step and per U-Net call; "
      "samplers × steps explorer"),
-    ("10", "Seeds and reproducibility", "same seed same bits, layout across prompts per seed, slerp"),
+    ("10", "Seeds and reproducibility", "scenes-sd, beside shapes-sd: same seed same bits; subject centre, coarse "
+     "layout and lighting across prompts per seed; slerp"),
     ("11", "Resolution, aspect ratio and memory", "time and memory per size, sizes the model never saw"),
     ("12", "Model families", "our own DiT (`shapes-dit`) beside the U-Net: parameters, patches as tokens, joint "
      "attention both ways, traced; the claim judged on 500 prompts"),
