@@ -46,16 +46,20 @@
 # - **x_t**: the noisy latent at timestep t. The sampler walks t (and σ) down from their largest value to 0 in N steps;
 #   the filmstrip headers below show both for each step.
 #
-# Our model is small — it draws 32×32 pictures of coloured shapes — but every part is the same class that Stable
-# Diffusion uses, so everything here carries over.
+# **The model, and why this one.** This lesson runs `scenes-sd`, our small model of the *scenes world*: 64×64 pictures
+# of real things (foxes, trees, houses, boats) on textured grounds under the light of dawn, day, dusk or night, so the
+# article's own prompt, *"a red fox sitting in autumn leaves"*, is one it knows. Every part of it is the class Stable
+# Diffusion 1.x uses (a CLIP text encoder, a U-Net, a VAE and the DPM++ 2M scheduler; only its tokenizer knows whole
+# words instead of word pieces), only smaller, so everything here carries over to the big model — and it runs in
+# about a second on a laptop CPU.
 
 # %%
 import explainer as ex
 from explainer import plots
 from explainer.experiments import pipeline_tour
 
-pipe = ex.load_pipeline()
-PROMPT, SEED = "a large red circle on the left", 0
+pipe = ex.load_pipeline("scenes-sd")
+PROMPT, SEED = "a red fox sitting in autumn leaves", 0
 
 # %% [markdown]
 # ## The machine at a glance
@@ -72,18 +76,27 @@ plots.plot_pipeline(pipe, PROMPT)
 # hand-made run below).
 
 # %%
+params = {}
 for name, part in pipe.components.items():
     if part is None:  # optional parts this pipeline does not use (e.g. a safety checker)
         continue
-    print(f"{name:<16} {type(part).__name__:<32} {plots.count_params(part):>10,} parameters")
+    params[name] = plots.count_params(part)
+    print(f"{name:<16} {type(part).__name__:<32} {params[name]:>10,} parameters")
+
+# %%
+from explainer.experiments import summaries  # noqa: E402
+
+big = sorted(params, key=params.get, reverse=True)
+summaries.say(f"The {big[0]} holds {params[big[0]] / sum(params.values()):.0%} of the learned numbers, the {big[1]} "
+              f"{params[big[1]] / sum(params.values()):.0%}, the {big[2]} {params[big[2]] / sum(params.values()):.0%}. "
+              "The tokenizer is a lookup table and the scheduler is a formula: neither learns anything.")
 
 # %% [markdown]
-# Most of the learned numbers sit in the U-Net and the VAE. The tokenizer is a lookup table and the scheduler is a
-# formula: neither learns anything.
-#
 # ## The loop, written out
-# Here is the whole of what `pipe(prompt)` does, with the pipeline's own parts. The denoising loop is the six lines
-# marked 1–6; everything before it prepares its inputs, everything after turns its output into a picture.
+# Here is the whole of what `pipe(prompt)` does, with the pipeline's own parts — nothing hidden, nothing imported from
+# our package. The denoising loop is the lines marked 1–5 and the decoding line 6; everything before them prepares
+# their inputs. The last lines run `pipe(...)` itself with the same seed and settings and compare the two pictures
+# pixel by pixel.
 
 # %%
 import numpy as np  # noqa: E402
@@ -113,13 +126,13 @@ with torch.no_grad():
 mine = pipe.image_processor.postprocess(pixels, output_type="pil")[0]
 theirs = pipe(PROMPT, num_inference_steps=STEPS, guidance_scale=CFG,
               generator=torch.Generator().manual_seed(SEED)).images[0]
-print("largest pixel difference between this loop and pipe(...):",
-      int(np.abs(np.asarray(mine, dtype=int) - np.asarray(theirs, dtype=int)).max()), "of 255")
+loop_difference = int(np.abs(np.asarray(mine, dtype=int) - np.asarray(theirs, dtype=int)).max())
+print("largest pixel difference between this loop and pipe(...):", loop_difference, "of 255")
 
 # %% [markdown]
 # ## Running it by hand, part by part
-# `run_by_hand` (in `explainer/experiments/pipeline_tour.py`) runs the same lines and also times each part and records
-# the shape of what it hands on.
+# `run_by_hand` (in `explainer/experiments/pipeline_tour.py`) is the same lines as the cell above — the same calls in
+# the same order — with a stopwatch and a note of the shape each part hands on. Its table:
 
 # %%
 tour = pipeline_tour.run_by_hand(pipe, PROMPT, seed=SEED, steps=STEPS, cfg=CFG)
@@ -130,33 +143,46 @@ print(tour.table())
 plots.plot_machine(tour, pipe)
 
 # %% [markdown]
-# Read the shapes from top to bottom:
-# - the prompt became a row of token ids, padded to the text encoder's fixed length;
-# - each token became a vector: the embeddings are *tokens × dimensions*;
-# - the noise has the latent's shape, *channels × height × width*, 4 times smaller per side than the picture;
-# - the U-Net's output has exactly the latent's shape — it is a prediction of the noise in it;
-# - only at the very end does the VAE turn the latent into a 3-channel picture.
+# Read the shapes from top to bottom (the sentences below are filled in from the table's own numbers):
+
+# %%
+shape = {s["stage"].split(" (")[0]: s["shape"] for s in tour.stages}
+ids, emb, noise, img = shape["token ids"], shape["text embeddings"], shape["noise latents"], shape["VAE decode"]
+n_latent, n_pixels = noise[1] * noise[2] * noise[3], img[1] * img[2] * img[3]
+summaries.say(
+    f"- the prompt became a row of {ids[1]} token ids: {len(tour.tokens)} real ones, padded to the text encoder's "
+    f"fixed length;\n- each token became a vector: the embeddings are *{emb[1]} tokens × {emb[2]} dimensions*;\n"
+    f"- the noise has the latent's shape, *{noise[1]} channels × {noise[2]} × {noise[3]}*, {img[2] // noise[2]} times "
+    f"smaller per side than the {img[2]}×{img[3]} picture: {n_latent} numbers instead of {n_pixels}, "
+    f"{n_pixels / n_latent:.0f}× fewer (lesson 3);\n- the U-Net's output has exactly the latent's shape — it is a "
+    f"prediction of the noise in it;\n- only at the very end does the VAE turn the latent into a {img[1]}-channel "
+    "picture.")
 
 # %%
 print(f"starting latents: standard deviation {tour.noise_std:.2f} (pure Gaussian noise has 1)")
-print(f"U-Net calls: {tour.unet_calls} (25 steps x 2 for CFG)")
-print(f"largest pixel difference between our hand-made image and pipe(...): {tour.max_pixel_difference} of 255")
+print(f"U-Net calls: {tour.unet_calls} ({tour.steps} steps x 2 for CFG)")
+print(f"largest pixel difference between run_by_hand's image and pipe(...): {tour.max_pixel_difference} of 255")
 
 # %%
 from PIL import Image  # noqa: E402
 
-side_by_side = Image.new("RGB", (2 * 32, 32))
-side_by_side.paste(tour.image, (0, 0))
-side_by_side.paste(tour.pipeline_image, (32, 0))
-side_by_side.resize((256, 128), Image.Resampling.NEAREST)
+w, h = mine.size
+side_by_side = Image.new("RGB", (2 * w, h))
+side_by_side.paste(mine, (0, 0))
+side_by_side.paste(theirs, (w, 0))
+side_by_side.resize((4 * 2 * w, 4 * h), Image.Resampling.NEAREST)
+
+# %%
+summaries.say(f"Left: the loop written out above. Right: `pipe(...)` — \u201c{PROMPT}\u201d, seed {SEED}, {STEPS} "
+              f"steps, CFG {CFG}. Their largest pixel difference is {loop_difference} of 255: "
+              + ("they are the same picture, bit for bit — the whole machine is the handful of lines in that cell."
+                 if loop_difference == 0 else "they differ, so something in the loop above is not what the pipeline "
+                 "does."))
 
 # %% [markdown]
-# Left: our loop. Right: `pipe(...)`. They are the same picture: the whole machine is the handful of lines in
-# `run_by_hand`.
-#
 # ## From noise to picture
-# `ex.trace` runs the pipeline once and records every step. Top row: the latent going into each step (its 4 channels
-# as tiles). Bottom row: the U-Net's current guess of the finished picture (lesson 4 explains this "predicted x₀").
+# `ex.trace` runs the pipeline once and records every step. Top row: the latent going into each step (each of its
+# channels as a tile). Bottom row: the U-Net's current guess of the finished picture (lesson 4 explains this "predicted x₀").
 
 # %%
 tr = ex.trace(pipe, PROMPT, seed=SEED, steps=25)
@@ -165,6 +191,7 @@ plots.plot_filmstrip(tr, n=6, rows=("latents", "x0"))
 # %%
 print(f"step 1: t = {int(tr.steps[0].timestep)}, sigma = {float(tr.steps[0].sigma):.2f};  "
       f"step {len(tr.steps)}: t = {int(tr.steps[-1].timestep)}, sigma = {float(tr.steps[-1].sigma):.3f}")
+print("sigma at the start of each step:", ", ".join(f"{s:.2f}" for s in pipeline_tour.sigma_schedule(tr)))
 
 # %% [markdown]
 # **Explore it**: the step explorer puts a slider on the same trace — the latent going in, the predicted noise, where
@@ -176,27 +203,28 @@ from explainer import widgets  # noqa: E402
 widgets.step_explorer(tr, step=0)
 
 # %% [markdown]
-# **What we measured.** Read the verdicts: the starting latents are measured against pure Gaussian noise, the hand-made
-# loop against `pipe(...)`, and the picture against the prompt. Step by step the scheduler removes predicted noise
-# until the VAE can draw a clean shape from what is left. (*Which* things appear first — layout or detail — is
-# lesson 4.)
+# **What we measured.** The verdicts below, each computed from this run: the starting latents against pure Gaussian
+# noise, the loop written out above and `run_by_hand` against `pipe(...)`, the U-Net calls against the steps, and the
+# noise level step by step. (Whether the picture *is* a red fox in autumn leaves, and how often, is for the judge of
+# lessons 4 and 7; *which* things appear first — layout or detail — is lesson 4.)
 
 # %%
-from explainer.experiments import summaries  # noqa: E402
-
-v1 = pipeline_tour.verdicts(tour, tr)
+v1 = pipeline_tour.verdicts(tour, tr, written_loop_difference=loop_difference)
+sig = pipeline_tour.sigma_schedule(tr)
 summaries.export("01", v1, headline=(
-    f"the loop written out gives `pipe(...)`'s image with a largest pixel difference of {tour.max_pixel_difference} "
-    f"of 255; {tour.unet_calls} U-Net calls for {tour.steps} steps with CFG; the start is noise of standard deviation "
-    f"{tour.noise_std:.2f}"), numbers={
+    f"the loop written out gives `pipe(...)`'s image of \u201c{PROMPT}\u201d with a largest pixel difference of "
+    f"{loop_difference} of 255; {tour.unet_calls} U-Net calls for {tour.steps} steps with CFG; the start is noise of "
+    f"standard deviation {tour.noise_std:.2f}; sigma {sig[0]:.1f} -> {sig[-1]:.2f}"), numbers={
+    "model": "scenes-sd", "prompt": PROMPT, "seed": SEED, "written_loop_difference": loop_difference,
     "max_pixel_difference": tour.max_pixel_difference, "unet_calls": tour.unet_calls, "steps": tour.steps,
     "noise_std": tour.noise_std, "shapes": {s["stage"].split(" (")[0]: list(s["shape"]) for s in tour.stages},
-    "tokens": tour.tokens})
-ex.verdict_table(v1, title="Lesson 1: the whole machine")
+    "tokens": tour.tokens, "sigmas": sig})
+ex.verdict_table(v1, title=f"Lesson 1: the whole machine (scenes-sd, \u201c{PROMPT}\u201d, seed {SEED})")
 
 # %% [markdown]
 # ## Try it
-# - Change `PROMPT` to `"a small blue star at the top"` or `"a green square right of a white cross"` and rerun.
+# - Change `PROMPT` to `"a forest at dawn"` or `"two balloons above a house"` and rerun: the loop still equals
+#   `pipe(...)` bit for bit, whatever it draws.
 # - Change `SEED` to 1, 2, 3: same prompt, other noise, other picture.
 # - `run_by_hand(pipe, PROMPT, steps=5)`: how does the picture change with only 5 steps? And with `cfg=1`? (The
 #   table's U-Net call count changes too: why?)
@@ -204,7 +232,7 @@ ex.verdict_table(v1, title="Lesson 1: the whole machine")
 # ## Check yourself
 # 1. Which parts run once per image, and which run once per step?
 # 2. Why does the U-Net's output have the same shape as its input latent?
-# 3. The image is 32×32×3 = 3072 numbers. How many numbers does the U-Net work on?
+# 3. How many numbers does the U-Net work on, and how many does the picture have? (Read the table.)
 
 # %% [markdown]
 # <details><summary>Answer</summary>
@@ -212,6 +240,7 @@ ex.verdict_table(v1, title="Lesson 1: the whole machine")
 # 1. Tokenizer, text encoder, noise and VAE run once; the U-Net (twice, with CFG) and the scheduler step run once per
 #    step.
 # 2. It predicts the noise *in* the latent, value for value, so the scheduler can subtract a share of it.
-# 3. 4 × 8 × 8 = 256: twelve times fewer (lesson 3).
+# 3. The noise latents' channels × height × width — the shapes cell above multiplies them out and compares them with
+#    the picture's height × width × 3 (lesson 3 is about why it is fewer).
 #
 # </details>

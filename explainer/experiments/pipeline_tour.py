@@ -116,27 +116,40 @@ def run_by_hand(pipe: Any, prompt: str = "a large red circle on the left", seed:
     return tour
 
 
-def verdicts(tour: Tour, tr: Any = None) -> list[Any]:
-    """Lesson 1's claims as Verdicts: the start is pure Gaussian noise (std of the 256 starting values, bootstrap
-    interval, must lie within 0.8..1.2), the hand-made loop equals pipe(...) bit for bit, two U-Net passes per step,
-    and (with a trace `tr`) whether the picture follows the prompt."""
-    from .. import verdicts as vd
-    from .guidance import running_example
+def sigma_schedule(tr: Any) -> list[float]:
+    """The noise level sigma at which each traced step starts (the scheduler's own schedule, as recorded)."""
+    return [float(s.sigma) for s in tr.steps]
 
-    z = torch.randn((1, 4, 8, 8) if not tour.stages else next(s["shape"] for s in tour.stages
-                                                                if s["stage"] == "noise latents"),
-                    generator=seed_generator(tour.seed)).flatten().numpy()
+
+def verdicts(tour: Tour, tr: Any = None, written_loop_difference: int | None = None) -> list[Any]:
+    """Lesson 1's claims as Verdicts: the start is pure Gaussian noise (std of the starting values, bootstrap interval
+    over those values -- each is one independent draw -- must lie within 0.8..1.2), the hand-made loop equals
+    pipe(...) bit for bit (`run_by_hand`'s, and the loop the lesson writes out in a cell when its largest pixel
+    difference is given), two U-Net passes per step, and (with a trace `tr`) the noise level falls at every step."""
+    from .. import verdicts as vd
+
+    shape = next(s["shape"] for s in tour.stages if s["stage"] == "noise latents") if tour.stages else (1, 4, 8, 8)
+    z = torch.randn(tuple(shape), generator=seed_generator(tour.seed)).flatten().numpy()
     rng = np.random.default_rng(0)
     boots = np.array([z[rng.integers(0, len(z), len(z))].std() for _ in range(2000)])
     iv = vd.Interval(float(z.std()), float(np.quantile(boots, 0.025)), float(np.quantile(boots, 0.975)))
     inside, outside = 0.8 <= iv.low and iv.high <= 1.2, iv.high < 0.8 or iv.low > 1.2
+    size = "x".join(str(d) for d in np.asarray(tour.image).shape) if tour.image is not None else "?"
     out = [vd.Verdict("generation starts from pure Gaussian noise (standard deviation 1)",
                       vd.AGREES if inside else vd.DISAGREES if outside else vd.NOISE,
-                      f"std of the starting latents = {iv.text(2)}, claim: within 0.8..1.2", f"{len(z)} values"),
-           vd.exact("the hand-written loop gives pipe(...)'s image bit for bit", tour.max_pixel_difference == 0,
-                    f"largest pixel difference {tour.max_pixel_difference} of 255", "1 image (32x32x3 values)"),
-           vd.exact("classifier-free guidance costs two U-Net passes per step", tour.unet_calls == 2 * tour.steps,
-                    f"{tour.unet_calls} passes for {tour.steps} steps", f"{tour.steps} steps")]
+                      f"std of the starting latents = {iv.text(2)}, claim: within 0.8..1.2", f"{len(z)} values")]
+    if written_loop_difference is not None:
+        out.append(vd.exact("the loop written out in the lesson gives pipe(...)'s image bit for bit",
+                            written_loop_difference == 0,
+                            f"largest pixel difference {written_loop_difference} of 255", f"1 image ({size} values)"))
+    out += [vd.exact("the hand-written loop gives pipe(...)'s image bit for bit", tour.max_pixel_difference == 0,
+                     f"largest pixel difference {tour.max_pixel_difference} of 255", f"1 image ({size} values)"),
+            vd.exact("classifier-free guidance costs two U-Net passes per step", tour.unet_calls == 2 * tour.steps,
+                     f"{tour.unet_calls} passes for {tour.steps} steps", f"{tour.steps} steps")]
     if tr is not None:
-        out.append(running_example(tr))
+        sig = sigma_schedule(tr)
+        falls = all(b < a for a, b in zip(sig[:-1], sig[1:], strict=True))
+        out.append(vd.exact("the noise level falls at every step", falls,
+                            f"sigma {sig[0]:.2f} at step 1 -> {sig[-1]:.3f} at step {len(sig)}",
+                            f"{len(sig)} steps of one run"))
     return out
