@@ -12,200 +12,231 @@
 # **You will learn**
 # - what the VAE does: squeeze a picture into a small *latent* and expand it back;
 # - how much smaller the latent is, and how much of the picture survives the round trip;
-# - what "close together" means in latent space — and what it does *not* mean;
+# - whether "a forest at dawn" and "a forest at dusk" are neighbours and "a beach" and "a mountain" far apart — in the
+#   latent space the U-Net works in, and in CLIP's space — measured, not assumed;
 # - what you get when you walk in a straight line from one latent to another.
 #
 # **The picture to keep in mind**
 # ```
-#  image 32×32×3 ──VAE encoder──► latent 4×8×8 ──(× scaling factor)──► what the U-Net works on
-#  (3072 numbers)                 (256 numbers)
-#  image 32×32×3 ◄──VAE decoder── latent 4×8×8 ◄──(÷ scaling factor)── what the U-Net produced
+#  picture ──VAE encoder──► latent ──(× scaling factor)──► what the U-Net works on
+#  picture ◄──VAE decoder── latent ◄──(÷ scaling factor)── what the U-Net produced
 # ```
 #
 # **Claim tested** (#3): *The model works in a compressed latent space where similar scenes sit close together and
 # different ones far apart; a VAE decodes back to pixels.*
+#
+# **The model, and why this one.** `scenes-sd`, our model of the scenes world: its pictures have textures (leaves,
+# grass, snow, sand, the sea) and light (dawn, day, dusk, night), so "a forest at dawn", "a forest at dusk", "a beach"
+# and "a mountain" are real, different pictures, and its CLIP pair lets us measure the same pairs in a second space.
+# The pictures we encode are drawn by the world's own renderer from unseen scenes: they are what each prompt *looks
+# like*, not what a model made of it.
 
 # %%
+import numpy as np
+
 import explainer as ex
 from explainer import plots
-from explainer.experiments import latents
+from explainer.experiments import latents, scenes_clip, scenes_findings, scenes_latents, summaries
+from explainer.plots.spaces import plot_near_far
 
-pipe = ex.load_pipeline()
+pipe = ex.load_pipeline("scenes-sd")
 
 # %% [markdown]
 # ## Why a latent space at all
 # The U-Net runs 25 or more times per image, so every number it has to handle costs 25 times. Stable Diffusion
 # therefore never denoises pixels: a **VAE** (variational auto-encoder, a network trained to compress and rebuild
 # images) first maps pixels to a smaller grid of numbers, the **latent**, and the U-Net works there. The VAE's
-# decoder turns the final latent into the picture.
-#
-# The latent is multiplied by a fixed **scaling factor** before the U-Net sees it, so that its values have a spread
-# of about 1, like the noise that will be added to it.
+# decoder turns the final latent into the picture. The latent is multiplied by a fixed **scaling factor** so that its
+# values have a spread of about 1, like the noise that will be added to it.
 
 # %%
-import numpy as np  # noqa: E402
-
-from explainer.experiments import summaries  # noqa: E402
-
 c = latents.compression(pipe)
-print(f"image: 3 x {c['image_size']} x {c['image_size']} = {c['pixel_values']} numbers")
+print(f"picture: 3 x {c['image_size']} x {c['image_size']} = {c['pixel_values']} numbers")
 print(f"latent: {' x '.join(map(str, c['latent_shape']))} = {c['latent_values']} numbers")
 print(f"compression factor: {c['factor']:.0f}x   (Stable Diffusion at 512 px: 3*512*512 / (4*64*64) = 48x)")
 print(f"scaling factor: {pipe.vae.config.scaling_factor:.3f}")
 
 # %% [markdown]
 # ## A round trip
-# Encode 64 scenes the VAE never saw, decode them, and compare. Top: originals. Middle: after the round trip.
-# Bottom: the latents themselves, each of the 4 channels as a little 8×8 picture (blue below zero, red above).
+# Encode 32 scenes the VAE never saw, decode them, and compare. Top: originals. Middle: after the round trip. Bottom:
+# the latents themselves, each channel as a little tile (blue below zero, red above).
 
 # %%
-rec = latents.reconstruction(pipe, n=64)
+rec = scenes_latents.reconstruction(pipe, n=32)
+shape = "x".join(map(str, c["latent_shape"]))
 plots.plot_images(
     [rec.originals[:6], rec.decoded[:6], [plots.latent_mosaic(z) for z in rec.latents[:6]]],
-    "The VAE round trip: 32x32x3 pixels -> 4x8x8 latent -> 32x32x3 pixels (unseen scenes)",
-    row_labels=["original", "encoded + decoded", "latent, channels\nch 0 | ch 1\nch 2 | ch 3"], cmap="RdBu_r", vmin=-3, vmax=3)
+    f"The VAE round trip: {c['image_size']}x{c['image_size']}x3 pixels -> {shape} latent -> pixels (unseen scenes)",
+    row_labels=["original", "encoded +\ndecoded", f"latent,\n{c['latent_shape'][0]} channels"], cmap="RdBu_r",
+    vmin=-3, vmax=3)
 
 # %%
 psnr_each = summaries.psnr_each(rec)
-print(f"reconstruction error over {len(rec.originals)} unseen scenes: mean squared error {rec.mse:.5f} (pixels in "
-      f"0..1), PSNR of that pooled error {rec.psnr:.1f} dB; mean of each scene's own PSNR {np.mean(psnr_each):.1f} dB; "
-      f"mean absolute error {rec.mean_abs_255:.1f} of 255")
+print(f"reconstruction error over {len(rec.originals)} unseen scenes: PSNR of the pooled error {rec.psnr:.1f} dB; "
+      f"mean of each scene's own PSNR {np.mean(psnr_each):.1f} dB; mean absolute error {rec.mean_abs_255:.1f} of 255")
 
 # %% [markdown]
 # **PSNR** (peak signal-to-noise ratio) turns the error into decibels: above ~30 dB the difference is hard to see.
-# **Two numbers, one error.** The PSNR of the pooled error and the mean of the scenes' own PSNRs differ because
-# decibels are a logarithm: a few badly kept scenes weigh more in the pooled error. The verdict table below uses the
-# per-scene numbers, because each scene is one unit of evidence.
+# The PSNR of the pooled error and the mean of the scenes' own PSNRs differ because decibels are a logarithm; the
+# verdict uses the per-scene numbers, because each scene is one unit of evidence.
 
 # %%
-summaries.say(f"Our small VAE lands {'above' if rec.psnr > 30 else 'below'} that line ({rec.psnr:.1f} dB pooled): "
-              + ("the round trip is hard to tell from the original by eye; look closely at the decoded edges."
-                 if rec.psnr > 30 else "compare the rows above and the decoded edges are slightly soft."))
+summaries.say(f"Our small VAE lands {'above' if np.mean(psnr_each) > 30 else 'below'} that line (mean per-scene "
+              f"PSNR {np.mean(psnr_each):.1f} dB): " + (
+                  "the round trip is hard to tell from the original by eye." if np.mean(psnr_each) > 30 else
+                  "compare the rows above — textures such as leaves and grass come back softer, and fine detail is "
+                  "where a small VAE loses most."))
 
 # %% [markdown]
-# The latent channels look like blurry, recoloured copies of the scene: our latent is still a small *picture*, with
-# each of the 8×8 positions describing a 4×4 patch of pixels.
+# ## Near and far
+# The article's examples: "a forest at dawn" and "a forest at dusk" should be **neighbours**, "a beach" and "a
+# mountain" **far apart**. We draw 12 pictures of each prompt from unseen scenes — the second picture of each pair from
+# other seeds than the first, so no pair shares its trees — and measure each pair twice:
+# - in **latent space**: the Euclidean distance between the two VAE latents (what the U-Net works on);
+# - in **CLIP space**: the cosine similarity of the two pictures' CLIP image vectors.
 #
-# ## Near and far in latent space
-# Take 24 scenes, change exactly one thing in each, and measure how far the latent moves (the Euclidean distance
-# between the two 256-number latents). Compare with two unrelated scenes.
+# As a yardstick, a third kind of pair: two independent pictures of the *same* prompt ("a forest at dawn" twice).
 
 # %%
-ch = latents.change_one_thing(pipe, n=24)
-for change in sorted(ch.latent, key=ch.latent.get):
-    print(f"{change:<18} latent distance {ch.latent[change]:6.2f}    pixel distance {ch.pixel[change]:6.2f}")
-
-# %% [markdown]
-# **What we measured.** A one-pixel move barely shifts the latent. Another shape, colour or size moves it further;
-# moving the object to another place, or changing the background, moves it nearly as far as jumping to an unrelated
-# scene. And the latent distances come out in (nearly) the same order as the pixel distances: this latent space
-# measures *how different two pictures look*, not what they mean. So claim #3 holds in the visual sense only: scenes
-# that look alike sit close; a red circle on the left is far from a red circle on the right, though a person would
-# call them similar. (Meaning lives in the text embedding of lesson 2 — and, as lesson 6 shows, in how the U-Net
-# uses it.)
-#
-# The same question on 200 scenes: do a latent's 5 nearest neighbours share its colour, shape, position, background?
+clip = plots.load_clip(pipe)
+nf = scenes_latents.near_far(pipe, clip, n=12)
+rows = [list(nf.images["neighbours"][0][:4]) + list(nf.images["far apart"][0][:4]),
+        list(nf.images["neighbours"][1][:4]) + list(nf.images["far apart"][1][:4])]
+(na, nb), (fa, fb) = nf.pairs["neighbours"], nf.pairs["far apart"]
+plots.plot_images(rows, f"Four drawn pairs of each: \u201c{na}\u201d / \u201c{nb}\u201d (left), "
+                        f"\u201c{fa}\u201d / \u201c{fb}\u201d (right)",
+                  row_labels=["first of\nthe pair", "second of\nthe pair"],
+                  col_titles=[f"pair {i + 1}" for i in range(4)] * 2)
 
 # %%
-nb = latents.latent_neighbours(pipe, n=200)
-for attr in nb.knn_accuracy:
-    print(f"{attr:<11} nearest-neighbour agreement {nb.knn_accuracy[attr]:.0%}   (chance {nb.chance[attr]:.0%})")
-
-# %% [markdown]
-# Two maps of the same 200 latents (256 numbers each) flattened to 2. **PCA** keeps the two directions along which the
-# latents spread the most; colour the points by background:
+plot_near_far(nf)
 
 # %%
-plots.plot_latent_map(nb.latents, labels=nb.labels["background"], attribute="background",
-                      what=f"Latents of {len(nb.latents)} VAE-encoded scenes")
+for kind in nf.pairs:
+    print(f"{kind:<12} latent distance {nf.latent_distance[kind].mean():6.1f}   CLIP image similarity "
+          f"{nf.clip_similarity[kind].mean():.3f}   CLIP text similarity of the prompts {nf.text_similarity[kind]:.3f}")
+print(f"two unrelated scenes: latent distance {nf.latent_scale:.1f}")
 
 # %% [markdown]
-# **UMAP** (uniform manifold approximation and projection) instead tries to keep each point's nearest neighbours
-# near it, so it shows groups rather than spread. Colour by position (the first UMAP call compiles for ~15 s):
+# The last column compares the *prompts* in CLIP's text space. CLIP reads one vector per prompt; where?
 
 # %%
-plots.plot_latent_map(nb.latents, labels=nb.labels["position"], attribute="position", method="umap",
-                      what=f"Latents of {len(nb.latents)} VAE-encoded scenes")
+reads = {p: scenes_clip.pooled_token(clip, p) for p in (na, nb, fa, fb)}
+for p, (pos, token) in reads.items():
+    print(f"{p:<18} read at position {pos}: {token}")
+
+# %%
+v_nf = scenes_findings.near_far(nf)
+IN_LATENT, IN_IMAGES = "in latent space", "in CLIP's image space"  # the starts of the two verdicts' claims
+same_read = reads[na] == reads[nb] and nf.text_similarity["neighbours"] > 1 - 1e-6
+summaries.say(
+    f"**What we measured.** In latent space the neighbours lie {nf.latent_distance['neighbours'].mean():.1f} apart on "
+    f"average and the far pair {nf.latent_distance['far apart'].mean():.1f} (two unrelated scenes: "
+    f"{nf.latent_scale:.1f}; two pictures of the same prompt: {nf.latent_distance['same prompt'].mean():.1f}); that "
+    f"the neighbours sit nearer, the sample {summaries.reading(v_nf, IN_LATENT)}. In CLIP's image space the "
+    f"neighbours score {nf.clip_similarity['neighbours'].mean():.3f} and the far pair "
+    f"{nf.clip_similarity['far apart'].mean():.3f}: the sample {summaries.reading(v_nf, IN_IMAGES)}. "
+    + (f"In CLIP's text space \u201c{na}\u201d and \u201c{nb}\u201d get *the same vector* (similarity "
+       f"{nf.text_similarity['neighbours']:.3f}): CLIP reads both at \u201c{reads[na][1]}\u201d, position "
+       f"{reads[na][0]}, before the word that tells them apart — this CLIP cannot tell dawn from dusk in words at all."
+       if same_read else f"In CLIP's text space the two prompts score {nf.text_similarity['neighbours']:.3f}, the far "
+       f"pair {nf.text_similarity['far apart'].mean():.3f}.")
+    + " A latent is a small picture: it is near another when the pictures *look* alike, which is not always when "
+    "they *mean* alike — the next experiment asks that directly.")
 
 # %% [markdown]
-# **What we measured.** A latent's neighbours almost always share its position and background — the things that
-# decide most of the pixels — share its colour far less often (though more often than chance), and its shape
-# hardly more often than chance gives (the verdict table below: within noise of chance on 200 scenes). The
-# maps show the same: PCA sorts scenes by background first; in UMAP the biggest split is the background too, and each
-# tight little group holds one position on one background. Try `labels=nb.labels["colour"]` on either map: colours
-# mix inside the groups.
-#
+# ## One thing changed
+# Take 16 unseen scenes of one thing on the ground, change exactly one thing in each — move it by a pixel, swap the
+# thing, swap the ground, swap the light — and measure how far the latent moves, beside how far the pixels move.
+
+# %%
+ch = scenes_latents.change_one_thing(pipe, n=16)
+paths = scenes_latents.walks(pipe, nf)
+v3 = scenes_findings.lesson3(c, rec, nf, ch, scenes_latents.worst_off_line(paths))
+for change, lat in sorted(ch.mean("latent").items(), key=lambda kv: kv[1]):
+    print(f"{change:<16} latent distance {lat:6.2f}    pixel distance {ch.mean('pixel')[change]:6.2f}")
+plots.plot_images([[im for _, im in ch.examples]], "One unseen scene and the same scene with one thing changed",
+                  col_titles=[name for name, _ in ch.examples])
+
+# %%
+order = sorted(ch.mean("latent"), key=ch.mean("latent").get)
+summaries.say(
+    f"**What we measured.** From the smallest to the largest latent move: {', '.join(order)}. Scene by scene, the "
+    f"latent distances rank the changes like the pixel distances do (mean rank correlation "
+    f"{ch.rank_agreement().mean():.2f}; the sample {summaries.reading(v3, 'latent distance follows pixel')}). "
+    f"Another thing moves the latent {ch.mean('latent')['other thing']:.1f} on average, another light "
+    f"{ch.mean('latent')['other light']:.1f}: that a different *thing* (a change of meaning) moves it further than a "
+    f"different light on the same thing, the sample {summaries.reading(v3, 'latent distance is distance in meaning')}. "
+    "The latent measures how different two pictures *look*.")
+
+# %% [markdown]
 # ## Walking between two latents
-# Decode the points on the straight line between two scenes' latents, and compare with simply cross-fading the
-# two pictures' pixels.
+# Decode the points on the straight line from a beach's latent to a mountain's, and compare with simply cross-fading
+# the two pictures' pixels. A cross-fade can only mix the two ends' colours, so a pixel whose colour lies far from
+# every mix of them is a colour in neither end.
 
 # %%
-it = latents.interpolate(pipe, frames=7)
-print(f"mean difference between the two rows (inner frames): {it.mean_abs_difference:.1f} of 255")
+worst = scenes_latents.worst_off_line(paths)
+it = paths[int(np.argmax(worst))]
 plots.plot_images([it.latent_path, it.pixel_path],
-                  "(1 - a) * latent A + a * latent B, decoded, next to (1 - a) * image A + a * image B",
-                  row_labels=["latent line,\ndecoded", "pixel\ncross-fade"], col_titles=[f"a = {a:.2f}" for a in it.alphas])
-
-# %% [markdown]
-# **A number that flatters.** That mean difference is small, because most pixels are background that changes
-# smoothly in both rows. The eye looks somewhere else: at the middle frames of the top row, does every colour there
-# appear in one of the two ends? A cross-fade can only mix the two ends' colours, so a pixel whose colour lies far
-# from every mix of them is a colour in neither end:
+                  f"(1 - a) * latent A + a * latent B, decoded, beside (1 - a) * A + a * B: \u201c{fa}\u201d to "
+                  f"\u201c{fb}\u201d, the walk with the most off-mix pixels of {len(paths)}",
+                  row_labels=["latent line,\ndecoded", "pixel\ncross-fade"],
+                  col_titles=[f"a = {a:.2f}" for a in it.alphas])
 
 # %%
-walk = summaries.walk_difference(it)
-print("pixels with a colour in neither end, per inner frame:",
-      ", ".join(f"a = {a:.2f}: {v:.0%}" for a, v in zip(it.alphas[1:-1], walk["off_line"], strict=True)))
-
-# %%
-summaries.say("**What we measured.** " + (
-    f"In every inner frame at most {walk['worst_off_line']:.0%} of the pixels leave the cross-fade's colours: here a "
-    "straight latent walk looks like a cross-fade — the object fades out while the other fades in."
-    if walk["worst_off_line"] < 0.05 else
-    f"At a = {walk['worst_alpha']:.2f}, {walk['worst_off_line']:.0%} of the pixels take a colour that no cross-fade of "
-    "the two ends can make: a straight latent walk is *not* a cross-fade, even though its mean difference is small. "
-    "The decoder turns an in-between latent into whatever picture it reads there, and a colour or shape in neither "
-    "end can appear half-way.") + " Either way the object does not slide from one place to the other: a latent space "
-    "with only 4× compression per side keeps the picture's layout; sliding and morphing come from the U-Net, which "
-    "starts from noise and *makes* layouts (lesson 10 interpolates between seeds' noise instead).")
+k = sum(w < 0.05 for w in worst)
+summaries.say(
+    f"**What we measured.** Of {len(paths)} walks from \u201c{fa}\u201d to \u201c{fb}\u201d, {k} keep every inner frame "
+    f"within the cross-fade's colours (fewer than 5 % of its pixels off), and the worst frame of the walk shown has "
+    f"{max(worst):.0%} of its pixels in a colour of neither end; that a straight latent walk looks like a cross-fade, "
+    f"the sample {summaries.reading(v3, 'a straight latent line')}. Either way nothing slides from one place to "
+    "another: the latent keeps the picture's layout, and the decoder draws whatever it reads at each point of the "
+    "line. Moving and morphing come from the U-Net, which starts from noise and *makes* layouts (lesson 10).")
 
 # %% [markdown]
 # ## The verdicts, computed
-# Every claim of this lesson, judged from the numbers above: the sample size, a 95 % interval (Wilson for shares,
-# bootstrap for means and differences) and "within noise" where the interval cannot tell. Deterministic facts are
-# checked exactly.
+# Every claim of this lesson, judged from the numbers above: the sample size, a 95 % interval over the units that were
+# drawn (unseen scenes, drawn pairs of pictures, walks; bootstrap for means and differences, Wilson for shares) and
+# "within noise" where the interval cannot tell. Deterministic facts are checked exactly.
 
 # %%
-v3 = summaries.lesson3(c, rec, ch, nb, it)
+status = {start: next(v.status for v in v3 if v.claim.startswith(start)) for start in (IN_LATENT, IN_IMAGES)}
 summaries.export("03", v3, headline=(
-    f"{c['factor']:.0f}× fewer numbers than pixels; VAE round trip {rec.psnr:.1f} dB; latent distance follows how "
-    f"pictures look (a 1-pixel move is the smallest change); a straight latent walk "
-    f"{'looks like' if walk['worst_off_line'] < 0.05 else 'is not'} a pixel cross-fade ({walk['worst_off_line']:.0%} "
-    f"of the pixels of its worst frame take a colour in neither end)"), numbers={
-    "factor": c["factor"], "psnr_pooled": rec.psnr, "psnr_mean_each": float(np.mean(psnr_each)), "walk": walk,
-    "latent_distance": ch.latent, "pixel_distance": ch.pixel, "knn": nb.knn_accuracy, "chance": nb.chance})
-ex.verdict_table(v3, title="Lesson 3: latent space and the VAE")
+    f"{c['factor']:.0f}× fewer numbers than pixels; VAE round trip {np.mean(psnr_each):.1f} dB per scene; latent "
+    f"distance \u201c{na}\u201d–\u201c{nb}\u201d {nf.latent_distance['neighbours'].mean():.1f} vs "
+    f"\u201c{fa}\u201d–\u201c{fb}\u201d {nf.latent_distance['far apart'].mean():.1f} "
+    f"({status[IN_LATENT]}); CLIP image similarity {nf.clip_similarity['neighbours'].mean():.2f}"
+    f" vs {nf.clip_similarity['far apart'].mean():.2f} ({status[IN_IMAGES]}); "
+    f"{k} of {len(paths)} latent walks look like a cross-fade"), numbers={
+    "model": "scenes-sd", "factor": c["factor"], "latent_shape": list(c["latent_shape"]),
+    "psnr_pooled": rec.psnr, "psnr_mean_each": float(np.mean(psnr_each)), "n_round_trip": len(rec.originals),
+    "latent_distance": {kd: float(v.mean()) for kd, v in nf.latent_distance.items()},
+    "clip_similarity": {kd: float(v.mean()) for kd, v in nf.clip_similarity.items()},
+    "text_similarity": nf.text_similarity, "latent_scale": nf.latent_scale,
+    "n_pairs": len(nf.latent_distance["neighbours"]), "change_latent": ch.mean("latent"),
+    "change_pixel": ch.mean("pixel"), "rank_agreement": float(ch.rank_agreement().mean()), "n_changed": len(ch.latent),
+    "walk_worst_off_line": worst})
+ex.verdict_table(v3, title="Lesson 3: latent space and the VAE (scenes-sd)")
 
 # %% [markdown]
 # ## Try it
-# - `latents.reconstruction(pipe, n=64)` then look at `rec.originals[rec.worst_index]` and
-#   `rec.decoded[rec.worst_index]`: what does the VAE get wrong when it does?
-# - `plots.plot_latent_map(nb.latents, labels=nb.labels["shape"], attribute="shape", method="umap")`: is there any
-#   grouping by shape? Where would you expect one to appear if the latent were 64×64 instead of 8×8?
-# - Interpolate between two other scenes: `latents.interpolate(pipe, seed_a=10_000_020, seed_b=10_000_021)`.
+# - `rec.originals[rec.worst_index]` and `rec.decoded[rec.worst_index]`: what does the VAE get wrong when it does?
+# - `scenes_latents.walk(pipe, nf.images["neighbours"][0][0], nf.images["neighbours"][1][0])`: walk from dawn to dusk.
+# - `plots.plot_latent_map(rec.latents, labels=[...])`: colour the round-trip latents by their scene's light.
 #
 # ## Check yourself
 # 1. Stable Diffusion's VAE turns 512×512×3 pixels into 4×64×64 latents. What is its compression factor, and why does
 #    it make generation cheaper?
-# 2. Why is a scene's latent far from the same scene with the object moved to the other side?
+# 2. Why can a scene's latent be far from the same scene under another light, though a person calls them the same?
 # 3. What does the scaling factor do, and why does the U-Net care?
 
 # %% [markdown]
 # <details><summary>Answer</summary>
 #
 # 1. 786,432 / 16,384 = 48. The U-Net, which runs at every step, handles 48 times fewer numbers.
-# 2. The latent is a small picture: moving the object changes which latent positions hold it, as it changes which
-#    pixels do. Distance counts differences position by position.
+# 2. The latent is a small picture: the light changes the colour of every pixel, so it changes every latent position.
+#    Distance counts differences position by position, not meaning.
 # 3. It rescales the latents to a spread of about 1, the spread of the Gaussian noise the diffusion process mixes in,
 #    so the noise schedule means the same thing for every VAE.
 #
