@@ -16,14 +16,19 @@ from .summaries import COMMITTED, REPO, load
 # (claim in our words, lesson, starts of the lesson's verdict claims that judge it)
 CLAIMS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("`pipe(...)` is nothing but a loop you could write by hand: encode the prompt, start from noise, call the U-Net "
-     "once per step, decode", "01", ("the hand-written loop gives",)),
+     "once per step, decode", "01", ("the loop written out in the lesson gives", "the hand-written loop gives")),
+    ("Generation starts from pure noise and removes it step by step", "01",
+     ("generation starts from pure Gaussian noise", "the noise level falls at every step")),
     ("The text encoder puts words with similar meaning close together", "02",
-     ("a synonym moves the embedding less", "prompts' nearest neighbours share their colour")),
-    ("CLIP learns to pair images with their captions", "02", ("CLIP pairs each image",)),
+     ("a synonym moves the embedding less", "captions' nearest neighbours share their subject")),
+    ("CLIP learns to pair images with their captions", "02", ("CLIP pairs each image", "CLIP scores")),
     ("The VAE compresses an image into far fewer numbers without losing what it shows", "03",
      ("the latent holds", "the VAE round trip")),
+    ("Similar scenes sit close together and different ones far apart (\u201ca forest at dawn\u201d near \u201ca "
+     "forest at dusk\u201d, \u201ca beach\u201d far from \u201ca mountain\u201d)", "03",
+     ("in latent space", "in CLIP's image space", "in CLIP's text space")),
     ("Distance in latent space is distance in meaning", "03",
-     ("latent distance follows how pictures look", "latent neighbours share their shape")),
+     ("latent distance follows pixel distance", "latent distance is distance in meaning")),
     ("A straight line between two latents is a smooth blend of the two pictures", "03",
      ("a straight latent line looks like a pixel cross-fade",)),
     ("Denoising decides the layout first and the details last", "04",
@@ -66,10 +71,13 @@ CLAIMS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
 
 # (lesson, title, what it runs) -- the "what our model shows" half comes from the lesson's exported headline
 LESSONS: tuple[tuple[str, str, str], ...] = (
-    ("01", "The whole machine in one run", "the denoising loop written out and checked against `pipe(...)`; the two "
+    ("01", "The whole machine in one run", "the denoising loop written out on “a red fox sitting in autumn leaves” "
+     "and checked against `pipe(...)`; the two "
      "lanes of text and latents; t, σ and noise level; step explorer"),
-    ("02", "Your words become numbers", "tokens, embeddings, wording changes, a meaning map, CLIP image ↔ caption"),
-    ("03", "Latent space and the VAE", "compression, the round trip, near and far latents, a latent walk"),
+    ("02", "Your words become numbers", "“a fox” vs “a red fox sitting in autumn leaves”: tokens, embeddings, the "
+     "causal prefix, wording changes, a meaning map, CLIP picture ↔ caption"),
+    ("03", "Latent space and the VAE", "compression, the round trip, “a forest at dawn” / “at dusk” vs “a beach” / “a "
+     "mountain” in latent and CLIP space, one thing changed, latent walks"),
     ("04", "Noise in, picture out", "coarse and fine error per step, a prompt swapped part-way, image-to-image; "
      "step explorer"),
     ("05", "How the model learned to see", "a tiny U-Net trained live, little vs much data, nearest training images, "
