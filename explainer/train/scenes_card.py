@@ -54,7 +54,8 @@ def _training_rows(training: dict) -> list[str]:
         r = runs[-1] if runs else {}
         minutes = sum(x.get("minutes", 0) for x in runs) if runs else last.get("minutes")
         where = ", ".join(sorted({f"{x.get('device') or 'cpu'} × {x.get('threads')}" for x in runs})) or "—"
-        nums = {k: v for k, v in (ev or last).items() if isinstance(v, (int, float)) and k not in ("step", "lr")}
+        nums = {k: v for k, v in (ev or r.get("metrics") or last).items()
+                if isinstance(v, (int, float)) and k not in ("step", "lr", "minutes")}
         shown = ", ".join(f"{k} {v:.3g}" for k, v in list(nums.items())[:6])
         rows.append(f"| {stage} | {r.get('updates_total', last.get('step', '—'))} | {r.get('batch', '—')} | "
                     f"{r.get('lr', '—')} | {minutes if minutes is None else round(minutes, 1)} | {where} | {shown} |")
@@ -107,7 +108,11 @@ def _adherence_rows(m: dict) -> list[str]:
             rows += [f"| {s} | " + " | ".join(_pct(t.get(c, {}).get("share")) for c in cats) + " |"
                      for s, t in sweep.items()]
     lay = m.get("layout")
-    if lay:
+    if lay and not (lay["same_seed_px"] == lay["same_seed_px"]):  # NaN: no pair with both subjects read
+        rows += ["", f"How much of the layout a seed fixes could not be measured this way: in none of the "
+                     f"{lay['n_prompt_pairs']} prompt pairs did the judge read both subjects in pictures of the same "
+                     "seed (lesson 10 measures it on coarse layout and lighting instead)."]
+    elif lay:
         rows += ["", f"How much of the layout a seed fixes: two different one-thing prompts put their subject "
                      f"{lay['same_seed_px']:.1f} px apart (mean) with the same seed and {lay['other_seed_px']:.1f} px "
                      f"with different seeds ({lay['n_prompt_pairs']} prompt pairs, 64 px pictures)."]
@@ -155,5 +160,31 @@ def write_card(folder: Path, measured: dict | None = None) -> Path:
     ]
     text += _adherence_rows(measured) if measured else ["Not measured yet: run "
                                                         "`python benchmarks/adherence.py --model scenes-sd --card`."]
+    text += _limits(folder, measured)
     (folder / "MODEL_CARD.md").write_text("\n".join(text) + "\n")
     return folder / "MODEL_CARD.md"
+
+
+def _limits(folder: Path, measured: dict | None) -> list[str]:
+    """What the numbers above say plainly, and the known flaws read off the folder."""
+    out = ["", "## Status, said plainly", ""]
+    if measured:
+        main = measured.get("main", {})
+        goals = [(LABELS[k], main[k]["share"], g) for k, g in GOALS.items() if k in main]
+        met = [name for name, share, g in goals if share >= g]
+        art = measured.get("article") or {}
+        out.append(f"{len(met)} of {len(goals)} of the category goals are met"
+                   + (f" ({', '.join(met)})" if met else "") + f"; {sum(v >= ARTICLE_GOAL for v in art.values())} of "
+                   f"{len(art)} article prompts are read right for ≥ {_pct(ARTICLE_GOAL)} of seeds. Grounds and skies "
+                   f"are drawn right ({_pct(main.get('ground', {}).get('share'))} / "
+                   f"{_pct(main.get('sky', {}).get('share'))}); things much less often "
+                   f"({_pct(main.get('object', {}).get('share'))} single object). The judge reads VAE round trips "
+                   "less well than renders (table above), so the things' numbers mix the model's misses with the "
+                   "judge's; look at the pictures too.")
+    te = json.loads((folder / "text_encoder" / "config.json").read_text())
+    if te.get("eos_token_id") == 2:
+        out += ["", "Known flaw: the text encoder's `eos_token_id` is 2, and for that value transformers pools a "
+                    "caption's vector at the token with the highest id (the alphabetically last word of this "
+                    "vocabulary), not at its end; the contrastive CLIP was trained and is scored so. The U-Net reads "
+                    "every token's hidden state and is not affected; CLIP scores of captions are."]
+    return out
