@@ -63,6 +63,11 @@ class Reconstruction:
 
 def reconstruction(pipe: Any, n: int = 64, seed: int = EVAL_SEED) -> Reconstruction:
     images, _, _ = shapes.make_dataset(n, start_seed=seed)
+    return round_trip(pipe, images)
+
+
+def round_trip(pipe: Any, images: np.ndarray) -> Reconstruction:
+    """Encode and decode uint8 `images`; the error per picture and pooled."""
     z = encode(pipe, images)
     dec = decode(pipe, z)
     err = (dec.astype(np.float64) - images.astype(np.float64)) / 255.0

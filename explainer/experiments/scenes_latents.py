@@ -20,7 +20,7 @@ import torch
 
 from ..worlds import scenes
 from ..worlds.scenes import EVAL_SEED
-from .latents import Interpolation, Reconstruction, decode, encode
+from .latents import Interpolation, Reconstruction, decode, encode, round_trip
 from .scenes_clip import image_features, text_features
 from .scenes_pictures import find_scenes, landscapes, recaption, render_all
 from .summaries import walk_difference
@@ -32,14 +32,7 @@ SECOND_DRAW = EVAL_SEED + 400_000  # where the second scene of each pair is draw
 
 def reconstruction(pipe: Any, n: int = 32, start: int = EVAL_SEED) -> Reconstruction:
     """Encode and decode `n` unseen scenes of every kind; the error per scene and pooled."""
-    images = render_all(find_scenes(lambda s: True, n, start))
-    z = encode(pipe, images)
-    dec = decode(pipe, z)
-    err = (dec.astype(np.float64) - images.astype(np.float64)) / 255.0
-    per_image = (err ** 2).mean(axis=(1, 2, 3))
-    mse = float(per_image.mean())
-    return Reconstruction(images, dec, z, mse, float(10 * np.log10(1.0 / mse)), float(np.abs(err).mean() * 255),
-                          int(per_image.argmax()))
+    return round_trip(pipe, render_all(find_scenes(lambda s: True, n, start)))
 
 
 @dataclass
