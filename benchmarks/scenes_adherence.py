@@ -18,7 +18,8 @@ from pathlib import Path
 import torch
 
 import explainer as ex
-from explainer.experiments.scenes_eval import CATEGORIES, adherence, article_grid, generate, layout_by_seed, prompt_sets
+from explainer.experiments import scenes_seeds
+from explainer.experiments.scenes_eval import CATEGORIES, adherence, article_grid, generate, prompt_sets
 from explainer.models import SHIPPED_MODELS
 from explainer.train.scenes_card import write_card
 from explainer.worlds.scenes_judge import load_judge
@@ -41,6 +42,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--quick", action="store_true", help="main table and article grid only")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--json", type=Path, default=None)
+    p.add_argument("--figure", type=Path, default=None,
+                   help="save the article's prompts x seeds, as the judge reads them, to this PNG")
     p.add_argument("--judge", type=Path, default=None, help="a scenes judge folder (default: the shipped one)")
     p.add_argument("--card", action="store_true", help="write the numbers into the model folder's MODEL_CARD.md "
                                                        "and adherence.json (a full run only)")
@@ -60,6 +63,13 @@ def main(argv: list[str] | None = None) -> dict:
     print(row("main", out["main"]))
     grid = article_grid(pipe, range(args.seeds), args.steps, args.cfg, judge)
     out["article"] = grid["right"]
+    if args.figure:
+        from explainer.experiments.scenes_eval import article_checks
+        from explainer.plots import plot_article_grid
+
+        name = args.model if args.model in SHIPPED_MODELS else Path(args.model).name
+        plot_article_grid(grid, article_checks, name, args.steps, args.cfg).savefig(args.figure, dpi=110)
+        print("wrote", args.figure)
     for prompt, share in grid["right"].items():
         print(f"  {prompt!r:<40} read right for {100 * share:5.1f}% of {args.seeds} seeds")
     if not args.quick:
@@ -70,9 +80,11 @@ def main(argv: list[str] | None = None) -> dict:
         for steps in (5, 10, 20, 40, 80):
             out["steps"][steps] = adherence(pipe, small, steps, args.cfg, judge=judge).table()
             print(row(f"{steps} steps", out["steps"][steps]))
-        out["layout"] = layout_by_seed(pipe, steps=args.steps, cfg=args.cfg, judge=judge)
-        print("layout: subject centres {same_seed_px:.1f} px apart with the same seed, {other_seed_px:.1f} px with "
-              "different seeds ({n_prompt_pairs} prompt pairs)".format(**out["layout"]))
+        study = scenes_seeds.layout_study(pipe, steps=args.steps, cfg=args.cfg, judge=judge)
+        out["layout"] = [{"claim": v.claim, "status": v.status, "numbers": v.numbers, "n": v.n}
+                         for v in scenes_seeds.verdicts(study)]
+        for v in scenes_seeds.verdicts(study):
+            print("layout:", v.sentence())
     t = time.perf_counter()
     generate(pipe, ["a red fox sitting in autumn leaves"], [0], args.steps, args.cfg, batch=1)
     out["seconds_one_image"] = time.perf_counter() - t

@@ -136,24 +136,3 @@ def article_grid(pipe: Any, seeds: Sequence[int], steps: int = 20, cfg: float = 
         per_prompt.setdefault(prompt, []).append(all(article_checks(r, prompt).values()))
     return {"images": images.reshape(len(ARTICLE_PROMPTS), len(seeds), *images.shape[1:]), "seeds": list(seeds),
             "right": {p: float(np.mean(v)) for p, v in per_prompt.items()}, "readings": readings}
-
-
-def layout_by_seed(pipe: Any, n_prompts: int = 12, seeds: Sequence[int] = tuple(range(6)), steps: int = 20,
-                   cfg: float = 7.5, judge: Any = None) -> dict[str, float]:
-    """How much of the layout a seed fixes: the subject's centre in pictures of two different one-thing prompts,
-    nearer when both share a seed than when they do not (mean distance in pixels, and its ratio)."""
-    singles = [s for s in prompt_sets(n_prompts)["single"] if s.things[0].name not in ("sun", "moon", "star")]
-    pairs = [(a, b) for a, b in zip(singles[::2], singles[1::2], strict=False)]
-    same, other = [], []
-    for a, b in pairs:
-        ia = read(generate(pipe, [a.caption] * len(seeds), list(seeds), steps, cfg), judge)
-        ib = read(generate(pipe, [b.caption] * len(seeds), list(seeds), steps, cfg), judge)
-        ca = [r.centers.get(a.things[0].name) for r in ia]
-        cb = [r.centers.get(b.things[0].name) for r in ib]
-        for i, p in enumerate(ca):
-            for j, q in enumerate(cb):
-                if p is not None and q is not None:
-                    (same if i == j else other).append(float(np.hypot(p[0] - q[0], p[1] - q[1])))
-    return {"same_seed_px": float(np.mean(same)) if same else float("nan"),
-            "other_seed_px": float(np.mean(other)) if other else float("nan"),
-            "n_same": len(same), "n_other": len(other), "n_prompt_pairs": len(pairs)}

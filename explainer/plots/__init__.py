@@ -38,7 +38,7 @@ from .controlnet import (
 )
 from .families import plot_both_ways, plot_same_prompt
 from .gan import plot_gan_grid, plot_interpolations, plot_mode_coverage, plot_stability
-from .grids import plot_grid, plot_images, plot_interpolation
+from .grids import plot_article_grid, plot_grid, plot_images, plot_interpolation
 from .maps import plot_latent_map, plot_prompt_map, plot_trajectories
 from .noise import plot_forward_process, plot_noise_schedules
 from .pipeline import plot_machine, plot_pipeline, plot_unet_anatomy
@@ -75,7 +75,8 @@ __all__ = [
     "plot_gan_grid", "plot_interpolations", "plot_mode_coverage", "plot_stability",
     "plot_control_maps", "plot_training_curve", "plot_scale_sweep", "plot_conflict", "plot_residual_norms",
     "plot_residual_maps",
-    "plot_grid", "plot_interpolation", "plot_machine", "plot_cfg_sweep", "plot_cfg_examples", "plot_cfg_models",
+    "plot_grid", "plot_article_grid", "plot_interpolation", "plot_machine", "plot_cfg_sweep", "plot_cfg_examples",
+    "plot_cfg_models",
     "plot_cfg_model_examples", "plot_scene_layout", "plot_negative_effect",
     "plot_negative_examples", "plot_sampler_study", "plot_sampler_examples", "plot_layout", "plot_cost",
     "plot_off_size", "plot_same_prompt", "plot_both_ways",

@@ -81,3 +81,25 @@ def plot_interpolation(strip: Filmstrip, cell: float = 1.4) -> Figure:
 def image_rows(images: Sequence[Any], cols: int) -> list[list[Any]]:
     """A flat list of images as rows of `cols` (the last row may be shorter)."""
     return [list(images[i:i + cols]) for i in range(0, len(images), cols)]
+
+
+def plot_article_grid(grid: dict, checks: Any, model: str, steps: int, cfg: float, seeds: int = 6) -> Figure:
+    """The article's prompts (rows) over seeds (columns), each picture marked with what the judge reads right
+    (`checks(reading, prompt)` -> {question: bool}): "ok" when every question holds, else the questions missed."""
+    prompts = list(grid["right"])
+    n = min(seeds, len(grid["seeds"]))
+    readings = grid["readings"]
+    labels = []
+    for p_i, prompt in enumerate(prompts):
+        row = []
+        for s_i in range(n):
+            got = checks(readings[p_i * len(grid["seeds"]) + s_i], prompt)
+            missed = [k for k, v in got.items() if not v]
+            row.append("read right" if not missed else "no " + ", ".join(missed))
+        labels.append(row)
+    rows = [list(grid["images"][p_i][:n]) for p_i in range(len(prompts))]
+    right = [f"{p}\n({100 * grid['right'][p]:.0f} % of {len(grid['seeds'])} seeds read right)" for p in prompts]
+    return plot_images(rows, f"{model}: the article's prompts, seeds 0-{n - 1} ({steps} steps, CFG {cfg:g}); under "
+                             "each picture what the scenes judge reads wrong", right, [f"seed {s}" for s in
+                                                                                      grid["seeds"][:n]],
+                       cell=1.25, cell_labels=labels)

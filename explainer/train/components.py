@@ -18,7 +18,9 @@ TEXT_DIM = 128
 def build_tokenizer(words: list[str] | None = None, max_tokens: int = MAX_TOKENS) -> PreTrainedTokenizerFast:
     """A word-level tokenizer (one token per word, so attention maps read as words) over `words` (default: the
     shapes world's vocabulary)."""
-    specials = [PAD, BOS, EOS, UNK]
+    # EOS must not get id 2: transformers' CLIP reads a config with eos_token_id 2 as the pre-2023 convention and
+    # pools the sentence at the highest token id (here the alphabetically last word) instead of at the end token.
+    specials = [PAD, BOS, UNK, EOS]
     vocab = {w: i for i, w in enumerate(specials + (vocabulary() if words is None else list(words)))}
     tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token=UNK))
     tok.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase()])

@@ -57,7 +57,10 @@ def _training_rows(training: dict) -> list[str]:
         nums = {k: v for k, v in (ev or r.get("metrics") or last).items()
                 if isinstance(v, (int, float)) and k not in ("step", "lr", "minutes")}
         shown = ", ".join(f"{k} {v:.3g}" for k, v in list(nums.items())[:6])
-        rows.append(f"| {stage} | {r.get('updates_total', last.get('step', '—'))} | {r.get('batch', '—')} | "
+        updates = r.get("updates_total", last.get("step", "—"))
+        if r.get("updates_before"):  # a fine-tune of an earlier model: its updates come on top
+            updates = f"{r['updates_before']} + {updates}"
+        rows.append(f"| {stage} | {updates} | {r.get('batch', '—')} | "
                     f"{r.get('lr', '—')} | {minutes if minutes is None else round(minutes, 1)} | {where} | {shown} |")
     return rows
 
@@ -108,14 +111,11 @@ def _adherence_rows(m: dict) -> list[str]:
             rows += [f"| {s} | " + " | ".join(_pct(t.get(c, {}).get("share")) for c in cats) + " |"
                      for s, t in sweep.items()]
     lay = m.get("layout")
-    if lay and not (lay["same_seed_px"] == lay["same_seed_px"]):  # NaN: no pair with both subjects read
-        rows += ["", f"How much of the layout a seed fixes could not be measured this way: in none of the "
-                     f"{lay['n_prompt_pairs']} prompt pairs did the judge read both subjects in pictures of the same "
-                     "seed (lesson 10 measures it on coarse layout and lighting instead)."]
-    elif lay:
-        rows += ["", f"How much of the layout a seed fixes: two different one-thing prompts put their subject "
-                     f"{lay['same_seed_px']:.1f} px apart (mean) with the same seed and {lay['other_seed_px']:.1f} px "
-                     f"with different seeds ({lay['n_prompt_pairs']} prompt pairs, 64 px pictures)."]
+    if isinstance(lay, list) and lay:  # lesson 10's layout study: one-thing prompts x seeds, paired by seed
+        rows += ["", "How much of the picture a seed fixes (lesson 10's study: one-thing prompts, every prompt with "
+                     "every seed; each seed's same-seed pairs against its pairs with other seeds, 95 % intervals over "
+                     "seeds):", "", "| claim | verdict | numbers | n |", "|---|---|---|---|"]
+        rows += [f"| {v['claim']} | {v['status']} | {v['numbers']} | {v['n']} |" for v in lay]
     if m.get("seconds_one_image") is not None:
         rows += ["", f"One {m.get('steps_main', 20)}-step image at CFG {m.get('cfg_main', 7.5)}: "
                      f"{m['seconds_one_image']:.2f} s on {m.get('threads', '?')} CPU threads."]
@@ -132,6 +132,7 @@ def write_card(folder: Path, measured: dict | None = None) -> Path:
     elif (folder / "adherence.json").exists():
         measured = json.loads((folder / "adherence.json").read_text())
     n = parameters(folder)
+    vae_channels = json.loads((folder / "vae" / "config.json").read_text())["latent_channels"]
     size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
     text = [
         "# scenes-sd: a small Stable Diffusion trained on the scenes world", "",
@@ -145,7 +146,7 @@ def write_card(folder: Path, measured: dict | None = None) -> Path:
         "## Components", "", "| component | class | parameters | notes |", "|---|---|---|---|",
         f"| unet | `UNet2DConditionModel` | {n['unet'] / 1e6:.2f} M | 8×8 latents, ε-prediction, Min-SNR-5, "
         "10 % empty captions (CFG), EMA 0.999 |",
-        f"| vae | `AutoencoderKL` | {n['vae'] / 1e6:.2f} M | factor 8 as SD (64×64×3 → 8×8×8) |",
+        f"| vae | `AutoencoderKL` | {n['vae'] / 1e6:.2f} M | factor 8 as SD (64×64×3 → 8×8×{vae_channels}) |",
         f"| text_encoder | `CLIPTextModel` | {n['text_encoder'] / 1e6:.2f} M | the text tower of the CLIP pair in "
         "`clip/`, trained contrastively on the world, then frozen while the U-Net trained (as SD 1.x) |",
         f"| clip | `CLIPModel` | {n['clip'] / 1e6:.2f} M | text and vision towers (for the lessons' CLIP scores) |",
