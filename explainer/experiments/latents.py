@@ -23,7 +23,6 @@ from ..latents import decode as decode_latents
 from ..latents import encode as encode_latents
 from ..latents import to_pixels, to_uint8
 from ..shapes import EVAL_SEED  # noqa: E402 (one definition, in the shapes world: never used in training)
-from .words import knn_accuracy
 
 
 def compression(pipe: Any) -> dict[str, int | float]:
@@ -183,8 +182,3 @@ def interpolate(pipe: Any, seed_a: int = EVAL_SEED + 7, seed_b: int = EVAL_SEED 
     inner = slice(1, frames - 1)
     diff = float(np.abs(lat[inner].astype(np.float64) - pix[inner]).mean())
     return Interpolation(alphas, lat, pix, diff)
-
-
-def knn_cosine(x: np.ndarray, labels: list[str], k: int = 5) -> float:
-    """k-NN accuracy with cosine similarity (as in lesson 2), for comparison."""
-    return knn_accuracy(x, labels, k)

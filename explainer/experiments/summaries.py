@@ -1,7 +1,7 @@
-"""The verdict tables of lessons 2, 3, 5, 8, 10, 11 and 13: each claim the lesson makes, judged from the numbers its
+"""The verdict tables of lessons 5, 8, 10, 11 and 13: each claim the lesson makes, judged from the numbers its
 experiments return, with the sample size and a 95 % interval (Wilson for shares, bootstrap for means and paired
-differences) or, for deterministic facts, an exact check. Lessons 1, 4, 6, 7 and 9 keep theirs beside their
-experiments (pipeline_tour.verdicts, denoising.structure_verdicts / swap_verdicts, attention.lesson6_verdicts,
+differences) or, for deterministic facts, an exact check. Lessons 1, 2, 3, 4, 6, 7 and 9 keep theirs beside their
+experiments (pipeline_tour.verdicts, scenes_findings.lesson2 / lesson3, denoising.structure_verdicts / swap_verdicts, attention.lesson6_verdicts,
 guidance.verdicts, samplers.sampler_verdicts).
 
 Findings, exported: each lesson ends with `export(lesson, verdicts, headline, numbers)`, which (when the environment
@@ -25,55 +25,6 @@ from .. import verdicts as vd
 
 def _share(rate: float, n: int) -> int:
     return int(round(rate * n))
-
-
-def lesson2(sims: dict[str, float], mm: Any, ret: Any, n_pairs: int) -> list[vd.Verdict]:
-    """Wording similarity (means over `n_pairs` prompt pairs), the meaning map's k-NN agreement, CLIP retrieval."""
-    syn = sims["same meaning (synonym)"]
-    one = {k: v for k, v in sims.items() if k in ("other colour", "other shape", "other position")}
-    closest = max(one, key=one.get)
-    out = [vd.exact("a synonym moves the embedding less than any one changed word of meaning", syn > max(one.values()),
-                    f"cosine similarity: synonym {syn:.3f} vs {closest} {one[closest]:.3f} (the closest of the three)",
-                    f"{n_pairs} prompt pairs per change (means)")]
-    n = len(mm.prompts)
-    for attr in ("colour", "shape"):
-        k = _share(mm.knn_accuracy[attr], n)
-        out.append(vd.proportion(f"prompts' nearest neighbours share their {attr}", k, n,
-                                 threshold=mm.chance[attr], what="agree", unit="prompts",
-                                 note=f"chance (always the commonest {attr}) = {mm.chance[attr]:.0%}"))
-    n = len(ret.captions)
-    out.append(vd.proportion("CLIP pairs each image with its own caption far above chance",
-                             _share(ret.image_to_caption, n), n, threshold=10 * ret.chance, what="right caption",
-                             unit="unseen scenes", note=f"chance = {ret.chance:.1%}; claim: above 10x chance"))
-    return out
-
-
-def lesson3(c: dict, rec: Any, ch: Any, nb: Any, it: Any) -> list[vd.Verdict]:
-    """Compression, reconstruction, latent distance follows looks, latent neighbours, interpolation."""
-    n_rec = len(rec.originals)
-    out = [vd.exact(f"the latent holds {c['factor']:.0f}x fewer numbers than the pixels",
-                    c["pixel_values"] == c["factor"] * c["latent_values"],
-                    f"{c['pixel_values']} pixel values vs {c['latent_values']} latent values", "exact count"),
-           vd.from_interval("the VAE round trip keeps the picture (PSNR above 25 dB)",
-                            vd.bootstrap_mean(psnr_each(rec)), f"{n_rec} unseen scenes", "mean per-scene PSNR (dB)",
-                            threshold=25.0, digits=1)]
-    order = sorted(ch.latent, key=ch.latent.get)
-    out.append(vd.exact("latent distance follows how pictures look: a 1-pixel move is the smallest change",
-                        order[0] == "moved 1 pixel", "latent distance: " + ", ".join(f"{k} {ch.latent[k]:.2f}"
-                                                                                   for k in order),
-                        "means over the scenes of the lesson"))
-    n = len(nb.latents)
-    for attr in nb.knn_accuracy:
-        out.append(vd.proportion(f"latent neighbours share their {attr}", _share(nb.knn_accuracy[attr], n), n,
-                                 threshold=nb.chance[attr], what="agree", unit="encoded scenes",
-                                 note=f"chance = {nb.chance[attr]:.0%}"))
-    walk = walk_difference(it)
-    out.append(vd.exact("a straight latent line looks like a pixel cross-fade: in every inner frame fewer than 5 % of "
-                        "the pixels take a colour in neither end", walk["worst_off_line"] < 0.05,
-                        f"worst frame {walk['worst_off_line']:.0%} of pixels more than {OFF_LINE} of 255 (RMS) off "
-                        f"the line between the two ends' colours; mean difference from the cross-fade "
-                        f"{walk['all']:.1f} of 255", f"{len(it.alphas) - 2} inner frames of one walk"))
-    return out
 
 
 OFF_LINE = 40  # of 255 (RMS over the channels): further than this from both ends' mix is "a colour in neither end"
