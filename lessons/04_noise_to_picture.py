@@ -14,7 +14,8 @@
 #   how much noise each timestep holds;
 # - the *reverse process*: what the sampler does at every step, and what the U-Net's guess of the finished picture
 #   (the *predicted x₀*) looks like along the way;
-# - how to measure whether layout comes before detail.
+# - how to measure whether layout comes before detail: with the picture's frequency spectrum, step by step, and with
+#   two causal tests (a prompt swapped part-way, and image-to-image).
 #
 # **The picture to keep in mind**
 # ```
@@ -24,18 +25,30 @@
 #
 # **Claim tested** (#4): *Generation starts from pure noise and removes it step by step; structure (composition) appears
 # first, fine detail later.*
+#
+# **Which model, and why.** This lesson runs on `scenes-sd`, our model of real things (foxes, trees, houses) on
+# textured grounds (autumn leaves, snow, grass) under the light of dawn, day, dusk or night. "Detail" needs something
+# to refine: fur, leaves, the grain of snow. The old shapes model (`shapes-sd`) draws flat shapes on a flat
+# background, whose only fine detail is a shape's outline; it is measured beside scenes-sd in the spectrum section,
+# and the lesson says from the numbers which model agrees with the claim.
 
 # %%
 import textwrap
 
-import matplotlib.pyplot as plt
 import numpy as np
 
 import explainer as ex
 from explainer import plots
-from explainer.experiments import denoising
+from explainer.experiments import scenes_denoising as sd
+from explainer.experiments import summaries
+from explainer.experiments.scenes_eval import ARTICLE_PROMPTS
+from explainer.experiments.scenes_pictures import foxes_in_leaves, render_all
 
-pipe = ex.load_pipeline()
+pipe = ex.load_pipeline("scenes-sd")  # the scenes model: real things, 64x64
+PROMPT = "a red fox sitting in autumn leaves"
+print(f"the U-Net works on latents of {pipe.unet.config.in_channels} channels x {pipe.unet.config.sample_size} x "
+      f"{pipe.unet.config.sample_size}; the VAE turns them into {pipe.unet.config.sample_size * pipe.vae_scale_factor}"
+      f" x {pipe.unet.config.sample_size * pipe.vae_scale_factor} pixels")
 
 # %% [markdown]
 # ## The forward process
@@ -45,11 +58,13 @@ pipe = ex.load_pipeline()
 # x_t = √ā_t · x₀ + √(1 − ā_t) · ε,
 #
 # where x₀ is the clean latent, ε is Gaussian noise, and ā_t ("alpha bar") falls from 1 (no noise) to almost 0 (pure
-# noise) as t grows. The list of ā_t values is the **noise schedule**. Below: a scene at growing t, with noise added to
-# the pixels (top), and — what the model really sees — to the VAE latents, decoded (bottom).
+# noise) as t grows. The list of ā_t values is the **noise schedule**. Below: a red fox in autumn leaves from the
+# scenes world at growing t, with noise added to the pixels (top), and — what the model really sees — to the VAE
+# latents, decoded (bottom). Watch which part of the picture goes first as the noise grows: the leaves' fine texture,
+# or the large masses (the fox's blob, the ground, the sky)?
 
 # %%
-plots.plot_forward_process(pipe)
+plots.plot_forward_process(pipe, image=render_all(foxes_in_leaves(1))[0])
 
 # %% [markdown]
 # ## The schedule, as the sampler walks it
@@ -58,74 +73,95 @@ plots.plot_forward_process(pipe)
 # spaces its steps differently.
 
 # %%
-plots.plot_noise_schedules(pipe, steps=25)
+plots.plot_noise_schedules(pipe, steps=20)
 
 # %% [markdown]
 # ## The reverse process, step by step
 # At each step the U-Net predicts the noise ε in the current latent x_t. Subtract it (scaled by the schedule) and you
 # get the U-Net's current guess of the clean latent, the **predicted x₀**. The sampler does not jump there; it moves
-# x_t a little towards it and asks again at the next, less noisy, step. Rows: the latent going in, the predicted noise,
-# and the predicted x₀ decoded by the VAE.
-
-# %%
-tr = ex.trace(pipe, "a large yellow star at the top", seed=0, steps=25)
-plots.plot_filmstrip(tr, n=7)
-
-# %% [markdown]
-# ## Measuring "structure first, detail later"
-# We generate 8 one-object scenes (25 steps each) and decode the predicted x₀ at every step. Two measurements:
+# x_t a little towards it and asks again at the next, less noisy, step.
 #
-# 1. **Frequency bands.** Split each step's difference from the final picture into a *coarse* part (blurred over
-#    4×4-pixel blocks: where the blobs are and their colour) and a *fine* part (what the blur removes: edges,
-#    corners, points of a star). For each band: the step after which its error stays below 10 % of its starting value.
-# 2. **The judge.** A small image reader (`explainer.judge`) reads position, colour and shape from each step's x₀. For
-#    each attribute: the step from which its reading no longer changes.
+# We trace the article's prompts (the fox, "a forest at dusk" and the others), each with two seeds, 20 steps, and
+# decode every step's predicted x₀ (the trace records it: `tr.steps[i].x0`). Rows of the filmstrip: the latent going
+# in, the predicted noise, and the predicted x₀ decoded by the VAE.
 
 # %%
-res = denoising.structure_then_detail(pipe, n=8, steps=25)
-half = denoising.halving_steps(res)
-print(f"{len(res.prompts)} images, {res.steps} steps each (mean over the images):")
-print(f"coarse error halves by step {sum(half['coarse']) / len(res.prompts):4.1f}; "
-      f"fine error halves by step {sum(half['fine']) / len(res.prompts):4.1f}")
-print(f"coarse error stays below 10 % of its start from step {res.coarse_settle:4.1f}; "
-      f"fine error from step {res.fine_settle:4.1f}")
-for attr, step in res.lock.items():
-    print(f"judged {attr:<8} fixed from step {step:4.1f}   (per image: {res.lock_each[attr]})")
-print(f"final images that follow their prompt entirely (judged): {res.adherence:.0%}")
+st = sd.spectrum_study(pipe, ARTICLE_PROMPTS, seeds=(0, 1), steps=20)
+fox = st.prompts.index(PROMPT)
+plots.plot_filmstrip(st.traces[fox], n=7)
 
 # %%
-fig, ax = plt.subplots(figsize=(7, 3.8), layout="constrained")
-steps = np.arange(1, res.steps + 1)
-ax.plot(steps, (res.coarse / res.coarse[:, :1]).mean(0), "o-", label="coarse (4x4 blur): layout, colour")
-ax.plot(steps, (res.fine / res.fine[:, :1]).mean(0), "s-", label="fine (the rest): edges, corners")
-ax.axhline(0.5, color="gray", linestyle="--", label="half of the start")
-ax.axhline(0.1, color="gray", linestyle=":", label="10 % of the start")
-ax.set_xlabel("denoising step")
-ax.set_ylabel("error of predicted x0 vs final image\n(relative to step 1)")
-ax.set_title(f"Which part of the picture is decided when ({len(res.prompts)} prompts, {res.steps} steps, DPM++ 2M, "
-             "CFG 7.5)")
-ax.legend()
-plt.show()
-
-# %%
-shown = np.linspace(0, res.steps - 1, 9).round().astype(int)
-plots.plot_images([res.x0_frames[r, shown] for r in range(3)], f"Predicted x0, decoded, at {len(shown)} of the {res.steps} steps (seeds 0, 1, 2)",
-                  row_labels=[textwrap.fill(p, 18) for p in res.prompts[:3]], col_titles=[f"step {s + 1}" for s in shown])
+shown = np.linspace(0, st.steps - 1, 8).round().astype(int)
+runs = [fox, fox + 1, st.prompts.index("a forest at dusk")]
+plots.plot_images([st.frames[r, shown] for r in runs], f"Predicted x0, decoded, at {len(shown)} of the {st.steps} "
+                  "steps", row_labels=[textwrap.fill(f"{st.prompts[r]} (seed {st.seeds[r]})", 18) for r in runs],
+                  col_titles=[f"step {s + 1}" for s in shown])
 
 # %% [markdown]
-# **What we measured.** Two questions hide in "structure first": *when does each band get most of the way* (halving
-# its error) and *when does it stop changing at all* (the 10 % line). The table below answers both from the
-# per-image numbers, with a paired bootstrap over the 8 images. Read the halving steps first: that is when the
-# picture's layout has mostly arrived. The last few per cent of coarse error linger because a blob's edge still
-# shifts by a pixel late on, so "settles" comes late for both bands — that does not mean the layout is decided late.
-# The filmstrip shows why early predicted x₀ are blurry: the U-Net cannot yet tell which of many possible pictures the
-# noise will become, so it predicts their mean, and a mean is blurry.
+# ## Measuring "structure first, detail later": the spectrum
+# A picture can be written as a sum of waves (its Fourier transform, `numpy.fft.fft2`). Long waves make the layout —
+# where the light and dark masses are; short waves make the detail — edges, fur, leaves. Squaring each wave's size
+# gives the **power spectrum**; averaging it over rings of equal frequency gives the *radially averaged* spectrum
+# (left panel below). We split it into three bands, by wavelength: **coarse** (waves 16 px and longer: the scale of
+# the latent grid), **middle** (4 to 16 px) and **fine** (shorter than 4 px).
+#
+# For each band and each step of each run we ask two things about the predicted x₀:
+# 1. **Power**: from which step does the band's power stay within 10 % of its final value? (Is there *as much* coarse
+#    structure, or fine detail, as in the end?)
+# 2. **Content**: from which step does the band's error to the final picture stay below 10 % of the final band's
+#    power? (Is it *the same* structure or detail as in the end?)
+#
+# The prompt is the unit: the two seeds of a prompt are not two independent pieces of evidence, so the intervals
+# resample prompts.
 
 # %%
-structure = denoising.structure_verdicts(res)
-ex.verdict_table(structure, title="Structure first, detail later")
+plots.plot_spectrum_steps(st, run=fox)
+
+# %%
+print(st.table())
+shapes = ex.load_pipeline()  # the old shapes model, measured the same way
+sh = sd.spectrum_study(shapes, sd.shapes_prompts(8), seeds=(0, 1), steps=20, model="shapes-sd")
+print(sh.table())
+
+# %%
+plots.plot_settle_steps([st, sh])
+
+# %%
+spectrum = sd.spectrum_verdicts(st) + sd.spectrum_verdicts(sh)
+ex.verdict_table(spectrum, title="Coarse before fine: when each band of the predicted picture settles")
 
 # %% [markdown]
+# **Reading the table.** Every sentence below is written from the numbers above when the cell runs:
+
+# %%
+POWER, CONTENT = "coarse before fine: the coarse band's power", "coarse before fine: the coarse band's content"
+read = {(m, w): summaries.reading(spectrum, f"{m}: {start}") for m in ("scenes-sd", "shapes-sd")
+        for w, start in (("power", POWER), ("content", CONTENT))}
+agree = [m for m in ("scenes-sd", "shapes-sd") if read[(m, "content")] == "agrees"]
+
+
+def settles(s, what, band):
+    return np.mean(s.settle(what)[band])
+
+
+summaries.say(
+    "\n".join(f"- **{s.model}** ({s.units} prompts x {len(set(s.seeds))} seeds): the coarse band's content is final "
+              f"(within {s.tol:.0%}) from step {settles(s, 'error', 'coarse'):.1f} on average, the middle band's from "
+              f"step {settles(s, 'error', 'middle'):.1f}, the fine band's from step {settles(s, 'error', 'fine'):.1f} "
+              f"of {s.steps}; that the coarse content settles first, the sample {read[(s.model, 'content')]}. The "
+              f"band *powers* settle at steps {settles(s, 'power', 'coarse'):.1f} (coarse) and "
+              f"{settles(s, 'power', 'fine'):.1f} (fine); coarse first, the sample {read[(s.model, 'power')]}."
+              for s in (st, sh))
+    + f"\n\n**Which model agrees with the article** that coarse structure is settled before fine detail: "
+    f"{' and '.join(agree) or 'neither model'}"
+    + ("; the shapes model alone could not say so." if agree == ["scenes-sd"] else ".")
+    + " Power and content are different questions: a band can hold as much detail as the final picture "
+    "(its power settled) while that detail is still being redrawn (its content not yet settled).")
+
+# %% [markdown]
+# The early predicted x₀ are blurry for a reason: the U-Net cannot yet tell which of many possible pictures the noise
+# will become, so it predicts their mean, and a mean of many pictures has their common layout but no detail.
+#
 # ## Explore it yourself: the step explorer
 # Drag the step slider: the latent going in, the predicted noise, where CFG pushes, and the predicted x₀ at that
 # step. (Without a browser, e.g. in a test, the explorer is built and shows step 1; nothing waits for you.)
@@ -133,62 +169,71 @@ ex.verdict_table(structure, title="Structure first, detail later")
 # %%
 from explainer import widgets  # noqa: E402
 
-widgets.step_explorer(tr, step=0)
+widgets.step_explorer(st.traces[fox], step=0)
 
 # %% [markdown]
 # ## An experiment: change the prompt half-way
-# If the layout is decided in the first steps, a prompt changed *after* them should keep the old layout but take the
-# new colour and shape. Test it: 8 pairs of prompts that differ in colour, shape **and** side of the picture
-# ("a large red circle on the left" → "a large blue square on the right"). Generate with prompt A for the first k of
-# 25 steps and with prompt B for the rest (the pipeline's step callback swaps the text embeddings), and ask the judge
-# which prompt the final picture's position, colour and shape follow. k = 0 is prompt B throughout; k = 25 is A.
+# The spectrum shows *when* each band settles; it does not show that the early steps *decide* the layout. A causal
+# test does: if the layout is decided in the first steps, a prompt changed *after* them should keep the old layout.
+# Prompt A is a red fox in autumn leaves, on one side of the picture, under one sky; prompt B is another animal on
+# the other side, on another ground, under another sky. Generate with A for the first k of 20 steps and with B for
+# the rest (the pipeline's step callback swaps the text embeddings), and ask what the final picture follows:
+# - its **layout**: are its light and dark masses (brightness over 8 × 8 blocks) nearer A's own picture or B's own
+#   picture of the same seed? (no judge needed)
+# - its **ground**, **sky** and **thing**, as the scenes judge reads them: A's or B's?
+#
+# k = 0 is prompt B throughout; k = 20 is A throughout.
 
 # %%
-swap = denoising.swap_prompt(pipe, ks=(0, 2, 4, 8, 12, 25))
+swap = sd.swap_study(pipe, n=8, steps=20)
 print(swap.table())
 
 # %%
-plots.plot_images([swap.images[k][:4] for k in swap.ks], f"Prompt A for the first k of {swap.steps} steps, then prompt B",
-                  row_labels=[f"k = {k}" for k in swap.ks],
-                  col_titles=[textwrap.fill(f"A: {a} / B: {b}", 22) for a, b in swap.pairs[:4]])
+plots.plot_images([swap.images[k][:5] for k in swap.ks], f"Prompt A for the first k of {swap.steps} steps, then "
+                  "prompt B", row_labels=[f"k = {k}" for k in swap.ks],
+                  col_titles=[f"A: {a.things[0].name}, {a.position}, {a.ground}, {a.sky}\nB: {b.things[0].name}, "
+                              f"{b.position}, {b.ground}, {b.sky}" for a, b in swap.scenes[:5]], cell=1.9)
 
 # %%
-print(" ; ".join(f"{a} follows A from k = {swap.first_k(a)}" for a in ("position", "colour", "shape"))
-      + f"  (of {swap.steps} steps; 'follows' = at least half of the {len(swap.pairs)} pairs)")
-swap_verdicts = denoising.swap_verdicts(swap, early=8) + denoising.swap_verdicts(swap, early=12)
+EARLY, MID = 4, 8
+swap_verdicts = sd.swap_verdicts(swap, (EARLY, MID))
 ex.verdict_table(swap_verdicts, title="Swapping the prompt part-way")
 
 # %%
-from explainer.experiments import summaries
-
-kp = swap.first_k("position")
-late = [k for k in swap.ks if 0 < k < kp]
+kl = swap.first_k("layout")
+b_thing = swap.share(0, "thing", "B")
 summaries.say(
-    f"Read the table from k = 0 down. The position follows prompt A from k = {kp} of {swap.steps} on; colour from "
-    f"k = {swap.first_k('colour')} and shape from k = {swap.first_k('shape')}. "
-    + ("That is the causal version of \"structure first\": the early steps fix *where*, and later steps can still "
-       "change *what*. " if kp < min(swap.first_k("colour"), swap.first_k("shape")) else
-       "Here *where* is not fixed before *what*. ")
-    + (f"Notice also how late \"early\" is: a swap after {' or '.join(map(str, late))} of {swap.steps} steps still "
-       f"lands on B's side in " + " and ".join(f"{swap.share(k, 'position', 'B'):.0%}" for k in late)
-       + " of the pairs. The first steps are pure noise being shaped; the layout is committed a few steps later."
-       if late else ""))
+    f"Read the table from k = 0 down. The layout follows prompt A from k = {kl} of {swap.steps} on (at least half "
+    f"of the {len(swap.pairs)} pairs at every later k); the ground from k = {swap.first_k('ground')}, the sky from "
+    f"k = {swap.first_k('sky')}, the thing from k = {swap.first_k('thing')}. After a swap at step {MID} the layout "
+    f"stays A's in {swap.share(MID, 'layout'):.0%} of the pairs (the sample "
+    f"{summaries.reading(swap_verdicts, f'swapped after step {MID} of {swap.steps}: the layout')}); after a swap at "
+    f"step {EARLY}, in {swap.share(EARLY, 'layout'):.0%} (the sample "
+    f"{summaries.reading(swap_verdicts, f'swapped after step {EARLY} of {swap.steps}: the layout')}). "
+    + (f"So the layout is committed between steps {EARLY} and {MID} of {swap.steps}: the first steps are pure noise "
+       "being shaped, and whatever prompt steers them lays the picture out. "
+       if swap.share(MID, "layout") >= 0.5 > swap.share(EARLY, "layout") else "")
+    + f"Whether the *thing* is still open after the layout is set is harder to see on our model: even B's own "
+    f"pictures (k = 0) show B's animal, as the judge reads it, in only {b_thing:.0%} of the pairs, and that the layout "
+    f"is committed before the thing, the sample "
+    f"{summaries.reading(swap_verdicts, 'where before what')}.")
 
 # %% [markdown]
 # ## Forward and reverse in one picture: image-to-image
 # Image-to-image runs the two processes back to back. Take a finished picture, run the **forward** process part of
 # the way (encode it, add noise up to a fraction of the schedule, the *strength*), then run the **reverse** process
 # from there with a new prompt B. Strength 0.2 sends the picture back only 20 % of the way — a light veil of noise,
-# 5 of 25 steps left to run; strength 1.0 sends it all the way to pure noise, and the source is forgotten. We use the
-# same 8 prompt pairs: the source picture is prompt A's, the new prompt is B (other colour, shape and side), and the
-# judge says what the result kept. (diffusers' `StableDiffusionImg2ImgPipeline`, built from our pipeline's parts.)
+# 4 of 20 steps left to run; strength 1.0 sends it all the way to pure noise, and the source is forgotten. The source
+# pictures are prompt A's from the swap (the fox), the new prompt is each pair's B, and we ask the same questions:
+# is the layout still the source's, and whose thing, ground and sky does the result show? (diffusers'
+# `StableDiffusionImg2ImgPipeline`, built from our pipeline's parts.)
 
 # %%
-i2i = denoising.image_to_image(pipe, strengths=(0.2, 0.4, 0.6, 0.8, 1.0))
+i2i = sd.i2i_study(pipe, swap, strengths=(0.2, 0.4, 0.6, 0.8, 1.0))
 print(i2i.table())
 
 # %%
-k = 0  # which of the 8 pairs to show
+k = 0  # which of the pairs to show
 plots.plot_images([[i2i.sources[k]] + [i2i.noised[s][k] for s in i2i.strengths],
                    [i2i.sources[k]] + [i2i.results[s][k] for s in i2i.strengths]],
                   f"Image-to-image: \u201c{i2i.pairs[k][0]}\u201d pushed towards \u201c{i2i.pairs[k][1]}\u201d",
@@ -201,13 +246,14 @@ plots.plot_images([[i2i.sources[k]] + [i2i.noised[s][k] for s in i2i.strengths],
 
 # %%
 import ipywidgets as W  # noqa: E402
+from PIL import Image  # noqa: E402
 
 
-def _png(im, px=128):
+def _png(im, px=192):
     import io
 
     buf = io.BytesIO()
-    im.resize((px, px), 0).save(buf, format="PNG")
+    Image.fromarray(im).resize((px, px), Image.Resampling.NEAREST).save(buf, format="PNG")
     return buf.getvalue()
 
 
@@ -221,7 +267,7 @@ def show_strength(_=None):
     for p, im in zip(panels, (i2i.sources[k], i2i.noised[s][k], i2i.results[s][k]), strict=True):
         p.value = _png(im)
     caption.value = (f"<b>source</b> → <b>noised to strength {s:g}</b> (forward) → <b>denoised with prompt B</b> "
-                     f"for {i2i.denoise_steps[s]} steps (reverse)")
+                     f"for {i2i.denoise_steps[s]} of {i2i.steps} steps (reverse)")
 
 
 strength.observe(show_strength, "value")
@@ -229,35 +275,55 @@ show_strength()
 W.VBox([strength, W.HBox(panels), caption])
 
 # %%
-i2i_verdicts = denoising.image_to_image_verdicts(i2i)
-halves = denoising.halving_steps(res)
-summaries.export("04", structure + swap_verdicts + i2i_verdicts, headline=(
-    f"the coarse error halves by step {np.median(halves['coarse']):.0f} and the fine error by step "
-    f"{np.median(halves['fine']):.0f} of {res.steps} (medians of {len(halves['coarse'])} images); a prompt swapped "
-    f"part-way keeps the first prompt's position from k = {swap.first_k('position')}, "
-    f"colour from k = {swap.first_k('colour')}, shape from k = {swap.first_k('shape')} of {swap.steps} steps"),
-    numbers={"first_k": {a: swap.first_k(a) for a in ("position", "colour", "shape")}, "halving": halves})
+i2i_verdicts = sd.i2i_verdicts(i2i)
 ex.verdict_table(i2i_verdicts, title="Image-to-image: strength decides how much is kept")
 
 # %%
-lo = min(i2i.strengths)
+lo, hi = min(i2i.strengths), max(i2i.strengths)
+kept = summaries.reading(i2i_verdicts, f"at strength {lo:g} the picture keeps the source's layout")
 summaries.say(
-    "Strength is the noise level (lesson 1's σ) the picture is sent back to. Read the table with the swap experiment "
-    "in mind: at low strength only the last, \"detail\" steps run, so the layout of the source survives; at high "
-    "strength the early, layout-deciding steps run again with prompt B and the source is forgotten. The shape column: "
-    f"at strength {lo:g} ({i2i.denoise_steps[lo]} steps run) the source's position is kept in "
-    f"{i2i.share(lo, 'position'):.0%} of the pairs and the shape is B's in {i2i.share(lo, 'shape', 'B'):.0%} — the "
-    f"sample {summaries.reading(i2i_verdicts, f'already at strength {lo:g} the shape follows')} that even these last "
-    "steps redraw the shape. At 32×32 pixels a shape's outline is the \"fine detail\" of lesson 4's bands, the last "
-    "thing to settle.")
+    "Strength is the noise level (lesson 1's σ) the picture is sent back to. Read the table with the swap in mind: at "
+    "low strength only the last steps run, so the layout of the source survives; at high strength the early, "
+    f"layout-deciding steps run again with prompt B. At strength {lo:g} the source's layout is kept in "
+    f"{i2i.share(lo, 'layout'):.0%} of the pictures (the sample "
+    f"{kept}); at strength {hi:g} in "
+    f"{i2i.share(hi, 'layout'):.0%}, its ground is B's in {i2i.share(hi, 'ground', 'B'):.0%} and its sky B's in "
+    f"{i2i.share(hi, 'sky', 'B'):.0%}. The thing is B's in {i2i.share(hi, 'thing', 'B'):.0%} at strength {hi:g} "
+    f"against {i2i.share(lo, 'thing', 'B'):.0%} at {lo:g} (more strength, more of B: the sample "
+    f"{summaries.reading(i2i_verdicts, 'more strength, more of prompt B')}).")
+
+# %% [markdown]
+# ## The findings
+# Exported for the docs: the spectrum verdicts of both models, the swap and image-to-image verdicts, and the numbers
+# behind them.
+
+# %%
+cs, fs = np.mean(st.settle("error")["coarse"]), np.mean(st.settle("error")["fine"])
+findings = summaries.export("04", spectrum + swap_verdicts + i2i_verdicts, headline=(
+    f"scenes-sd ({st.units} prompts x {len(set(st.seeds))} seeds): the predicted picture's coarse band is final from "
+    f"step {cs:.1f}, its fine band from step {fs:.1f} of {st.steps} (coarse first: {read[('scenes-sd', 'content')]}; "
+    f"shapes-sd: {read[('shapes-sd', 'content')]}); a prompt swapped part-way keeps the first prompt's layout from "
+    f"k = {swap.first_k('layout')} of {swap.steps} steps ({len(swap.pairs)} prompt pairs)"), numbers={
+    "band_edges": sd.BAND_EDGES, "tol": st.tol,
+    "spectrum": {s.model: {"prompts": s.prompts, "seeds": s.seeds, "steps": s.steps, "power_settle": s.settle("power"),
+                           "content_settle": s.settle("error")} for s in (st, sh)},
+    "swap": {"pairs": swap.pairs, "ks": swap.ks, "steps": swap.steps,
+             "share_a": {k: {a: swap.share(k, a) for a in sd.ATTRS} for k in swap.ks},
+             "share_b": {k: {a: swap.share(k, a, "B") for a in sd.ATTRS} for k in swap.ks},
+             "first_k": {a: swap.first_k(a) for a in sd.ATTRS}},
+    "i2i": {"strengths": i2i.strengths, "unet_calls": i2i.denoise_steps,
+            "kept": {s: {a: i2i.share(s, a) for a in sd.ATTRS} for s in i2i.strengths},
+            "from_b": {s: {a: i2i.share(s, a, "B") for a in sd.ATTRS} for s in i2i.strengths}}})
+print(findings["headline"])
 
 # %% [markdown]
 # ## Try it
-# - `denoising.structure_then_detail(pipe, n=8, steps=10)`: with fewer steps, does the order change?
-# - Trace two-object prompts (`"a red circle left of a blue square"`) and pass them as
-#   `structure_then_detail(pipe, prompts=[...])`: when is the relation fixed?
-# - `plots.plot_filmstrip(tr, n=7, rows=("latents", "noise_guided", "latents_next"))`: the latent before and after each
-#   step.
+# - `sd.spectrum_study(pipe, ["a forest at dawn"], seeds=range(8), steps=10)`: with fewer steps, does the order of the
+#   bands change?
+# - `plots.plot_spectrum_steps(st, run=st.prompts.index("a beach"))`: a picture with little texture. Which band
+#   carries most of its power?
+# - `plots.plot_filmstrip(st.traces[fox], n=7, rows=("latents", "noise_guided", "latents_next"))`: the latent before
+#   and after each step.
 #
 # ## Check yourself
 # 1. At t = 999, ā_t ≈ 0.005. What share of x_t is the picture, roughly?
@@ -269,9 +335,9 @@ summaries.say(
 #
 # 1. √0.005 ≈ 0.07 of the picture against √0.995 ≈ 1.0 of noise: almost nothing.
 # 2. The U-Net is trained to minimise the squared error; when many clean pictures fit the noisy input, the best guess
-#    under that loss is their average, and an average of many pictures is blurry.
-# 3. The experiment above answers it on our model: a swap after the first few steps keeps the first prompt's
-#    layout, while colour and shape can still follow the second prompt (its verdict table gives the counts). Lesson 6
-#    takes the text away entirely after k steps.
+#    under that loss is their average, and an average of many pictures is blurry: it has their common long waves and
+#    no short ones. That is what the spectrum shows at the first steps.
+# 3. The swap table above answers it on our model, k by k: which steps had already laid the picture out, and what
+#    could still change after them. Lesson 6 takes the text away entirely after k steps.
 #
 # </details>

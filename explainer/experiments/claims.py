@@ -32,7 +32,8 @@ CLAIMS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("A straight line between two latents is a smooth blend of the two pictures", "03",
      ("a straight latent line looks like a pixel cross-fade",)),
     ("Denoising decides the layout first and the details last", "04",
-     ("structure first: the coarse error halves", "swapped after step 8 of")),
+     ("scenes-sd: coarse before fine: the coarse band's content", "shapes-sd: coarse before fine: the coarse band's "
+      "content", "swapped after step 8 of 20: the layout", "where before what")),
     ("A model trained on too little data memorises instead of generalising", "05", ("little data generalises worse",)),
     ("Diffusion models copy their training images", "05",
      ("the model does not copy", "held-out colour x shape pairs are drawn right")),
@@ -78,8 +79,9 @@ LESSONS: tuple[tuple[str, str, str], ...] = (
      "causal prefix, wording changes, a meaning map, CLIP picture ↔ caption"),
     ("03", "Latent space and the VAE", "compression, the round trip, “a forest at dawn” / “at dusk” vs “a beach” / “a "
      "mountain” in latent and CLIP space, one thing changed, latent walks"),
-    ("04", "Noise in, picture out", "coarse and fine error per step, a prompt swapped part-way, image-to-image; "
-     "step explorer"),
+    ("04", "Noise in, picture out", "scenes-sd, beside shapes-sd: the forward process on a fox in autumn leaves, the "
+     "predicted x0 per step and its power spectrum (when the coarse, middle and fine bands settle), a prompt swapped "
+     "part-way, image-to-image; step explorer"),
     ("05", "How the model learned to see", "a tiny U-Net trained live, little vs much data, nearest training images, "
      "held-out colour × shape pairs"),
     ("06", "Inside the U-Net: attention", "the U shape, cross-attention per word, self-attention against a uniform "

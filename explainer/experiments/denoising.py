@@ -75,15 +75,20 @@ class StructureResult:
     traces: list[Any]
 
 
+def decoded_x0(pipe: Any, traces: list[Any]) -> np.ndarray:
+    """The predicted clean image of every step of every trace, decoded by the VAE: uint8 (n, steps, h, w, 3)."""
+    x0 = torch.stack([torch.stack([s.x0 for s in tr.steps]) for tr in traces])  # (n, S, C, h, w)
+    n_, s_ = x0.shape[:2]
+    decoded = decode(pipe, x0.flatten(0, 1))
+    return decoded.reshape(n_, s_, *decoded.shape[1:])
+
+
 def structure_then_detail(pipe: Any, n: int = 8, steps: int = 25, cfg: float = 7.5, seed: int = 0,
                           prompts: list[str] | None = None) -> StructureResult:
     prompts = prompts or one_object_prompts(n)
     seeds = [seed + i for i in range(len(prompts))]
     traces = trace_batch(pipe, prompts, seeds, steps=steps, cfg=cfg, attention=False)
-    x0 = torch.stack([torch.stack([s.x0 for s in tr.steps]) for tr in traces])  # (n, S, C, h, w)
-    n_, s_ = x0.shape[:2]
-    decoded = decode(pipe, x0.flatten(0, 1))
-    frames = decoded.reshape(n_, s_, *decoded.shape[1:])
+    frames = decoded_x0(pipe, traces)
     coarse, fine = zip(*(band_errors(f) for f in frames), strict=True)
     coarse, fine = np.stack(coarse), np.stack(fine)
     lock_each: dict[str, list[int]] = {"position": [], "colour": [], "shape": []}
@@ -183,30 +188,40 @@ def swap_pairs(n: int = 8, seed: int = 0) -> list[tuple[str, str]]:
 
 
 @torch.no_grad()
+def swap_images(pipe: Any, a_prompts: list[str], b_prompts: list[str], seeds: list[int], ks: tuple[int, ...],
+                steps: int, cfg: float) -> dict[int, list[Any]]:
+    """k -> the pictures (PIL) drawn with prompt A for the first k steps and prompt B for the rest: after step k the
+    conditional half of the text embeddings becomes B's, through the pipeline's step callback (k = 0: B throughout;
+    k = steps: A throughout). Image i of every k comes from seeds[i]."""
+    if any(not 0 <= k <= steps for k in ks):
+        raise ValueError(f"ks must lie in 0..steps={steps}, got {list(ks)}")
+    cond_b, _ = pipe.encode_prompt(list(b_prompts), pipe.device, 1, False)
+    images: dict[int, list[Any]] = {}
+    for k in ks:
+        def to_b(p, i, t, kw, k=k):
+            if i + 1 == k:
+                e = kw["prompt_embeds"]
+                half = e.shape[0] // 2
+                return {"prompt_embeds": torch.cat([e[:half], cond_b.to(e.dtype)])}
+            return {}
+
+        images[k] = run_pipeline(pipe, list(a_prompts) if k > 0 else list(b_prompts), list(seeds), steps, cfg,
+                                 callback_on_step_end=to_b if 0 < k < steps else None,
+                                 callback_on_step_end_tensor_inputs=["prompt_embeds"])
+    return images
+
+
+@torch.no_grad()
 def swap_prompt(pipe: Any, pairs: list[tuple[str, str]] | None = None, ks: tuple[int, ...] = (0, 2, 4, 8, 12, 25),
                 steps: int = 25, cfg: float = 7.5, seed: int = 0) -> PromptSwap:
     """Generate with prompt A for the first k steps and prompt B for the rest (the conditional text embeddings are
     swapped through the pipeline's step callback), and judge which prompt the final picture's position, colour and
     shape follow."""
     pairs = pairs or swap_pairs()
-    if any(not 0 <= k <= steps for k in ks):
-        raise ValueError(f"ks must lie in 0..steps={steps}, got {list(ks)}")
-    a_prompts, b_prompts = [a for a, _ in pairs], [b for _, b in pairs]
-    cond_b, _ = pipe.encode_prompt(b_prompts, pipe.device, 1, False)
     seeds = [seed + i for i in range(len(pairs))]
     follows: dict[int, dict[str, list[bool | None]]] = {}
-    images: dict[int, list[Any]] = {}
-    for k in ks:
-        def to_b(p, i, t, kw, k=k):
-            if i + 1 == k:  # after step k the conditional half of the embeddings becomes prompt B's
-                e = kw["prompt_embeds"]
-                half = e.shape[0] // 2
-                return {"prompt_embeds": torch.cat([e[:half], cond_b.to(e.dtype)])}
-            return {}
-
-        ims = run_pipeline(pipe, a_prompts if k > 0 else b_prompts, seeds, steps, cfg,
-                           callback_on_step_end=to_b if 0 < k < steps else None,
-                           callback_on_step_end_tensor_inputs=["prompt_embeds"])
+    images = swap_images(pipe, [a for a, _ in pairs], [b for _, b in pairs], seeds, ks, steps, cfg)
+    for k, ims in images.items():
         row: dict[str, list[bool | None]] = {"position": [], "colour": [], "shape": []}
         for im, (a, b) in zip(ims, pairs, strict=True):
             j = J.judge(im)
@@ -215,7 +230,7 @@ def swap_prompt(pipe: Any, pairs: list[tuple[str, str]] | None = None, ks: tuple
             for attr, name in (("position", "position"), ("colour", "color"), ("shape", "shape")):
                 seen = getattr(o, name) if o is not None else None
                 row[attr].append(True if seen == getattr(sa, name) else False if seen == getattr(sb, name) else None)
-        follows[k], images[k] = row, ims
+        follows[k] = row
     return PromptSwap(list(pairs), seeds, list(ks), steps, follows, images)
 
 
@@ -275,39 +290,14 @@ def image_to_image(pipe: Any, pairs: list[tuple[str, str]] | None = None,
     noised to `strength` of the schedule (the forward process), and denoised with prompt B for the remaining
     strength x steps steps (diffusers' StableDiffusionImg2ImgPipeline built from the same components). The noised
     start is captured at the U-Net's first call and decoded."""
-    from diffusers import StableDiffusionImg2ImgPipeline
-
-    if any(not 0 < s <= 1 for s in strengths):
-        raise ValueError(f"strengths must lie in (0, 1], got {list(strengths)}")
+    check_strengths(strengths)
     pairs = pairs or swap_pairs()
     a_prompts, b_prompts = [a for a, _ in pairs], [b for _, b in pairs]
     seeds = [seed + i for i in range(len(pairs))]
     sources = run_pipeline(pipe, a_prompts, seeds, steps, cfg)
-    i2i = StableDiffusionImg2ImgPipeline(**{k: v for k, v in pipe.components.items()
-                                            if k in ("vae", "text_encoder", "tokenizer", "unet", "scheduler",
-                                                     "safety_checker", "feature_extractor", "image_encoder")},
-                                         requires_safety_checker=False)
-    i2i.set_progress_bar_config(disable=True)
-    noised, results, follows, ran = {}, {}, {}, {}
-    for s in strengths:
-        first: list[torch.Tensor] = []
-        calls = [0]
-
-        def grab(module, args, kwargs, first=first, calls=calls):
-            calls[0] += 1
-            if not first:
-                x = args[0] if args else kwargs["sample"]
-                first.append(x[x.shape[0] // 2:].detach().float().cpu())  # the conditional half under CFG
-
-        h = pipe.unet.register_forward_pre_hook(grab, with_kwargs=True)
-        try:
-            ims = run_pipeline(i2i, b_prompts, seeds, steps, cfg, image=sources, strength=s)
-        finally:
-            h.remove()
-        ran[s] = calls[0]
-        x = first[0] if first else torch.zeros(len(pairs), 4, 8, 8)
-        noised[s] = [shapes_image(f) for f in decode(pipe, x)]
-        results[s] = ims
+    noised, results, ran = img2img_images(pipe, sources, b_prompts, seeds, strengths, steps, cfg)
+    follows = {}
+    for s, ims in results.items():
         row: dict[str, list[bool | None]] = {"position": [], "colour": [], "shape": []}
         for im, src, (_, b) in zip(ims, sources, pairs, strict=True):
             j, js = J.judge(im), J.judge(src)
@@ -320,6 +310,50 @@ def image_to_image(pipe: Any, pairs: list[tuple[str, str]] | None = None,
                                  False if seen == getattr(sb, name) else None)
         follows[s] = row
     return ImageToImage(list(pairs), list(strengths), steps, sources, noised, results, follows, ran)
+
+
+def check_strengths(strengths: tuple[float, ...]) -> None:
+    if any(not 0 < s <= 1 for s in strengths):
+        raise ValueError(f"strengths must lie in (0, 1], got {list(strengths)}")
+
+
+@torch.no_grad()
+def img2img_images(pipe: Any, sources: list[Any], b_prompts: list[str], seeds: list[int],
+                   strengths: tuple[float, ...], steps: int, cfg: float
+                   ) -> tuple[dict[float, list[Any]], dict[float, list[Any]], dict[float, int]]:
+    """The forward process, then the reverse: each source picture (PIL) is encoded, noised to `strength` of the
+    schedule and denoised with its prompt B for the remaining strength x steps steps (diffusers'
+    StableDiffusionImg2ImgPipeline built from the same components). Returns, per strength, the noised starts (captured
+    at the U-Net's first call, decoded, PIL), the results (PIL) and the number of U-Net calls that ran."""
+    from diffusers import StableDiffusionImg2ImgPipeline
+
+    check_strengths(strengths)
+    i2i = StableDiffusionImg2ImgPipeline(**{k: v for k, v in pipe.components.items()
+                                            if k in ("vae", "text_encoder", "tokenizer", "unet", "scheduler",
+                                                     "safety_checker", "feature_extractor", "image_encoder")},
+                                         requires_safety_checker=False)
+    i2i.set_progress_bar_config(disable=True)
+    noised, results, ran = {}, {}, {}
+    for s in strengths:
+        first: list[torch.Tensor] = []
+        calls = [0]
+
+        def grab(module, args, kwargs, first=first, calls=calls):
+            calls[0] += 1
+            if not first:
+                x = args[0] if args else kwargs["sample"]
+                first.append(x[x.shape[0] // 2:].detach().float().cpu())  # the conditional half under CFG
+
+        h = pipe.unet.register_forward_pre_hook(grab, with_kwargs=True)
+        try:
+            results[s] = run_pipeline(i2i, list(b_prompts), list(seeds), steps, cfg, image=list(sources), strength=s)
+        finally:
+            h.remove()
+        if not first:
+            raise RuntimeError(f"strength {s:g} x {steps} steps ran no denoising step: raise the strength or the steps")
+        ran[s] = calls[0]
+        noised[s] = [shapes_image(f) for f in decode(pipe, first[0])]
+    return noised, results, ran
 
 
 def shapes_image(frame: np.ndarray) -> Any:

@@ -7,8 +7,9 @@ onto a slide still says what made it.
 The figures live by topic: `grids` (pictures side by side), `pipeline` (pipeline at a glance, the whole machine,
 U-Net anatomy), `text` (tokens, embeddings, similarity, CLIP), `noise` (schedules, forward process), `maps` (PCA/UMAP
 of prompts, latents, trajectories), `trace` (filmstrip, CFG), `attention` (cross-attention maps), `controlnet`, `gan`,
-`sweeps` (the sweeps of lessons 7-11: CFG, negative prompts, samplers, seeds, resolution) and `families` (lesson 12,
-U-Net vs DiT). The figures of an experiment take its result object. The numbers behind them are computed
+`sweeps` (the sweeps of lessons 7-11: CFG, negative prompts, samplers, seeds, resolution), `spectrum` (lesson 4: the
+predicted picture's frequency bands per step) and `families` (lesson 12, U-Net vs DiT). The figures of an
+experiment take its result object. The numbers behind them are computed
 outside the views, in modules named for what they compute (`explainer.anatomy`, `explainer.text`, `explainer.noise`,
 `explainer.readouts`, `explainer.arrays`); they are re-exported here too, so `plots.unet_anatomy(...)` keeps working.
 """
@@ -42,6 +43,7 @@ from .grids import plot_article_grid, plot_grid, plot_images, plot_interpolation
 from .maps import plot_latent_map, plot_prompt_map, plot_trajectories
 from .noise import plot_forward_process, plot_noise_schedules
 from .pipeline import plot_machine, plot_pipeline, plot_unet_anatomy
+from .spectrum import plot_settle_steps, plot_spectrum_steps
 from .sweeps import (
     plot_cfg_examples,
     plot_cfg_model_examples,
@@ -80,6 +82,7 @@ __all__ = [
     "plot_cfg_model_examples", "plot_scene_layout", "plot_negative_effect",
     "plot_negative_examples", "plot_sampler_study", "plot_sampler_examples", "plot_layout", "plot_cost",
     "plot_off_size", "plot_same_prompt", "plot_both_ways",
+    "plot_spectrum_steps", "plot_settle_steps",
     # colour maps and the default prompt
     "DIVERGING", "MAGNITUDE", "ATTENTION", "DEFAULT_PROMPT",
     # the numbers behind the figures (defined outside the views, re-exported for old callers)
