@@ -11,7 +11,7 @@
 #
 # **You will learn**
 # - to use every control from lessons 7–12 in one place, and to look inside each run you make;
-# - to think like an experimenter: state what you expect, change one thing, check with a number.
+# - to think like an experimenter: state what you expect, change one thing, check with a number over many seeds.
 #
 # **The whole lesson in one picture**
 # ```
@@ -21,118 +21,175 @@
 #                                                                                attends, how hard CFG pushed)
 # ```
 #
-# **Claims you can test here:** popular claims #10–#14, with your own prompts and seeds.
+# **Which model, and why.** This lesson runs on `scenes-sd`, our model of real things (foxes, cats, trees, houses)
+# on textured grounds under the light of dawn, day, dusk or night. Its challenges are about what generators do with
+# a picture's things, ground and light, and its judge reads all three, so every challenge below has an answer the
+# lesson measures over twelve seeds before it tells you what you should find.
 
 # %% [markdown]
 # ## The playground
 # Type a prompt, set the knobs, press **Generate**. Under the image: a step slider (the clean image the model
 # predicts at that step), a word menu (where that word's cross-attention looks), and the size of the CFG delta per
-# step (lesson 7). The model only knows the shapes world: colours red, green, blue, yellow, purple, orange, white;
-# shapes circle, square, triangle, star, cross; sizes small/large; positions left/right/top/bottom/center; relations
-# left of / right of / above / below; backgrounds black/gray/brown.
+# step (lesson 7). The model knows the scenes world's words: things (fox, cat, dog, rabbit, owl, penguin, frog, tree,
+# pine tree, house, car, tent, balloon, boat, the sun, the moon, ...), grounds ("in autumn leaves", "on the grass",
+# "in the snow", "on the beach", "on the sea"), skies ("at dawn", "in the day", "at dusk", "at night"), positions
+# ("on the left"), relations ("left of", "above") and counts ("two", "three").
 #
 # (If you run this notebook without a browser, e.g. in a test, the widget is built and one generation is run from code
 # below, so nothing waits for a click.)
 
 # %%
-import explainer as ex
-from explainer import widgets
-from explainer.experiments import guidance, seeds
-from explainer.judge import judge, judge_against
-from explainer.shapes import HELD_OUT
+import numpy as np
 
-pipe = ex.load_pipeline()
-pg = widgets.playground(pipe, prompt="a red circle left of a blue square", seed=0, cfg=7.5, steps=25)
+import explainer as ex
+from explainer import plots, widgets
+from explainer.experiments import scenes_challenges as ch
+from explainer.experiments import scenes_seeds, summaries
+from explainer.experiments.scenes_eval import article_checks
+from explainer.worlds.scenes_judge import read
+
+pipe = ex.load_pipeline("scenes-sd")
+FIRST = "a red fox sitting in autumn leaves"
+pg = widgets.playground(pipe, prompt=FIRST, seed=0, cfg=7.5, steps=20)
 pg
 
 # %% [markdown]
-# Pressing Generate is the same as calling `pg.run()`; the cell below does it once so there is something to look at.
-# It also prints what the judge reads in the picture. Compare it with the prompt word by word: if the relation came
-# out swapped ("right of" for "left of"), you have already met our model's weakest skill — relations between two
-# objects (its model card measures how often it gets them right).
+# Pressing Generate is the same as calling `pg.run()`; the cell below does it once so there is something to look at,
+# and prints what the scenes judge reads in the picture and whether that is what the prompt asked for.
 
 # %%
 pg.run()
-print(pg.status.value, "| the judge sees:", judge(pg.trace.image).describe())
+first = read(np.asarray(pg.trace.image.convert("RGB")))[0]
+checks = article_checks(first, FIRST)
+print(pg.status.value, "| the judge reads:", ch.describe(first).replace("\n", "; "), "| asked:", checks)
 
 # %% [markdown]
 # ## Challenge 1: make the model fail
-# Find a prompt the model gets wrong, and say *why* you expected it to. Ideas: a colour × shape pair it never saw in
-# training (`explainer.shapes.HELD_OUT`: e.g. a red star, a blue cross), three objects (it only ever saw one or two),
-# a word it does not know (it becomes `<unk>`), a relation it has to reverse ("a square right of a circle" vs "a circle
-# left of a square").
+# Find a prompt the model gets wrong, and say *why* you expected it to. Ideas: two things in one picture ("a dog right
+# of a house"), a count ("three foxes"), a combination it never saw in training (`explainer.worlds.scenes.HELD_OUT_COLORS`
+# and `HELD_OUT_GROUNDS`: a purple car, a penguin on the beach), a word it does not know. Read the picture with the
+# judge rather than by eye: `ch.describe(read(np.asarray(pg.trace.image.convert("RGB")))[0])`.
 #
-# Check your result with the judge rather than by eye: `judge_against(pg.trace.image, pg.prompt.value)`.
+# Then compare with this measurement: "a fox" and "a fox left of a tree", twelve seeds each.
 
 # %%
-print("never seen in training:", HELD_OUT)
-print(judge_against(pg.trace.image, pg.prompt.value))
-
-# %% [markdown]
-# ## Challenge 2: find the CFG where the picture breaks
-# Generate "a yellow star above a green square" at CFG 1: on our model both objects are usually there already (lesson
-# 7 measured how often, over 36 images). So ask the other end: raise CFG step by step (3, 5, 7.5, 10, 15, 20, 30). At
-# what scale do the two objects stop being drawn right — a colour shifts, a shape dissolves? Is it the same for
-# another seed? (The relation is a separate question: our model often gets it wrong at every scale.)
-#
-# When you have an answer, check it against this search (it tries the scales in order and asks the judge):
+two = ch.two_things(pipe)
+A, B = ch.TWO_THINGS
+plots.plot_images(**two.figure("Challenge 1: one thing, then two"))
 
 # %%
-CHALLENGE_2, SCALES = "a yellow star above a green square", (1, 3, 5, 7.5, 10, 15, 20, 30)
-read = {s: judge_against(guidance.generate_many(pipe, [CHALLENGE_2], [0], cfg=s)[0], CHALLENGE_2) for s in SCALES}
-for s, r in read.items():
-    wrong = [k for k in ("color", "shape", "objects", "relation", "count") if r.get(k) is False]
-    print(f"CFG {s:>4g}: {'as asked' if r['all'] else 'wrong: ' + ', '.join(wrong)}")
-right = [s for s in SCALES if read[s]["objects"]]  # both objects with their colour and shape
-breaks = next((s for s in SCALES if right and s > min(right) and not read[s]["objects"]), None)
-print("first scale at which the two objects, drawn right at a lower scale, go wrong:", breaks if breaks is not None
-      else "none in this range (try another seed, or CFG 50)" if right else "never right at any scale for seed 0")
+v1 = ch.two_things_verdict(two)
+summaries.say(
+    f"**What you should find.** The judge finds the {A} in {ch.share(two.found('one', A))} pictures of "
+    f"{two.prompts['one']!r}, and both the {A} and the {B} in {ch.share(two.found('two', A, B))} of "
+    f"{two.prompts['two']!r} (the same seeds); that one thing is drawn more often than two, the sample "
+    f"{summaries.READING[v1.status]} ({v1.numbers}).")
 
 # %% [markdown]
-# ## Challenge 3: find a seed where the layout flips
-# Lesson 10 asked whether one seed keeps its layout when the prompt changes; its verdict table says what 8 seeds
-# could tell. Look for yourself: generate "a large red circle", then "a small blue square" with the same seed, and
-# look for a seed where the object jumps to another place — and for one where it stays. Check with (the first seed in
-# 0..15 whose judged position differs):
+# ## Challenge 2: what does CFG 1 leave out?
+# Generate the fox at CFG 1, then at 7.5, with the same seed. Which part of the prompt is there already at CFG 1 —
+# the fox or the autumn leaves it sits in? Try three seeds before you look at the measurement:
 
 # %%
-print("first layout flip at seed", seeds.layout_flip_seed(pipe, "a large red circle", "a small blue square",
-                                                          seeds=range(16)))
-
-# %% [markdown]
-# ## Challenge 4 (open): your own claim
-# Pick a popular claim (lessons 7–12 list them) you are not yet convinced of. Write down what you would expect to see if it were true,
-# and what if it were false. Then use the playground (or the experiment functions of lessons 7–11) to decide.
-
-# %% [markdown]
-# ## The verdict on the first run, computed
-# The judge's reading of the playground's first picture, key by key (run your own challenges through
-# `judge_against` the same way).
+cfg = ch.cfg_parts(pipe, FIRST)
+plots.plot_images(**cfg.figure("Challenge 2: " + " vs ".join(f"CFG {c:g}" for c in cfg.cfgs.values())))
 
 # %%
-from explainer.experiments import summaries  # noqa: E402
+v2 = ch.cfg_verdicts(cfg)
+lo, hi = cfg.prompts
+summaries.say(
+    f"**What you should find.** At CFG {cfg.cfgs[lo]:g} the judge finds the fox in {ch.share(cfg.found(lo, 'fox'))} "
+    f"pictures and reads the ground as autumn leaves in {ch.share(cfg.ground(lo, 'leaves'))}; at CFG "
+    f"{cfg.cfgs[hi]:g}, the fox in {ch.share(cfg.found(hi, 'fox'))} and the leaves in "
+    f"{ch.share(cfg.ground(hi, 'leaves'))}. That CFG {cfg.cfgs[hi]:g} draws the fox more often, the sample "
+    f"{summaries.READING[v2[0].status]} ({v2[0].numbers}); that CFG {cfg.cfgs[lo]:g} already draws the leaves, "
+    f"{summaries.READING[v2[1].status]} ({v2[1].numbers}).")
 
-v13 = summaries.lesson13(judge_against(pg.trace.image, pg.prompt.value), pg.prompt.value)
+# %% [markdown]
+# ## Challenge 3: what does a seed keep?
+# Keep the seed and change the thing: "a fox", then "a cat", then "an owl". Does the sky stay? Does the picture's
+# light and dark stay where it was? Look for a seed where it does and one where it does not, then compare with
+# lesson 10's measurement, made here on three things and twelve seeds:
+
+# %%
+keep = scenes_seeds.layout_study(pipe, things=("fox", "cat", "owl"), seeds=ch.SEEDS)
+plots.plot_scene_layout(keep)
+
+# %%
+v3 = scenes_seeds.verdicts(keep)
+ss, so = keep.paired("same_sky")
+cs, co = keep.paired("coarse_corr")
+try:
+    l10 = summaries.verdict(summaries.load("10"), "scenes-sd: the same seed keeps the lighting")
+    cite = f" Lesson 10's own run read the lighting claim as **{l10['status']}** ({l10['numbers']}; n = {l10['n']})."
+except (FileNotFoundError, KeyError):
+    cite = ""
+summaries.say(
+    f"**What you should find.** With the same seed the judge reads the same sky in {np.mean(ss):.0%} of the pairs of "
+    f"different things, with other seeds in {np.mean(so):.0%}: that the seed keeps the lighting, the sample "
+    f"{summaries.reading(v3, 'scenes-sd: the same seed keeps the lighting')}. The coarse light and dark (8 × 8 "
+    f"brightness) correlate {np.mean(cs):.2f} with the same seed, {np.mean(co):.2f} with others: "
+    f"{summaries.reading(v3, 'scenes-sd: the same seed keeps the picture')}.{cite}")
+
+# %% [markdown]
+# ## Challenge 4: change the sky, change the light
+# "a fox in the day", then "a fox at night", the same seed. What changes besides the sky: the ground, the fox? How
+# much darker is the whole picture? Guess a number (the mean pixel value, 0–255) and check:
+
+# %%
+night = ch.light(pipe)
+plots.plot_images(**night.figure("Challenge 4: day vs night"))
+
+# %%
+v4 = ch.light_verdicts(night)
+day_b, night_b = np.mean(night.brightness("day")), np.mean(night.brightness("night"))
+summaries.say(
+    f"**What you should find.** The mean pixel value is {day_b:.0f} of 255 in the day and {night_b:.0f} at night "
+    f"(the same seeds): that the night picture is darker, the sample {summaries.READING[v4[0].status]} "
+    f"({v4[0].numbers}). The judge reads the asked sky in {ch.share(night.sky('day', 'day'))} day pictures and "
+    f"{ch.share(night.sky('night', 'night'))} night pictures.")
+
+# %% [markdown]
+# ## Challenge 5 (open): your own claim
+# Pick a popular claim (lessons 7–12 list them) you are not yet convinced of. Write down what you would expect to see
+# if it were true, and what if it were false. Then measure it as the challenges above do: `ch.draw(pipe,
+# [(label, prompt, cfg), ...])` draws each condition with twelve seeds and reads every picture with the judge.
+
+# %% [markdown]
+# ## The verdicts, computed
+# The playground's first run, then each challenge's measurement, with its sample size and 95 % interval over seeds.
+
+# %%
+v13 = summaries.lesson13(checks, FIRST) + [v1] + v2 + v3 + v4
 summaries.export("13", v13, headline=(
-    f"the playground's first run ({pg.prompt.value!r}, seed 0) is {'drawn as asked' if v13[0].agrees else 'not drawn as asked'}; "  # noqa: E501
-    f"challenge 2 (seed 0): both objects right at CFG {', '.join(f'{s:g}' for s in right) or 'none'}, first break "
-    f"{breaks if breaks is not None else 'none'}"), numbers={"right_scales": right, "breaks": breaks})
-ex.verdict_table(v13, title="The playground's first run, judged")
+    f"scenes-sd: the fox at CFG {cfg.cfgs[lo]:g} in {ch.share(cfg.found(lo, 'fox'))} seeds vs CFG {cfg.cfgs[hi]:g} "
+    f"{ch.share(cfg.found(hi, 'fox'))}; one thing drawn in {ch.share(two.found('one', A))} vs two in "
+    f"{ch.share(two.found('two', A, B))}; same sky with the same seed {np.mean(ss):.0%} vs {np.mean(so):.0%}; "
+    f"night {night_b:.0f} vs day {day_b:.0f} of 255"), numbers={
+    "model": "scenes-sd", "prompt": FIRST, "seeds": list(ch.SEEDS), "first_checks": checks,
+    "two_things": {"prompts": two.prompts, "one": two.found("one", A), "both": two.found("two", A, B)},
+    "cfg": {"scales": list(cfg.cfgs.values()), "fox": {k: cfg.found(k, "fox") for k in cfg.prompts},
+            "leaves": {k: cfg.ground(k, "leaves") for k in cfg.prompts}},
+    "seed": {"same_sky": [ss, so], "coarse_corr": [cs, co]},
+    "light": {"brightness": {k: night.brightness(k) for k in night.prompts},
+              "sky_right": {k: night.sky(k, k) for k in night.prompts}}})
+ex.verdict_table(v13, title="Lesson 13: the playground's first run and the challenges, on scenes-sd")
 
 # %% [markdown]
 # ## Check yourself
-# 1. Challenge 2 asks for "the" CFG where the picture breaks. Why might the answer differ between seeds?
+# 1. In challenge 2 you compared CFG 1 and 7.5 on one seed and on twelve. Why might one seed mislead you?
 # 2. You found a prompt the model fails on. How would you tell whether the model *cannot* draw it or was unlucky?
-# 3. In challenge 3, what makes a layout flip more likely: changing the colour or changing the size?
+# 3. In challenge 4 the whole picture got darker, not only the sky. Why would a model learn that?
 #
 # <details><summary>Answer</summary>
 #
-# 1. The starting noise already favours some colours and places; with some seeds the picture sits close to a wrong
-#    reading (a colour half-way between two, a blob that could become a second object) and a smaller over-push tips
-#    it, with others it survives a strong one.
-# 2. Try many seeds and count with the judge (as lessons 7–10 do). One failure is an anecdote; 0 successes in 16
-#    seeds is evidence.
-# 3. Usually the size: a large object covers more of the canvas and is placed differently; a colour change leaves the
-#    shape's outline, and so its layout, mostly alone. Measure it: `seeds.layout_study` with your prompt pairs.
+# 1. The starting noise already favours some pictures: with one seed the fox may appear at CFG 1 by luck, or be
+#    missing at 7.5. A difference between two conditions is only evidence when it holds across many seeds, and the
+#    interval over seeds says how sure that is.
+# 2. Try many seeds and count with the judge, as the challenges do. One failure is an anecdote; 0 successes in 12
+#    seeds, against many for a simpler prompt, is evidence.
+# 3. In its training pictures the light of the sky tints everything under it (the renderer lights the ground and the
+#    things by the sky's colour), so "at night" goes with a dark ground and a dark fox, and the model learned them
+#    together.
 #
 # </details>

@@ -365,17 +365,4 @@ def test_families_table_names_its_sources():
     assert "860 M" in families.FAMILIES[0]["denoiser"]
 
 
-# --------------------------------------------------------------------------------------------- lesson 13
-def test_playground_runs_headless_and_the_challenge_checkers_work(shipped_pipe):
-    from explainer import widgets
-
-    pg = widgets.playground(shipped_pipe, prompt="a red circle left of a blue square", seed=0, cfg=7.5, steps=25)
-    pg.run()
-    assert pg.trace is not None and pg.image.value and not pg.message.value
-    from explainer.judge import judge_against
-
-    # challenge 2 has something to find: the picture is right at some scale and breaks at a higher one
-    f = summaries.load("13")["numbers"]
-    assert f["right_scales"] and f["breaks"] is not None and f["breaks"] > min(f["right_scales"])
-    v = summaries.lesson13(judge_against(pg.trace.image, pg.prompt.value), pg.prompt.value)
-    assert v[0].agrees == bool(judge_against(pg.trace.image, pg.prompt.value)["all"])
+# lesson 13 (on scenes-sd): tests/test_lesson13_scenes.py

@@ -96,7 +96,8 @@ LESSONS: tuple[tuple[str, str, str], ...] = (
     ("11", "Resolution, aspect ratio and memory", "time and memory per size, sizes the model never saw"),
     ("12", "Model families", "our own DiT (`shapes-dit`) beside the U-Net: parameters, patches as tokens, joint "
      "attention both ways, traced; the claim judged on 500 prompts"),
-    ("13", "Your turn: a playground", "the playground widget with challenges the judge checks"),
+    ("13", "Your turn: a playground", "scenes-sd: the playground on the fox; challenges measured over 12 seeds (one "
+     "thing vs two, CFG 1 vs 7.5, what a seed keeps, night vs day)"),
     ("14", "ControlNet: structure from a map", "our edge ControlNet: the copied encoder, zero convolutions, the map "
      "against the prompt, residuals per step, training curve"),
     ("15", "Why diffusion won (and what it cost)", "a text-conditional GAN on the same world: combos drawn, PRDC, "
