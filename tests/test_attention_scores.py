@@ -153,7 +153,7 @@ def test_judge_masks_match_the_renderer_on_renders():
     assert [o for o, _ in found] == j.objects  # same objects, same order as the judge lists them
 
 
-# ------------------------------------------------------------------------------ lesson 6, "Is the map right?"
+# ------------------------------------------------------ is the map right? (benchmarks/attention_quality.py, shapes-sd)
 @pytest.fixture(scope="module")
 def pipe():
     import explainer as ex
@@ -180,8 +180,8 @@ def test_word_roles_split_the_prompt_at_the_relation(pipe):
         ("blue", "colour", 1), ("square", "shape", 1)]
 
 
-def test_lesson6_maps_localise_at_8x8_not_at_2x2(quality):
-    """The verdicts the section "Is the map right?" prints, computed as it computes them."""
+def test_map_quality_localises_at_8x8_not_at_2x2(quality):
+    """The verdicts benchmarks/attention_quality.py prints, computed as it computes them."""
     from explainer.experiments import attention_quality as Q
 
     row = {(r["method"], r["level"], r["steps"]): r for r in quality.summary}
@@ -199,7 +199,7 @@ def test_lesson6_maps_localise_at_8x8_not_at_2x2(quality):
     assert daam["pointing"] < fine["pointing"]
 
 
-def test_lesson6_function_words(quality):
+def test_map_quality_function_words(quality):
     from explainer.experiments import attention_quality as Q
 
     def cell(cls):
@@ -212,13 +212,13 @@ def test_lesson6_function_words(quality):
     assert relation["auc"] - relation["auc_ci"] > 0.7  # relation words land on the two objects at 8x8
 
 
-def test_lesson6_has_a_misleading_map(quality):
+def test_map_quality_has_a_misleading_map(quality):
     mis = quality.misleading
     assert mis is not None and mis.other_mass > mis.own_mass
     assert mis.own_mask.shape == mis.other_mask.shape == tuple(mis.amap.shape) == (32, 32)
 
 
-def test_lesson6_renders_agree_early_noise_localises_worse(pipe):
+def test_map_quality_renders_agree_early_noise_localises_worse(pipe):
     from explainer.experiments import attention_quality as Q
 
     rs = {(r["level"], r["steps"]): r for r in Q.summarise(Q.render_attention(pipe, n=16, timesteps=(900, 500, 100)))}

@@ -37,9 +37,10 @@ CLAIMS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("A model trained on too little data memorises instead of generalising", "05", ("little data generalises worse",)),
     ("Diffusion models copy their training images", "05",
      ("the model does not copy", "held-out colour x shape pairs are drawn right")),
-    ("Each word's cross-attention lands on the object it names", "06", ("each noun's", "each colour word's")),
+    ("Each word's cross-attention lands on the thing it names (\u201cfox\u201d on the fox, \u201cleaves\u201d on the "
+     "ground)", "06", ("the word \u201cfox\u201d", "the word \u201cleaves\u201d")),
     ("Self-attention lets every position look at every other, and looks far", "06",
-     ("self-attention reaches further",)),
+     ("self-attention of the ground", "self-attention looks near", "self-attention looks far")),
     ("Low guidance (CFG 1) skips parts of the prompt; a middle scale (7.5) is the sweet spot", "07",
      ("scenes-sd: low CFG skips", "scenes-sd: CFG 7.5 draws", "shapes-sd: low CFG skips", "shapes-sd: CFG 7.5 draws")),
     ("High CFG over-saturates the picture", "07",
@@ -84,8 +85,9 @@ LESSONS: tuple[tuple[str, str, str], ...] = (
      "part-way, image-to-image; step explorer"),
     ("05", "How the model learned to see", "a tiny U-Net trained live, little vs much data, nearest training images, "
      "held-out colour × shape pairs"),
-    ("06", "Inside the U-Net: attention", "the U shape, cross-attention per word, self-attention against a uniform "
-     "map, text taken away, a wrong timestep; attention explorer"),
+    ("06", "Inside the U-Net: attention", "scenes-sd: the U shape; where \u201cfox\u201d and \u201cleaves\u201d "
+     "look against the judged fox and the world's ground, over 12 prompts; self-attention of the ground against a "
+     "uniform map; attention explorer"),
     ("07", "Classifier-free guidance", "scenes-sd, beside shapes-sd: the formula on recorded tensors, the "
      "over-shooting guided x0, where and when the prompt pushes, a CFG sweep of unseen prompts judged image by image"),
     ("08", "Negative prompts", "the negative prompt in the unconditional branch, its push over many seeds"),

@@ -2,7 +2,7 @@
 experiments return, with the sample size and a 95 % interval (Wilson for shares, bootstrap for means and paired
 differences) or, for deterministic facts, an exact check. Lessons 1, 2, 3, 4, 6, 7 and 9 keep theirs beside their
 experiments (pipeline_tour.verdicts, scenes_findings.lesson2 / lesson3, denoising.structure_verdicts /
-swap_verdicts, attention.lesson6_verdicts, guidance.verdicts, samplers.sampler_verdicts).
+swap_verdicts, scenes_attention.cross_verdicts / self_verdicts, guidance.verdicts, samplers.sampler_verdicts).
 
 Findings, exported: each lesson ends with `export(lesson, verdicts, headline, numbers)`, which (when the environment
 variable EXPLAINER_FINDINGS names a folder) writes them as JSON. The committed copies in docs/findings/ are the one
