@@ -63,12 +63,13 @@ print(f"{len(a['skips'])} skip connections; the whole U-Net: {a['total_params']:
 # prompt offers an answer key; the softmax of their match says how much of each token's information that position
 # takes in. Those weights, for one token over all positions, form that token's **attention map**. `ex.trace` records
 # them at every step (averaged over the attention heads and layers of each level). The maps below are the mean over
-# steps and levels.
+# steps at the finest level (the one with the most positions), for the words that name something; "a" and "in" take
+# much of the attention everywhere (try `plots.plot_attention(tr)` for every word), so they would set the colour scale.
 
 # %%
 PROMPT = "a red fox sitting in autumn leaves"
 tr = ex.trace(pipe, PROMPT, seed=0, steps=20)
-plots.plot_attention(tr)
+plots.plot_attention(tr, tokens=["red", "fox", "sitting", "autumn", "leaves"], level=0)
 
 # %% [markdown]
 # **Explore it**: the attention explorer shows one word's map over the image, per U-Net level, for one step or the
