@@ -47,17 +47,27 @@ CLAIMS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
      ("scenes-sd: high CFG over-saturates", "scenes-sd: high CFG clips", "shapes-sd: high CFG over-saturates")),
     ("A negative prompt is just the unconditional branch with other words", "08",
      ("the negative prompt is encoded", "\u201c")),
-    ("More steps always give a better picture", "09", ("diminishing returns", "20 -> 40 steps is a visible gain")),
-    ("Second-order samplers (Heun) are worth their extra network calls", "09", ("Heun wins per U-Net evaluation",)),
-    ("DPM++ 2M is the best sampler at few steps", "09", ("the popular default",)),
+    ("More steps help with diminishing returns: 20 \u2192 40 steps is a visible gain, 40 \u2192 80 rarely is", "09",
+     ("scenes-sd: diminishing returns", "scenes-sd: 20 -> 40 steps is a visible gain", "scenes-sd: 40 -> 80 steps",
+      "shapes-sd: 20 -> 40 steps is a visible gain", "shapes-sd: 40 -> 80 steps")),
+    ("What late steps refine is fine texture (fur, leaves)", "09",
+     ("scenes-sd: what 20 -> 40", "scenes-sd: what 40 -> 80")),
+    ("Second-order samplers (Heun) are worth their extra network calls", "09",
+     ("scenes-sd: Heun wins per U-Net evaluation",)),
+    ("DPM++ 2M is the best sampler at few steps", "09", ("scenes-sd: the popular default",)),
+    ("A few-step sampler (LCM) needs a model distilled for it", "09", ("scenes-sd: LCM",)),
     ("The same seed with the same settings gives the same picture", "10", ("same seed and settings",)),
     ("A seed fixes the layout, whatever the prompt", "10",
      ("scenes-sd: the same seed keeps the layout", "scenes-sd: the same seed keeps the picture",
       "shapes-sd: the same seed keeps the layout")),
     ("Keeping the seed keeps the lighting, whatever the prompt", "10",
      ("scenes-sd: the same seed keeps the lighting",)),
-    ("A model draws best at the size it was trained at", "11", ("at 64x64",)),
-    ("Cost grows with the image size", "11", ("cost grows with resolution",)),
+    ("A model draws best at the size it was trained at; at other sizes it repeats things", "11",
+     ("scenes-sd: at 128x128, a size it never saw, it draws the whole", "scenes-sd: at 128x128, a size it never saw, "
+      "it draws extra copies", "scenes-sd: at 64x128, a size it never saw, it draws the whole",
+      "scenes-sd: at 64x128, a size it never saw, it draws extra copies")),
+    ("Off its training size a model still gets the ground and the sky right", "11", ("scenes-sd: ... but keeps",)),
+    ("Cost grows with the image size", "11", ("cost grows with resolution", "self-attention pairs grow")),
     ("Transformer denoisers (DiT) improve long-range coherence and prompt adherence over the U-Net", "12",
      ("the DiT",)),
     ("A ControlNet starts as a no-op: its zero convolutions leave the frozen U-Net unchanged until it is trained", "14",
@@ -91,11 +101,13 @@ LESSONS: tuple[tuple[str, str, str], ...] = (
     ("07", "Classifier-free guidance", "scenes-sd, beside shapes-sd: the formula on recorded tensors, the "
      "over-shooting guided x0, where and when the prompt pushes, a CFG sweep of unseen prompts judged image by image"),
     ("08", "Negative prompts", "the negative prompt in the unconditional branch, its push over many seeds"),
-    ("09", "Samplers and steps", "Euler, DPM++ 2M, DDIM, Heun, LCM against a reference, per step and per U-Net call; "
+    ("09", "Samplers and steps", "scenes-sd (the steps claim beside shapes-sd): Euler, DPM++ 2M, DDIM, Heun, LCM "
+     "against a many-step reference, per step and per U-Net call, coarse vs fine detail, the judge's reading; "
      "samplers × steps explorer"),
     ("10", "Seeds and reproducibility", "scenes-sd, beside shapes-sd: same seed same bits; subject centre, coarse "
      "layout and lighting across prompts per seed; slerp"),
-    ("11", "Resolution, aspect ratio and memory", "time and memory per size, sizes the model never saw"),
+    ("11", "Resolution, aspect ratio and memory", "scenes-sd: latent positions and attention pairs from the config, "
+     "time and memory per size, 128×128 and wide 64×128 read by the judge"),
     ("12", "Model families", "our own DiT (`shapes-dit`) beside the U-Net: parameters, patches as tokens, joint "
      "attention both ways, traced; the claim judged on 500 prompts"),
     ("13", "Your turn: a playground", "scenes-sd: the playground on the fox; challenges measured over 12 seeds (one "

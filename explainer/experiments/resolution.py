@@ -1,5 +1,6 @@
-"""Lesson 11, resolution, aspect ratio and memory: latent size against image size; measured time and peak memory
-against resolution; what a model trained at 32x32 draws at 64x64 and at 32x64.
+"""Lesson 11, resolution, aspect ratio and memory: latent size against image size (read from the pipeline's config);
+measured time and peak memory against resolution. What the scenes model draws at sizes it never saw is
+`scenes_resolution`.
 
 How memory is measured: the process's peak resident memory (Linux VmHWM), reset just before the generation by
 writing 5 to /proc/self/clear_refs, minus the resident memory at that moment. Why not tracemalloc: it only sees memory
@@ -15,31 +16,39 @@ import re
 import time
 import tracemalloc
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from ..judge import judge, judge_against
 from .guidance import generate_many
 
 _STATUS = Path("/proc/self/status")
 _CLEAR = Path("/proc/self/clear_refs")
 
 
-def latent_table(pipe: Any, sizes: Sequence[tuple[int, int]] = ((32, 32), (64, 64), (32, 64), (128, 128),
+def attention_divisor(pipe: Any) -> int | None:
+    """How many times the U-Net has halved the latent before its first (finest) attention block: 2 ** the index of
+    the first down block with attention (None: a U-Net without attention, or a denoiser without down blocks)."""
+    kinds = list(getattr(pipe.unet.config, "down_block_types", None) or [])
+    first = next((k for k, b in enumerate(kinds) if "Attn" in b), None)
+    return None if first is None else 2 ** first
+
+
+def latent_table(pipe: Any, sizes: Sequence[tuple[int, int]] = ((64, 64), (64, 128), (128, 128), (256, 256),
                                                                   (512, 512))) -> list[dict]:
-    """Image size -> latent shape, number of values, compression, and the finest attention level's token count."""
+    """Image size (h, w) -> latent shape (channels from the U-Net's config), number of values, compression, and the
+    finest attention level's positions and self-attention pairs."""
     f = int(pipe.vae_scale_factor)
     c = int(pipe.unet.config.in_channels)
+    a = attention_divisor(pipe)
     rows = []
     for h, w in sizes:
         lh, lw = h // f, w // f
+        tokens = (lh // a) * (lw // a) if a else 0
         rows.append({"image": f"{h}x{w}", "pixels x 3": h * w * 3, "latent": f"{c}x{lh}x{lw}",
-                     "latent values": c * lh * lw,
-                     "compression": h * w * 3 / (c * lh * lw), "tokens at finest attention": lh * lw,
-                     "self-attention pairs": (lh * lw) ** 2})
+                     "latent values": c * lh * lw, "compression": h * w * 3 / (c * lh * lw),
+                     "latent positions": lh * lw, "tokens at finest attention": tokens,
+                     "self-attention pairs": tokens ** 2})
     return rows
 
 
@@ -93,40 +102,3 @@ def cost_vs_resolution(pipe: Any, sizes: Sequence[tuple[int, int]] = ((32, 32), 
         _, dt, peak = peak_memory(lambda h=h, w=w: generate_many(pipe, [prompt], [0], steps=steps, height=h, width=w))
         out.append(Cost((h, w), (h // f, w // f), dt, peak))
     return out
-
-
-@dataclass
-class OffSize:
-    sizes: list[tuple[int, int]]
-    prompts: list[str]
-    adherence: dict[tuple[int, int], float]  # judged 'all' (image resized to 32x32 for the judge)
-    colour: dict[tuple[int, int], float]  # judged colour right
-    one_object: dict[tuple[int, int], float]  # share with exactly one object, as asked
-    mean_objects: dict[tuple[int, int], float]
-    images: dict[tuple[int, int], list[Any]] = field(repr=False)
-    seconds: float = 0.0
-
-OFF_SIZE_PROMPTS = ("a large red circle on the left", "a small blue square at the top",
-                    "a large yellow star in the center", "a small green cross at the bottom",
-                    "a large white triangle on the right", "a small orange circle on the left")
-
-
-def off_size(pipe: Any, prompts: Sequence[str] = OFF_SIZE_PROMPTS,
-             sizes: Sequence[tuple[int, int]] = ((32, 32), (64, 64), (32, 64)), seed: int = 0,
-             steps: int = 25) -> OffSize:
-    """The same one-object prompts at each size; judged after resizing to the judge's 32x32 (a 32x64 image is squeezed
-    to 32x32, which distorts shapes but keeps colours and counts)."""
-    t0 = time.perf_counter()
-    prompts = list(prompts)
-    res = OffSize(list(sizes), prompts, {}, {}, {}, {}, {})
-    for h, w in sizes:
-        ims = generate_many(pipe, prompts, [seed] * len(prompts), steps=steps, height=h, width=w)
-        verdicts = [judge_against(im, p) for im, p in zip(ims, prompts, strict=True)]
-        counts = [judge(im).count for im in ims]
-        res.images[(h, w)] = ims
-        res.adherence[(h, w)] = float(np.mean([bool(v["all"]) for v in verdicts]))
-        res.colour[(h, w)] = float(np.mean([bool(v["color"]) for v in verdicts]))
-        res.one_object[(h, w)] = float(np.mean([c == 1 for c in counts]))
-        res.mean_objects[(h, w)] = float(np.mean(counts))
-    res.seconds = time.perf_counter() - t0
-    return res

@@ -1,11 +1,15 @@
 """Lesson 9, samplers and steps: quality against steps and against U-Net evaluations for Euler, DPM++ 2M, DDIM, Heun
-and LCM, measured as the distance to a long-run reference image and as judged prompt adherence; and the denoising
-paths of several samplers in latent space."""
+and LCM, measured as the distance to a long-run reference image (the same prompt and seed) and as judged prompt
+adherence; and the denoising paths of several samplers in latent space.
+
+`run_study` is the one study for any model: it takes the model's judge as a function (images -> whole prompt right
+per image). `sampler_study` runs it on the shapes model with the shapes judge; `scenes_samplers.study` on the scenes
+model with the scenes judge. `sampler_verdicts` judges the lesson's claims on either, resampling prompts."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,7 +17,7 @@ import numpy as np
 
 from .. import generation
 from ..judge import judge_against
-from .guidance import adherence_table, generate_many
+from .guidance import generate_many
 
 PROMPTS = ("a large red circle on the left", "a small blue star at the top",
            "a yellow square left of a purple triangle", "a green cross above a white circle")
@@ -30,11 +34,14 @@ PLAN: dict[str, tuple[int, ...]] = {
 REFERENCE = ("dpm++2m", 100)
 
 
+def pixels(a: Any) -> np.ndarray:
+    """An image (PIL, or uint8 (h, w, 3)) as floats in 0..1."""
+    return np.asarray(a.convert("RGB") if hasattr(a, "convert") else a, dtype=np.float64) / 255.0
+
+
 def rmse(a: Any, b: Any) -> float:
     """Root-mean-square pixel difference of two images, in 0..1 units."""
-    x = np.asarray(a.convert("RGB"), dtype=np.float64) / 255.0
-    y = np.asarray(b.convert("RGB"), dtype=np.float64) / 255.0
-    return float(np.sqrt(((x - y) ** 2).mean()))
+    return float(np.sqrt(((pixels(a) - pixels(b)) ** 2).mean()))
 
 
 @dataclass
@@ -46,6 +53,7 @@ class Run:
     adherence: float  # judged share of images that follow the whole prompt
     seconds: float
     images: list[Any] = field(repr=False)
+    right: list[bool] = field(default_factory=list, repr=False)  # per image: the judge reads the whole prompt right
 
 
 @dataclass
@@ -56,9 +64,14 @@ class SamplerStudy:
     reference_adherence: float
     runs: list[Run]
     reference_images: list[Any] = field(repr=False)
+    model: str = "shapes-sd"
+    cfg: float = 7.5
 
     def run(self, sampler: str, steps: int) -> Run:
         return next(r for r in self.runs if r.sampler == sampler and r.steps == steps)
+
+    def has(self, sampler: str, steps: int) -> bool:
+        return any(r.sampler == sampler and r.steps == steps for r in self.runs)
 
     def distances(self, sampler: str, steps: int) -> list[float]:
         """Per image, the RMSE to its reference image."""
@@ -70,42 +83,61 @@ class SamplerStudy:
         return [rmse(x, y) for x, y in zip(ra.images, rb.images, strict=True)]
 
     def adherent(self, sampler: str, steps: int) -> list[bool]:
-        """Per image, whether the judge finds the whole prompt right."""
-        return [bool(judge_against(im, p)["all"]) for im, p in zip(self.run(sampler, steps).images, self.prompts,
-                                                                    strict=True)]
+        """Per image, whether the judge reads the whole prompt right."""
+        return list(self.run(sampler, steps).right)
 
     def change(self, sampler: str, a: int, b: int) -> float:
         """Mean RMSE between the images made with `a` and with `b` steps (same seeds): how much the picture moves."""
-        ra, rb = self.run(sampler, a), self.run(sampler, b)
-        return float(np.mean([rmse(x, y) for x, y in zip(ra.images, rb.images, strict=True)]))
+        return float(np.mean(self.changes(sampler, a, b)))
+
+    @property
+    def units(self) -> int:
+        """Prompts: the unit that was drawn (one seed each)."""
+        return len(set(self.prompts))
 
     def table(self) -> str:
         head = f"{'sampler':>8} {'steps':>5} {'U-Net evals':>11} {'dist. to ref':>12} {'adherence':>9} {'time s':>6}"
-        lines = [head, "-" * len(head)]
+        lines = [f"{self.model}: {len(self.prompts)} images ({self.units} prompts, one seed each), CFG {self.cfg:g}; "
+                 f"reference {self.reference[0]} {self.reference[1]} steps", head, "-" * len(head)]
         for r in self.runs:
             lines.append(f"{r.sampler:>8} {r.steps:>5} {r.unet_evals:>11} {r.distance:>12.3f} {r.adherence:>9.2f} "
                          f"{r.seconds:>6.1f}")
         return "\n".join(lines)
 
-def sampler_study(pipe: Any, prompts: Sequence[str] = PROMPTS, seeds: Sequence[int] = SEEDS,
-                  plan: dict[str, Sequence[int]] | None = None, reference: tuple[str, int] = REFERENCE,
-                  cfg: float = 7.5) -> SamplerStudy:
-    """Every (sampler, steps) in `plan` on the same prompt/seed pairs; distance to the reference and adherence."""
-    plan = PLAN if plan is None else plan
+
+def run_study(pipe: Any, prompts: Sequence[str], seeds: Sequence[int], plan: dict[str, Sequence[int]],
+              reference: tuple[str, int], cfg: float, right: Callable[[list[Any]], list[bool]],
+              model: str) -> SamplerStudy:
+    """Every (sampler, steps) in `plan` on the same prompt / seed pairs: distance to the reference images and the
+    judge's reading (`right`: images -> per image, whole prompt right). A reference that is also in `plan` is drawn
+    once (its run is then at distance 0: use it where only the changes between step counts matter)."""
     prompts, seeds = list(prompts), list(seeds)
     ref_images = generate_many(pipe, prompts, seeds, cfg=cfg, steps=reference[1], scheduler=reference[0])
     runs = []
     for name, step_list in plan.items():
         for n in step_list:
             t0 = time.perf_counter()
-            ims = generate_many(pipe, prompts, seeds, cfg=cfg, steps=n, scheduler=name)
+            same = (name, n) == tuple(reference)
+            ims = ref_images if same else generate_many(pipe, prompts, seeds, cfg=cfg, steps=n, scheduler=name)
             dt = time.perf_counter() - t0
             evals = generation.expected_denoiser_calls(pipe, name, n)  # per image: the sampler's schedule length
-            runs.append(Run(name, n, evals, float(np.mean([rmse(a, b) for a, b in zip(ims, ref_images,
-                                                                                         strict=True)])),
-                            adherence_table(ims, prompts)["all"], dt, ims))
-    return SamplerStudy(prompts, seeds, tuple(reference), adherence_table(ref_images, prompts)["all"], runs,
-                        ref_images)
+            ok = [bool(x) for x in right(ims)]
+            runs.append(Run(name, n, evals, float(np.mean([rmse(a, b) for a, b in zip(ims, ref_images, strict=True)])),
+                            float(np.mean(ok)), dt, ims, ok))
+    return SamplerStudy(prompts, seeds, tuple(reference), float(np.mean(right(ref_images))), runs, ref_images, model,
+                        float(cfg))
+
+
+def sampler_study(pipe: Any, prompts: Sequence[str] = PROMPTS, seeds: Sequence[int] = SEEDS,
+                  plan: dict[str, Sequence[int]] | None = None, reference: tuple[str, int] = REFERENCE,
+                  cfg: float = 7.5, model: str = "shapes-sd") -> SamplerStudy:
+    """The study on the shapes model, read by the shapes judge."""
+    prompts = list(prompts)
+
+    def right(ims: list[Any]) -> list[bool]:
+        return [bool(judge_against(im, p)["all"]) for im, p in zip(ims, prompts, strict=True)]
+
+    return run_study(pipe, prompts, seeds, PLAN if plan is None else plan, reference, cfg, right, model)
 
 
 def sampler_traces(pipe: Any, prompt: str = "a yellow square left of a purple triangle", seed: int = 0,
@@ -119,103 +151,87 @@ def sampler_traces(pipe: Any, prompt: str = "a yellow square left of a purple tr
 VISIBLE = 0.02  # RMSE (0..1) we call a visible change: ~5 grey levels on average, e.g. an edge moved by a pixel
 
 
-def steps_verdict(study: SamplerStudy, sampler: str = "dpm++2m") -> list[str]:
-    """Claim #5 with the numbers: is 20 -> 40 a visible gain, and 40 -> 80 not?"""
-    a, b = study.change(sampler, 20, 40), study.change(sampler, 40, 80)
-    def seen(x: float) -> str:
-        return "visible" if x >= VISIBLE else "not visible"
-
-    lines = [f"{sampler} 20 -> 40 steps: the image changes by RMSE {a:.4f} ({seen(a)} by our yardstick of {VISIBLE})",
-             f"{sampler} 40 -> 80 steps: the image changes by RMSE {b:.4f} ({seen(b)})"]
-    agrees = a >= VISIBLE > b
-    lines.append("claim '20 -> 40 is a visible gain, 40 -> 80 rarely is': "
-                 + ("agrees" if agrees else "does not agree as stated")
-                 + (f"; diminishing returns hold (the second doubling changes less: {b:.4f} < {a:.4f})" if b < a
-                    else "; the second doubling changes as much or more"))
-    return lines
+UNIT = "prompts, one seed each (the same prompt and seed under both settings)"
 
 
-# --------------------------------------------------------------------------------------------- few-step sampling
-FEW_STEP_PLAN: dict[str, tuple[int, ...]] = {"lcm": (4, 8), "dpm++2m": (5, 10, 25)}
-
-
-@dataclass
-class FewStep:
-    """Few-step samplers judged by prompt adherence (the yardstick that suits a sampler that re-noises every step)."""
-
-    prompts: list[str]
-    seeds: list[int]
-    adherent: dict[tuple[str, int], list[bool]]  # (sampler, steps) -> per image: whole prompt judged right
-    images: dict[tuple[str, int], list[Any]] = field(repr=False)
-
-    def rate(self, sampler: str, steps: int) -> float:
-        v = self.adherent[(sampler, steps)]
-        return sum(v) / len(v)
-
-    def table(self) -> str:
-        lines = [f"{len(self.prompts)} prompts x 1 seed each; share of images the judge finds entirely right",
-                 f"{'sampler':>8} {'steps':>5} {'adherence':>9}"]
-        for (name, n), v in self.adherent.items():
-            lines.append(f"{name:>8} {n:>5} {sum(v) / len(v):>9.2f}")
-        return "\n".join(lines)
-
-
-def few_step_adherence(pipe: Any, n: int = 16, plan: dict[str, Sequence[int]] | None = None, cfg: float = 7.5,
-                       seed: int = 0) -> FewStep:
-    """LCM and DPM++ 2M at few steps on `n` unseen one- and two-object prompts, judged by adherence."""
-    from .. import shapes
-
-    plan = FEW_STEP_PLAN if plan is None else plan
-    prompts = [shapes.caption_for(shapes.sample_scene(20_000_000 + i)) for i in range(n)]
-    seeds = [seed + i for i in range(n)]
-    adherent, images = {}, {}
-    for name, step_list in plan.items():
-        for k in step_list:
-            ims = generate_many(pipe, prompts, seeds, cfg=cfg, steps=k, scheduler=name)
-            adherent[(name, k)] = [bool(judge_against(im, p)["all"]) for im, p in zip(ims, prompts, strict=True)]
-            images[(name, k)] = ims
-    return FewStep(prompts, seeds, adherent, images)
-
-
-def sampler_verdicts(study: SamplerStudy, few: FewStep | None = None, sampler: str = "dpm++2m") -> list[Any]:
-    """Lesson 9's claims as Verdicts: paired bootstraps over the study's images (same prompt and seed), and Wilson /
-    paired comparisons of adherence for the few-step samplers."""
+def steps_verdicts(study: SamplerStudy, sampler: str = "dpm++2m") -> list[Any]:
+    """Claim #5 on `study.model`: each doubling of the steps changes the picture less (10 -> 20 vs 20 -> 40); 20 -> 40
+    is a visible change, 40 -> 80 is not (mean RMSE between the two pictures against `VISIBLE`). Prompts resampled."""
     from .. import verdicts as vd
 
-    unit = "images (same prompts and seeds)"
-    out = []
+    m, g, unit = study.model, study.prompts, UNIT
     c1, c2, c3 = study.changes(sampler, 10, 20), study.changes(sampler, 20, 40), study.changes(sampler, 40, 80)
-    out.append(vd.compare(f"diminishing returns: {sampler} 10 -> 20 steps changes the image more than 20 -> 40",
-                          c1, c2, labels=("10->20", "20->40"), digits=4, unit=unit, note="RMSE between the images"))
-    out.append(vd.from_interval(f"20 -> 40 steps is a visible gain ({sampler})", vd.bootstrap_mean(c2), f"{len(c2)} "
-                                + unit, "RMSE 20->40", threshold=VISIBLE, digits=4,
-                                note=f"visible = RMSE above {VISIBLE} (about an edge moved by a pixel)"))
-    out.append(vd.from_interval(f"40 -> 80 steps is not a visible gain ({sampler})", vd.bootstrap_mean(c3),
-                                f"{len(c3)} " + unit, "RMSE 40->80", threshold=VISIBLE, claim_above=False, digits=4))
-    out.append(vd.compare("Heun wins per U-Net evaluation (heun 10 steps vs euler 20 steps, ~20 evaluations each)",
-                          study.distances("euler", 20), study.distances("heun", 10),
-                          labels=("euler 20", "heun 10"), digits=3, unit=unit,
-                          note="distance to the reference; positive = Heun closer"))
-    det = [s for s in ("euler", "ddim", "dpm++2m") if any(r.sampler == s for r in study.runs)]
-    for n in (5, 10):
-        rival = min((s for s in det if s != sampler), key=lambda s: study.run(s, n).distance)
-        out.append(vd.compare(f"the popular default {sampler} is the most accurate deterministic sampler at {n} steps "
-                              f"(vs the best other, {rival})", study.distances(rival, n), study.distances(sampler, n),
-                              labels=(rival, sampler), digits=3, unit=unit,
-                              note="distance to the reference; positive = " + sampler + " closer"))
-    if few is not None:
-        for lk, dk in (((("lcm", 4)), ("dpm++2m", 5)), (("lcm", 8), ("dpm++2m", 10))):
-            if lk in few.adherent and dk in few.adherent:
-                out.append(vd.compare(f"LCM sampling needs an LCM-distilled model: on ours, LCM {lk[1]} steps is "
-                                      f"judged right less often than DPM++ 2M {dk[1]} steps", few.adherent[dk],
-                                      few.adherent[lk], labels=(f"dpm++2m {dk[1]}", f"lcm {lk[1]}"), percent=True,
-                                      unit=f"prompts (paired, {len(few.prompts)} unseen)",
-                                      note="adherence, not distance: LCM re-noises at every step"))
-        best = max(few.adherent, key=lambda k: few.rate(*k))
-        if ("dpm++2m", 25) in few.adherent and ("lcm", 4) in few.adherent:
-            out.append(vd.compare("LCM at 4 steps falls short of an ordinary 25-step run",
-                                  few.adherent[("dpm++2m", 25)], few.adherent[("lcm", 4)],
-                                  labels=("dpm++2m 25", "lcm 4"), percent=True,
-                                  unit=f"prompts (paired, {len(few.prompts)} unseen)",
-                                  note=f"best of the few-step table: {best[0]} {best[1]} steps"))
+    n = f"{len(c2)} {unit}"
+    return [vd.compare(f"{m}: diminishing returns: {sampler} 10 -> 20 steps changes the picture more than 20 -> 40",
+                       c1, c2, labels=("10->20", "20->40"), groups=g, digits=4, unit=unit,
+                       note="RMSE between the two pictures"),
+            vd.from_interval(f"{m}: 20 -> 40 steps is a visible gain ({sampler})", vd.bootstrap_mean(c2, groups=g), n,
+                             "RMSE 20->40", threshold=VISIBLE, digits=4,
+                             note=f"visible = RMSE above {VISIBLE} (about five grey levels per pixel on average)"),
+            vd.from_interval(f"{m}: 40 -> 80 steps is not a visible gain ({sampler})", vd.bootstrap_mean(c3, groups=g),
+                             n, "RMSE 40->80", threshold=VISIBLE, claim_above=False, digits=4)]
+
+
+HEUN_PAIRS = ((10, 20), (20, 40))  # (Heun steps, Euler steps): about the same number of U-Net evaluations
+
+
+def heun_verdicts(study: SamplerStudy) -> list[Any]:
+    """Heun against Euler at about the same number of U-Net evaluations, by distance to the reference."""
+    from .. import verdicts as vd
+
+    out = []
+    for h, e in HEUN_PAIRS:
+        if not (study.has("heun", h) and study.has("euler", e)):
+            continue
+        rh, re_ = study.run("heun", h), study.run("euler", e)
+        out.append(vd.compare(f"{study.model}: Heun wins per U-Net evaluation: heun {h} steps ({rh.unet_evals} U-Net "
+                              f"calls) lands closer to the reference than euler {e} steps ({re_.unet_evals})",
+                              study.distances("euler", e), study.distances("heun", h),
+                              labels=(f"euler {e}", f"heun {h}"), groups=study.prompts, digits=3, unit=UNIT,
+                              note="distance to the reference; positive = Heun closer"))
     return out
+
+
+def default_verdicts(study: SamplerStudy, sampler: str = "dpm++2m", steps: Sequence[int] = (5, 10)) -> list[Any]:
+    """The popular default against the best other deterministic sampler at few steps, by distance to the reference."""
+    from .. import verdicts as vd
+
+    det = [s for s in ("euler", "ddim", "dpm++2m") if any(r.sampler == s for r in study.runs)]
+    out = []
+    for n in steps:
+        rival = min((s for s in det if s != sampler), key=lambda s: study.run(s, n).distance)
+        out.append(vd.compare(f"{study.model}: the popular default {sampler} is the most accurate deterministic "
+                              f"sampler at {n} steps (vs the best other, {rival})", study.distances(rival, n),
+                              study.distances(sampler, n), labels=(rival, sampler), groups=study.prompts, digits=3,
+                              unit=UNIT, note="distance to the reference; positive = " + sampler + " closer"))
+    return out
+
+
+LCM_PAIRS = ((4, 5), (8, 10))  # (LCM steps, DPM++ 2M steps): few steps each
+
+
+def lcm_verdicts(study: SamplerStudy, ordinary: int = 20) -> list[Any]:
+    """LCM sampling on a model that was not distilled for it, judged by adherence (LCM re-noises at every step, so
+    the distance to the reference is the wrong yardstick): against DPM++ 2M at about as few steps, and against an
+    ordinary run."""
+    from .. import verdicts as vd
+
+    m, unit, out = study.model, UNIT, []
+    for lk, dk in LCM_PAIRS:
+        if study.has("lcm", lk) and study.has("dpm++2m", dk):
+            out.append(vd.compare(f"{m}: LCM sampling needs an LCM-distilled model: LCM {lk} steps is judged right "
+                                  f"less often than DPM++ 2M {dk} steps", study.adherent("dpm++2m", dk),
+                                  study.adherent("lcm", lk), labels=(f"dpm++2m {dk}", f"lcm {lk}"), percent=True,
+                                  groups=study.prompts, unit=unit,
+                                  note="adherence, not distance: LCM re-noises at every step"))
+    if study.has("lcm", 4) and study.has("dpm++2m", ordinary):
+        out.append(vd.compare(f"{m}: LCM at 4 steps falls short of an ordinary {ordinary}-step run",
+                              study.adherent("dpm++2m", ordinary), study.adherent("lcm", 4),
+                              labels=(f"dpm++2m {ordinary}", "lcm 4"), percent=True, groups=study.prompts, unit=unit))
+    return out
+
+
+def sampler_verdicts(study: SamplerStudy, sampler: str = "dpm++2m") -> list[Any]:
+    """Lesson 9's claims on one model's study, every interval resampling prompts (the unit that was drawn)."""
+    return (steps_verdicts(study, sampler) + heun_verdicts(study) + default_verdicts(study, sampler)
+            + lcm_verdicts(study))

@@ -1,8 +1,9 @@
-"""The verdict tables of lessons 5, 8, 10, 11 and 13: each claim the lesson makes, judged from the numbers its
+"""The verdict tables of lessons 5, 8, 10 and 13: each claim the lesson makes, judged from the numbers its
 experiments return, with the sample size and a 95 % interval (Wilson for shares, bootstrap for means and paired
-differences) or, for deterministic facts, an exact check. Lessons 1, 2, 3, 4, 6, 7 and 9 keep theirs beside their
+differences) or, for deterministic facts, an exact check. Lessons 1, 2, 3, 4, 6, 7, 9 and 11 keep theirs beside their
 experiments (pipeline_tour.verdicts, scenes_findings.lesson2 / lesson3, denoising.structure_verdicts /
-swap_verdicts, scenes_attention.cross_verdicts / self_verdicts, guidance.verdicts, samplers.sampler_verdicts).
+swap_verdicts, scenes_attention.cross_verdicts / self_verdicts, guidance.verdicts, samplers.sampler_verdicts,
+scenes_resolution.off_size_verdicts / cost_verdicts).
 
 Findings, exported: each lesson ends with `export(lesson, verdicts, headline, numbers)`, which (when the environment
 variable EXPLAINER_FINDINGS names a folder) writes them as JSON. The committed copies in docs/findings/ are the one
@@ -129,28 +130,6 @@ def layout_by_seed(layout: Any) -> tuple[list[float], list[float]]:
             other[i, j] += v / combos
     other_by_seed = [(other[i].sum() + other[:, i].sum()) / (2 * (k - 1)) for i in range(k)]
     return list(same), other_by_seed
-
-
-def lesson11(costs: list[Any], off: Any) -> list[vd.Verdict]:
-    """Cost grows with size; at sizes it never saw the model draws extra objects but keeps the colour."""
-    n = len(off.prompts)
-    base = (32, 32)
-    out = [vd.exact("cost grows with resolution", costs[-1].seconds > costs[0].seconds,
-                    f"{costs[0].size[0]}x{costs[0].size[1]}: {costs[0].seconds:.2f} s, {costs[-1].size[0]}x"
-                    f"{costs[-1].size[1]}: {costs[-1].seconds:.2f} s", "one timed run each")]
-    for size in off.sizes:
-        if size == base:
-            continue
-        k_base, k = _share(off.one_object[base], n), _share(off.one_object[size], n)
-        out.append(vd.compare(f"at {size[0]}x{size[1]}, a size it never saw, it draws exactly one object less often "
-                              f"than at {base[0]}x{base[1]}", [1.0] * k_base + [0.0] * (n - k_base),
-                              [1.0] * k + [0.0] * (n - k), labels=(f"{base[0]}x{base[1]}", f"{size[0]}x{size[1]}"),
-                              paired=False, percent=True, unit="one-object prompts each",
-                              note=f"mean objects {off.mean_objects[base]:.1f} vs {off.mean_objects[size]:.1f}"))
-        out.append(vd.proportion(f"... but keeps the asked colour at {size[0]}x{size[1]}",
-                                 _share(off.colour[size], n), n, threshold=0.5, what="colour right",
-                                 unit="one-object prompts"))
-    return out
 
 
 def lesson13(checks: dict[str, Any], prompt: str) -> list[vd.Verdict]:

@@ -17,9 +17,10 @@ from .grids import plot_images
 if TYPE_CHECKING:  # type hints only: the views never import the experiments at run time
     from ..experiments.guidance import CfgSweep
     from ..experiments.negative import NegativeEffect
-    from ..experiments.resolution import Cost, OffSize
+    from ..experiments.resolution import Cost
     from ..experiments.samplers import SamplerStudy
     from ..experiments.scenes_cfg import ModelSweep
+    from ..experiments.scenes_resolution import OffSize
     from ..experiments.scenes_seeds import SceneLayout
     from ..experiments.seeds import Layout
 
@@ -163,17 +164,25 @@ def plot_sampler_study(study: SamplerStudy) -> Figure:
     ax3.set_title("prompt adherence vs evaluations")
     ax1.legend(fontsize=8)
     ref = f"{study.reference[0]} at {study.reference[1]} steps"
-    fig.suptitle(f"Samplers and steps: {len(study.prompts)} prompts, CFG 7.5; reference = {ref}", fontsize=11)
+    fig.suptitle(f"Samplers and steps on {study.model}: {len(study.prompts)} prompts, one seed each, CFG "
+                 f"{study.cfg:g}; reference = {ref}", fontsize=11)
     return fig
 
 
-def plot_sampler_examples(study: SamplerStudy, sampler: str = "dpm++2m", index: int = 0) -> Figure:
-    """One prompt's images with `sampler` at each step count of the study, beside its reference image."""
+def plot_sampler_examples(study: SamplerStudy, sampler: str = "dpm++2m", index: int = 0,
+                          detail: Sequence[np.ndarray] | None = None, vmax: float = 0.1) -> Figure:
+    """One prompt's images with `sampler` at each step count of the study, beside its reference image; with
+    `detail` (one map per step count, e.g. `scenes_samplers.detail_maps`) a second row shows where each picture still
+    differs from the reference in fine detail (0 black .. `vmax` white)."""
     rs = [r for r in study.runs if r.sampler == sampler]
-    row = [r.images[index] for r in rs] + [study.reference_images[index]]
+    rows = [[r.images[index] for r in rs] + [study.reference_images[index]]]
     labels = [f"{r.steps} steps" for r in rs] + [f"reference\n{study.reference[1]} steps"]
-    return plot_images([row], f"\u201c{study.prompts[index]}\u201d with {sampler} at several step counts",
-                       [f"seed {study.seeds[index]}"], labels, cell=1.3)
+    row_labels = [f"seed {study.seeds[index]}"]
+    if detail is not None:
+        rows.append([np.clip(np.asarray(d, dtype=np.float64) / vmax, 0.0, 1.0) for d in detail])
+        row_labels.append(f"fine detail still\nto change (0..{vmax:g})")
+    return plot_images(rows, f"{study.model}: \u201c{study.prompts[index]}\u201d with {sampler} at several step counts",
+                       row_labels, labels, cmap="gray", vmin=0.0, vmax=1.0, cell=1.3)
 
 
 # --------------------------------------------------------------------------------------------- lesson 10, seeds
@@ -216,14 +225,16 @@ def plot_cost(costs: Sequence[Cost], steps: int = 10) -> Figure:
     ax2.set_ylabel("peak memory growth (MiB)")
     ax1.set_title("time")
     ax2.set_title("peak resident memory during the call")
-    fig.suptitle(f"Cost against resolution: one image, {steps} steps, CFG 7.5, dpm++2m, CPU", fontsize=11)
+    fig.suptitle(f"Cost against resolution: one image, {steps} steps, CFG 7.5, dpm++2m, CPU",
+                 fontsize=11)
     return fig
 
 
-def plot_off_size(off: OffSize, n: int = 4) -> Figure:
-    """The first `n` prompts' images at each output size: rows = size, columns = prompt."""
+def plot_off_size(off: OffSize, n: int = 6, trained: tuple[int, int] = (64, 64)) -> Figure:
+    """The first `n` prompts' images at each output size: rows = size (height x width), columns = prompt."""
     rows = [off.images[s][:n] for s in off.sizes]
-    return plot_images(rows, "One model (trained at 32x32), three output sizes: same prompts and seeds",
-                       [f"{h}x{w}" for h, w in off.sizes],
-                       [p.replace(" on the", "\non the").replace(" at the", "\nat the").replace(" in the", "\nin the")
-                        for p in off.prompts[:n]], cell=1.3)
+    return plot_images(rows, f"{off.model} (trained at {trained[0]}x{trained[1]}) at {len(off.sizes)} output sizes: "
+                       f"the same prompts and seeds, {off.steps} steps", [f"{h}x{w}\n(h x w)" for h, w in off.sizes],
+                       [p.replace(" on the", "\non the").replace(" in the", "\nin the").replace(" in autumn",
+                                                                                               "\nin autumn")
+                        for p in off.prompts[:n]], cell=1.5)
