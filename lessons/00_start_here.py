@@ -16,9 +16,10 @@
 #
 # - **scenes-sd** draws 64×64 pictures of scenes composed from 3D emoji — foxes, cats, owls, trees, houses, the sun
 #   and the moon — on grounds such as autumn leaves, grass or snow, at dawn, day, dusk or night. You meet it first,
-#   below, and in the playground; lessons 1, 2, 3, 7 and 10 run on it.
-# - **shapes-sd** draws 32×32 pictures of coloured shapes. The other lessons use it: its world is simple enough that
-#   a judge can check every picture exactly, so each lesson can count how often a claim holds.
+#   below, and in the playground; lessons 1, 2, 3, 4, 6, 7, 9, 10, 11 and 13 run on it.
+# - **shapes-sd** draws 32×32 pictures of coloured shapes. Lessons 5, 8, 12, 14 and 15 use it (and 4, 7, 9 and 10
+#   measure it beside scenes-sd): its world is simple enough that a judge can check every picture exactly, so a
+#   lesson can count how often a claim holds where exact geometry is the point.
 #
 # Work through them in order; each takes a few minutes to read and under a minute and a half to run. Each lesson ends
 # with a **verdict table** computed from its own numbers: every claim, whether our model agrees, does not, or whether

@@ -36,7 +36,7 @@
 
 # %% [markdown]
 # ## Words first
-# - **Latents**: the small grid of numbers the model actually denoises (scenes-sd: 8 channels × 8 × 8); the VAE
+# - **Latents**: the small grid of numbers the model actually denoises (scenes-sd: channels × 8 × 8, one 8 × 8 grid per channel); the VAE
 #   decoder turns them into the 64×64 picture at the end.
 # - **Step / timestep**: generation starts from pure noise and removes a bit of it in each of N steps; the timestep
 #   says how noisy the latents still are.

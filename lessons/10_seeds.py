@@ -16,7 +16,7 @@
 #
 # **The whole lesson in one picture**
 # ```
-#  seed 42 ──► random generator ──► starting noise (8×8×8 numbers) ──► denoising, steered by the prompt ──► image
+#  seed 42 ──► random generator ──► starting noise (one number per latent value) ──► denoising, steered by the prompt ──► image
 #  same seed = same noise = same start. Everything after it is deterministic arithmetic.
 # ```
 #
