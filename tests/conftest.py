@@ -24,6 +24,7 @@ from explainer import testing  # noqa: E402
 torch.set_num_threads(1)
 
 SHIPPED = Path(__file__).resolve().parents[1] / "explainer" / "assets" / "shapes-sd"
+SCENES = SHIPPED.parent / "scenes-sd"
 # the builders live in explainer.testing (one copy for tests, benchmarks and lessons)
 WORDS, MAX_TOKENS = testing.WORDS, testing.MAX_TOKENS
 make_tokenizer = testing.word_tokenizer
@@ -52,3 +53,12 @@ def shipped_pipe():
     import explainer
 
     return explainer.load_pipeline()
+
+
+@pytest.fixture(scope="module")  # per test file, as before: a file that changes the pipe's scheduler keeps it to itself
+def scenes_pipe():
+    if not (SCENES / "model_index.json").exists():
+        pytest.skip("the scenes model (explainer/assets/scenes-sd) is not there yet")
+    import explainer
+
+    return explainer.load_pipeline("scenes-sd")

@@ -1,27 +1,13 @@
 """Lesson 6 on scenes-sd: where "fox" and "leaves" look and what a ground cell's self-attention looks at, asserted on
 the findings the lesson exports (docs/findings/06.json), and the measures behind them on small, fast inputs."""
 
-from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from explainer import verdicts as vd
 from explainer.experiments import scenes_attention as sa
 from explainer.experiments import summaries
-
-SCENES = Path(__file__).resolve().parents[1] / "explainer" / "assets" / "scenes-sd"
-
-
-@pytest.fixture(scope="module")
-def scenes_pipe():
-    if not (SCENES / "model_index.json").exists():
-        pytest.skip("the scenes model (explainer/assets/scenes-sd) is not there yet")
-    import explainer
-
-    torch.set_num_threads(1)
-    return explainer.load_pipeline("scenes-sd")
 
 
 @pytest.fixture(scope="module")

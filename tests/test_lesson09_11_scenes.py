@@ -3,25 +3,11 @@ tests/test_lessons_part2.py on docs/findings/09.json and 11.json)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
-import pytest
 
 from explainer import verdicts as vd
 from explainer.experiments import resolution, samplers, scenes_resolution, scenes_samplers
 from explainer.worlds.scenes import ANIMALS
-
-SCENES = Path(__file__).resolve().parents[1] / "explainer" / "assets" / "scenes-sd"
-
-
-@pytest.fixture(scope="module")
-def scenes_pipe():
-    if not (SCENES / "model_index.json").exists():
-        pytest.skip("the scenes model (explainer/assets/scenes-sd) is not there yet")
-    import explainer
-
-    return explainer.load_pipeline("scenes-sd")
 
 
 def test_texture_scenes_hold_an_animal_or_a_forest_on_leaves_or_grass():

@@ -1,27 +1,13 @@
 """Lesson 13 on scenes-sd: the playground opens on the fox and runs headless; each challenge's finding is what its
 exported numbers say (docs/findings/13.json), and the measures behind them work on a small draw."""
 
-from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from explainer import verdicts as vd
 from explainer.experiments import scenes_challenges as ch
 from explainer.experiments import summaries
-
-SCENES = Path(__file__).resolve().parents[1] / "explainer" / "assets" / "scenes-sd"
-
-
-@pytest.fixture(scope="module")
-def scenes_pipe():
-    if not (SCENES / "model_index.json").exists():
-        pytest.skip("the scenes model (explainer/assets/scenes-sd) is not there yet")
-    import explainer
-
-    torch.set_num_threads(1)
-    return explainer.load_pipeline("scenes-sd")
 
 
 @pytest.fixture(scope="module")

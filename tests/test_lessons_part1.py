@@ -4,8 +4,6 @@ Beside them, the experiments' mechanics checked from the outside on cheap inputs
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -34,18 +32,6 @@ def _status(rec: dict, start: str) -> str:
 
 
 # --------------------------------------------------------------------------------------------- lesson 1
-SCENES = Path(__file__).resolve().parents[1] / "explainer" / "assets" / "scenes-sd"
-
-
-@pytest.fixture(scope="module")
-def scenes_pipe():
-    if not (SCENES / "model_index.json").exists():
-        pytest.skip("the scenes model (explainer/assets/scenes-sd) is not there yet")
-    import explainer
-
-    return explainer.load_pipeline("scenes-sd")
-
-
 def test_lesson1_hand_loop_is_the_pipeline():
     f = summaries.load("01")
     n = f["numbers"]

@@ -18,13 +18,6 @@ FOX = "a red fox sitting in autumn leaves"
 SHAPES_PROMPT = "a red circle left of a blue square"
 
 
-@pytest.fixture(scope="module")
-def scenes_pipe():
-    if "scenes-sd" not in models.available_models():
-        pytest.skip("scenes-sd is not in this install")
-    return ex.load_pipeline("scenes-sd")
-
-
 @pytest.fixture
 def fresh_session(monkeypatch):
     """A session in which nothing has been chosen yet (no menu choice, no $EXPLAINER_MODEL, no classroom worker)."""
