@@ -235,9 +235,9 @@ def test_lesson4_swap_pairs_differ_in_everything_but_the_fox():
         assert b.things[0].name != "fox" and b.ground != a.ground and b.sky != a.sky and b.position != a.position
 
 
-def test_swap_prompt_rejects_a_swap_step_out_of_range(pipe):
+def test_swap_images_rejects_a_swap_step_out_of_range(pipe):
     with pytest.raises(ValueError, match="ks must lie in 0..steps"):
-        denoising.swap_prompt(pipe, ks=(30,), steps=25)
+        denoising.swap_images(pipe, ["a red circle"], ["a blue square"], [0], ks=(30,), steps=25, cfg=7.5)
 
 
 def test_settle_and_lock_steps():

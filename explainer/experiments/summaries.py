@@ -1,7 +1,7 @@
 """The verdict tables of lessons 5, 8, 10 and 13: each claim the lesson makes, judged from the numbers its
 experiments return, with the sample size and a 95 % interval (Wilson for shares, bootstrap for means and paired
 differences) or, for deterministic facts, an exact check. Lessons 1, 2, 3, 4, 6, 7, 9 and 11 keep theirs beside their
-experiments (pipeline_tour.verdicts, scenes_findings.lesson2 / lesson3, denoising.structure_verdicts /
+experiments (pipeline_tour.verdicts, scenes_findings.lesson2 / lesson3, scenes_denoising.spectrum_verdicts /
 swap_verdicts, scenes_attention.cross_verdicts / self_verdicts, guidance.verdicts, samplers.sampler_verdicts,
 scenes_resolution.off_size_verdicts / cost_verdicts).
 
