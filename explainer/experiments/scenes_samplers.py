@@ -3,8 +3,9 @@ leaves, grass). The study is `samplers.run_study` with the scenes judge: unseen 
 leaves or grass, one seed each, every sampler at several step counts, each picture compared with a many-step
 reference of the same prompt and seed and read by the judge.
 
-What a step count changes is split into two bands (`denoising.band_errors`, lesson 4's split): coarse (a 4 x 4-pixel
-blur: where things are and what colour) and fine (what the blur removes: texture and edges). Prompts are the unit
+What a step count changes is split into two bands by `denoising.band_errors` (a blur split, not lesson 4's FFT
+rings): coarse (a 4 x 4-pixel blur: where things are and what colour) and fine (what the blur removes: texture and
+edges). Prompts are the unit
 that was drawn: every interval resamples prompts.
 """
 
