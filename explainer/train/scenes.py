@@ -376,9 +376,17 @@ def run_unet(args) -> None:
     latents = encode_posterior(vae, data.images, cache=args.work / "unet" / f"latents_{args.unet_images}.safetensors")
     stage = UNetStage(data, latents, vae.config.scaling_factor, clip.text_model, tok, batch=args.unet_batch,
                       cond_dropout=args.cond_dropout)
+    extra = {}
+    if args.init_from is not None:  # fine-tune: start from a scenes-sd pipeline's U-Net (e.g. on a new text encoder)
+        from diffusers import UNet2DConditionModel
+
+        stage.unet.load_state_dict(UNet2DConditionModel.from_pretrained(args.init_from / "unet").float().state_dict())
+        prior = json.loads((args.init_from / "training.json").read_text())["unet"]["runs"]
+        before = prior[-1]["updates_total"] + prior[-1].get("updates_before", 0) if prior else 0
+        extra = {"init_from": str(args.init_from), "updates_before": before}
     res = fit(stage, _cfg(args, "unet", args.unet_steps, args.unet_lr, ema=0.999, warmup=500))
     print("unet", res.steps_done, res.metrics)
-    _record(args, "unet", res, cond_dropout=args.cond_dropout)
+    _record(args, "unet", res, cond_dropout=args.cond_dropout, **extra)
     run_assemble(args)
 
 
@@ -437,6 +445,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         g.add_argument(f"--{name}-batch", type=int, default=batch)
     g.add_argument("--judge-round-trips", type=int, default=6_000,
                    help="training scenes the judge also sees as VAE round trips (when the VAE is trained)")
+    g.add_argument("--init-from", type=Path, default=None,
+                   help="a scenes-sd pipeline folder whose unet/ the unet stage starts from (a fine-tune, e.g. on a "
+                        "retrained text encoder); its earlier updates are counted in the card")
     g.add_argument("--judge-from", type=Path, default=None,
                    help="a trained judge folder (model.safetensors + config.json) the judge stage starts from, e.g. "
                         "explainer/assets/scenes-judge to fine-tune it on a new VAE's round trips")
@@ -455,6 +466,9 @@ def check_arguments(args: argparse.Namespace, error: flags.Error) -> None:
         if u in ("vae", "clip", "judge", "unet"):
             flags.check_checkpoint(args, error, u)
     flags.checked(error, args, "judge_round_trips", V.check_int, 0, args.judge_images)
+    if args.init_from is not None and not ((args.init_from / "unet").is_dir()
+                                           and (args.init_from / "training.json").is_file()):
+        error(f"--init-from must be a scenes-sd pipeline folder with unet/ and training.json, got {args.init_from}")
     if args.judge_from is not None and not (args.judge_from / "model.safetensors").is_file():
         error(f"--judge-from must be a judge folder holding model.safetensors, got {args.judge_from}")
 
