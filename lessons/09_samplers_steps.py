@@ -45,8 +45,9 @@
 # - **U-Net evaluation**: one call of the network (with CFG, one call holds both branches as a batch of two). This
 #   is what costs time, so it is the fair x-axis.
 # - **Reference**: our stand-in for "the exact answer": DPM++ 2M with 100 steps, from the same prompt and seed.
-# - **Coarse and fine**: a difference between two pictures, split in two bands (lesson 4's split): *coarse* is what
-#   survives a 4 × 4-pixel blur (where things are, what colour), *fine* is what the blur removes (texture, edges).
+# - **Coarse and fine**: a difference between two pictures, split by spatial frequency at the edge of lesson 4's fine
+#   band: *fine* is what changes over less than 4 pixels (texture, edges: lesson 4's fine band), *coarse* is the rest
+#   (where things are, what colour: lesson 4's coarse and middle bands).
 
 # %%
 import numpy as np

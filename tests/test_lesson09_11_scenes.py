@@ -4,6 +4,7 @@ tests/test_lessons_part2.py on docs/findings/09.json and 11.json)."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from explainer import verdicts as vd
 from explainer.experiments import resolution, samplers, scenes_resolution, scenes_samplers
@@ -33,6 +34,22 @@ def test_scenes_sampler_study_counts_calls_reuses_its_reference_and_splits_bands
     assert [m.shape for m in maps] == [(64, 64)] * 2 and float(maps[1].max()) == 0.0
     # two prompts are too few for an interval: every verdict says so
     assert all(v.status == vd.TOO_FEW for v in scenes_samplers.texture_verdicts(st, a=2, b=4))
+
+
+def test_coarse_fine_split_puts_a_shift_in_coarse_and_a_checkerboard_in_fine():
+    from explainer.experiments.scenes_denoising import coarse_fine_rms
+
+    base = np.full((64, 64, 3), 100, np.uint8)
+    shifted = base + 20  # the whole picture lighter: no texture at all
+    checker = base + 20 * ((np.indices((64, 64)).sum(0) % 2)[..., None]).astype(np.uint8)  # 1-px texture
+    assert coarse_fine_rms(shifted, base) == pytest.approx((20 / 255, 0.0), abs=1e-9)
+    c, f = coarse_fine_rms(checker, base)
+    assert c == pytest.approx(10 / 255, abs=1e-9) and f == pytest.approx(10 / 255, abs=1e-9)  # its mean and its swing
+    rng = np.random.default_rng(0)
+    a, b = (rng.integers(0, 256, (64, 64, 3), dtype=np.uint8) for _ in range(2))
+    c, f = coarse_fine_rms(a, b)  # the two parts are orthogonal: their squares add up to the whole RMSE squared
+    whole = np.sqrt((((a.astype(float) - b) / 255) ** 2).mean())
+    assert c ** 2 + f ** 2 == pytest.approx(whole ** 2, rel=1e-9) and f > c  # noise is mostly fine
 
 
 def test_steps_verdicts_follow_the_changes():

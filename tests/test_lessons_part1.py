@@ -240,14 +240,6 @@ def test_swap_images_rejects_a_swap_step_out_of_range(pipe):
         denoising.swap_images(pipe, ["a red circle"], ["a blue square"], [0], ks=(30,), steps=25, cfg=7.5)
 
 
-def test_settle_and_lock_steps():
-    assert denoising.settle_step(np.array([1.0, 0.5, 0.2, 0.05, 0.0])) == 4
-    assert denoising.half_step(np.array([1.0, 0.7, 0.5, 0.2])) == 3
-    assert denoising.lock_step(["a", "b", "b", "c", "c"]) == 4
-    assert denoising.lock_step(["c", "c"]) == 1
-
-
-# --------------------------------------------------------------------------------------------- lesson 5
 def test_lesson5_training_runs_are_samples_and_no_copies():
     f = summaries.load("05")
     n = f["numbers"]

@@ -1,7 +1,6 @@
 """The mechanics of lesson 4 (noise in, picture out), shared by its studies (`scenes_denoising`) and lesson 9's
-(`scenes_samplers`): the predicted clean image x0 of every step decoded, a coarse / fine split of a picture's change
-(`band_errors`: a 4x4-pixel blur and what it removes), when a curve settles, swapping the prompt part-way through
-the step callback (`swap_images`), and image-to-image with the same components (`img2img_images`).
+(`scenes_samplers`): the predicted clean image x0 of every step decoded, swapping the prompt part-way through the
+step callback (`swap_images`), and image-to-image with the same components (`img2img_images`).
 """
 
 from __future__ import annotations
@@ -10,7 +9,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .. import shapes
 from ..generation import run_pipeline
@@ -23,45 +21,12 @@ def one_object_prompts(n: int, seed: int = EVAL_SEED + 3000) -> list[str]:
     return [shapes.caption_for(shapes.sample_scene(seed + i, two_object_p=0.0)) for i in range(n)]
 
 
-def band_errors(frames: np.ndarray, blur: int = 4) -> tuple[np.ndarray, np.ndarray]:
-    """frames (steps, h, w, 3) uint8, the last one final. Returns (coarse, fine) RMS error to the final frame per step:
-    coarse = difference blurred with a blur x blur box filter; fine = the rest of the difference."""
-    x = torch.from_numpy(frames.astype(np.float32) / 255.0).permute(0, 3, 1, 2)
-    d = x - x[-1:]
-    low = F.interpolate(F.avg_pool2d(d, blur), scale_factor=blur, mode="nearest")
-    high = d - low
-    rms = lambda t: t.pow(2).mean(dim=(1, 2, 3)).sqrt().numpy()  # noqa: E731
-    return rms(low), rms(high)
-
-
-def settle_step(curve: np.ndarray, frac: float = 0.1) -> int:
-    """First step (1-based) from which the error stays below `frac` of its value at step 1."""
-    thresh = frac * curve[0]
-    above = np.nonzero(curve > thresh)[0]
-    return int(above[-1] + 2) if len(above) else 1
-
-
-def lock_step(readings: list[Any]) -> int:
-    """First step (1-based) from which the reading equals the final one until the end."""
-    final = readings[-1]
-    k = len(readings)
-    while k > 0 and readings[k - 1] == final:
-        k -= 1
-    return k + 1
-
-
 def decoded_x0(pipe: Any, traces: list[Any]) -> np.ndarray:
     """The predicted clean image of every step of every trace, decoded by the VAE: uint8 (n, steps, h, w, 3)."""
     x0 = torch.stack([torch.stack([s.x0 for s in tr.steps]) for tr in traces])  # (n, S, C, h, w)
     n_, s_ = x0.shape[:2]
     decoded = decode(pipe, x0.flatten(0, 1))
     return decoded.reshape(n_, s_, *decoded.shape[1:])
-
-
-def half_step(curve: np.ndarray, frac: float = 0.5) -> int:
-    """First step (1-based) at which the error is at or below `frac` of its value at step 1."""
-    below = np.nonzero(curve <= frac * curve[0])[0]
-    return int(below[0] + 1) if len(below) else len(curve)
 
 
 @torch.no_grad()

@@ -93,6 +93,21 @@ def band_error(frames: np.ndarray, edges: Sequence[float] = BAND_EDGES) -> np.nd
     return diff / np.maximum(final, 1e-12)
 
 
+def fine_part(diff: np.ndarray, edge: float = BAND_EDGES[1]) -> np.ndarray:
+    """The part of a difference picture (h, w, 3), floats, in the fine band (periods under 4 px: texture, edges), by
+    FFT: the rest (`diff - fine_part(diff)`) is the coarse and middle bands and the mean shift, orthogonal to it."""
+    mask = radial_frequency(*diff.shape[:2]) > edge
+    return np.fft.ifft2(np.fft.fft2(diff, axes=(0, 1)) * mask[..., None], axes=(0, 1)).real
+
+
+def coarse_fine_rms(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """RMS (0..1) of the difference of two uint8 pictures, split at the fine band's edge: (coarse: periods of 4 px
+    and more, the mean shift included; fine: periods under 4 px). The two squared add up to the whole RMSE squared."""
+    d = (a.astype(np.float64) - b.astype(np.float64)) / 255.0
+    fine = fine_part(d)
+    return float(np.sqrt(((d - fine) ** 2).mean())), float(np.sqrt((fine ** 2).mean()))
+
+
 def settles_at(deviation: np.ndarray, tol: float = TOL) -> int:
     """The first step (1-based) from which `deviation` stays at or below `tol` until the end."""
     above = np.nonzero(np.asarray(deviation) > tol)[0]

@@ -3,10 +3,10 @@ leaves, grass). The study is `samplers.run_study` with the scenes judge: unseen 
 leaves or grass, one seed each, every sampler at several step counts, each picture compared with a many-step
 reference of the same prompt and seed and read by the judge.
 
-What a step count changes is split into two bands by `denoising.band_errors` (a blur split, not lesson 4's FFT
-rings): coarse (a 4 x 4-pixel blur: where things are and what colour) and fine (what the blur removes: texture and
-edges). Prompts are the unit
-that was drawn: every interval resamples prompts.
+What a step count changes is split into two parts at the edge of lesson 4's fine band
+(`scenes_denoising.coarse_fine_rms`, by FFT): coarse (periods of 4 px and more: where things are and what colour;
+lesson 4's coarse and middle bands) and fine (periods under 4 px: texture and edges). Prompts are the unit that was
+drawn: every interval resamples prompts.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ import numpy as np
 from .. import verdicts as vd
 from ..worlds.scenes import ANIMALS, EVAL_SEED, Scene, sample_scene
 from ..worlds.scenes_judge import check, read
-from .denoising import band_errors
 from .samplers import REFERENCE, UNIT, SamplerStudy, run_study, steps_verdicts
+from .scenes_denoising import coarse_fine_rms, fine_part
 
 #: step counts per sampler (Heun: 2n - 1 U-Net calls; LCM is the "not trained for few steps" case)
 PLAN: dict[str, tuple[int, ...]] = {
@@ -71,8 +71,8 @@ def bands(study: SamplerStudy, sampler: str, steps: int, other: int | None = Non
     steps (None: the reference picture)."""
     ims = uint8(study.run(sampler, steps).images)
     to = uint8(study.reference_images if other is None else study.run(sampler, other).images)
-    pairs = [band_errors(np.stack([a, b])) for a, b in zip(ims, to, strict=True)]
-    return [float(c[0]) for c, _ in pairs], [float(f[0]) for _, f in pairs]
+    pairs = [coarse_fine_rms(a, b) for a, b in zip(ims, to, strict=True)]
+    return [c for c, _ in pairs], [f for _, f in pairs]
 
 
 def band_table(study: SamplerStudy, sampler: str = "dpm++2m") -> dict[int, dict[str, float]]:
@@ -86,14 +86,11 @@ def band_table(study: SamplerStudy, sampler: str = "dpm++2m") -> dict[int, dict[
 
 def detail_maps(study: SamplerStudy, index: int, sampler: str = "dpm++2m") -> list[np.ndarray]:
     """For one prompt, per step count of `sampler`: where its picture still differs from the reference in fine
-    detail (the difference minus its 4 x 4 blur, RMS over the colour channels, 0..1)."""
+    detail (the difference's fine band, periods under 4 px, RMS over the colour channels, 0..1)."""
     ref = uint8([study.reference_images[index]])[0].astype(np.float64) / 255.0
     out = []
     for r in (r for r in study.runs if r.sampler == sampler):
-        d = uint8([r.images[index]])[0].astype(np.float64) / 255.0 - ref
-        h, w, _ = d.shape
-        low = d.reshape(h // 4, 4, w // 4, 4, 3).mean((1, 3)).repeat(4, 0).repeat(4, 1)
-        out.append(np.sqrt(((d - low) ** 2).mean(-1)))
+        out.append(np.sqrt((fine_part(uint8([r.images[index]])[0].astype(np.float64) / 255.0 - ref) ** 2).mean(-1)))
     return out
 
 
@@ -104,7 +101,8 @@ def texture_verdicts(study: SamplerStudy, sampler: str = "dpm++2m", a: int = 20,
     coarse, fine = bands(study, sampler, a, b)
     return [vd.compare(f"{m}: what {a} -> {b} steps still changes is fine detail (texture) more than coarse layout "
                        f"({sampler})", fine, coarse, labels=("fine", "coarse"), groups=study.prompts, digits=4,
-                       unit=unit, note="RMS of the change's two bands: fine = what a 4 x 4-pixel blur removes"),
+                       unit=unit,
+                       note="RMS of the change's two parts: fine = periods under 4 px (lesson 4's fine band)"),
             vd.compare(f"{m}: {b} steps draws the whole prompt right more often than {a} ({sampler}, the scenes "
                        "judge's reading)", study.adherent(sampler, b), study.adherent(sampler, a),
                        labels=(f"{b} steps", f"{a} steps"), percent=True, groups=study.prompts, unit=unit)]
