@@ -17,8 +17,9 @@
 #
 # **The whole lesson in one picture**
 # ```
-#  without:  ε = ε("")    + s · (ε("a circle") − ε(""))       the result moves away from "nothing in particular"
-#  with:     ε = ε("red") + s · (ε("a circle") − ε("red"))    the result moves away from "red"
+#  prompt: "a large red circle in the center"            negative prompt: "brown background"
+#  without:  ε = ε("")                 + s · (ε(prompt) − ε(""))                   moves away from "nothing in particular"
+#  with:     ε = ε("brown background") + s · (ε(prompt) − ε("brown background"))   moves away from "brown background"
 # ```
 #
 # **Claim under test** (popular claim #10): *Negative prompts work by a second pass whose prediction the result moves
@@ -42,16 +43,18 @@ pipe = ex.load_pipeline()
 
 # %% [markdown]
 # ## 1. What the trace recorded
-# We trace "a circle" twice with the same seed: once plainly, once with the negative prompt "red". Then we compare the
-# embeddings the U-Net received in its unconditional branch with what the text encoder makes of "red" and of "".
+# We trace "a large red circle in the center" twice with the same seed: once plainly, once with the negative prompt
+# "brown background". Then we compare the embeddings the U-Net received in its unconditional branch with what the
+# text encoder makes of "brown background" and of "".
 
 # %%
-what, tr_neg, tr_plain = negative.what_negative_is(pipe, prompt="a circle", negative="red", seed=0)
+PROMPT, NEGATIVE = "a large red circle in the center", "brown background"
+what, tr_neg, tr_plain = negative.what_negative_is(pipe, prompt=PROMPT, negative=NEGATIVE, seed=0)
 print("unconditional branch tokens, with the negative prompt:", what.negative_tokens)
 print("unconditional branch tokens, without:                 ", what.plain_uncond_tokens)
 
 # %%
-print(f"recorded uncond embeddings vs encode('red'): max difference {what.uncond_vs_negative_encoding:.1e}")
+print(f"recorded uncond embeddings vs encode({NEGATIVE!r}): max difference {what.uncond_vs_negative_encoding:.1e}")
 print(f"recorded uncond embeddings vs encode('')   : max difference {what.uncond_vs_empty_encoding:.1e}  (no negative)")
 print(f"the prompt's own embeddings, with vs without : max difference {what.cond_same:.1e}")
 print(f"neg + 7.5*(cond - neg) vs the guided prediction: max difference {what.formula_error:.1e}")
@@ -66,55 +69,54 @@ print(f"neg + 7.5*(cond - neg) vs the guided prediction: max difference {what.fo
 print(f"mean cosine over the steps: {what.moved_away:.3f}  (1.0 = exactly away from the negative prompt)")
 
 # %% [markdown]
-# The same CFG views as in lesson 7, now against "red" (left: how big the delta is per step; right: relative size):
+# The same CFG views as in lesson 7, now against "brown background" (left: how big the delta is per step; right:
+# relative size):
 
 # %%
 plots.plot_cfg_delta_norm(tr_neg)
 
 # %% [markdown]
 # ## 2. Does it push away? Measured over 24 seeds
-# "a circle" names no colour, so the model picks one (the shapes world has seven). Our model's favourite is white
-# (a colour it rarely picks would be a poor test: there would be nothing to push away). We make 24 circles
-# without a negative prompt and 24 with the negative prompt "white" (same seeds), and the judge reads each colour.
+# The test needs a prompt the model knows, with something left free for the negative prompt to push on. Every
+# caption our model trained on names a colour and a shape, and most name a size and a position; 60 % of them name no
+# background. So "a large red circle in the center" is a caption of the kind it trained on, and the background is its
+# free choice: black, gray or brown (the shapes world has three). A negative prompt about a background the model
+# never picks would have nothing to push away, so we take its favourite: we make 24 pictures without a negative
+# prompt, count the judged backgrounds, and 24 more with the negative prompt "brown background" (same seeds).
 
 # %%
-effect = negative.negative_effect(pipe, prompt="a circle", negative="white", seeds=range(24))
+effect = negative.negative_effect(pipe, prompt=PROMPT, negative=NEGATIVE, attribute="background", seeds=range(24))
 plots.plot_negative_effect(effect)
 
 # %%
 plots.plot_negative_examples(effect, n=8)
 
 # %%
-print(f"white circles: {100 * effect.share('white', False):.0f}% without the negative prompt, "
-      f"{100 * effect.share('white', True):.0f}% with it")
-print(f"images the judge still accepts as 'a circle': {100 * effect.asked_kept_without:.0f}% without, "
-      f"{100 * effect.asked_kept_with:.0f}% with")
-
-# %% [markdown]
-# **A caption it never saw.** Every caption our model trained on names a colour ("a red circle ..."), so "a circle" is
-# new to it — we chose it because it leaves the colour free, which is what a colour negative needs. Look at the second
-# line above: how often does the judge accept the picture as "a circle" at all? A prompt outside the training captions
-# is a weaker test of the second half of the claim ("and the rest stays"): the asked object is shaky to begin with.
+print(f"{effect.target} backgrounds: {100 * effect.share(effect.target, False):.0f}% without the negative prompt, "
+      f"{100 * effect.share(effect.target, True):.0f}% with it")
+print(f"images the judge accepts as \u201c{effect.prompt}\u201d (colour, shape, size and position): "
+      f"{100 * effect.asked_kept_without:.0f}% without, {100 * effect.asked_kept_with:.0f}% with")
 
 # %%
 from explainer.experiments import summaries  # noqa: E402
 
 v8 = summaries.lesson8(what, effect)
-top = max(effect.colours_without, key=effect.colours_without.get)
+top = max(effect.judged_without, key=effect.judged_without.get)
 summaries.say(
-    f"**What our small model says.** Without a negative prompt, {top} is the colour our model picks most often for "
-    f"\u201c{effect.prompt}\u201d ({effect.colours_without[top]} of {len(effect.seeds)}); with \u201c{effect.negative}"
-    f"\u201d as the negative prompt, {effect.negative} circles go from {effect.share(effect.negative, False):.0%} to "
-    f"{effect.share(effect.negative, True):.0%} — the sample {summaries.reading(v8, chr(8220) + effect.negative)} that "
-    f"the negative removes them. The judge accepts the picture as \u201c{effect.prompt}\u201d in "
-    f"{effect.asked_kept_without:.0%} of the images without and {effect.asked_kept_with:.0%} with it; whether the "
-    f"circle survives: the sample {summaries.reading(v8, 'the asked object survives')}. The prediction made for "
-    f"\u201c{effect.negative}\u201d is the one the result is pushed away from.")
+    f"**What our small model says.** Without a negative prompt, {top} is the background our model picks most often "
+    f"for \u201c{effect.prompt}\u201d ({effect.judged_without[top]} of {len(effect.seeds)}); with \u201c"
+    f"{effect.negative}\u201d as the negative prompt, {effect.target} backgrounds go from "
+    f"{effect.share(effect.target, False):.0%} to {effect.share(effect.target, True):.0%} — the sample "
+    f"{summaries.reading(v8, chr(8220) + effect.negative)} that the negative removes them. The judge accepts the "
+    f"picture as \u201c{effect.prompt}\u201d in {effect.asked_kept_without:.0%} of the images without and "
+    f"{effect.asked_kept_with:.0%} with it; that the asked circle survives (a drop surely under 10 points): the sample "
+    f"{summaries.reading(v8, 'the asked object survives')}. The prediction made for \u201c{effect.negative}\u201d is "
+    "the one the result is pushed away from.")
 
 # %% [markdown]
-# A subtlety: the push is *relative*. The result moves away from "white" only as far as "white" differs from your
-# prompt. If the prompt itself says "a white circle", the two branches disagree about much less, and the negative
-# prompt fights the prompt (try it below).
+# A subtlety: the push is *relative*. The result moves away from "brown background" only as far as it differs from
+# your prompt. If the prompt itself says "on a brown background", the two branches disagree about much less, and the
+# negative prompt fights the prompt (try it below).
 
 # %% [markdown]
 # ## The verdicts, computed
@@ -126,20 +128,22 @@ summaries.say(
 summaries.export("08", v8, headline=(
     f"the negative prompt is the unconditional branch (recorded vs encoded: largest difference "
     f"{what.uncond_vs_negative_encoding:.1e}); "
-    f"\u201c{effect.negative}\u201d as negative: {effect.negative} circles {effect.share(effect.negative, False):.0%} → "
-    f"{effect.share(effect.negative, True):.0%} on \u201c{effect.prompt}\u201d (a caption it never saw: judged as "
-    f"asked {effect.asked_kept_without:.0%} → {effect.asked_kept_with:.0%})"), numbers={
+    f"\u201c{effect.negative}\u201d as negative: {effect.target} backgrounds {effect.share(effect.target, False):.0%} "
+    f"→ {effect.share(effect.target, True):.0%} on \u201c{effect.prompt}\u201d (a caption of the kind it trained on; "
+    f"judged as asked {effect.asked_kept_without:.0%} → {effect.asked_kept_with:.0%})"), numbers={
     "uncond_vs_negative": what.uncond_vs_negative_encoding, "moved_away": what.moved_away,
-    "share_without": effect.share(effect.negative, False), "share_with": effect.share(effect.negative, True),
+    "prompt": effect.prompt, "negative": effect.negative, "attribute": effect.attribute, "target": effect.target,
+    "share_without": effect.share(effect.target, False), "share_with": effect.share(effect.target, True),
     "kept_without": effect.asked_kept_without, "kept_with": effect.asked_kept_with, "seeds": len(effect.seeds),
-    "colours_without": effect.colours_without, "colours_with": effect.colours_with})
+    "judged_without": effect.judged_without, "judged_with": effect.judged_with})
 ex.verdict_table(v8, title="Lesson 8: negative prompts")
 
 # %% [markdown]
 # ## Try it
-# - `negative.negative_effect(pipe, prompt="a white circle", negative="white", seeds=range(12))`: who wins?
-# - A negative prompt about something else: `prompt="a square", negative="large"` and look at the judged sizes
-#   (`explainer.judge.judge(image).objects[0].size`).
+# - `negative.negative_effect(pipe, prompt="a large red circle in the center on a brown background",
+#   negative="brown background", seeds=range(12))`: who wins when the prompt asks for what the negative pushes away?
+# - A negative prompt about something else: `prompt="a red circle in the center", negative="large",
+#   attribute="size"` (about 15 % of the training captions name no size) and look at the judged sizes.
 # - Make the effect weaker or stronger with the scale: `negative_effect(..., cfg=3)` vs `cfg=12`.
 
 # %% [markdown]
@@ -147,13 +151,19 @@ ex.verdict_table(v8, title="Lesson 8: negative prompts")
 # 1. With no negative prompt, what does the unconditional branch read?
 # 2. With CFG scale 1, what does a negative prompt do?
 # 3. Why do we count over 24 seeds instead of looking at one image?
+# 4. Why test on "a large red circle in the center" and not on a shorter prompt such as "a circle"?
 #
 # <details><summary>Answer</summary>
 #
 # 1. The empty prompt "" (its tokens are just the start and end markers plus padding).
 # 2. Nothing: at scale 1 the guided prediction is ε_cond, and the pipeline does not even run the unconditional
 #    branch (the trace warns that the negative prompt is ignored).
-# 3. One seed may give a blue circle with or without the negative prompt. The claim is about how often, so we
+# 3. One seed may give a gray background with or without the negative prompt. The claim is about how often, so we
 #    measure a frequency, and with a handful of seeds only big differences mean anything.
+# 4. Every caption the model trained on names a colour: "a circle" is a prompt it never saw, and a small model
+#    draws what it never saw unreliably, so a failure would not tell the negative prompt's fault from the prompt's.
+#    A caption of the kind it trained on leaves the background free and lets "does the rest survive?" be tested
+#    (run `negative.negative_effect(pipe, prompt="a circle", negative="white", attribute="color")` and compare the
+#    second printed line).
 #
 # </details>

@@ -1,5 +1,6 @@
 """Lesson 8, negative prompts: the unconditional branch, replaced. Shown on a trace's recorded embeddings and
-predictions, and measured as judged colour frequencies over many seeds with and without the negative prompt."""
+predictions, and measured as judged frequencies (of the background, or the object's colour or size) over many seeds
+with and without the negative prompt."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import numpy as np
 import torch
 
 from ..judge import judge, judge_against
+from ..shapes import BACKGROUNDS, COLORS, SIZES
 from .guidance import generate_many
 
 
@@ -35,8 +37,8 @@ def _encode(pipe: Any, text: str) -> torch.Tensor:
     return emb[0]
 
 
-def what_negative_is(pipe: Any, prompt: str = "a circle", negative: str = "red", seed: int = 0,
-                     steps: int = 25, cfg: float = 7.5) -> tuple[WhatNegativeIs, Any, Any]:
+def what_negative_is(pipe: Any, prompt: str = "a large red circle in the center", negative: str = "brown background",
+                     seed: int = 0, steps: int = 25, cfg: float = 7.5) -> tuple[WhatNegativeIs, Any, Any]:
     """Trace the prompt with and without the negative prompt; compare the recorded unconditional branch with the
     text encoder's output for the negative prompt (and for "") and check the guidance formula. Returns
     (numbers, trace with negative, trace without)."""
@@ -62,40 +64,73 @@ def what_negative_is(pipe: Any, prompt: str = "a circle", negative: str = "red",
     return res, with_neg, plain
 
 
+#: what the judge reads, per attribute a negative prompt can push away from: attribute -> its possible values
+ATTRIBUTES: dict[str, tuple[str, ...]] = {"background": tuple(BACKGROUNDS), "color": tuple(COLORS) + ("none",),
+                                          "size": SIZES + ("none",)}
+
+
 @dataclass
 class NegativeEffect:
     prompt: str
     negative: str
+    attribute: str  # what the judge reads in each image: "background", "color" or "size" (of the main object)
+    target: str  # the value of `attribute` the negative prompt names, e.g. "brown"
     seeds: list[int]
-    colours_without: dict[str, int]  # judged colour of the main object -> count ("none" when nothing found)
-    colours_with: dict[str, int]
+    judged_without: dict[str, int]  # judged value of `attribute` -> count ("none" when no object was found)
+    judged_with: dict[str, int]
     asked_kept_without: float  # share of images that still match the prompt (judge_against 'all')
     asked_kept_with: float
     images_without: list[Any] = field(repr=False)
     images_with: list[Any] = field(repr=False)
+    steps: int = 25
+    cfg: float = 7.5
+    scheduler: str = "dpm++2m"
     seconds: float = 0.0
 
-    def share(self, colour: str, with_negative: bool) -> float:
-        c = self.colours_with if with_negative else self.colours_without
-        return c.get(colour, 0) / len(self.seeds)
+    @property
+    def values(self) -> tuple[str, ...]:
+        """Every value the judge can read for `attribute` ("none": no object found)."""
+        return ATTRIBUTES[self.attribute]
 
-def _colour(image: Any) -> str:
+    def share(self, value: str, with_negative: bool) -> float:
+        c = self.judged_with if with_negative else self.judged_without
+        return c.get(value, 0) / len(self.seeds)
+
+
+def judged(image: Any, attribute: str) -> str:
+    """The judge's reading of `attribute` in one image: the background, or the main object's colour or size."""
+    if attribute not in ATTRIBUTES:
+        raise ValueError(f"attribute must be one of {sorted(ATTRIBUTES)}, got {attribute!r}")
     j = judge(image)
-    return j.objects[0].color if j.objects else "none"
+    if attribute == "background":
+        return j.background
+    return getattr(j.objects[0], attribute) if j.objects else "none"
 
 
-def negative_effect(pipe: Any, prompt: str = "a circle", negative: str = "red", seeds: Sequence[int] = range(24),
-                    cfg: float = 7.5, steps: int = 25) -> NegativeEffect:
-    """Generate the prompt for every seed with and without the negative prompt; judge the colour each time."""
+def _target(negative: str, attribute: str) -> str:
+    hits = [w for w in negative.lower().split() if w in ATTRIBUTES[attribute] and w != "none"]
+    if not hits:
+        raise ValueError(f"the negative prompt {negative!r} names no {attribute} ({', '.join(ATTRIBUTES[attribute])})")
+    return hits[0]
+
+
+def negative_effect(pipe: Any, prompt: str = "a large red circle in the center", negative: str = "brown background",
+                    attribute: str = "background", seeds: Sequence[int] = range(24), cfg: float = 7.5,
+                    steps: int = 25, scheduler: str = "dpm++2m") -> NegativeEffect:
+    """Generate the prompt for every seed with and without the negative prompt; judge `attribute` each time (the
+    background, or the main object's colour or size). The negative prompt must name one value of it ("brown
+    background"): that is the `target` it should push away from."""
+    target = _target(negative, attribute)
     t0 = time.perf_counter()
     seeds = list(seeds)
     ps = [prompt] * len(seeds)
-    without = generate_many(pipe, ps, seeds, cfg=cfg, steps=steps)
-    with_neg = generate_many(pipe, ps, seeds, cfg=cfg, steps=steps, negative_prompt=negative)
+    without = generate_many(pipe, ps, seeds, cfg=cfg, steps=steps, scheduler=scheduler)
+    with_neg = generate_many(pipe, ps, seeds, cfg=cfg, steps=steps, scheduler=scheduler, negative_prompt=negative)
 
     def kept(ims: list[Any]) -> float:
         return float(np.mean([bool(judge_against(im, prompt)["all"]) for im in ims]))
 
-    return NegativeEffect(prompt, negative, seeds, dict(Counter(_colour(i) for i in without)),
-                          dict(Counter(_colour(i) for i in with_neg)), kept(without), kept(with_neg), without,
-                          with_neg, time.perf_counter() - t0)
+    return NegativeEffect(prompt, negative, attribute, target, seeds,
+                          dict(Counter(judged(i, attribute) for i in without)),
+                          dict(Counter(judged(i, attribute) for i in with_neg)), kept(without), kept(with_neg),
+                          without, with_neg, steps, cfg, scheduler, time.perf_counter() - t0)

@@ -87,30 +87,28 @@ def lesson5_copies(near: Any, ho: Any) -> list[vd.Verdict]:
 
 
 def lesson8(what: Any, effect: Any) -> list[vd.Verdict]:
-    """The negative prompt is the unconditional branch; the negative colour as a negative removes circles of that
-    colour. Both runs use the same seeds, so the comparisons are paired by seed (the seed is the unit drawn)."""
-    from ..judge import judge, judge_against
+    """The negative prompt is the unconditional branch; a negative naming one value of what the judge reads (a
+    background, a colour) removes it. Both runs use the same seeds, so the comparisons are paired by seed (the seed
+    is the unit drawn)."""
+    from ..judge import judge_against
+    from .negative import judged
 
     n = len(effect.seeds)
-
-    def colour(im: Any) -> str:
-        j = judge(im)
-        return j.objects[0].color if j.objects else "none"
-
-    neg0 = [float(colour(im) == effect.negative) for im in effect.images_without]
-    neg1 = [float(colour(im) == effect.negative) for im in effect.images_with]
+    hit0 = [float(judged(im, effect.attribute) == effect.target) for im in effect.images_without]
+    hit1 = [float(judged(im, effect.attribute) == effect.target) for im in effect.images_with]
     kept0 = [float(bool(judge_against(im, effect.prompt)["all"])) for im in effect.images_without]
     kept1 = [float(bool(judge_against(im, effect.prompt)["all"])) for im in effect.images_with]
+    what_ = "backgrounds" if effect.attribute == "background" else f"{effect.attribute}s"
     return [vd.exact("the negative prompt is encoded into the unconditional branch, nothing else changes",
                      what.uncond_vs_negative_encoding < 1e-5 and what.cond_same < 1e-5,
                      f"uncond vs encode(negative) {what.uncond_vs_negative_encoding:.1e}; prompt side changed by "
                      f"{what.cond_same:.1e}", "every step of one run"),
             vd.exact("guidance then moves away from the negative prompt", what.moved_away > 0.999,
                      f"mean cosine {what.moved_away:.4f} (1 = straight away)", "every step of one run"),
-            vd.compare(f"\u201c{effect.negative}\u201d as negative prompt removes {effect.negative} from "
-                       f"\u201c{effect.prompt}\u201d", neg0, neg1, labels=("without", "with"), percent=True,
+            vd.compare(f"\u201c{effect.negative}\u201d as negative prompt removes {effect.target} {what_} from "
+                       f"\u201c{effect.prompt}\u201d", hit0, hit1, labels=("without", "with"), percent=True,
                        unit="seeds (paired: the same seed with and without)",
-                       note=f"{effect.negative} circles: {sum(neg0):.0f}/{n} without, {sum(neg1):.0f}/{n} with"),
+                       note=f"{effect.target} {what_}: {sum(hit0):.0f}/{n} without, {sum(hit1):.0f}/{n} with"),
             vd.compare("the asked object survives the negative prompt (judge still accepts the prompt)", kept1, kept0,
                        labels=("with", "without"), percent=True, margin=-0.1,
                        unit="seeds (paired: the same seed with and without)",

@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 from matplotlib.figure import Figure
 
-from ..shapes import COLORS
 from .grids import plot_images
 
 if TYPE_CHECKING:  # type hints only: the views never import the experiments at run time
@@ -114,29 +113,34 @@ def plot_cfg_model_examples(ms: ModelSweep, n_rows: int = 3) -> Figure:
 
 # --------------------------------------------------------------------------------------------- lesson 8, negatives
 def plot_negative_effect(effect: NegativeEffect) -> Figure:
-    """Bar chart of the judged object colour over the seeds, without and with the negative prompt."""
-    names = list(COLORS) + ["none"]
+    """Bar chart of what the judge reads (background, or the object's colour or size) over the seeds, without and
+    with the negative prompt."""
+    names = [v for v in effect.values
+             if v != "none" or effect.judged_without.get(v) or effect.judged_with.get(v)]
     x = np.arange(len(names))
-    fig = Figure(figsize=(9, 3.6), layout="constrained")
+    fig = Figure(figsize=(max(5.0, 1.0 * len(names) + 2.5), 3.6), layout="constrained")
     ax = fig.subplots()
-    ax.bar(x - 0.2, [effect.colours_without.get(n, 0) for n in names], 0.4, label="no negative prompt",
+    ax.bar(x - 0.2, [effect.judged_without.get(n, 0) for n in names], 0.4, label="no negative prompt",
            color="#999999")
-    ax.bar(x + 0.2, [effect.colours_with.get(n, 0) for n in names], 0.4,
+    ax.bar(x + 0.2, [effect.judged_with.get(n, 0) for n in names], 0.4,
            label=f"negative prompt \u201c{effect.negative}\u201d", color="#d6604d")
     ax.set_xticks(x, names)
-    ax.set_xlabel("judged colour of the object")
+    what = "background" if effect.attribute == "background" else f"{effect.attribute} of the object"
+    ax.set_xlabel(f"judged {what}")
     ax.set_ylabel(f"images (of {len(effect.seeds)} seeds)")
+    ax.set_ylim(0, len(effect.seeds))
     ax.grid(alpha=0.3, axis="y")
-    ax.legend(fontsize=9)
-    fig.suptitle(f"\u201c{effect.prompt}\u201d, seeds {effect.seeds[0]}..{effect.seeds[-1]}, 25 steps, CFG 7.5, "
-                 f"dpm++2m: what colour does the model pick?", fontsize=11)
+    fig.legend(fontsize=9, loc="outside lower center", ncols=2)  # below the axes, never over a bar
+    fig.suptitle(f"\u201c{effect.prompt}\u201d, seeds {effect.seeds[0]}..{effect.seeds[-1]}, {effect.steps} steps, "
+                 f"CFG {effect.cfg:g}, {effect.scheduler}:\nwhat {what} does the model pick?", fontsize=11)
     return fig
 
 
 def plot_negative_examples(effect: NegativeEffect, n: int = 8) -> Figure:
     """The first `n` seeds' images without (top row) and with (bottom row) the negative prompt."""
     return plot_images([effect.images_without[:n], effect.images_with[:n]],
-                       f"\u201c{effect.prompt}\u201d with and without a negative prompt (same seeds)",
+                       f"\u201c{effect.prompt}\u201d with and without a negative prompt (same seeds, {effect.steps} "
+                       f"steps, CFG {effect.cfg:g}, {effect.scheduler})",
                        ["no negative", f"negative\n\u201c{effect.negative}\u201d"],
                        [f"seed {s}" for s in effect.seeds[:n]], cell=1.3)
 
