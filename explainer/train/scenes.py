@@ -131,6 +131,42 @@ class VAEStage(Stage):
         vae.save_pretrained(out, safe_serialization=True)
 
 
+class VAEDecoderStage(VAEStage):
+    """Fine-tune only the decoder, the encoder frozen (as Stability AI's sd-vae-ft-mse did for Stable Diffusion): the
+    latents a U-Net learned stay the same, only how they are drawn as pixels improves. Things' pixels weigh
+    `thing_weight`×; evaluated by PSNR and by what the scenes judge reads on the round trips."""
+
+    name = "vae-decoder"
+
+    def __init__(self, data: ScenesData, val: ScenesData, src: Path, batch: int = 16, thing_weight: float = 8.0):
+        from diffusers import AutoencoderKL
+
+        super().__init__(data, val, batch, thing_weight)
+        self.vae = AutoencoderKL.from_pretrained(src).float()
+        self.vae.requires_grad_(False)
+        for part in (self.vae.decoder, self.vae.post_quant_conv):
+            part.requires_grad_(True)
+
+    def loss(self, batch):
+        x, w = batch
+        vae = self.prepared or self.vae
+        with torch.no_grad():  # z ~ q(z|x): the decoder must draw every latent the U-Net may land on
+            z = vae.encode(x).latent_dist.sample()
+        rec = vae.decode(z).sample
+        loss = ((rec - x) ** 2 * w).mean() + 0.5 * ((rec - x).abs() * w).mean()
+        return loss, {"mse": F.mse_loss(rec.detach(), x)}
+
+    def evaluate(self, vae) -> dict[str, float]:
+        from ..worlds.scenes_judge import load_judge
+
+        trips = round_trips(vae, self.val.images[:1000])
+        read = judge_accuracy(load_judge(), trips, self.val.scenes[:1000])
+        return super().evaluate(vae) | {f"judge_{k}": v for k, v in read.items() if k != "n"}
+
+    def save(self, vae, out: Path) -> None:  # the encoder, and so the latents' scaling factor, are unchanged
+        vae.save_pretrained(out, safe_serialization=True)
+
+
 class CLIPStage(Stage):
     """A CLIPModel trained contrastively on image / caption pairs, a fresh wording of the caption every time."""
 
@@ -282,7 +318,8 @@ def judge_accuracy(net, images: np.ndarray, scenes) -> dict[str, float]:
 
 
 # --- running the stages -----------------------------------------------------------------------------------------
-STAGES = ("all", "data", "vae", "clip", "judge", "unet", "assemble")
+STAGES = ("all", "data", "vae", "vae-decoder", "clip", "judge", "unet", "assemble")
+ALL = ("data", "vae", "vae-decoder", "clip", "judge", "unet")  # what --stage all runs, in order
 
 
 def _cfg(args, stage: str, steps: int, lr: float, ema: float | None = None, **kw) -> FitConfig:
@@ -293,10 +330,11 @@ def _record(args, stage: str, res, **extra) -> None:
     """Append this run of `stage` to `--work/<stage>/runs.jsonl` (its flags, updates, minutes, last numbers): the
     model card's training table is read from these."""
     keys = ("images", "steps", "lr", "batch")
+    prefix = {"vae-decoder": "dec"}.get(stage, stage)
     rec = {"updates_total": res.steps_done, "minutes": round(res.minutes, 2), "stopped_early": res.stopped_early,
            "threads": torch.get_num_threads(), "device": args.device,
-           **{k: getattr(args, f"{stage}_{k}") for k in keys}, "metrics": res.metrics, "evaluation": res.evaluation,
-           **extra}
+           **{k: getattr(args, f"{prefix}_{k}", None) for k in keys}, "metrics": res.metrics,
+           "evaluation": res.evaluation, **extra}
     with open(args.work / stage / "runs.jsonl", "a") as f:
         f.write(json.dumps(rec, default=float) + "\n")
 
@@ -315,6 +353,16 @@ def run_vae(args) -> None:
     _record(args, "vae", res)
 
 
+def run_vae_decoder(args) -> None:
+    data = scenes_dataset(args.work, args.vae_images, chunk=args.chunk)
+    val = scenes_dataset(args.work, args.chunk, start=EVAL_SEED, chunk=args.chunk)
+    stage = VAEDecoderStage(data, val, args.work / "vae" / "model", batch=args.dec_batch,
+                            thing_weight=args.dec_thing_weight)
+    res = fit(stage, _cfg(args, "vae-decoder", args.dec_steps, args.dec_lr, warmup=100, eval_every=1000))
+    print("vae-decoder", res.steps_done, res.evaluation)
+    _record(args, "vae-decoder", res, images=args.vae_images, thing_weight=args.dec_thing_weight)
+
+
 def run_clip(args) -> None:
     data = scenes_dataset(args.work, args.clip_images, chunk=args.chunk)
     res = fit(CLIPStage(data, batch=args.clip_batch), _cfg(args, "clip", args.clip_steps, args.clip_lr, warmup=200))
@@ -326,7 +374,7 @@ def run_judge(args) -> None:
     data = scenes_dataset(args.work, args.judge_images, chunk=args.chunk)
     val = scenes_dataset(args.work, args.chunk, start=EVAL_SEED, chunk=args.chunk)
     trips = val_trips = None
-    if (args.work / "vae" / "model").is_dir():
+    if vae_folder(args.work).is_dir():
         val_trips = _round_trips(args.work, val.images[:1000], "eval")
         if args.judge_round_trips:
             trips = _round_trips(args.work, data.images[:args.judge_round_trips], "train")
@@ -352,17 +400,27 @@ def _round_trips(work: Path, images: np.ndarray, tag: str) -> np.ndarray:
     from safetensors.numpy import load_file, save_file
 
     cache = work / "judge" / f"round_trips_{tag}_{len(images)}.safetensors"
-    weights = work / "vae" / "model" / "diffusion_pytorch_model.safetensors"
+    weights = vae_folder(work) / "diffusion_pytorch_model.safetensors"
     if cache.exists() and cache.stat().st_mtime > weights.stat().st_mtime:
         return load_file(str(cache))["images"]
-    vae = AutoencoderKL.from_pretrained(work / "vae" / "model").eval()
-    out = []
-    with torch.no_grad():
-        for i in range(0, len(images), 128):
-            out.append(to_uint8(vae.decode(vae.encode(to_pixels(images[i:i + 128])).latent_dist.mean).sample))
+    trips = round_trips(AutoencoderKL.from_pretrained(weights.parent).eval(), images)
     cache.parent.mkdir(parents=True, exist_ok=True)
-    save_file({"images": np.concatenate(out)}, str(cache))
-    return np.concatenate(out)
+    save_file({"images": trips}, str(cache))
+    return trips
+
+
+def round_trips(vae, images: np.ndarray) -> np.ndarray:
+    """uint8 pictures through the VAE and back (posterior mean -> decoder)."""
+    device = next(vae.parameters()).device
+    with torch.no_grad():
+        return np.concatenate([to_uint8(vae.decode(vae.encode(to_pixels(images[i:i + 128]).to(device))
+                                                   .latent_dist.mean).sample) for i in range(0, len(images), 128)])
+
+
+def vae_folder(work: Path) -> Path:
+    """The VAE the pipeline gets: the decoder fine-tune's where there is one, else the vae stage's."""
+    tuned = work / "vae-decoder" / "model"
+    return tuned if tuned.is_dir() else work / "vae" / "model"
 
 
 def run_unet(args) -> None:
@@ -402,7 +460,7 @@ def assemble(work: Path, out: Path) -> None:
 
     clip = CLIPModel.from_pretrained(work / "clip" / "model")
     pipe = StableDiffusionPipeline(
-        vae=AutoencoderKL.from_pretrained(work / "vae" / "model"),
+        vae=AutoencoderKL.from_pretrained(vae_folder(work)),
         text_encoder=CLIPTextModel.from_pretrained(work / "clip" / "model"),
         tokenizer=PreTrainedTokenizerFast.from_pretrained(work / "clip" / "model" / "tokenizer"),
         unet=UNet2DConditionModel.from_pretrained(work / "unet" / "model"),
@@ -414,7 +472,7 @@ def assemble(work: Path, out: Path) -> None:
     clip.to(torch.float16).save_pretrained(out / "clip", safe_serialization=True)
     if (work / "judge" / "model").is_dir():
         shutil.copytree(work / "judge" / "model", out.parent / "scenes-judge", dirs_exist_ok=True)
-    logs = {s: _last_log(work / s) for s in ("vae", "clip", "judge", "unet")}
+    logs = {s: _last_log(work / s) for s in ("vae", "vae-decoder", "clip", "judge", "unet")}
     (out / "training.json").write_text(json.dumps(logs, indent=1))
     write_card(out)
     print("saved", out)
@@ -443,6 +501,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         g.add_argument(f"--{name}-steps", type=int, default=steps)
         g.add_argument(f"--{name}-lr", type=float, default=lr)
         g.add_argument(f"--{name}-batch", type=int, default=batch)
+    g.add_argument("--dec-steps", type=int, default=4_000, help="updates of --stage vae-decoder (decoder only)")
+    g.add_argument("--dec-lr", type=float, default=2e-4)
+    g.add_argument("--dec-batch", type=int, default=16)
+    g.add_argument("--dec-thing-weight", type=float, default=8.0,
+                   help="how many times a thing's pixel weighs in the decoder's loss (1 = plain)")
     g.add_argument("--judge-round-trips", type=int, default=6_000,
                    help="training scenes the judge also sees as VAE round trips (when the VAE is trained)")
     g.add_argument("--init-from", type=Path, default=None,
@@ -457,14 +520,20 @@ def check_arguments(args: argparse.Namespace, error: flags.Error) -> None:
     """Every scenes flag in range before any scene is rendered."""
     for name in ("chunk", "workers"):
         flags.checked(error, args, name, V.check_positive_int)
-    used = ("data", "vae", "clip", "judge", "unet") if args.stage == "all" else (args.stage,)
+    used = ALL if args.stage == "all" else (args.stage,)
     for u in used:
         if u in ("data", "vae", "clip", "judge", "unet"):
             v = getattr(args, f"{u}_images")
             if v % args.chunk:
                 error(f"--{u}-images must be a multiple of --chunk {args.chunk}, got {v}")
-        if u in ("vae", "clip", "judge", "unet"):
+        if u in ("vae", "vae-decoder", "clip", "judge", "unet"):
             flags.check_checkpoint(args, error, u)
+    if "vae-decoder" in used:
+        if not args.dec_thing_weight >= 1.0:
+            error(f"--dec-thing-weight must be >= 1 (1 = plain loss), got {args.dec_thing_weight}")
+        if args.stage == "vae-decoder" and not (args.work / "vae" / "model").is_dir():
+            error(f"--stage vae-decoder tunes the VAE under --work: {args.work / 'vae' / 'model'} does not exist "
+                  "(run --stage vae first)")
     flags.checked(error, args, "judge_round_trips", V.check_int, 0, args.judge_images)
     if args.init_from is not None and not ((args.init_from / "unet").is_dir()
                                            and (args.init_from / "training.json").is_file()):
@@ -474,7 +543,7 @@ def check_arguments(args: argparse.Namespace, error: flags.Error) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    stages = {"data": run_data, "vae": run_vae, "clip": run_clip, "judge": run_judge, "unet": run_unet,
-              "assemble": run_assemble}
-    for name in (("data", "vae", "clip", "judge", "unet") if args.stage == "all" else (args.stage,)):
+    stages = {"data": run_data, "vae": run_vae, "vae-decoder": run_vae_decoder, "clip": run_clip, "judge": run_judge,
+              "unet": run_unet, "assemble": run_assemble}
+    for name in ALL if args.stage == "all" else (args.stage,):
         stages[name](args)

@@ -44,7 +44,7 @@ def _pct(x: float | None) -> str:
 def _training_rows(training: dict) -> list[str]:
     rows = ["| stage | updates | batch | lr | minutes (all runs) | device × threads | last numbers |",
             "|---|---|---|---|---|---|---|"]
-    for stage in ("vae", "clip", "judge", "unet"):
+    for stage in ("vae", "vae-decoder", "clip", "judge", "unet"):
         log = training.get(stage) or {}
         runs = log.get("runs") or []
         last = log.get("last") or {}
