@@ -32,7 +32,7 @@ import numpy as np
 
 import explainer as ex
 from explainer import plots
-from explainer.experiments import training
+from explainer.experiments import summaries, training
 
 pipe = ex.load_pipeline()
 
@@ -50,10 +50,17 @@ plots.plot_images(
     f"\u201c{ex5.caption}\u201d: noisy latents (decoded) and the shipped U-Net's noise-prediction loss",
     col_titles=["training scene"] + [f"x_t at t={t}\nloss {loss:.3f}" for t, loss in zip(ex5.timesteps, ex5.loss, strict=True)])
 
+# %%
+worst = int(np.argmax(ex5.loss))
+summaries.say(
+    f"The loss is largest at t={ex5.timesteps[worst]} ({ex5.loss[worst]:.3f}) and smallest at "
+    f"t={ex5.timesteps[int(np.argmin(ex5.loss))]} ({min(ex5.loss):.3f}) for this scene and this noise draw. "
+    + ("At low t little noise was added, and the little that is there is hard to tell from the picture; at high t "
+       "nearly everything is noise, so \"the input is the noise\" is nearly right." if worst == 0 else
+       "Here the pattern of most lessons' scenes — hardest at low t, where the little noise added is hard to tell "
+       "from the picture — does not show: one scene and one noise draw are one example."))
+
 # %% [markdown]
-# Notice the loss is largest at low t: with little noise added, the little that is there is hard to tell from the
-# picture. At high t nearly everything is noise, so "the input is the noise" is nearly right.
-#
 # ## Training live
 # Now a tiny U-Net (1.1 M parameters, a sixth of the shipped one) starts from random weights and trains for 80
 # steps on 2000 training scenes, 32 at a time, with the shipped VAE and text encoder frozen. Each step: pick scenes,
@@ -86,7 +93,7 @@ plots.plot_images(
 
 # %% [markdown]
 # **What we saw.** The loss falls fast at first: the easy part, "the input is mostly noise", is learned in a few dozen
-# steps. The samples go from VAE-decoded static to soft blobs. After half a minute they are blobs, at best of
+# steps. The samples go from VAE-decoded static to soft blobs. After these 80 steps they are blobs, at best of
 # roughly the right colour in roughly the right place — nothing like the shipped model, which trained for about two
 # hours (9,500 steps) on 120,000 scenes. Training a real image model is this same loop, run for weeks on billions of
 # pictures.
@@ -96,8 +103,6 @@ plots.plot_images(
 # held-out scenes neither saw.
 
 # %%
-from explainer.experiments import summaries  # noqa: E402
-
 few = training.train_tiny(pipe, n_images=32, steps=80, eval_every=40)
 print(f"{'':<14}{'loss on its training scenes':>30}{'loss on held-out scenes':>26}")
 for name, r in (("32 scenes", few), ("2000 scenes", live)):
@@ -108,8 +113,8 @@ gap_few = few.heldout[few.steps] - few.train_eval[few.steps]
 gap_live = live.heldout[live.steps] - live.train_eval[live.steps]
 summaries.say(
     f"**What we measured.** The gap between the two columns: {gap_few:+.3f} with 32 scenes, {gap_live:+.3f} with 2000. "
-    + ("A model with 32 scenes fits those 32 — it has seen each one about 80 times — but what it learned is about "
-       "*those* pictures, so it does worse on scenes it has not seen; with 2000 scenes almost every example is new "
+    + (f"A model with 32 scenes fits those 32 — it has seen each one about {few.steps * few.batch // 32} times — but "
+       "what it learned is about *those* pictures, so it does worse on scenes it has not seen; with 2000 scenes almost every example is new "
        "and what the model learns carries over." if gap_few > gap_live else
        "Here the small-data run did not show the larger gap.")
     + " **One run is one sample**: each number comes from a single training run with one seed, so the verdict table "
@@ -126,14 +131,17 @@ summaries.say(
 
 # %%
 near = training.nearest_training(pipe, n=8)
-print(f"distance to the nearest of {near.n_train} training images (RMS, pixels 0..1):")
-print(f"  generated images:              median {np.median(near.gen_distance):.3f}")
-print(f"  fresh renders of the same scenes: median {np.median(near.real_distance):.3f}")
+print(f"distance to the nearest of {near.n_train} training images (RMS, pixels 0..1), over {len(near.prompts)} captions:")
+print(f"  generated images:                 mean {np.mean(near.gen_distance):.3f} (median {np.median(near.gen_distance):.3f})")
+print(f"  fresh renders of the same scenes: mean {np.mean(near.real_distance):.3f} (median "
+      f"{np.median(near.real_distance):.3f})")
 
 # %%
 plots.plot_images([near.generated, near.nearest_images],
-                  f"Generated from new captions (top) and the closest of {near.n_train} training images (bottom)",
+                  f"Generated from new captions (top; seeds {near.seed}-{near.seed + len(near.prompts) - 1}, "
+                  f"{near.steps} steps, CFG {near.cfg:g}) and the closest of {near.n_train} training images (bottom)",
                   row_labels=["generated", "nearest\ntraining image"],
+                  col_titles=[textwrap.fill(p, 18) for p in near.prompts],
                   col_labels=[f"distance {d:.3f}" for d in near.gen_distance])
 
 # %% [markdown]
@@ -149,22 +157,28 @@ print(f"held-out pairs: right colour {ho.colour:.0%}, right shape {ho.shape:.0%}
 print(f"seen pairs (same colours): both right {ho.seen_both:.0%}")
 
 # %%
-plots.plot_images([ho.images], "Held-out colour x shape pairs, 2 seeds each",
-                  col_titles=[" ".join(p.split()[2:4]) for p in ho.prompts])
+plots.plot_images([ho.images], f"Held-out colour x shape pairs, 2 seeds each ({ho.steps} steps, CFG {ho.cfg:g}); "
+                  "below: the judge's reading", col_titles=[textwrap.fill(p, 14) for p in ho.prompts],
+                  col_labels=[f"seed {s}\n" + ("both right" if ok else "wrong") for s, ok in zip(ho.seeds, ho.right,
+                                                                                              strict=True)])
 
 # %%
 v5 = summaries.lesson5(live, few, near, ho)
 copies = summaries.reading(v5, "the model does not copy")
 summaries.say(
-    f"**What we measured.** Median distance to the nearest training image: generated {np.median(near.gen_distance):.3f}, "
-    f"fresh renders of the same captions {np.median(near.real_distance):.3f}, over {len(near.gen_distance)} captions. "
-    f"Are generated pictures surely further away than correct new renders? The sample {copies}"
-    + (": nothing points to copying." if copies == "agrees" else
-       " — and it does not show them closer either, so nothing here points to copying; it is just no proof.")
+    f"**What we measured.** Mean distance to the nearest training image (what the verdict compares, caption by "
+    f"caption): generated {np.mean(near.gen_distance):.3f}, fresh renders of the same captions "
+    f"{np.mean(near.real_distance):.3f}, over {len(near.gen_distance)} captions. Are generated pictures surely further "
+    f"away than correct new renders? The sample {copies}"
+    + {"agrees": ": nothing points to copying.",
+       "says the opposite": " — the generated pictures are surely *closer* to the training set than correct renders of "
+                            "the same captions: look at the pairs above for near-copies before trusting the rest.",
+       }.get(copies, " — it shows them neither surely further nor surely closer, so nothing here points to copying; "
+                     "it is just no proof.")
     + f" The held-out pairs are the stronger test: each is absent from the training data, so each one drawn right was "
     f"composed from parts — a colour learned on other shapes, a shape learned in other colours. Both colour and shape "
-    f"right: {ho.both:.0%} of held-out pairs, {ho.seen_both:.0%} of seen pairs (the table says whether "
-    f"{len(ho.prompts)} prompts can tell them apart).")
+    f"right: {ho.both:.0%} of held-out pairs, {ho.seen_both:.0%} of seen pairs; that held-out pairs are drawn less "
+    f"reliably, the sample {summaries.reading(v5, 'held-out pairs are drawn less reliably')}.")
 
 # %% [markdown]
 #
@@ -181,8 +195,8 @@ summaries.say(
 summaries.export("05", v5, headline=(
     f"a tiny U-Net trained live: held-out loss {live.heldout[0]:.3f} → {live.heldout[live.steps]:.3f} in "
     f"{live.steps} steps; train/held-out gap {gap_few:+.3f} with 32 scenes vs {gap_live:+.3f} with 2000 (one run "
-    f"each: too few to tell); nearest training image: generated {np.median(near.gen_distance):.3f} vs fresh renders "
-    f"{np.median(near.real_distance):.3f}; held-out colour×shape pairs both right {ho.both:.0%}"),
+    f"each: too few to tell); nearest training image, mean: generated {np.mean(near.gen_distance):.3f} vs fresh "
+    f"renders {np.mean(near.real_distance):.3f} ({copies}); held-out colour×shape pairs both right {ho.both:.0%}"),
     numbers={"heldout": live.heldout, "gap_few": gap_few, "gap_live": gap_live,
              "gen_distance": near.gen_distance, "real_distance": near.real_distance, "held_out_both": ho.both,
              "seen_both": ho.seen_both, "held_out_in_training": ho.in_training}, varies=("headline", "training lowers",

@@ -245,6 +245,9 @@ class Nearest:
     real_distance: list[float]  # same for a fresh render of the scene the prompt came from (never trained on)
     nearest_captions: list[str]
     n_train: int
+    seed: int = 0  # image k was generated from seed seed + k
+    steps: int = 25
+    cfg: float = 7.5
 
 
 def _nearest(queries: np.ndarray, train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -268,7 +271,7 @@ def nearest_training(pipe: Any, n: int = 8, n_train: int = 5000, seed: int = 0, 
     real = np.stack([np.asarray(shapes.render(s)) for s in scenes])
     _, rd = _nearest(real, train)
     return Nearest(gen, prompts, gi.tolist(), train[gi], gd.tolist(), rd.tolist(),
-                   [train_scenes[i].caption for i in gi], n_train)
+                   [train_scenes[i].caption for i in gi], n_train, seed, steps, cfg)
 
 
 @dataclass
@@ -282,6 +285,10 @@ class HeldOut:
     seen_images: list[Any]
     seen_both: float  # the same measure for combinations the model did see
     in_training: int  # how many training scenes (of the first 5000) hold a held-out combination: 0
+    right: list[bool] = field(default_factory=list)  # per held-out image: colour and shape both judged right
+    seeds: list[int] = field(default_factory=list)  # per held-out image: its seed
+    steps: int = 25
+    cfg: float = 7.5
 
 
 def _combo_prompts(combos: list[tuple[str, str]], seeds_per: int, rng: random.Random) -> list[str]:
@@ -305,8 +312,10 @@ def held_out_combos(pipe: Any, seeds_per: int = 3, seed: int = 0, steps: int = 2
     im_held, im_seen = images[:len(p_held)], images[len(p_held):]
     jh = [J.judge_against(im, p) for im, p in zip(im_held, p_held, strict=True)]
     js = [J.judge_against(im, p) for im, p in zip(im_seen, p_seen, strict=True)]
-    both = lambda js_: float(np.mean([bool(j["color"]) and bool(j["shape"]) for j in js_]))  # noqa: E731
+    right = lambda js_: [bool(j["color"]) and bool(j["shape"]) for j in js_]  # noqa: E731
+    both = lambda js_: float(np.mean(right(js_)))  # noqa: E731
     _, scenes = training_images(5000)
     in_train = sum(any((o.color, o.shape) in shapes.HELD_OUT for o in s.objects) for s in scenes)
     return HeldOut(p_held, im_held, float(np.mean([bool(j["color"]) for j in jh])),
-                   float(np.mean([bool(j["shape"]) for j in jh])), both(jh), p_seen, im_seen, both(js), in_train)
+                   float(np.mean([bool(j["shape"]) for j in jh])), both(jh), p_seen, im_seen, both(js), in_train,
+                   right(jh), [seed + k for k in range(len(p_held))], steps, cfg)
