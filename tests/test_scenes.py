@@ -115,17 +115,21 @@ def test_judge_checks_follow_the_reading():
 
 @pytest.mark.slow
 def test_training_stages_run_end_to_end_at_toy_size(tmp_path: Path):
-    """data -> vae -> clip -> judge -> unet -> a StableDiffusionPipeline folder that loads and draws."""
+    """data -> vae -> vae-decoder -> clip -> judge -> unet (a fine-tune of the shipped U-Net) -> a
+    StableDiffusionPipeline folder that loads and draws."""
     import torch
     from diffusers import StableDiffusionPipeline
 
     env_cmd = [sys.executable, "-m", "explainer.train", "--world", "scenes", "--work", str(tmp_path), "--out",
                str(tmp_path / "pipe"), "--vae-images", "64", "--clip-images", "64", "--judge-images", "64",
                "--unet-images", "64", "--vae-steps", "2", "--clip-steps", "2", "--judge-steps", "2",
-               "--unet-steps", "2", "--judge-round-trips", "64", "--data-images", "64", "--chunk", "64"]
-    shipped_judge = Path(__file__).resolve().parents[1] / "explainer" / "assets" / "scenes-judge"
-    for stage in ("data", "vae", "clip", "judge", "unet"):
-        extra = ["--judge-from", str(shipped_judge)] if stage == "judge" else []  # fine-tunes the shipped judge
+               "--unet-steps", "2", "--dec-steps", "2", "--dec-lr", "1", "--judge-round-trips", "64",
+               "--data-images", "64", "--chunk", "64"]
+    assets = Path(__file__).resolve().parents[1] / "explainer" / "assets"
+    shipped_judge, shipped_sd = assets / "scenes-judge", assets / "scenes-sd"
+    for stage in ("data", "vae", "vae-decoder", "clip", "judge", "unet"):
+        extra = {"judge": ["--judge-from", str(shipped_judge)],  # fine-tunes the shipped judge
+                 "unet": ["--init-from", str(shipped_sd)]}.get(stage, [])  # and the shipped U-Net
         done = subprocess.run(env_cmd + ["--stage", stage] + extra, capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, done.stderr[-2000:]
     judge_run = json.loads((tmp_path / "judge" / "runs.jsonl").read_text().splitlines()[-1])
@@ -138,10 +142,21 @@ def test_training_stages_run_end_to_end_at_toy_size(tmp_path: Path):
                  generator=torch.Generator().manual_seed(0)).images[0]
     assert image.shape == (64, 64, 3) and np.isfinite(image).all()
     assert (tmp_path / "pipe" / "clip" / "config.json").exists()
+    # the pipeline's VAE is the decoder fine-tune: the same encoder (the U-Net's latents unchanged), a new decoder
+    from diffusers import AutoencoderKL
+
+    tuned, first = pipe.vae.float(), AutoencoderKL.from_pretrained(tmp_path / "vae" / "model")
+
+    def same(a, b):  # the pipeline is stored in fp16
+        return all(torch.equal(x, y.half().float()) for x, y in zip(a.parameters(), b.parameters(), strict=True))
+
+    assert same(tuned.encoder, first.encoder) and not same(tuned.decoder, first.decoder)
     # the model card comes with the run: every stage's updates, the judge's accuracy on renders and round trips
     card = (tmp_path / "pipe" / "MODEL_CARD.md").read_text()
-    for stage in ("vae", "clip", "judge", "unet"):
+    for stage in ("vae", "vae-decoder", "clip", "judge"):
         assert f"| {stage} | 2 | " in card
+    before = json.loads((shipped_sd / "training.json").read_text())["unet"]["runs"][-1]
+    assert f"| unet | {before['updates_total'] + before.get('updates_before', 0)} + 2 | " in card
     assert "| their VAE round trips |" in card and "Not measured yet" in card
 
 
