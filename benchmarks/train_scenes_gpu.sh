@@ -15,6 +15,7 @@ run() {  # a stage continues its checkpoint when one exists
 }
 python -m explainer.train --world scenes --work $W --stage data --workers 16 --data-images 60000
 run vae --vae-batch 64 --vae-steps 8000 --vae-lr 1e-3
+run vae-decoder --dec-batch 64 --dec-steps 4000
 run clip --clip-batch 256 --clip-steps 4000
 run judge --judge-batch 256 --judge-steps 4000 --judge-round-trips 12000
 run unet --unet-batch 256 --unet-steps 20000 --unet-lr 5e-4
