@@ -208,7 +208,8 @@ def scale_sweep(pipe, condition: str, scenes: list[Scene] | None = None, scales=
         res[float(sc)] = score_layout(ims, scenes)
         ious[float(sc)] = [layout_iou(im, s) for im, s in zip(ims, scenes, strict=True)]
         images[float(sc)] = ims
-    return {"without": without, "scales": res, "ious": ious, "images": images, "scenes": scenes}
+    return {"without": without, "scales": res, "ious": ious, "images": images, "scenes": scenes, "steps": steps,
+            "cfg": cfg}
 
 
 def conflict(pipe, condition: str = "edges", map_shape: str = "square", prompt_shape: str = "circle",
@@ -233,7 +234,7 @@ def conflict(pipe, condition: str = "edges", map_shape: str = "square", prompt_s
         obj = shapes.ShapeObject(color, map_shape, "large", ax + (i // 5) * 0.8, ay - (i // 5) * 0.8)
         scenes.append(Scene((obj,), "black"))
     prompt = f"a {color} {prompt_shape}"
-    out = {"prompt": prompt, "map_shape": map_shape, "n": n, "scales": {}, "images": {}}
+    out = {"prompt": prompt, "map_shape": map_shape, "n": n, "scales": {}, "images": {}, "steps": steps, "cfg": cfg}
     for sc in scales:
         ims = generate(pipe, scenes, condition, scale=sc, prompts=[prompt] * n, steps=steps, cfg=cfg)
         js = [judge(im) for im in ims]
@@ -267,21 +268,27 @@ def residual_profile(trace) -> dict:
 
 # ------------------------------------------------------------------------------------------------ the training
 def training_curve(condition: str) -> dict:
-    """The shipped ControlNet's training log: steps and loss, and every measurement of map-following."""
+    """The shipped ControlNet's training log: steps and loss, and every measurement of map-following; with the
+    validation's steps and CFG (the training stage's `evaluate` settings) and why the run stopped (its card)."""
+    import inspect
     import json
 
     from ..models import CONTROLNETS
+    from ..train.controlnet import evaluate
 
     if condition not in CONTROLNETS:
         raise ValueError(f"condition must be one of {sorted(CONTROLNETS)}, got {condition!r}")
     path = CONTROLNETS[condition] / "training_log.jsonl"
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    card_path = CONTROLNETS[condition] / "training.json"
+    card = json.loads(card_path.read_text()) if card_path.exists() else {}
     loss = [(r["step"], r["loss"]) for r in rows if "loss" in r]
     ev = [(r["step"], r["eval"]) for r in rows if "eval" in r]
     return {"loss_steps": [s for s, _ in loss], "loss": [v for _, v in loss],
             "eval_steps": [s for s, _ in ev], "iou": [e["iou"] for _, e in ev],
             "iou_se": [e["iou_se"] for _, e in ev], "position": [e["position"] for _, e in ev],
-            "n": ev[0][1]["n"] if ev else 0}
+            "n": ev[0][1]["n"] if ev else 0, "val_steps": inspect.signature(evaluate).parameters["steps"].default,
+            "val_cfg": inspect.signature(evaluate).parameters["cfg"].default, "stopped": card.get("stopped", "")}
 
 
 def convergence_step(curve: dict, fraction: float = 0.5) -> int | None:
@@ -423,6 +430,6 @@ def lesson_findings(pipe, condition: str = "edges", n: int = 8, steps: int = 8, 
         V.from_interval("Structure early: most of the residual norm comes in the first half of the steps",
                         V.bootstrap_mean(early["shares"]), f"{len(early['shares'])} traced runs",
                         "first-half share", threshold=0.5),
-    ], title=f"Lesson 14 verdicts ({condition} ControlNet, {steps} steps, CFG 5)")
+    ], title=f"Lesson 14 verdicts ({condition} ControlNet, {steps} steps, CFG {sweep['cfg']:g})")
     return {"fresh": fresh, "sweep": sweep, "scale0_equals_without": same0, "conflict": conf, "early": early,
             "table": table}

@@ -39,9 +39,10 @@ def plot_training_curve(curve: dict, condition: str) -> Figure:
     h1, l1 = ax.get_legend_handles_labels()
     h2, l2 = ax2.get_legend_handles_labels()
     fig.legend(h1 + h2, l1 + l2, fontsize=8, loc="outside lower center", ncols=2)  # below the axes, off the data
-    steps = f"{curve['val_steps']} DPM++ steps, " if curve.get("val_steps") else ""
+    steps = f"{curve['val_steps']} steps, " if curve.get("val_steps") else ""
+    cfg = f"CFG {curve['val_cfg']:g}, " if curve.get("val_cfg") else ""
     _title(fig, f"Training the {condition} ControlNet: loss (grey) and map-following (red)\n"
-                f"validation: {steps}CFG 5, prompts without position words")
+                f"validation: {curve['n']} scenes, {steps}{cfg}prompts without position words")
     return fig
 
 
@@ -73,25 +74,33 @@ def plot_scale_sweep(sweep: dict, condition: str, show: int = 4, steps: int | No
             if r == 0:
                 a.set_title(key if isinstance(key, str) else f"scale {key:g}", fontsize=9)
     steps = steps if steps is not None else sweep.get("steps")
+    cfg = f"CFG {sweep['cfg']:g}" if "cfg" in sweep else ""
     _title(fig, f"Does the output follow the {condition} map? (n={w.n} validation scenes, seed = scene index, "
-                + (f"{steps} steps, " if steps else "") + "CFG 5)")
+                + (f"{steps} steps, " if steps else "") + f"{cfg}; bars: 1 standard error)")
     return fig
 
 
 def plot_conflict(result: dict, condition: str) -> Figure:
     """Map says one shape, prompt another: what the judge reads, per scale."""
     scales = sorted(result["scales"])
-    fig = _new_figure(7.5, 3.4)
+    fig = _new_figure(7.5, 3.8)
     ax = fig.subplots()
-    for key, label in (("map_shape", f"judged {result['map_shape']} (the map)"),
-                       ("prompt_shape", "judged the prompt's shape"), ("prompt_color", "the prompt's colour"),
-                       ("iou", "layout IoU vs map")):
-        ax.plot(scales, [result["scales"][s][key] for s in scales], marker="o", label=label)
+    # lines that coincide stay visible: each has its own marker size and dash, the later ones drawn thinner on top
+    for k, (key, label, style) in enumerate((
+            ("map_shape", f"judged {result['map_shape']} (the map's shape)", "-"),
+            ("prompt_shape", "judged the prompt's shape", "--"),
+            ("prompt_color", "judged the prompt's colour", ":"),
+            ("iou", "layout IoU vs map (a mean, 0..1)", "-."))):
+        ax.plot(scales, [result["scales"][s][key] for s in scales], style, marker="osD^"[k], ms=9 - 2 * k,
+                lw=2.5 - 0.5 * k, label=label)
     ax.set_xlabel("controlnet_conditioning_scale")
-    ax.set_ylabel(f"share of {result['n']} images")
+    ax.set_ylabel(f"share of {result['n']} images (IoU: mean)")
     ax.set_ylim(-0.03, 1.03)
-    ax.legend(fontsize=8)
-    _title(fig, f"A {result['map_shape']}'s {condition} map, prompt \u201c{result['prompt']}\u201d: who wins?")
+    fig.legend(fontsize=8, loc="outside lower center", ncols=2)  # below the axes, off the data
+    run = ", ".join(x for x in (f"{result['steps']} steps" if "steps" in result else "",
+                                f"CFG {result['cfg']:g}" if "cfg" in result else "", "seed = placement index") if x)
+    _title(fig, f"A {result['map_shape']}'s {condition} map, prompt \u201c{result['prompt']}\u201d: who wins?\n"
+                f"{result['n']} placements, {run}")
     return fig
 
 
