@@ -76,8 +76,8 @@ ratio = counts["shapes-dit"]["transformer"] / counts["shapes-sd"]["unet"]
 print(f"\nthe DiT's transformer has {ratio:.2f}x the U-Net's parameters")
 
 # %% [markdown]
-# The denoiser is the biggest part of both, as in Stable Diffusion; our DiT's is smaller than our U-Net
-# (the ratio above) because it had to fit an 8 MB weight budget and a CPU training run.
+# The denoiser is the biggest part of both (the shares above), as in Stable Diffusion. The two denoisers are not
+# the same size (the ratio above): our DiT had to fit an 8 MB weight budget and a CPU training run.
 
 # %% [markdown]
 # ## 3. Patches as tokens
@@ -185,13 +185,13 @@ from explainer.experiments import summaries  # noqa: E402
 
 answer = families.answer(verdicts, table)
 print(answer)
-summaries.export("12", verdicts, headline=answer, numbers={
+_ = summaries.export("12", verdicts, headline=answer, numbers={
     "live_hits": rel.hits, "live_drawn": rel.drawn, "main": {m: table[m]["main"] for m in ("shapes-sd", "shapes-dit")}})
 
 # %% [markdown]
 # **Reading the verdicts honestly.** The lines above are written from the measurements, so they follow the models
-# when they are retrained. Two things to keep in mind while reading them. The match is not fully equal: the DiT's
-# transformer has fewer parameters than the U-Net (section 2), and it reuses the U-Net model's text encoder frozen
+# when they are retrained. Two things to keep in mind while reading them. The match is not fully equal: the two
+# denoisers differ in size (section 2 prints the ratio), and the DiT reuses the U-Net model's text encoder frozen
 # (that favours the DiT: its words were already tuned to this world); the budgets are printed above. And the last
 # row is the claim's own wording, *long-range coherence*: of the pictures where both objects were drawn, how often
 # are they in the asked places relative to each other? Our U-Net attends over the whole picture too (lesson 6),

@@ -282,6 +282,9 @@ class BothWays:
     text_to_image: torch.Tensor = field(repr=False)  # (blocks, T, 64)
     image: Any = field(repr=False)
     identical_to_plain: bool = False
+    seed: int = 0
+    steps: int = 20
+    cfg: float = 5.0
 
     def word(self, word: str) -> int:
         for i, t in enumerate(self.tokens):
@@ -331,7 +334,7 @@ def both_ways(dit: Any, prompt: str = "a large red star on the left", seed: int 
 
     image = Image.fromarray((got * 255).round().astype("uint8"))
     return BothWays(prompt, toks, [f"block {i}" for i in range(n_blocks)], i2t, t2i, image,
-                    bool((plain == got).all()))
+                    bool((plain == got).all()), seed, steps, cfg)
 
 
 def object_cells(image: Any) -> torch.Tensor:

@@ -44,7 +44,9 @@ def plot_both_ways(bw: BothWays, word: str) -> Figure:
                                        (bw.image_to_word, f"patches look at\n'{word}' (image->text)"))):
         axes[row, 0].imshow(bw.image, interpolation="nearest")
         axes[row, 0].set_title("final image", fontsize=8)
-        axes[row, 0].set_ylabel(label, fontsize=8)
+        axes[row, 0].set_ylabel(label + "\n\ny (pixels)", fontsize=8)
+        axes[row, 0].set_xlabel("x (pixels)", fontsize=7)
+        axes[row, 0].tick_params(labelsize=7)
         maps = [fn(word, b).numpy() for b in range(n)]
         # one fixed scale per row, from 0: an 8x8 map stretched to its own range shows noise as structure
         top = max(float(m.max()) for m in maps) or 1.0
@@ -55,7 +57,10 @@ def plot_both_ways(bw: BothWays, word: str) -> Figure:
             ax.set_xlabel("latent x", fontsize=7)
             if b == 0:
                 ax.set_ylabel("latent y", fontsize=7)
-        fig.colorbar(im, ax=list(axes[row, 1:]), fraction=0.02, pad=0.01)
-    fig.suptitle(f"Joint attention of shapes-dit in both directions, '{bw.prompt}' (mean over steps, cond. branch;\n"
-                 "one colour scale per row, from 0)", fontsize=10)
+        bar = fig.colorbar(im, ax=list(axes[row, 1:]), fraction=0.02, pad=0.01)
+        bar.set_label("attention weight", fontsize=7)
+        bar.ax.tick_params(labelsize=7)
+    fig.suptitle(f"Joint attention of shapes-dit in both directions, '{bw.prompt}', seed {bw.seed}, {bw.steps} steps, "
+                 f"CFG {bw.cfg:g}\n(mean over steps, conditional branch; one colour scale per row, from 0)",
+                 fontsize=10)
     return fig
