@@ -59,9 +59,18 @@ print(f"recorded uncond embeddings vs encode('')   : max difference {what.uncond
 print(f"the prompt's own embeddings, with vs without : max difference {what.cond_same:.1e}")
 print(f"neg + 7.5*(cond - neg) vs the guided prediction: max difference {what.formula_error:.1e}")
 
+# %%
+from explainer.experiments import summaries  # noqa: E402
+
+diffs = (what.uncond_vs_negative_encoding, what.uncond_vs_empty_encoding, what.cond_same, what.formula_error)
+summaries.say(
+    f"All four are zero up to float rounding (largest {max(diffs):.1e}): the negative prompt *is* the unconditional "
+     "branch." if max(diffs) < 1e-4 else
+     f"Not all four are zero (largest {max(diffs):.1e}): something besides the unconditional branch changed — look "
+     "at which line.")
+
 # %% [markdown]
-# All four are (close to) zero: the negative prompt *is* the unconditional branch. The guided prediction can be
-# written ε_cond + (s − 1) · (ε_cond − ε_neg): starting from the prompt's prediction, it steps further, in the
+# The guided prediction can be written ε_cond + (s − 1) · (ε_cond − ε_neg): starting from the prompt's prediction, it steps further, in the
 # direction pointing *away from* the negative prompt's prediction. The cosine between that step and the direction
 # "away from the negative" is:
 
@@ -98,8 +107,6 @@ print(f"images the judge accepts as \u201c{effect.prompt}\u201d (colour, shape, 
       f"{100 * effect.asked_kept_without:.0f}% without, {100 * effect.asked_kept_with:.0f}% with")
 
 # %%
-from explainer.experiments import summaries  # noqa: E402
-
 v8 = summaries.lesson8(what, effect)
 top = max(effect.judged_without, key=effect.judged_without.get)
 summaries.say(

@@ -47,7 +47,7 @@
 import torch
 
 import explainer as ex
-from explainer import plots
+from explainer import plots, shapes
 from explainer.experiments import families
 
 torch.manual_seed(0)
@@ -91,10 +91,13 @@ print(f"latent {tok.latent_shape} with patch size {tok.patch}: {tok.image_tokens
 print(f"text: {tok.clip_tokens} CLIP tokens + {tok.t5_zero_tokens} zero 'T5' tokens -> every joint softmax runs "
       f"over {tok.sequence} tokens")
 print(f"patch size 2 would give {families.patch_tokens(dit, 2).image_tokens} image tokens")
+px = shapes.IMAGE_SIZE // tok.latent_shape[-1]  # image pixels per latent pixel, each way
+print(f"an object is {2 * shapes.RADIUS['small']:g} to {2 * shapes.RADIUS['large']:g} pixels wide: "
+      f"{2 * shapes.RADIUS['small'] / px:.1f} to {2 * shapes.RADIUS['large'] / px:.1f} latent pixels of {px}x{px} pixels")
 
 # %% [markdown]
-# Our latent is tiny (8×8), and an object is only about one latent pixel wide, so every latent pixel is its own
-# token (patch size 1). SD3 uses 2×2 patches on 128×128 latents (4,096 tokens).
+# Our latent is tiny (8×8), and an object is only a few latent pixels wide (printed above), so every latent pixel is
+# its own token (patch size 1): a 2×2 patch would hold most of a small object. SD3 uses 2×2 patches on 128×128 latents (4,096 tokens).
 #
 # The 256 zero tokens are where SD3 puts its third text encoder (T5); our pipeline has none, so diffusers fills the
 # place with zeros, as it does for SD3 run without T5. All 256 are identical in every layer, so they act in the
