@@ -159,7 +159,8 @@ for level in tr.levels:
 # %% [markdown]
 # ## 6. The measured answer to the claim
 # Relations ("a red star above a blue circle") need the model to place two objects relative to each other: the
-# long-range skill a transformer's global attention is supposed to help, and our U-Net's weakest skill.
+# long-range skill a transformer's global attention is supposed to help (which column is each model's weakest is
+# printed under the table).
 # First a small paired test here (same prompts, same seeds, both models), then the benchmark table
 # (`benchmarks/adherence.py`, run on both models on the same prompts and seeds; the number of prompts behind each
 # model's row is printed with it).
@@ -178,6 +179,9 @@ for model in ("shapes-sd", "shapes-dit"):
     print(f"{model:<12}{table[model]['recommended_cfg']:>5g}"
           + "".join(f"{100 * table[model]['main'][k]:>23.1f}%" for k in families.COLUMNS)
           + f"   {n['single']}/{n['held_out']}/{n['two']}")
+for model in ("shapes-sd", "shapes-dit"):
+    low = min(families.COLUMNS, key=lambda k, m=model: table[m]["main"][k])
+    print(f"{model}'s weakest column: {families.COLUMNS[low]} ({100 * table[model]['main'][low]:.1f}%)")
 
 # %%
 verdicts = families.claim_verdicts(rel, table)
