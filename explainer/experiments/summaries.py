@@ -76,13 +76,15 @@ def lesson5_copies(near: Any, ho: Any) -> list[vd.Verdict]:
                           claim_above=False, margin=0.0, digits=3, unit="prompts (paired)",
                           note="distance to the nearest training image; agrees if generated are surely further"))
     n = len(ho.prompts)
+    pairs = len({" ".join(p.split()[2:4]) for p in ho.prompts})  # "a large red star at the top" -> "red star"
     out.append(vd.proportion("held-out colour x shape pairs are drawn right (colour and shape) in most images",
-                             _share(ho.both, n), n, threshold=0.5, what="both right", unit="held-out prompts",
+                             _share(ho.both, n), n, threshold=0.5, what="both right",
+                             unit=f"held-out prompts ({pairs} pairs x {n // pairs} seeds, a random place each)",
                              note=f"{ho.in_training} training scenes hold such a pair"))
     out.append(vd.compare("held-out pairs are drawn less reliably than seen ones",
                           [1.0] * _share(ho.seen_both, n) + [0.0] * (n - _share(ho.seen_both, n)),
                           [1.0] * _share(ho.both, n) + [0.0] * (n - _share(ho.both, n)), labels=("seen", "held out"),
-                          paired=False, percent=True, unit="prompts each"))
+                          paired=False, percent=True, unit=f"prompts each ({pairs} pairs each)"))
     return out
 
 
