@@ -62,20 +62,25 @@ def plot_scale_sweep(sweep: dict, condition: str, show: int = 4, steps: int | No
     ax.set_ylim(0, 1)
     ax.legend(fontsize=8)
     cols = ["map", "without"] + scales
+    import textwrap
+
+    from .. import shapes
+    from ..controlnet_world import layout_prompt
+
     for r in range(show):
         scene = sweep["scenes"][r]
-        from .. import shapes
-
         for c, key in enumerate(cols):
             a = fig.add_subplot(grid[2 + r, c])
             im = shapes.render_condition(scene, condition) if key == "map" else sweep["images"][key][r]
             a.imshow(np.asarray(im), interpolation="nearest")
             _no_ticks(a)
+            if c == 0:  # the prompt every image of the row was made from
+                a.set_ylabel(textwrap.fill(f"\u201c{layout_prompt(scene)}\u201d, seed {r}", 16), fontsize=7)
             if r == 0:
                 a.set_title(key if isinstance(key, str) else f"scale {key:g}", fontsize=9)
     steps = steps if steps is not None else sweep.get("steps")
     cfg = f"CFG {sweep['cfg']:g}" if "cfg" in sweep else ""
-    _title(fig, f"Does the output follow the {condition} map? (n={w.n} validation scenes, seed = scene index, "
+    _title(fig, f"Does the output follow the {condition} map?\n(n={w.n} validation scenes, seed = scene index, "
                 + (f"{steps} steps, " if steps else "") + f"{cfg}; bars: 1 standard error)")
     return fig
 
