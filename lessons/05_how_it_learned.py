@@ -47,7 +47,8 @@ ex5 = training.noising_example(pipe)
 print(f"a model that always answered 'no noise' would score {ex5.loss_if_guessing_zero:.2f} at every t")
 plots.plot_images(
     [[ex5.image, *ex5.noisy_decoded]],
-    f"\u201c{ex5.caption}\u201d: noisy latents (decoded) and the shipped U-Net's noise-prediction loss",
+    f"\u201c{ex5.caption}\u201d (training scene {ex5.seed}, noise seed {ex5.seed}): noisy latents (decoded) and "
+    "the shipped U-Net's noise-prediction loss",
     col_titles=["training scene"] + [f"x_t at t={t}\nloss {loss:.3f}" for t, loss in zip(ex5.timesteps, ex5.loss, strict=True)])
 
 # %%
@@ -79,16 +80,18 @@ ax.plot(np.arange(10, live.steps + 1), live.smoothed(10), label="training loss, 
 ax.plot(list(live.heldout), list(live.heldout.values()), "o-", label="loss on 256 held-out scenes")
 ax.set_xlabel("training step")
 ax.set_ylabel("mean squared error of the predicted noise")
-ax.set_title(f"A tiny U-Net learning to predict noise (2000 scenes, batch {live.batch}, {live.steps} steps)")
+ax.set_title(f"A tiny U-Net learning to predict noise ({live.n_images} scenes, batch {live.batch}, {live.steps} steps)")
 ax.legend()
 plt.show()
 
 # %%
 prompts = ["a large red circle on the left", "a large blue square on the right", "a large green star at the top",
            "a large white cross in the center"]
+SAMPLE_STEPS, SAMPLE_CFG = 20, 4.0
 plots.plot_images(
-    [training.sample(pipe, prompts, live.unet, state, steps=20) for state in live.snapshots.values()],
-    "Samples from the tiny U-Net during training (20 steps, CFG 4, seeds 0-3)",
+    [training.sample(pipe, prompts, live.unet, state, steps=SAMPLE_STEPS, cfg=SAMPLE_CFG)
+     for state in live.snapshots.values()],
+    f"Samples from the tiny U-Net during training ({SAMPLE_STEPS} steps, CFG {SAMPLE_CFG:g}, seeds 0-{len(prompts) - 1})",
     row_labels=[f"after {step} steps" for step in live.snapshots], col_titles=[textwrap.fill(p, 16) for p in prompts])
 
 # %%
@@ -115,7 +118,7 @@ summaries.say(
 # %%
 few = training.train_tiny(pipe, n_images=32, steps=80, eval_every=40)
 print(f"{'':<14}{'loss on its training scenes':>30}{'loss on held-out scenes':>26}")
-for name, r in (("32 scenes", few), ("2000 scenes", live)):
+for name, r in ((f"{few.n_images} scenes", few), (f"{live.n_images} scenes", live)):
     print(f"{name:<14}{r.train_eval[r.steps]:>30.3f}{r.heldout[r.steps]:>26.3f}")
 
 # %%

@@ -67,6 +67,7 @@ class NoisingExample:
     predicted: list[torch.Tensor]  # the shipped U-Net's noise prediction per timestep
     loss: list[float]  # mean squared error between predicted and true noise
     loss_if_guessing_zero: float  # the loss of predicting 0 (= mean of noise^2, about 1)
+    seed: int = 3  # the training scene's seed, and the noise's
 
 
 @torch.no_grad()
@@ -87,7 +88,7 @@ def noising_example(pipe: Any, seed: int = 3, timesteps: tuple[int, ...] = (50, 
         pred.append(p)
         loss.append(float(F.mse_loss(p, noise)))
     return NoisingExample(img, scene.caption, x0, noise, list(timesteps), noisy, decode(pipe, torch.stack(noisy)),
-                          pred, loss, float(noise.pow(2).mean()))
+                          pred, loss, float(noise.pow(2).mean()), seed)
 
 
 # ---------------------------------------------------------------------------------------------------- tiny model
