@@ -223,7 +223,9 @@ tab
 #    *(The 1×1 output convolutions are zero, so every residual is zero.)*
 # 2. Which half of the U-Net is copied, and why is the decoder half not needed? *(The encoder half; its outputs are
 #    added to the skips the frozen decoder already reads.)*
-# 3. In the map-vs-prompt test, which of shape and colour comes from the map, which from the prompt? Why would a
-#    segmentation map behave differently for colour? *(Neither map carries colour.)*
+# 3. In the map-vs-prompt test, which of shape and colour followed the map, which the prompt? Would a segmentation
+#    map change the colour? *(Read section 3's numbers: the judged shape and colour say which input won each, the IoU
+#    whether the layout still followed the map. The segmentation map's colours name the shape class — circle red,
+#    square green, ... — not the object's colour, so neither map tells the model what colour to paint.)*
 # 4. Why is scale 0 *exactly* the plain model? *(Every residual is multiplied by 0 before it is added.)*
 # 5. Why watch the IoU and not the loss to see a ControlNet start working?
