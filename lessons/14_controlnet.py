@@ -228,4 +228,7 @@ tab
 #    whether the layout still followed the map. The segmentation map's colours name the shape class — circle red,
 #    square green, ... — not the object's colour, so neither map tells the model what colour to paint.)*
 # 4. Why is scale 0 *exactly* the plain model? *(Every residual is multiplied by 0 before it is added.)*
-# 5. Why watch the IoU and not the loss to see a ControlNet start working?
+# 5. Why watch the IoU and not the loss to see a ControlNet start working? *(The loss scores the noise prediction of
+#    the frozen U-Net plus the ControlNet's small residuals, at random noise levels: most of it is the U-Net's and
+#    the noise level's, and section 5 compares its drift with its jitter. The IoU measures the one thing the
+#    ControlNet adds: following the map.)*
