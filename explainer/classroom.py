@@ -40,6 +40,18 @@ NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "playground.ipynb
 DEFAULT_PORT = 8866
 DEFAULT_STUDENTS = 30
 IOPUB_TIMEOUT_S = 60  # Voila's default 4 s fails a page whose kernel is still starting on a busy machine
+# Each page takes a preheated kernel and Voila starts its replacement `fill_delay` later (default 1 s): while a class
+# opens its pages together, 30 replacement kernels would start and render on the same cores (measured: ~0.75 CPU-s of
+# kernel and ~0.3 of Voila per page, half the server's work of a page opening). The classroom refills after the rush,
+# and keeps a few spare kernels ready for a latecomer or a reloaded tab meanwhile.
+FILL_DELAY_S = 90
+
+
+def spare_kernels(students: int) -> int:
+    """Preheated kernels kept beyond one per student: for reloads and latecomers while the refill waits."""
+    return max(2, students // 10)
+
+
 CULL_IDLE_S = 300  # a kernel with no page connected for this long is shut down (connected pages are never culled)
 STATUS_EVERY_S = 10.0
 
@@ -47,9 +59,11 @@ STATUS_EVERY_S = 10.0
 def voila_argv(notebook: str | os.PathLike = NOTEBOOK, port: int = DEFAULT_PORT, host: str = "127.0.0.1",
                open_browser: bool = True, students: int = DEFAULT_STUDENTS) -> list[str]:
     """The command line that serves `notebook` with Voila (what `main` runs): preheated kernels for `students`
-    pages, a 60 s wait for cell output, and culling of kernels whose page is gone."""
+    pages and a few spare, refilled once the rush is over, a 60 s wait for cell output, and culling of kernels whose
+    page is gone."""
     argv = [sys.executable, "-m", "voila", str(notebook), f"--port={port}", f"--Voila.ip={host}",
-            "--preheat_kernel=True", f"--pool_size={students}", f"--VoilaExecutor.iopub_timeout={IOPUB_TIMEOUT_S}",
+            "--preheat_kernel=True", f"--pool_size={students + spare_kernels(students)}",
+            f"--VoilaKernelManager.fill_delay={FILL_DELAY_S}", f"--VoilaExecutor.iopub_timeout={IOPUB_TIMEOUT_S}",
             f"--MappingKernelManager.cull_idle_timeout={CULL_IDLE_S}", "--MappingKernelManager.cull_interval=60",
             "--MappingKernelManager.cull_connected=False"]
     if not open_browser:

@@ -17,8 +17,10 @@ def test_voila_command_serves_the_playground_on_loopback():
     assert argv[:3] == [sys.executable, "-m", "voila"]
     assert argv[3].endswith("notebooks/playground.ipynb")
     assert "--port=9001" in argv and "--Voila.ip=127.0.0.1" in argv and "--no-browser" in argv
-    # a class at once: pages rendered ahead, a minute's wait for a cell's output, kernels of closed tabs culled
-    assert "--preheat_kernel=True" in argv and "--pool_size=12" in argv
+    # a class at once: pages rendered ahead (and two spare), refilled after the rush, a minute's wait for a cell's
+    # output, kernels of closed tabs culled
+    assert "--preheat_kernel=True" in argv and "--pool_size=14" in argv
+    assert any(a.startswith("--VoilaKernelManager.fill_delay=") for a in argv)
     assert "--VoilaExecutor.iopub_timeout=60" in argv and any("cull_idle_timeout" in a for a in argv)
     assert classroom.NOTEBOOK.is_file()
     env = classroom.kernel_env("http://127.0.0.1:1234", None)
