@@ -23,11 +23,6 @@ import numpy as np
 
 from .. import verdicts as vd
 
-
-def _share(rate: float, n: int) -> int:
-    return int(round(rate * n))
-
-
 OFF_LINE = 40  # of 255 (RMS over the channels): further than this from both ends' mix is "a colour in neither end"
 
 
@@ -75,16 +70,17 @@ def lesson5_copies(near: Any, ho: Any) -> list[vd.Verdict]:
                           "renders are", near.real_distance, near.gen_distance, labels=("fresh renders", "generated"),
                           claim_above=False, margin=0.0, digits=3, unit="prompts (paired)",
                           note="distance to the nearest training image; agrees if generated are surely further"))
-    n = len(ho.prompts)
-    pairs = len({" ".join(p.split()[2:4]) for p in ho.prompts})  # "a large red star at the top" -> "red star"
-    out.append(vd.proportion("held-out colour x shape pairs are drawn right (colour and shape) in most images",
-                             _share(ho.both, n), n, threshold=0.5, what="both right",
-                             unit=f"held-out prompts ({pairs} pairs x {n // pairs} seeds, a random place each)",
-                             note=f"{ho.in_training} training scenes hold such a pair"))
-    out.append(vd.compare("held-out pairs are drawn less reliably than seen ones",
-                          [1.0] * _share(ho.seen_both, n) + [0.0] * (n - _share(ho.seen_both, n)),
-                          [1.0] * _share(ho.both, n) + [0.0] * (n - _share(ho.both, n)), labels=("seen", "held out"),
-                          paired=False, percent=True, unit=f"prompts each ({pairs} pairs each)"))
+    # the unit drawn is the colour x shape pair (each drawn at several seeds and places): intervals resample pairs
+    pair = lambda prompts: [" ".join(p.split()[2:4]) for p in prompts]  # noqa: E731 ("a large red star ..." -> "red star")
+    held, seen = pair(ho.prompts), pair(ho.seen_prompts)
+    unit = f"colour x shape pairs ({len(set(held))} held out, {len(held) // len(set(held))} images each)"
+    out.append(vd.from_interval("held-out colour x shape pairs are drawn right (colour and shape) in most images",
+                                vd.bootstrap_mean([float(r) for r in ho.right], groups=held), unit, "both right",
+                                threshold=0.5, percent=True, note=f"{ho.in_training} training scenes hold such a pair"))
+    out.append(vd.compare("held-out pairs are drawn less reliably than seen ones", [float(r) for r in ho.seen_right],
+                          [float(r) for r in ho.right], labels=("seen", "held out"), paired=False, percent=True,
+                          groups=(seen, held), unit="images",
+                          note=f"groups: colour x shape pairs ({len(set(seen))} seen, {len(set(held))} held out)"))
     return out
 
 

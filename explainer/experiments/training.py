@@ -288,6 +288,7 @@ class HeldOut:
     in_training: int  # how many training scenes (of the first 5000) hold a held-out combination: 0
     right: list[bool] = field(default_factory=list)  # per held-out image: colour and shape both judged right
     seeds: list[int] = field(default_factory=list)  # per held-out image: its seed
+    seen_right: list[bool] = field(default_factory=list)  # per seen-pair image: colour and shape both judged right
     steps: int = 25
     cfg: float = 7.5
 
@@ -319,4 +320,4 @@ def held_out_combos(pipe: Any, seeds_per: int = 3, seed: int = 0, steps: int = 2
     in_train = sum(any((o.color, o.shape) in shapes.HELD_OUT for o in s.objects) for s in scenes)
     return HeldOut(p_held, im_held, float(np.mean([bool(j["color"]) for j in jh])),
                    float(np.mean([bool(j["shape"]) for j in jh])), both(jh), p_seen, im_seen, both(js), in_train,
-                   right(jh), [seed + k for k in range(len(p_held))], steps, cfg)
+                   right(jh), [seed + k for k in range(len(p_held))], right(js), steps, cfg)
