@@ -157,6 +157,23 @@ def test_training_stages_run_end_to_end_at_toy_size(tmp_path: Path):
         assert f"| {stage} | 2 | " in card
     before = json.loads((shipped_sd / "training.json").read_text())["unet"]["runs"][-1]
     assert f"| unet | {before['updates_total'] + before.get('updates_before', 0)} + 2 | " in card
+    assert "then frozen while the U-Net trained" in card and "its decoder then fine-tuned alone for 2 updates" in card
+
+    # --text-lr > 0: the text tower trains with the U-Net and the pipeline gets that one, not CLIP's frozen tower
+    ft = tmp_path / "ft"
+    ft.mkdir()
+    for part in ("data", "vae", "clip"):
+        (ft / part).symlink_to(tmp_path / part)
+    cmd = [a if a != str(tmp_path) else str(ft) for a in env_cmd]
+    cmd[cmd.index("--out") + 1] = str(tmp_path / "pipe_ft")
+    done = subprocess.run(cmd + ["--stage", "unet", "--text-lr", "1"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    from transformers import CLIPTextModel
+
+    tuned = CLIPTextModel.from_pretrained(tmp_path / "pipe_ft" / "text_encoder").float()
+    frozen = CLIPTextModel.from_pretrained(tmp_path / "pipe" / "text_encoder").float()
+    assert not same(tuned, frozen)
+    assert "fine-tuned with the U-Net at learning rate 1" in (tmp_path / "pipe_ft" / "MODEL_CARD.md").read_text()
     assert "| their VAE round trips |" in card and "Not measured yet" in card
 
 

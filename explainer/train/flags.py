@@ -72,12 +72,14 @@ def _inside_assets(path: Path) -> bool:
 
 def check_counts(args: argparse.Namespace, error: Error) -> None:
     """Every stage's counts and rates by their names: *_images and *_batch from 1 to EVAL_SEED (training scenes stay
-    below the evaluation seeds); *_steps, *_every, ... from 1; *_lr and *_mult finite and > 0."""
+    below the evaluation seeds); *_steps, *_every, ... from 1; *_lr and *_mult finite and > 0 (--text-lr >= 0)."""
     for name in vars(args):
         if name.endswith(("_images", "_batch")):
             checked(error, args, name, V.check_positive_int, EVAL_SEED)
         elif name.endswith(COUNTS):
             checked(error, args, name, V.check_positive_int)
+        elif name == "text_lr":  # 0 = the text encoder frozen (as Stable Diffusion 1.x trains)
+            checked(error, args, name, V.check_number, 0)
         elif name.endswith(RATES):
             checked(error, args, name, V.check_number, 0, low_open=True)
 

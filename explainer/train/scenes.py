@@ -201,24 +201,35 @@ class CLIPStage(Stage):
 
 
 class UNetStage(Stage):
-    """ε-prediction on cached VAE posteriors, Min-SNR-5 weighting, 10 % empty captions; the CLIP text tower frozen."""
+    """ε-prediction on cached VAE posteriors, Min-SNR-5 weighting, 10 % empty captions; the CLIP text tower frozen
+    (as SD 1.x), or with `text_lr` > 0 fine-tuned with the U-Net at that learning rate (to measure what freezing
+    costs)."""
 
     name = "unet"
 
     def __init__(self, data: ScenesData, latents: tuple[torch.Tensor, torch.Tensor], scale: float, text_encoder,
-                 tokenizer, batch: int = 32, cond_dropout: float = 0.1):
+                 tokenizer, batch: int = 32, cond_dropout: float = 0.1, text_lr: float = 0.0):
         self.data, (self.mean, self.std), self.scale = data, latents, scale
-        self.text_encoder, self.tok = text_encoder.requires_grad_(False).eval(), tokenizer
+        self.text_lr, self.tok = text_lr, tokenizer
+        self.text_encoder = text_encoder.requires_grad_(text_lr > 0).train(text_lr > 0)
         self.batch, self.cond_dropout = batch, cond_dropout
         self.noise = sd_noise_schedule()
         self.unet = build_unet()
+        self.parts = torch.nn.ModuleDict({"unet": self.unet, "text_encoder": self.text_encoder})
 
     def setup(self, device):
         super().setup(device)
         self.text_encoder.to(device)
 
     def model(self):
-        return self.unet
+        return self.parts if self.text_lr else self.unet
+
+    def optimizer(self, params, cfg):
+        if not self.text_lr:
+            return super().optimizer(params, cfg)
+        return torch.optim.AdamW([{"params": self.unet.parameters(), "lr": cfg.lr},
+                                  {"params": self.text_encoder.parameters(), "lr": self.text_lr}],
+                                 weight_decay=cfg.weight_decay)
 
     def batches(self, generator):
         while True:
@@ -231,14 +242,27 @@ class UNetStage(Stage):
 
     def loss(self, batch):
         z, ids, t, eps = batch
-        with torch.no_grad():
-            cond = self.text_encoder(ids)[0]
+        model = self.prepared or self.model()
+        unet, text = (model["unet"], model["text_encoder"]) if self.text_lr else (model, self.text_encoder)
+        with torch.set_grad_enabled(bool(self.text_lr)):
+            cond = text(ids)[0]
         noisy = self.noise.add_noise(z, eps, t)
-        pred = (self.prepared or self.unet)(noisy, t, encoder_hidden_states=cond).sample
+        pred = unet(noisy, t, encoder_hidden_states=cond).sample
         return min_snr_eps_loss(pred, eps, self.noise.alphas_cumprod, t), {}
 
-    def save(self, unet, out: Path) -> None:
-        unet.save_pretrained(out, safe_serialization=True)
+    def save(self, model, out: Path) -> None:
+        """The U-Net to `out`; a fine-tuned text tower beside it (`out/../text_encoder`, a `CLIPTextModel`)."""
+        from transformers import CLIPTextModel
+
+        text_dir = out.parent / "text_encoder"
+        shutil.rmtree(text_dir, ignore_errors=True)  # never a stale one from an earlier run in this --work
+        (model["unet"] if self.text_lr else model).save_pretrained(out, safe_serialization=True)
+        if self.text_lr:
+            text = model["text_encoder"]
+            if not isinstance(text, CLIPTextModel):  # CLIPModel's text tower is a bare transformer in older releases
+                text = CLIPTextModel(text.config)
+                getattr(text, "text_model", text).load_state_dict(model["text_encoder"].state_dict())
+            text.save_pretrained(text_dir, safe_serialization=True)
 
 
 class JudgeStage(Stage):
@@ -417,6 +441,13 @@ def round_trips(vae, images: np.ndarray) -> np.ndarray:
                                                    .latent_dist.mean).sample) for i in range(0, len(images), 128)])
 
 
+def text_folder(work: Path) -> Path:
+    """The text encoder the pipeline gets: the one fine-tuned with the U-Net (`--text-lr` > 0) where there is one,
+    else the frozen text tower of the trained CLIP."""
+    tuned = work / "unet" / "text_encoder"
+    return tuned if tuned.is_dir() else work / "clip" / "model"
+
+
 def vae_folder(work: Path) -> Path:
     """The VAE the pipeline gets: the decoder fine-tune's where there is one, else the vae stage's."""
     tuned = work / "vae-decoder" / "model"
@@ -433,15 +464,15 @@ def run_unet(args) -> None:
     data = scenes_dataset(args.work, args.unet_images, chunk=args.chunk)
     latents = encode_posterior(vae, data.images, cache=args.work / "unet" / f"latents_{args.unet_images}.safetensors")
     stage = UNetStage(data, latents, vae.config.scaling_factor, clip.text_model, tok, batch=args.unet_batch,
-                      cond_dropout=args.cond_dropout)
-    extra = {}
+                      cond_dropout=args.cond_dropout, text_lr=args.text_lr)
+    extra = {"text_lr": args.text_lr}
     if args.init_from is not None:  # fine-tune: start from a scenes-sd pipeline's U-Net (e.g. on a new text encoder)
         from diffusers import UNet2DConditionModel
 
         stage.unet.load_state_dict(UNet2DConditionModel.from_pretrained(args.init_from / "unet").float().state_dict())
         prior = json.loads((args.init_from / "training.json").read_text())["unet"]["runs"]
         before = prior[-1]["updates_total"] + prior[-1].get("updates_before", 0) if prior else 0
-        extra = {"init_from": str(args.init_from), "updates_before": before}
+        extra |= {"init_from": str(args.init_from), "updates_before": before}
     res = fit(stage, _cfg(args, "unet", args.unet_steps, args.unet_lr, ema=0.999, warmup=500))
     print("unet", res.steps_done, res.metrics)
     _record(args, "unet", res, cond_dropout=args.cond_dropout, **extra)
@@ -461,7 +492,7 @@ def assemble(work: Path, out: Path) -> None:
     clip = CLIPModel.from_pretrained(work / "clip" / "model")
     pipe = StableDiffusionPipeline(
         vae=AutoencoderKL.from_pretrained(vae_folder(work)),
-        text_encoder=CLIPTextModel.from_pretrained(work / "clip" / "model"),
+        text_encoder=CLIPTextModel.from_pretrained(text_folder(work)),
         tokenizer=PreTrainedTokenizerFast.from_pretrained(work / "clip" / "model" / "tokenizer"),
         unet=UNet2DConditionModel.from_pretrained(work / "unet" / "model"),
         scheduler=DPMSolverMultistepScheduler.from_config(sd_noise_schedule().config),
@@ -508,6 +539,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="how many times a thing's pixel weighs in the decoder's loss (1 = plain)")
     g.add_argument("--judge-round-trips", type=int, default=6_000,
                    help="training scenes the judge also sees as VAE round trips (when the VAE is trained)")
+    g.add_argument("--text-lr", type=float, default=0.0,
+                   help="0 (default): the CLIP text tower stays frozen while the U-Net trains, as SD 1.x; > 0: it is "
+                        "fine-tuned with the U-Net at this learning rate (to measure what freezing costs)")
     g.add_argument("--init-from", type=Path, default=None,
                    help="a scenes-sd pipeline folder whose unet/ the unet stage starts from (a fine-tune, e.g. on a "
                         "retrained text encoder); its earlier updates are counted in the card")

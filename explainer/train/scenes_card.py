@@ -122,6 +122,23 @@ def _adherence_rows(m: dict) -> list[str]:
     return rows
 
 
+def _last_run(training: dict, stage: str) -> dict:
+    runs = (training.get(stage) or {}).get("runs") or []
+    return runs[-1] if runs else {}
+
+
+def _decoder_note(training: dict) -> str:
+    r = _last_run(training, "vae-decoder")
+    return (f"; its decoder then fine-tuned alone for {r['updates_total']} updates, the encoder frozen (as "
+            "sd-vae-ft-mse: the U-Net's latents unchanged)") if r else ""
+
+
+def _text_note(training: dict) -> str:
+    lr = _last_run(training, "unet").get("text_lr") or 0
+    return (f"fine-tuned with the U-Net at learning rate {lr:g} (SD 1.x keeps it frozen)" if lr
+            else "frozen while the U-Net trained (as SD 1.x)")
+
+
 def write_card(folder: Path, measured: dict | None = None) -> Path:
     """Render `folder/MODEL_CARD.md` from the folder, its `training.json` and `measured` (else `adherence.json`
     beside it, when there is one); writes `adherence.json` when `measured` is given."""
@@ -146,9 +163,10 @@ def write_card(folder: Path, measured: dict | None = None) -> Path:
         "## Components", "", "| component | class | parameters | notes |", "|---|---|---|---|",
         f"| unet | `UNet2DConditionModel` | {n['unet'] / 1e6:.2f} M | 8×8 latents, ε-prediction, Min-SNR-5, "
         "10 % empty captions (CFG), EMA 0.999 |",
-        f"| vae | `AutoencoderKL` | {n['vae'] / 1e6:.2f} M | factor 8 as SD (64×64×3 → 8×8×{vae_channels}) |",
+        f"| vae | `AutoencoderKL` | {n['vae'] / 1e6:.2f} M | factor 8 as SD (64×64×3 → 8×8×{vae_channels})"
+        f"{_decoder_note(training)} |",
         f"| text_encoder | `CLIPTextModel` | {n['text_encoder'] / 1e6:.2f} M | the text tower of the CLIP pair in "
-        "`clip/`, trained contrastively on the world, then frozen while the U-Net trained (as SD 1.x) |",
+        f"`clip/`, trained contrastively on the world, then {_text_note(training)} |",
         f"| clip | `CLIPModel` | {n['clip'] / 1e6:.2f} M | text and vision towers (for the lessons' CLIP scores) |",
         "| tokenizer | word-level `PreTrainedTokenizerFast` | — | the world's words |",
         "| scheduler | `DPMSolverMultistepScheduler` | — | DPM++ 2M, SD's scaled-linear β schedule |", "",
