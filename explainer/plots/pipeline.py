@@ -151,17 +151,17 @@ def plot_machine(tour: Tour, pipe: Any = None) -> Figure:
         ax.text(x + w / 2, y + h - 0.12, title, ha="center", va="top", fontsize=9.5, weight="bold")
         ax.text(x + w / 2, y + h - 0.42, body, ha="center", va="top", fontsize=7.5, linespacing=1.35)
 
-    def arrow(a, b, text="", colour="#444444", rad=0.0):
+    def arrow(a, b, text="", colour="#444444", rad=0.0, text_x=None):
         ax.add_patch(FancyArrowPatch(a, b, arrowstyle="-|>", mutation_scale=12, color=colour, linewidth=1.3,
                                      connectionstyle=f"arc3,rad={rad}"))
-        if text:
-            ax.text((a[0] + b[0]) / 2, (a[1] + b[1]) / 2 + 0.08, text, ha="center", va="bottom", fontsize=7,
-                    color=colour)
+        if text:  # text_x: where along the arrow its label sits (clear of the loop's dashed frame)
+            ax.text((a[0] + b[0]) / 2 if text_x is None else text_x, (a[1] + b[1]) / 2 + 0.08, text, ha="center",
+                    va="bottom", fontsize=7, color=colour)
 
     blue, orange, red, green = "#dbe9f6", "#fde0c5", "#fcd5d4", "#d9f0d3"
     # text lane (runs once)
     ax.text(0.05, 4.45, "text lane: runs once per image", fontsize=8, color="#2166ac", style="italic", va="top")
-    box(0.1, 3.05, 1.5, 1.15, "prompt", f"\u201c{tour.prompt}\u201d".replace(" on", "\non"), blue)
+    box(0.1, 3.05, 1.5, 1.15, "prompt", _wrap(f"\u201c{tour.prompt}\u201d", 20), blue)
     box(2.0, 3.05, 1.6, 1.15, "tokenizer", f"token ids\n{shape('token ids')}\n{params('token ids')}", blue)
     box(4.0, 3.05, 1.9, 1.15, "text encoder", f"embeddings\n{shape('text embeddings')}\n"
         f"{params('text embeddings')}", blue)
@@ -179,17 +179,17 @@ def plot_machine(tour: Tour, pipe: Any = None) -> Figure:
     box(5.8, 0.75, 1.4, 1.3, "scheduler", "x_t \u2192 x_t-1\nremoves some\nnoise", red)
     box(7.75, 0.75, 1.2, 1.3, "VAE", f"decode\n{params('VAE decode')}", green)
     box(9.2, 0.75, 1.2, 1.3, "image", f"{shape('VAE decode')}\npixels", green)
-    arrow((1.6, 1.4), (2.2, 1.4), "x_T")
+    arrow((1.6, 1.4), (2.2, 1.4), "x_T", text_x=1.78)
     arrow((4.2, 1.4), (4.45, 1.4))
     arrow((5.55, 1.4), (5.8, 1.4))
     arrow((6.5, 0.75), (3.2, 0.75), colour="#b2182b", rad=-0.3)
     ax.text(4.85, 0.12, "next x_t, next t", ha="center", fontsize=7, color="#b2182b")
-    arrow((7.2, 1.55), (7.75, 1.55), "x_0")
+    arrow((7.2, 1.55), (7.75, 1.55), "x_0", text_x=7.6)
     arrow((8.95, 1.4), (9.2, 1.4))
     # the text enters every U-Net call
     arrow((4.95, 3.05), (3.5, 2.05), colour="#2166ac")
-    ax.text(4.5, 2.6, "embeddings of the prompt and of \u201c\u201d\nenter every U-Net call", ha="left", va="center",
-            fontsize=7.5, color="#2166ac")
+    ax.text(5.0, 2.7, "embeddings of the prompt and of \u201c\u201d\nenter every U-Net call", ha="left", va="bottom",
+            fontsize=7.5, color="#2166ac")  # above the loop's dashed frame, right of the arrow
     name = getattr(pipe, "explainer_model_id", None) or "the shipped model" if pipe is not None else "the pipeline"
     fig.suptitle(f"The whole machine ({name}): the text is encoded once and enters the loop at every U-Net call; "
                  f"seed {tour.seed}, CFG {tour.cfg:g}", fontsize=10)
