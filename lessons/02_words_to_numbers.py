@@ -153,7 +153,7 @@ print(f"mean similarity of matching pairs {ret.matched_mean:.2f}, of non-matchin
 WRONG = {"ground": "a red fox sitting in the snow", "thing": "a cat sitting in autumn leaves"}
 captions = [FULL, SHORT, *WRONG.values(), "a boat on the sea at night"]
 fox = scenes_clip.caption_scores(clip, scenes_pictures.foxes_in_leaves(12), captions)
-plots.plot_clip_similarity(clip, fox.images[:6], captions)
+plots.plot_clip_similarity(clip, fox.images[:6], captions, matched=False)
 
 # %%
 for c in captions:

@@ -33,8 +33,11 @@ def plot_tokens(pipe: Any, prompt: str = DEFAULT_PROMPT, show_padding: int = 2) 
         ax.add_patch(FancyBboxPatch((i + 0.05, 0.25), 0.9, 0.5, boxstyle="round,pad=0.02,rounding_size=0.06",
                                     facecolor=colours[t["kind"]], edgecolor="#555555",
                                     linestyle="--" if t["kind"] == "padding" else "-"))
-        label = t["token"] if len(t["token"]) <= fits else t["token"][:fits - 1] + "\u2026"
-        ax.text(i + 0.5, 0.56, label, ha="center", va="center", fontsize=10,
+        # a long token ("<|startoftext|>") gets a smaller font rather than being cut; only past 6 points is it cut
+        size = max(6.0, min(10.0, 10.0 * fits / len(t["token"])))
+        cap = int(fits * 10.0 / size)
+        label = t["token"] if len(t["token"]) <= cap else t["token"][:cap - 1] + "\u2026"
+        ax.text(i + 0.5, 0.56, label, ha="center", va="center", fontsize=size,
                 weight="bold" if t["kind"] == "word" else "normal")
         ax.text(i + 0.5, 0.38, f"id {t['id']}", ha="center", va="center", fontsize=8, family="monospace")
         ax.text(i + 0.5, 0.12, f"#{t['index']}" + ("" if t["kind"] == "word" else f"\n{t['kind']}"),
@@ -97,20 +100,25 @@ def plot_prompt_similarity(pipe: Any, prompts: Sequence[str], kind: str = "poole
     return fig
 
 
-def plot_clip_similarity(clip: Any, images: Any, captions: Sequence[str], tokenizer: Any = None) -> Figure:
+def plot_clip_similarity(clip: Any, images: Any, captions: Sequence[str], tokenizer: Any = None,
+                         matched: bool | None = None) -> Figure:
     """Images down the side, captions along the bottom, cosine similarity in the cells: training pulls the diagonal
-    (matching pairs) up and pushes everything else down. Each row's best caption is outlined."""
+    (matching pairs) up and pushes everything else down. Each row's best caption is outlined.
+
+    `matched`: whether caption i is image i's own (default: as many captions as images); only then does the title
+    speak of the diagonal and score the best captions."""
     sim = clip_similarity(clip, images, captions, tokenizer)
     arr = np.stack([to_rgb(im) for im in images])
     n, m = sim.shape
-    fig = _new_figure(2.5 + 1.15 * m, 2.0 + 0.75 * n)
+    matched = n == m if matched is None else matched
+    fig = _new_figure(2.5 + 1.25 * m, 2.0 + 0.75 * n)
     ax = fig.add_subplot()
     im = ax.imshow(sim, cmap=MAGNITUDE, vmin=-1, vmax=1, interpolation="nearest")
     for i in range(n):  # thumbnails in a column left of the matrix, in the same axes
         ax.imshow(arr[i], extent=(-1.45, -0.55, i + 0.45, i - 0.45), interpolation="nearest")
     ax.set_xlim(-1.5, m - 0.5)
     ax.set_ylim(n - 0.5, -0.5)
-    ax.set_xticks(range(m), [_wrap(c, 14) for c in captions], fontsize=7.5)
+    ax.set_xticks(range(m), [_wrap(c, 11) for c in captions], fontsize=7)
     ax.set_yticks(range(n), [f"image {i}" for i in range(n)], fontsize=8)
     ax.set_xlabel("caption")
     ax.set_ylabel("image")
@@ -121,10 +129,14 @@ def plot_clip_similarity(clip: Any, images: Any, captions: Sequence[str], tokeni
     for i, j in enumerate(sim.argmax(axis=1)):
         ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="#2ca25f", linewidth=2.2))
     fig.colorbar(im, ax=ax, label="cosine similarity (image \u00b7 caption)", shrink=0.8)
-    acc = f"; the best caption is the right one for {(sim.argmax(axis=1) == np.arange(n)).mean():.0%} of images" \
-        if n == m else ""
-    fig.suptitle("CLIP: image \u2194 caption similarity. Training pulls matching pairs (the diagonal) together\n"
-                 f"and pushes the rest apart. Green: each image's best caption{acc}", fontsize=11)
+    if matched:
+        acc = (sim.argmax(axis=1) == np.arange(n)).mean()
+        fig.suptitle("CLIP: image \u2194 caption similarity. Training pulls matching pairs (the diagonal) together\n"
+                     f"and pushes the rest apart. Green: each image's best caption, the right one for {acc:.0%} of "
+                     "images", fontsize=11)
+    else:
+        fig.suptitle(f"CLIP: {n} images \u00d7 {m} captions, cosine similarity\nGreen: each image's best caption",
+                     fontsize=11)
     return fig
 
 
