@@ -68,7 +68,7 @@ plots.plot_images(
     [rec.originals[:6], rec.decoded[:6], [plots.latent_mosaic(z) for z in rec.latents[:6]]],
     f"The VAE round trip: {c['image_size']}x{c['image_size']}x3 pixels -> {shape} latent -> pixels (unseen scenes)",
     row_labels=["original", "encoded +\ndecoded", f"latent,\n{c['latent_shape'][0]} channels"], cmap="RdBu_r",
-    vmin=-3, vmax=3)
+    vmin=-3, vmax=3, colorbar="latent value")
 
 # %%
 psnr_each = summaries.psnr_each(rec)

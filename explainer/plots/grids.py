@@ -20,21 +20,33 @@ if TYPE_CHECKING:  # type hints only
     from ..sweeps import Filmstrip, GridResult
 
 
-def _wrap(text: str, width: int) -> str:
-    """Wrap each line of `text` at `width` characters, keeping the line breaks it already has."""
-    return "\n".join("\n".join(textwrap.wrap(line, width)) or line for line in str(text).split("\n"))
+def _wrap(text: str, width: int, balanced: bool = False) -> str:
+    """Wrap each line of `text` at `width` characters, keeping the line breaks it already has; `balanced`: as narrow
+    as the same number of lines allows, so no last line holds a single word."""
+    def one(line: str) -> str:
+        lines, w = textwrap.wrap(line, width), width
+        while balanced and len(lines) > 1 and w > 10:
+            shorter = textwrap.wrap(line, w - 1)
+            if len(shorter) > len(lines):
+                break
+            lines, w = shorter, w - 1
+        return "\n".join(lines) or line
+
+    return "\n".join(one(line) for line in str(text).split("\n"))
 
 
 def plot_images(rows: Sequence[Sequence[Any]], title: str, row_labels: Sequence[str] | None = None,
                 col_titles: Sequence[str] | None = None, col_labels: Sequence[str] | None = None,
                 cmap: str | None = None, vmin: float | None = None, vmax: float | None = None,
-                cell: float = 1.6, cell_labels: Sequence[Sequence[str]] | None = None) -> Figure:
+                cell: float = 1.6, cell_labels: Sequence[Sequence[str]] | None = None,
+                colorbar: str | None = None) -> Figure:
     """Rows of images as one grid figure: `rows[r][c]` is a PIL image, an (H, W, 3) uint8 or [0, 1] float array, or an
     (H, W) array drawn with `cmap`.
 
     `row_labels` go left of each row, `col_titles` above the first row, `col_labels` under the last row (e.g. a
     distance), `cell_labels[r][c]` under each cell. Labels wrap at about 18 characters and keep their own line breaks;
-    the title wraps to the figure's width. A short row leaves its last cells empty.
+    the title wraps to the figure's width. A short row leaves its last cells empty. `colorbar`: a label for one
+    colour bar beside the rows of 2-D (`cmap`) images, which share `vmin`..`vmax`.
     """
     n_rows, n_cols = len(rows), max((len(r) for r in rows), default=0)
     if n_rows == 0 or n_cols == 0:
@@ -42,6 +54,7 @@ def plot_images(rows: Sequence[Sequence[Any]], title: str, row_labels: Sequence[
     labelled = row_labels is not None and any(row_labels)
     fig = _new_figure(max(3.0, cell * n_cols + (1.4 if labelled else 0.2)), cell * n_rows + 0.9)
     axes = fig.subplots(n_rows, n_cols, squeeze=False)
+    mapped: dict[int, Any] = {}  # row -> one of its 2-D images, for the colour bar
     for r, row in enumerate(rows):
         for c in range(n_cols):
             ax = axes[r, c]
@@ -52,7 +65,9 @@ def plot_images(rows: Sequence[Sequence[Any]], title: str, row_labels: Sequence[
                 ax.set_axis_off()
                 continue
             im = to_rgb(row[c]) if hasattr(row[c], "convert") else to_numpy(row[c])  # PIL, uint8, [0, 1] or 2-D
-            ax.imshow(im, cmap=cmap if im.ndim == 2 else None, vmin=vmin, vmax=vmax, interpolation="nearest")
+            shown = ax.imshow(im, cmap=cmap if im.ndim == 2 else None, vmin=vmin, vmax=vmax, interpolation="nearest")
+            if im.ndim == 2:
+                mapped.setdefault(r, shown)
             if cell_labels is not None:
                 ax.set_xlabel(_wrap(cell_labels[r][c], 18), fontsize=7)
         if labelled:
@@ -61,7 +76,10 @@ def plot_images(rows: Sequence[Sequence[Any]], title: str, row_labels: Sequence[
         axes[0, c].set_title(_wrap(t, 18), fontsize=8)
     for c, t in enumerate(col_labels or []):
         axes[-1, c].set_xlabel(_wrap(t, 18), fontsize=8)
-    fig.suptitle(_wrap(title, max(40, int(fig.get_figwidth() * 11))), fontsize=10)
+    if colorbar and mapped:
+        fig.colorbar(next(iter(mapped.values())), ax=axes[sorted(mapped)].ravel().tolist(), label=colorbar,
+                     shrink=0.9, pad=0.01, extend="both" if vmin is not None or vmax is not None else "neither")
+    fig.suptitle(_wrap(title, max(40, int(fig.get_figwidth() * 11)), balanced=True), fontsize=10)
     return fig
 
 
