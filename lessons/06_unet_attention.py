@@ -50,6 +50,8 @@ pipe = ex.load_pipeline("scenes-sd")
 
 # %%
 plots.plot_unet_anatomy(pipe.unet)
+
+# %%
 a = plots.unet_anatomy(pipe.unet)
 for d in a["down"]:
     print(f"down {d['level']}: {d['channels_in']:>3} -> {d['channels_out']:>3} channels at {d['resolution']}, "

@@ -47,8 +47,9 @@ def _overlay(ax: Any, tr: Any, amap: np.ndarray, vmax: float, overlay: bool, alp
     if overlay:  # the image in grey underneath, so the heat map's colours read as attention only
         grey = img.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
         ax.imshow(grey, extent=(0, w, h, 0), cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+    # nearest: an 8x8 map shows its 8x8 cells; a smooth upsampling would draw detail the map does not have
     im = ax.imshow(amap, extent=(0, w, h, 0), cmap=ATTENTION, vmin=0, vmax=vmax, alpha=alpha if overlay else 1.0,
-                   interpolation="bilinear")
+                   interpolation="nearest")
     ax.set_xlim(0, w)
     ax.set_ylim(h, 0)
     _no_ticks(ax)
