@@ -69,12 +69,13 @@ fox = scenes_cfg.footprint(tr.image, ["fox"])  # where the judge reads the fox, 
 check = guidance.check_formula(tr, footprint=fox)
 print(f"largest |uncond + 7.5*(cond - uncond) - guided| over {check.steps} steps: {check.max_abs_error:.2e}"
       f"  (values themselves reach {check.max_abs_guided:.2f})")
+summaries.say("The difference is at the level of float rounding: the pipeline does exactly this arithmetic, nothing "
+              "more." if check.max_abs_error <= 1e-5 * max(check.max_abs_guided, 1.0) else
+              "The difference is larger than float rounding: the pipeline does something more than this arithmetic.")
 
 # %% [markdown]
-# The difference is at the level of float rounding: the pipeline does exactly this arithmetic, nothing more.
-#
-# **Too much guidance over-shoots.** Below, the same prompt and seed at CFG 20: the two predictions, their mix and
-# the delta at one step, with the clean picture each prediction implies (bottom row).
+# **Does too much guidance over-shoot?** Below, the same prompt and seed at CFG 20: the two predictions, their mix
+# and the delta at one step, with the clean picture each prediction implies (bottom row).
 
 # %%
 tr20 = trace(pipe, PROMPT, seed=SEED, steps=STEPS, cfg=20.0)

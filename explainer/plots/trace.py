@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from ..arrays import latent_mosaic, to_rgb
 from ..readouts import cfg_delta_map, cfg_delta_norms, need_uncond, pick_steps, trace_setting
@@ -85,6 +86,8 @@ def plot_cfg_delta_norm(tr: Any) -> Figure:
     ax2.set_title("relative size (scaled by CFG in the guided prediction)", fontsize=10)
     ax2.grid(alpha=0.3)
     ax2.set_ylim(bottom=0)
+    for a in (ax, ax2):  # steps are whole numbers: no "step 2.5" tick
+        a.xaxis.set_major_locator(MaxNLocator(integer=True))
     _title(fig, "Classifier-free guidance: how much the prompt changes the prediction, step by step", tr)
     return fig
 
