@@ -81,7 +81,7 @@ print(f"{costs[-1].size[0] * costs[-1].size[1] // (costs[0].size[0] * costs[0].s
       f"{costs[-1].seconds / costs[0].seconds:.1f}x the time")
 
 # %%
-plots.plot_cost(costs, steps=10)
+plots.plot_cost(costs)
 
 # %%
 big = costs[-1].size

@@ -90,15 +90,22 @@ class Cost:
     latent: tuple[int, int]
     seconds: float
     peak_bytes: float
+    steps: int = 0  # the settings of the timed call (0: not recorded)
+    cfg: float = 7.5
+    scheduler: str = "dpm++2m"
+    device: str = "cpu"
 
 
 def cost_vs_resolution(pipe: Any, sizes: Sequence[tuple[int, int]] = ((32, 32), (64, 64), (96, 96), (128, 128)),
-                       steps: int = 10, prompt: str = "a red circle") -> list[Cost]:
+                       steps: int = 10, prompt: str = "a red circle", cfg: float = 7.5,
+                       scheduler: str = "dpm++2m") -> list[Cost]:
     """Time and peak memory of one generation at each size (small to large; a tiny warm-up run first)."""
     generate_many(pipe, [prompt], [0], steps=2)  # warm-up: first-call costs should not land on the first size
     out = []
     f = int(pipe.vae_scale_factor)
     for h, w in sorted(sizes, key=lambda s: s[0] * s[1]):
-        _, dt, peak = peak_memory(lambda h=h, w=w: generate_many(pipe, [prompt], [0], steps=steps, height=h, width=w))
-        out.append(Cost((h, w), (h // f, w // f), dt, peak))
+        _, dt, peak = peak_memory(lambda h=h, w=w: generate_many(pipe, [prompt], [0], cfg=cfg, steps=steps,
+                                                                 scheduler=scheduler, height=h, width=w))
+        out.append(Cost((h, w), (h // f, w // f), dt, peak, steps, cfg, scheduler,
+                        str(getattr(pipe, "device", "cpu")).split(":")[0]))
     return out

@@ -71,6 +71,9 @@ class Layout:
     seconds: float = 0.0
     same_ious: list[float] = field(default_factory=list, repr=False)  # per same-seed pair of prompts
     other_ious: list[float] = field(default_factory=list, repr=False)  # per different-seed pair
+    steps: int = 25  # the settings every picture was made with (for the figure's title)
+    cfg: float = 7.5
+    model: str = ""  # the model's name, e.g. "shapes-sd" ("" when the pipeline does not say)
 
 def layout_study(pipe: Any, prompts: Sequence[str] = ("a large red circle", "a large blue square",
                                                        "a small green star"),
@@ -94,7 +97,9 @@ def layout_study(pipe: Any, prompts: Sequence[str] = ("a large red circle", "a l
             d["pos"].append(pos[pa][i] is not None and pos[pa][i] == pos[pb][j])
     return Layout(prompts, seeds, float(np.mean(same["iou"])), float(np.mean(other["iou"])),
                   float(np.mean(same["shift"])), float(np.mean(other["shift"])), float(np.mean(same["pos"])),
-                  float(np.mean(other["pos"])), grid, time.perf_counter() - t0, same["iou"], other["iou"])
+                  float(np.mean(other["pos"])), grid, time.perf_counter() - t0, same["iou"], other["iou"],
+                  steps=int(steps), cfg=float(cfg),
+                  model=str(getattr(pipe, "explainer_model_id", "") or "").rsplit("/", 1)[-1])
 
 
 def noise_norms(seed_a: int = 0, seed_b: int = 1, shape: tuple[int, ...] = (1, 4, 8, 8), pipe: Any = None

@@ -106,7 +106,7 @@ def plot_cfg_model_examples(ms: ModelSweep, n_rows: int = 3) -> Figure:
     """The first `n_rows` prompts of one model's sweep at every scale (rows: prompt and seed; columns: scale)."""
     n_rows = min(n_rows, len(ms.prompts))
     rows = [[ms.images[s][i] for s in ms.scales] for i in range(n_rows)]
-    labels = [f"{ms.prompts[i]} (seed {ms.seeds[i]})" for i in range(n_rows)]
+    labels = [f"{ms.prompts[i]} (seed\u00a0{ms.seeds[i]})" for i in range(n_rows)]  # no break inside "seed 0"
     return plot_images(rows, f"{ms.model}: the same prompts and seeds at {len(ms.scales)} CFG scales "
                              f"({ms.steps} steps)", labels, [f"CFG {s:g}" for s in ms.scales], cell=1.3)
 
@@ -193,7 +193,8 @@ def plot_sampler_examples(study: SamplerStudy, sampler: str = "dpm++2m", index: 
 def plot_layout(layout: Layout) -> Figure:
     """The layout study's images: rows share a prompt, columns share a seed."""
     return plot_images(layout.images,
-                       "Columns share a seed, rows share a prompt: does the seed decide where things go?",
+                       (f"{layout.model}: c" if layout.model else "C") + f"olumns share a seed, rows share a prompt "
+                       f"({layout.steps} steps, CFG {layout.cfg:g}): does the seed decide where things go?",
                        layout.prompts, [f"seed {s}" for s in layout.seeds], cell=1.3)
 
 
@@ -214,23 +215,27 @@ def plot_scene_layout(study: SceneLayout) -> Figure:
 
 
 # --------------------------------------------------------------------------------------------- lesson 11, resolution
-def plot_cost(costs: Sequence[Cost], steps: int = 10) -> Figure:
-    """Seconds and peak memory growth of one generation against the image size."""
+def plot_cost(costs: Sequence[Cost], steps: int | None = None) -> Figure:
+    """Seconds and peak memory growth of one generation against the image size (pixel count on a log axis, so
+    64x64, 64x128 and 128x128 do not print over each other); the settings come from `costs` (`steps` overrides)."""
     px = [c.size[0] * c.size[1] for c in costs]
+    steps = steps if steps is not None else costs[0].steps
     fig = Figure(figsize=(10.8, 3.8), layout="constrained")
     ax1, ax2 = fig.subplots(1, 2)
     ax1.plot(px, [c.seconds for c in costs], "o-")
     ax2.plot(px, [c.peak_bytes / 2**20 for c in costs], "s-", color="#d6604d")
     for ax in (ax1, ax2):
-        ax.set_xlabel("image pixels (height x width)")
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("image pixels (height x width, log scale)")
         ax.set_xticks(px, [f"{c.size[0]}x{c.size[1]}" for c in costs])
+        ax.minorticks_off()
         ax.grid(alpha=0.3)
     ax1.set_ylabel("seconds per image")
     ax2.set_ylabel("peak memory growth (MiB)")
     ax1.set_title("time")
     ax2.set_title("peak resident memory during the call")
-    fig.suptitle(f"Cost against resolution: one image, {steps} steps, CFG 7.5, dpm++2m, CPU",
-                 fontsize=11)
+    fig.suptitle(f"Cost against resolution: one image, {steps} steps, CFG {costs[0].cfg:g}, {costs[0].scheduler}, "
+                 f"{costs[0].device.upper()}", fontsize=11)
     return fig
 
 
