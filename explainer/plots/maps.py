@@ -137,5 +137,9 @@ def plot_trajectories(traces: Sequence[Any], labels: Sequence[str] | None = None
     prompts = {trace_setting(t, "prompt") for t in traces}
     if len(prompts) == 1:
         title += f"\n\u201c{prompts.pop()}\u201d, CFG {trace_setting(traces[0], 'cfg')}"
+        for key, name in (("seed", "seed"), ("steps", "steps")):  # the settings every path shares
+            values = {trace_setting(t, key) for t in traces}
+            if len(values) == 1 and None not in values:
+                title += f", {name} {values.pop()}" if key == "seed" else f", {values.pop()} {name}"
     fig.suptitle(title + f" ({red.method.upper()}, random_state={red.random_state})", fontsize=12)
     return fig
