@@ -179,7 +179,8 @@ ex.verdict_table(v13, title="Lesson 13: the playground's first run and the chall
 # ## Check yourself
 # 1. In challenge 2 you compared CFG 1 and 7.5 on one seed and on twelve. Why might one seed mislead you?
 # 2. You found a prompt the model fails on. How would you tell whether the model *cannot* draw it or was unlucky?
-# 3. In challenge 4 the whole picture got darker, not only the sky. Why would a model learn that?
+# 3. In challenge 4, did only the sky get darker, or the ground and the fox too? Why would a model learn to darken
+#    them all?
 #
 # <details><summary>Answer</summary>
 #
@@ -189,7 +190,7 @@ ex.verdict_table(v13, title="Lesson 13: the playground's first run and the chall
 # 2. Try many seeds and count with the judge, as the challenges do. One failure is an anecdote; 0 successes in 12
 #    seeds, against many for a simpler prompt, is evidence.
 # 3. In its training pictures the light of the sky tints everything under it (the renderer lights the ground and the
-#    things by the sky's colour), so "at night" goes with a dark ground and a dark fox, and the model learned them
-#    together.
+#    things by the sky's colour), so "at night" goes with a dark ground and a dark fox: a model that learned its
+#    training pictures darkens them together (the mean pixel values above say whether this one did).
 #
 # </details>
