@@ -117,8 +117,8 @@ def plot_unet_anatomy(unet: Any, latent_size: int | tuple[int, int] | None = Non
                                      mutation_scale=10, color="#2b8cbe", linestyle="--", linewidth=1.0,
                                      connectionstyle="arc3,rad=-0.08"))
         chans = ",".join(sorted({str(i["channels"]) for i in items}))
-        ax.text((x0 + x1) / 2, (y0 + y1) / 2 + 0.16, f"{len(items)} skip{'s' * (len(items) > 1)} ({chans} ch)",
-                ha="center", fontsize=7.5, color="#2b8cbe")
+        ax.text((x0 + x1) / 2, (y0 + y1) / 2 + 0.19, f"{len(items)} skip{'s' * (len(items) > 1)} ({chans} ch)",
+                ha="center", va="top", fontsize=7.5, color="#2b8cbe")  # under the arc's crest, not on it
     ax.text(0.0, depth + 0.15, f"in: {a['in_channels']} ch latent @ {res(a['down'][0]['resolution'])}  "
             f"(conv_in {format_params(a['conv_in_params'])})", fontsize=9, ha="left")
     ax.text(10.0, depth + 0.15, f"out: {a['out_channels']} ch noise prediction "
