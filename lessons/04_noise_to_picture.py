@@ -94,7 +94,7 @@ plots.plot_filmstrip(st.traces[fox], n=7)
 shown = np.linspace(0, st.steps - 1, 8).round().astype(int)
 runs = [fox, fox + 1, st.prompts.index("a forest at dusk")]
 plots.plot_images([st.frames[r, shown] for r in runs], f"Predicted x0, decoded, at {len(shown)} of the {st.steps} "
-                  "steps", row_labels=[textwrap.fill(f"{st.prompts[r]} (seed\u00a0{st.seeds[r]})", 18) for r in runs],
+                  f"steps (CFG {st.traces[fox].settings['cfg']:g})", row_labels=[textwrap.fill(f"{st.prompts[r]} (seed\u00a0{st.seeds[r]})", 18) for r in runs],
                   col_titles=[f"step {s + 1}" for s in shown])
 
 # %% [markdown]
