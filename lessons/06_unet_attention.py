@@ -142,15 +142,15 @@ summaries.say(
 ss = sa.self_study(pipe, cs.prompts, fox_cells=cs.fox_masks)
 fig, axes = plt.subplots(1, 3, figsize=(10, 3.2), layout="constrained", width_ratios=[1, 1, 2])
 cell = 64 / ss.size[0]
-axes[0].imshow(ss.example_image)
+axes[0].imshow(ss.example_image, interpolation="nearest")
 axes[0].add_patch(plt.Rectangle((ss.example_query[1] * cell - 0.5, ss.example_query[0] * cell - 0.5), cell, cell,
                                 fill=False, edgecolor="lime", linewidth=2))
-axes[0].set_title(f"{cs.prompts[0]!r}, seed 0:\nquery cell (green)", fontsize=8)
-im = axes[1].imshow(ss.example, cmap="inferno", vmin=0)
+axes[0].set_title(f"\u201c{cs.prompts[0]}\u201d, seed 0:\nquery cell (green)", fontsize=8)
+im = axes[1].imshow(ss.example, cmap="inferno", vmin=0, interpolation="nearest")
 axes[1].add_patch(plt.Rectangle((ss.example_query[1] - 0.5, ss.example_query[0] - 0.5), 1, 1, fill=False,
                                 edgecolor="lime", linewidth=2))
 axes[1].set_title("its self-attention,\nmean over steps", fontsize=8)
-fig.colorbar(im, ax=axes[1], shrink=0.8)
+fig.colorbar(im, ax=axes[1], shrink=0.8, label="attention probability")
 for ax in axes[:2]:
     ax.set_xticks([])
     ax.set_yticks([])
