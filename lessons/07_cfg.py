@@ -30,9 +30,9 @@
 # **Which model, and why.** This lesson runs on `scenes-sd`, our model of real things (foxes, trees, houses on autumn
 # leaves, grass, snow, under the light of dawn, day, dusk or night; 64×64 pictures, the same classes as Stable
 # Diffusion 1.x): what guidance does is a question about what real generators do, and real generators need it. Our
-# first model, `shapes-sd` (flat coloured shapes), is measured beside it in section 4, because on flat shapes CFG 1
-# drew about as well as 7.5 — a belief that is false for real models. The lesson says, from the numbers, which model
-# agrees with the article.
+# first model, `shapes-sd` (flat coloured shapes), is measured beside it in section 4: whether CFG matters as much on
+# flat shapes as on real things is a question the same measurements answer. The lesson says, from the numbers, which
+# model agrees with the article.
 
 # %% [markdown]
 # ## Words first

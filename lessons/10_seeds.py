@@ -26,8 +26,8 @@
 # **Which model, and why.** This lesson runs on `scenes-sd`, our model of real things on textured grounds under the
 # light of dawn, day, dusk or night: "layout and lighting" only mean something in pictures that have a place for
 # the subject, a horizon and a light. The old shapes model (`shapes-sd`, flat shapes on a flat background) is measured
-# beside it, because on it the seed hardly set the layout — a belief that is false for real models. The lesson says,
-# from the numbers, which model agrees with the article.
+# beside it, to see whether a seed sets the layout there too. The lesson says, from the numbers, which model agrees
+# with the article.
 
 # %% [markdown]
 # ## Words first
