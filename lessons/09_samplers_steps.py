@@ -231,9 +231,23 @@ shape = traces[0].steps[0].latents.shape[-3:]
 print("latent numbers per step:", " x ".join(map(str, shape)), "=", int(np.prod(shape)))
 plots.plot_trajectories(traces, labels=[t.settings["scheduler"] for t in traces])
 
+# %%
+from explainer.readouts import trajectory  # noqa: E402
+
+paths = [trajectory(t).reshape(len(t.steps) + 1, -1) for t in traces]  # every latent number, not the 2-D map
+gap = {end: max(float(np.linalg.norm(p[end] - q[end])) for p in paths for q in paths) for end in (0, -1)}
+travel = float(np.mean([np.linalg.norm(p[-1] - p[0]) for p in paths]))
+summaries.say(
+    f"Measured on all {paths[0].shape[1]} latent numbers: the four paths start at most {gap[0]:.2f} apart and end at "
+    f"most {gap[-1]:.2f} apart, while each travels {travel:.1f} from start to end: "
+    + ("they start at the same noise (up to the scaling explained below) and " if gap[0] < 0.01 * travel else
+       "they do *not* start at the same noise, and ")
+    + (f"end near the same image (within {gap[-1] / travel:.0%} of the journey)." if gap[-1] < 0.1 * travel else
+       f"end {gap[-1] / travel:.0%} of the journey apart: not at the same image."))
+
 # %% [markdown]
-# The four paths start at the same noise and follow nearly the same arc: all four solve the same equation, and differ
-# in where they put their steps (the dots) and how they step between them. (Euler and Heun keep their latents at a
+# All four solve the same equation, and differ in where they put their steps (the dots) and how they step between
+# them. (Euler and Heun keep their latents at a
 # larger scale, x₀ + σ·noise; the plot divides them by √(σ² + 1), as these samplers do before every U-Net call, so all
 # four share one map.)
 
