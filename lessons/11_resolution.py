@@ -53,13 +53,17 @@ pipe = ex.load_pipeline("scenes-sd")  # the scenes model, trained at 64x64
 # %%
 SIZES = [(64, 64), (64, 128), (128, 128), (256, 256), (512, 512)]
 rows = resolution.latent_table(pipe, SIZES)
+width = {k: max(len(k), *(len(f"{r[k]:,}" if isinstance(r[k], int) else str(r[k])) for r in rows)) for k in rows[0]}
+print("  ".join(f"{k:>{width[k]}}" for k in rows[0]))
 for row in rows:
-    print(row)
+    print("  ".join(f"{(f'{v:,}' if isinstance(v, int) else f'{v:g}' if isinstance(v, float) else v):>{width[k]}}"
+                    for k, v in row.items()))
 
 # %%
 r0 = rows[0]
 summaries.say(
-    f"The latent is always {r0['compression']:.0f} times smaller than the image here (3 colour values per pixel vs "
+    ("The latent is always " if len({r["compression"] for r in rows}) == 1 else f"At {r0['image']} the latent is ")
+    + f"{r0['compression']:.0f} times smaller than the image here (3 colour values per pixel vs "
     f"{pipe.unet.config.in_channels} channels per {pipe.vae_scale_factor}×{pipe.vae_scale_factor} block). But the "
     f"self-attention pairs grow with the square of the positions: {r0['self-attention pairs']:,} at {r0['image']}, "
     f"{rows[-1]['self-attention pairs']:,} at {rows[-1]['image']} — {rows[-1]['latent positions'] // r0['latent positions']}"
