@@ -56,15 +56,23 @@ class Drawn:
         """Per seed: the picture's mean pixel value, 0 (black) to 255 (white)."""
         return [float(im.mean()) for im in self.images[label]]
 
-    def figure(self, what: str) -> dict[str, Any]:
-        """`plots.plot_images` arguments: a row of pictures per condition, labelled with its prompt and CFG, what the
-        judge read under each picture, and a title that names the seeds and steps."""
+    def figure(self, what: str, per_row: int = 6) -> dict[str, Any]:
+        """`plots.plot_images` arguments: a row of pictures per condition and block of `per_row` seeds (so 64 px
+        pictures stay large enough to read), labelled with its prompt, CFG and seeds, what the judge read under each
+        picture, and a title that names the seeds and steps."""
         labels = list(self.prompts)
-        return {"rows": [list(self.images[k]) for k in labels],
-                "title": f"{what}: columns share a seed ({self.seeds[0]}-{self.seeds[-1]}), {self.steps} steps; "
-                         "under each picture: what the judge reads",
-                "row_labels": [f"{self.prompts[k]!r}, CFG {self.cfgs[k]:g}" for k in labels],
-                "cell_labels": [[describe(r) for r in self.readings[k]] for k in labels], "cell": 1.1}
+        blocks = [range(i, min(i + per_row, len(self.seeds))) for i in range(0, len(self.seeds), per_row)]
+        rows, row_labels, cell_labels = [], [], []
+        for b in blocks:
+            seeds = (f"seed\u00a0{self.seeds[b[0]]}" if len(b) == 1 else  # no-break spaces: "seeds 6-11" stays whole
+                     f"seeds\u00a0{self.seeds[b[0]]}\u2013{self.seeds[b[-1]]}")
+            for k in labels:
+                rows.append([self.images[k][i] for i in b])
+                row_labels.append(f"\u201c{self.prompts[k]}\u201d, CFG\u00a0{self.cfgs[k]:g}, {seeds}")
+                cell_labels.append([describe(self.readings[k][i]) for i in b])
+        return {"rows": rows, "row_labels": row_labels, "cell_labels": cell_labels, "cell": 1.5,
+                "title": f"{what}: seeds {self.seeds[0]}\u2013{self.seeds[-1]}, {self.steps} steps; in each pair of "
+                         "rows the columns share a seed; under each picture: what the judge reads"}
 
 
 def describe(r: Reading) -> str:
