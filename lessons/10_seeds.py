@@ -143,7 +143,8 @@ plots.plot_grid(g)
 
 # %%
 norms = seeds.noise_norms(0, 1, pipe=pipe)
-print({k: round(v, 2) for k, v in norms.items()})
+print(f"size (norm) of the starting noise: seed 0 {norms['seed_a']:.2f}, seed 1 {norms['seed_b']:.2f}; halfway "
+      f"between them: slerp {norms['slerp_midpoint']:.2f}, straight average {norms['lerp_midpoint']:.2f}")
 
 # %%
 plots.plot_interpolation(interpolate_seeds(pipe, "a fox", seed_a=0, seed_b=1, frames=7, steps=20))
@@ -166,7 +167,7 @@ findings = summaries.export("10", v10, headline=(
     "scenes": {"prompts": study.prompts, "seeds": study.seeds, "by_seed": study.by_seed, "pairs": study.pairs,
                "fixed_share": scenes_seeds.fixed_share(study)},
     "shapes": {"same_iou": same_iou, "other_iou": other_iou}, "norms": norms})
-print(v10[-1])
+ex.verdict_table(v10[-1:], title="Lesson 10: slerp")
 
 # %% [markdown]
 # ## Try it
