@@ -65,13 +65,22 @@ print(f"{len(a['skips'])} skip connections; the whole U-Net: {a['total_params']:
 # prompt offers an answer key; the softmax of their match says how much of each token's information that position
 # takes in. Those weights, for one token over all positions, form that token's **attention map**. `ex.trace` records
 # them at every step (averaged over the attention heads and layers of each level). The maps below are the mean over
-# steps at the finest level (the one with the most positions), for the words that name something; "a" and "in" take
-# much of the attention everywhere (try `plots.plot_attention(tr)` for every word), so they would set the colour scale.
+# steps at the finest level (the one with the most positions), for the words that name something: a word that names
+# nothing can take much of the attention everywhere and would then set the colour scale (the cell after the figure
+# measures every word; `plots.plot_attention(tr)` draws them all).
 
 # %%
 PROMPT = "a red fox sitting in autumn leaves"
 tr = ex.trace(pipe, PROMPT, seed=0, steps=20)
 plots.plot_attention(tr, tokens=["red", "fox", "sitting", "autumn", "leaves"], level=0)
+
+# %%
+share = {w: float(tr.attention(w, level=0).mean()) for w in dict.fromkeys(PROMPT.split())}  # each word once
+top = max(share, key=share.get)
+summaries.say("Mean attention a position gives each word (finest level, mean over steps): "
+              + ", ".join(f"\u201c{w}\u201d {v:.3f}" for w, v in share.items())
+              + f". \u201c{top}\u201d takes the most, {share[top] / sorted(share.values())[-2]:.1f}\u00d7 the next word; "
+              "the rest of each position's attention goes to the start, end and padding tokens.")
 
 # %% [markdown]
 # **Explore it**: the attention explorer shows one word's map over the image, per U-Net level, for one step or the
