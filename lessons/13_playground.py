@@ -61,7 +61,8 @@ pg
 pg.run()
 first = read(np.asarray(pg.trace.image.convert("RGB")))[0]
 checks = article_checks(first, FIRST)
-print(pg.status.value, "| the judge reads:", ch.describe(first).replace("\n", "; "), "| asked:", checks)
+print(pg.status.value, "| the judge reads:", ch.describe(first).replace("\n", "; "), "| as asked: "
+      + ", ".join(f"{what} {'yes' if ok else 'no'}" for what, ok in checks.items()))
 
 # %% [markdown]
 # ## Challenge 1: make the model fail
