@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from ..anatomy import latent_shape
 from ..arrays import to_numpy, to_rgb
@@ -43,6 +44,8 @@ def plot_noise_schedules(source: Any = None, names: Sequence[str] | None = None,
     ax2.set_ylabel("\u03c3 (noise / signal), log scale")
     ax2.grid(alpha=0.3, which="both")
     ax2.set_title("the same schedules as \u03c3:\nKarras spends more calls at low noise")
+    for a in (ax, ax2):  # steps are whole numbers: no "step 2.5" tick
+        a.xaxis.set_major_locator(MaxNLocator(integer=True))
     unknown = [n for n in names if n not in SCHEDULERS]
     if unknown:
         raise ValueError(f"unknown scheduler names {unknown}; valid: {list(SCHEDULERS)}")
