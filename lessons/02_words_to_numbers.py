@@ -98,9 +98,12 @@ for group, values in sims.items():
 # %%
 syn = sims["same meaning (synonym)"]
 closest = max(("other thing", "other ground", "other light"), key=lambda k: sims[k].mean())
+top_sim = max(float(v.max()) for v in sims.values())
 summaries.say(
-    f"**What we measured.** Every change of wording moves the embedding (the highest similarity of any pair is "
-    f"{max(v.max() for v in sims.values()):.3f}, below 1). A synonym wording scores {syn.mean():.3f} on average; of "
+    "**What we measured.** "
+    + (f"Every change of wording moves the embedding (the highest similarity of any pair is {top_sim:.3f}, below 1). "
+       if top_sim < 1 - 1e-6 else f"Some changes of wording do not move the embedding (similarity {top_sim:.3f}). ")
+    + f"A synonym wording scores {syn.mean():.3f} on average; of "
     f"the one-word changes of meaning, {closest.replace('other', 'another')} stays closest ({sims[closest].mean():.3f}), "
     f"and an unrelated scene scores {sims['unrelated scene'].mean():.3f}. Whether the synonym really stays nearer than "
     "each change of meaning, prompt by prompt, is in the verdict table at the end.")
@@ -116,10 +119,16 @@ mm = scenes_words.meaning_map(pipe, n=150)
 plots.plot_latent_map(mm.embeddings, labels=mm.labels["light"], attribute="light",
                       what=f"End-token vectors of {len(mm.prompts)} captions")
 
+# %%
+from explainer import projections  # noqa: E402
+
+kept = float(projections.fit(mm.embeddings, "pca").explained_variance_ratio.sum())
+summaries.say(f"The map's two axes keep {kept:.0%} of the vectors' variance"
+              + (": the other dimensions hold most of it." if kept < 0.5 else "."))
+
 # %% [markdown]
-# Two dimensions hide most of the structure, so we also ask all of them: do a caption's 5 nearest neighbours (by cosine
-# similarity) mostly share its subject, its ground, its light? Chance is what always guessing the commonest label
-# scores.
+# So we also ask all the dimensions: do a caption's 5 nearest neighbours (by cosine similarity) mostly share its
+# subject, its ground, its light? Chance is what always guessing the commonest label scores.
 
 # %%
 for attr in mm.knn_accuracy:
