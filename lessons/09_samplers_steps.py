@@ -149,8 +149,8 @@ summaries.say(
        "texture does not refine last here")
     + " — by amounts the yardstick calls "
     + ("visible." if bt[40]["fine"] > samplers.VISIBLE else "invisible after 40 steps.")
-    + " Big models with far more texture than ours refine it for many more steps, which is where the claim comes "
-      "from; where the gain stops being visible depends on the model and on what is in the picture.")
+    + " The claim comes from big models, whose pictures hold far more texture than ours (we have not measured "
+      "them); where the gain stops being visible depends on the model and on what is in the picture.")
 
 # %% [markdown]
 # ## 4. Heun: better per step, but per evaluation?
