@@ -197,14 +197,14 @@ class Verdict:
 
 def judge_interval(interval: Interval, threshold: float = 0.0, claim_above: bool = True) -> str:
     """The status an interval gives to the claim "the quantity is above `threshold`" (or below, if not claim_above);
-    an estimate from fewer than MIN_UNITS units is "too few to tell" whatever its value."""
+    an estimate from fewer than MIN_UNITS units is "too few to tell" whatever its value. An interval with no value on
+    the claimed side (e.g. [+0, +0] for "above 0": every resample shows no gain) does not agree."""
     threshold, claim_above = check_real(threshold, "threshold"), check_bool(claim_above, "claim_above")
     if interval.too_few:
         return TOO_FEW
-    above, below = interval.low > threshold, interval.high < threshold
     if claim_above:
-        return AGREES if above else DISAGREES if below else NOISE
-    return AGREES if below else DISAGREES if above else NOISE
+        return AGREES if interval.low > threshold else DISAGREES if interval.high <= threshold else NOISE
+    return AGREES if interval.high < threshold else DISAGREES if interval.low >= threshold else NOISE
 
 
 def _holds(holds: object, name: str = "holds") -> bool:

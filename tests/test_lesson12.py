@@ -109,7 +109,7 @@ def test_the_claim_verdicts_are_computed_from_the_numbers():
         if v.status == vd.AGREES:
             assert dit[key] > unet[key]
         if v.status == vd.DISAGREES:
-            assert dit[key] < unet[key]
+            assert dit[key] <= unet[key]  # no value on the claimed side: equal rates do not agree either
     cond = dit["two_all"] / dit["two_objects"], unet["two_all"] / unet["two_objects"]
     assert "both objects are drawn" in vs[8].claim and (vs[8].status != vd.AGREES or cond[0] > cond[1])
     # the lesson's conclusion is written from these verdicts: each measured column named once, under its status

@@ -61,6 +61,11 @@ def test_statuses_follow_the_interval():
     assert v.status == vd.NOISE and "36 images" in v.n and "64%" in v.numbers and "58%" in v.numbers
     assert vd.compare("b above a", b, [0] * 36).status == vd.AGREES
     assert vd.compare("b below a", b, [0] * 36, claim_above=False).status == vd.DISAGREES
+    # no difference at all (0 % vs 0 % on every prompt): the interval [+0, +0] holds no gain, so the claim of one
+    # does not agree; it is not "within noise"
+    none = vd.compare("7.5 beats 1", [0] * 12, [0] * 12, percent=True)
+    assert none.status == vd.DISAGREES and "[+0, +0]" in none.numbers
+    assert vd.compare("7.5 below 1", [0] * 12, [0] * 12, claim_above=False).status == vd.DISAGREES
 
 
 def test_exact_verdicts_and_bad_status():
