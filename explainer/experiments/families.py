@@ -481,12 +481,19 @@ def answer(verdicts: list, table: dict[str, dict]) -> str:
         return [v.claim.split("'")[1] if "'" in v.claim else v.claim.split(" (")[0] for v in verdicts[1:]
                 if v.status == status]
 
-    better, worse, same = names(vd.AGREES), names(vd.DISAGREES), names(vd.NOISE)
+    dit, unet = table["shapes-dit"]["main"], table["shapes-sd"]["main"]
+    key = {label: k for k, label in COLUMNS.items()}
+    tied = lambda name: name in key and dit.get(key[name]) == unet.get(key[name])  # noqa: E731 (no value above)
+    better, same = names(vd.AGREES), names(vd.NOISE)
+    worse = [n for n in names(vd.DISAGREES) if not tied(n)]
+    equal = [n for n in names(vd.DISAGREES) if tied(n)]
     b = budgets()
     lines = [f"Budgets: U-Net {b['shapes-sd']['updates']:,} updates in {b['shapes-sd']['minutes']:.0f} min, DiT "
              f"{b['shapes-dit']['updates']:,} updates in {b['shapes-dit']['minutes']:.0f} min (batch 32, CPU)."]
     lines.append("The DiT is better on: " + (", ".join(better) if better else "nothing measured") + ".")
     lines.append("The DiT is worse on: " + (", ".join(worse) if worse else "nothing measured") + ".")
+    if equal:
+        lines.append("Exactly equal on: " + ", ".join(equal) + " (not better either).")
     if same:
         lines.append("Within noise of each other: " + ", ".join(same) + ".")
     return "\n".join(lines)
