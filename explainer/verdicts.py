@@ -197,14 +197,17 @@ class Verdict:
 
 def judge_interval(interval: Interval, threshold: float = 0.0, claim_above: bool = True) -> str:
     """The status an interval gives to the claim "the quantity is above `threshold`" (or below, if not claim_above);
-    an estimate from fewer than MIN_UNITS units is "too few to tell" whatever its value. An interval with no value on
-    the claimed side (e.g. [+0, +0] for "above 0": every resample shows no gain) does not agree."""
+    an estimate from fewer than MIN_UNITS units is "too few to tell" whatever its value. An interval that is one point
+    on the threshold -- [+0, +0] for "above 0": every resample shows no difference -- does not agree; one that
+    only touches the threshold ([-3, +0]) is within noise."""
     threshold, claim_above = check_real(threshold, "threshold"), check_bool(claim_above, "claim_above")
     if interval.too_few:
         return TOO_FEW
+    none = interval.low == interval.high == threshold
+    above, below = interval.low > threshold, interval.high < threshold
     if claim_above:
-        return AGREES if interval.low > threshold else DISAGREES if interval.high <= threshold else NOISE
-    return AGREES if interval.high < threshold else DISAGREES if interval.low >= threshold else NOISE
+        return AGREES if above else DISAGREES if below or none else NOISE
+    return AGREES if below else DISAGREES if above or none else NOISE
 
 
 def _holds(holds: object, name: str = "holds") -> bool:

@@ -66,6 +66,8 @@ def test_statuses_follow_the_interval():
     none = vd.compare("7.5 beats 1", [0] * 12, [0] * 12, percent=True)
     assert none.status == vd.DISAGREES and "[+0, +0]" in none.numbers
     assert vd.compare("7.5 below 1", [0] * 12, [0] * 12, claim_above=False).status == vd.DISAGREES
+    # an interval that only touches 0 (one prompt in twelve lost, none gained) stays within noise
+    assert vd.compare("7.5 beats 1", [0] * 12, [1] + [0] * 11, percent=True).status == vd.NOISE
 
 
 def test_exact_verdicts_and_bad_status():
