@@ -164,13 +164,8 @@ print(f"U-Net calls: {tour.unet_calls} ({tour.steps} steps x 2 for CFG)")
 print(f"largest pixel difference between run_by_hand's image and pipe(...): {tour.max_pixel_difference} of 255")
 
 # %%
-from PIL import Image  # noqa: E402
-
-w, h = mine.size
-side_by_side = Image.new("RGB", (2 * w, h))
-side_by_side.paste(mine, (0, 0))
-side_by_side.paste(theirs, (w, 0))
-side_by_side.resize((4 * 2 * w, 4 * h), Image.Resampling.NEAREST)
+plots.plot_images([[mine, theirs]], f"\u201c{PROMPT}\u201d, seed {SEED}, {STEPS} steps, CFG {CFG}: the loop above "
+                  f"beside pipe(...)", col_titles=["the loop written out", "pipe(...)"], cell=2.4)
 
 # %%
 summaries.say(f"Left: the loop written out above. Right: `pipe(...)` — \u201c{PROMPT}\u201d, seed {SEED}, {STEPS} "

@@ -183,10 +183,11 @@ def plot_sampler_examples(study: SamplerStudy, sampler: str = "dpm++2m", index: 
     labels = [f"{r.steps} steps" for r in rs] + [f"reference\n{study.reference[1]} steps"]
     row_labels = [f"seed {study.seeds[index]}"]
     if detail is not None:
-        rows.append([np.clip(np.asarray(d, dtype=np.float64) / vmax, 0.0, 1.0) for d in detail])
+        maps = [np.clip(np.asarray(d, dtype=np.float64) / vmax, 0.0, 1.0) for d in detail]
+        rows.append(maps + [np.zeros_like(maps[0])])  # the reference against itself: nothing left to change
         row_labels.append(f"fine detail still\nto change (0..{vmax:g})")
-    return plot_images(rows, f"{study.model}: \u201c{study.prompts[index]}\u201d with {sampler} at several step counts",
-                       row_labels, labels, cmap="gray", vmin=0.0, vmax=1.0, cell=1.3)
+    return plot_images(rows, f"{study.model}: \u201c{study.prompts[index]}\u201d with {sampler} at several step counts "
+                       f"(CFG {study.cfg:g})", row_labels, labels, cmap="gray", vmin=0.0, vmax=1.0, cell=1.3)
 
 
 # --------------------------------------------------------------------------------------------- lesson 10, seeds
