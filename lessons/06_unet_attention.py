@@ -118,8 +118,8 @@ ax.set_xticks([1, 4], [f"on the fox ({sum(cs.fox_found)} prompts with a judged f
                        f"on the ground ({len(cs.prompts)} prompts)"])
 ax.set_ylabel("share of the word's map")
 ax.set_ylim(0, None)
-ax.set_title(f"Where the words look: {cs.level} level, mean over {cs.steps} steps (dots: one prompt each)",
-             fontsize=9)
+ax.set_title(f"Where the words look: {cs.level} level, mean over {cs.steps} steps, CFG {cs.cfg:g}, seeds "
+             f"{cs.seeds[0]}\u2013{cs.seeds[-1]} (dots: one prompt each)", fontsize=9)
 ax.legend(fontsize=8)
 plt.show()
 
@@ -154,7 +154,7 @@ cell = 64 / ss.size[0]
 axes[0].imshow(ss.example_image, interpolation="nearest")
 axes[0].add_patch(plt.Rectangle((ss.example_query[1] * cell - 0.5, ss.example_query[0] * cell - 0.5), cell, cell,
                                 fill=False, edgecolor="lime", linewidth=2))
-axes[0].set_title(f"\u201c{cs.prompts[0]}\u201d, seed 0:\nquery cell (green)", fontsize=8)
+axes[0].set_title(f"\u201c{cs.prompts[0]}\u201d, seed {cs.seeds[0]}:\nquery cell (green)", fontsize=8)
 im = axes[1].imshow(ss.example, cmap="inferno", vmin=0, interpolation="nearest")
 axes[1].add_patch(plt.Rectangle((ss.example_query[1] - 0.5, ss.example_query[0] - 0.5), 1, 1, fill=False,
                                 edgecolor="lime", linewidth=2))

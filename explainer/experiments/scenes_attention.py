@@ -81,6 +81,7 @@ class CrossStudy:
     fox_masks: list[np.ndarray] = field(repr=False, default_factory=list)  # per prompt: the fox's cells (bool)
     traces: list[Any] = field(repr=False, default_factory=list)
     seconds: float = 0.0
+    cfg: float = 7.5
 
     def judged(self, values: Sequence[float]) -> list[float]:
         """The values of the prompts whose picture the judge found a fox in."""
@@ -97,7 +98,7 @@ def cross_study(pipe: Any, prompts: Sequence[str] | None = None, seed: int = 0, 
     seeds = [seed + k for k in range(len(prompts))]
     traces = trace_batch(pipe, prompts, seeds, steps=steps, cfg=cfg)
     res = CrossStudy(prompts, seeds, int(steps), traces[0].levels[level] if isinstance(level, int) else level, [],
-                     {w: [] for w in words}, {w: [] for w in words}, [], 0.0, traces=traces)
+                     {w: [] for w in words}, {w: [] for w in words}, [], 0.0, traces=traces, cfg=float(cfg))
     for tr in traces:
         maps = {w: tr.attention(w, level=level).double().numpy() for w in words}
         h, w_ = next(iter(maps.values())).shape
