@@ -390,3 +390,20 @@ def test_wide_figures_fit_a_notebook_column(tmp_path, tiny_sd, tr):
     figs["strip"].canvas.draw()
     box = ax.get_window_extent()
     assert box.width == pytest.approx(box.height, rel=0.02)
+
+
+def test_sampler_examples_leave_no_panel_empty_and_name_the_run():
+    import numpy as np
+
+    from explainer import plots
+    from explainer.experiments.samplers import Run, SamplerStudy
+
+    im = lambda v: np.full((8, 8, 3), v, np.uint8)  # noqa: E731
+    runs = [Run("dpm++2m", s, s, 0.0, 1.0, 0.1, [im(10 * s)]) for s in (5, 10)]
+    study = SamplerStudy(["a fox"], [3], ("dpm++2m", 40), 1.0, runs, [im(200)], model="scenes-sd", cfg=5.0)
+    detail = [np.full((8, 8), 0.05), np.zeros((8, 8))]
+    fig = plots.plot_sampler_examples(study, detail=detail)
+    shown = [ax for ax in fig.axes if ax.images]
+    assert len(shown) == 6  # 2 step counts + the reference, and a detail map under each of the three
+    assert np.allclose(shown[3].images[0].get_array(), 0.5)  # 0.05 of the 0.1 scale
+    assert "CFG 5" in fig._suptitle.get_text() and "a fox" in fig._suptitle.get_text()
