@@ -56,6 +56,8 @@ class OffSize:
     values: dict[str, dict[tuple[int, int], list[float]]]
     images: dict[tuple[int, int], list[Any]] = field(repr=False)
     seconds: dict[tuple[int, int], float] = field(default_factory=dict)
+    trained: tuple[int, int] = (64, 64)  # (h, w) the pipeline draws by default: the size it was trained at
+    cfg: float = 7.5
 
     def mean(self, key: str, size: tuple[int, int]) -> float:
         return float(np.mean(self.values[key][size]))
@@ -88,7 +90,9 @@ def off_size(pipe: Any, scenes: Sequence[Scene] | None = None, sizes: Sequence[t
     """Every scene's caption at every size (h, w), scene k always from seed `seed` + k, read by the scenes judge."""
     scenes = list(off_size_scenes() if scenes is None else scenes)
     prompts, seeds = [s.caption for s in scenes], [seed + k for k in range(len(scenes))]
-    res = OffSize(model, [tuple(s) for s in sizes], prompts, seeds, int(steps), {k: {} for k in KEYS}, {})
+    side = pipe.unet.config.sample_size * pipe.vae_scale_factor
+    res = OffSize(model, [tuple(s) for s in sizes], prompts, seeds, int(steps), {k: {} for k in KEYS}, {},
+                  trained=(side, side), cfg=float(cfg))
     for size in res.sizes:
         t0 = time.perf_counter()
         ims = generate_many(pipe, prompts, seeds, cfg=cfg, steps=steps, height=size[0], width=size[1])

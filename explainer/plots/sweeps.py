@@ -240,11 +240,13 @@ def plot_cost(costs: Sequence[Cost], steps: int | None = None) -> Figure:
     return fig
 
 
-def plot_off_size(off: OffSize, n: int = 6, trained: tuple[int, int] = (64, 64)) -> Figure:
+def plot_off_size(off: OffSize, n: int = 6) -> Figure:
     """The first `n` prompts' images at each output size: rows = size (height x width), columns = prompt."""
     rows = [off.images[s][:n] for s in off.sizes]
-    return plot_images(rows, f"{off.model} (trained at {trained[0]}x{trained[1]}) at {len(off.sizes)} output sizes: "
-                       f"the same prompts and seeds, {off.steps} steps", [f"{h}x{w}\n(h x w)" for h, w in off.sizes],
+    h, w = off.trained
+    return plot_images(rows, f"{off.model} (trained at {h}x{w}) at {len(off.sizes)} output sizes: the same prompts "
+                       f"and seeds {off.seeds[0]}\u2013{off.seeds[:n][-1]}, "
+                       f"{off.steps} steps, CFG {off.cfg:g}", [f"{h}x{w}\n(h x w)" for h, w in off.sizes],
                        [p.replace(" on the", "\non the").replace(" in the", "\nin the").replace(" in autumn",
                                                                                                "\nin autumn")
                         for p in off.prompts[:n]], cell=1.5)
