@@ -140,7 +140,7 @@ summaries.say(
        f"{nf.text_similarity['neighbours']:.3f}): CLIP reads both at \u201c{reads[na][1]}\u201d, position "
        f"{reads[na][0]}, before the word that tells them apart — this CLIP cannot tell dawn from dusk in words at all."
        if same_read else f"In CLIP's text space the two prompts score {nf.text_similarity['neighbours']:.3f}, the far "
-       f"pair {nf.text_similarity['far apart'].mean():.3f}.")
+       f"pair {nf.text_similarity['far apart']:.3f}.")
     + " A latent is a small picture: it is near another when the pictures *look* alike, which is not always when "
     "they *mean* alike — the next experiment asks that directly.")
 
