@@ -483,10 +483,10 @@ def answer(verdicts: list, table: dict[str, dict]) -> str:
 
     dit, unet = table["shapes-dit"]["main"], table["shapes-sd"]["main"]
     key = {label: k for k, label in COLUMNS.items()}
-    tied = lambda name: name in key and dit.get(key[name]) == unet.get(key[name])  # noqa: E731 (no value above)
-    better, same = names(vd.AGREES), names(vd.NOISE)
-    worse = [n for n in names(vd.DISAGREES) if not tied(n)]
-    equal = [n for n in names(vd.DISAGREES) if tied(n)]
+    better, same, disagree = names(vd.AGREES), names(vd.NOISE), names(vd.DISAGREES)
+    # "does not agree" is either surely worse or the very same rate (a one-point interval at 0): name them apart
+    equal = [n for n in disagree if n in key and dit.get(key[n]) == unet.get(key[n])]
+    worse = [n for n in disagree if n not in equal]
     b = budgets()
     lines = [f"Budgets: U-Net {b['shapes-sd']['updates']:,} updates in {b['shapes-sd']['minutes']:.0f} min, DiT "
              f"{b['shapes-dit']['updates']:,} updates in {b['shapes-dit']['minutes']:.0f} min (batch 32, CPU)."]
