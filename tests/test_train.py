@@ -92,6 +92,20 @@ def test_the_stop_clock_checkpoints_and_saves(tmp_path):
     assert (tmp_path / "clock" / "model" / "line.safetensors").is_file()
 
 
+def test_stop_at_saves_there_and_a_resume_finishes_the_same_schedule(tmp_path):
+    from safetensors.torch import load_file
+
+    fit(Line(), _cfg(tmp_path, "whole", schedule="cosine", warmup=5))
+    half = fit(Line(), _cfg(tmp_path, "split", schedule="cosine", warmup=5, stop_at=30))
+    assert half.stopped_early and half.steps_done == 30
+    mid = load_file(str(tmp_path / "split" / "model" / "line.safetensors"))  # the model at update 30 of 60
+    rest = fit(Line(), _cfg(tmp_path, "split", schedule="cosine", warmup=5))
+    assert rest.steps_done == 60 and not rest.stopped_early
+    a = load_file(str(tmp_path / "whole" / "model" / "line.safetensors"))
+    b = load_file(str(tmp_path / "split" / "model" / "line.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a) and not all(torch.equal(a[k], mid[k]) for k in a)
+
+
 def test_a_non_finite_model_is_refused(tmp_path):
     with pytest.raises(FloatingPointError, match="non-finite"):
         fit(Line(poison=True), _cfg(tmp_path, "nan", steps=5))
@@ -106,6 +120,7 @@ def test_a_non_finite_model_is_refused(tmp_path):
     ("lr", 0.0, "lr must be a finite number > 0, got 0"),
     ("schedule", "step", "schedule must be one of"), ("seed", -1, "seed must be from 0"),
     ("max_minutes", -1.0, "max_minutes must be a finite number > 0, got -1"),
+    ("stop_at", 61, "stop_at must be an integer >= 1 and <= 60, got 61"),
 ])
 def test_bad_config_is_refused_naming_the_field(tmp_path, field, value, words):
     with pytest.raises(ValueError, match=re.escape(words)):

@@ -9,7 +9,8 @@ the same way for every stage, as diffusers' own training scripts do:
   another of its names), one EMA (`diffusers.training_utils.EMAModel`), one gradient clip;
 - one JSONL log (`run_dir/log.jsonl`: step, loss, metrics, lr, minutes; evaluations as {"step", "eval"}), written only
   every `log_every` updates: that is the only place the loop waits for the device (nanoGPT's habit);
-- one stop clock (`max_minutes`): checkpoints, evaluates and saves cleanly when reached;
+- one stop clock (`max_minutes`) and one stop point (`stop_at`, an update of the `steps` schedule, so two runs can be
+  compared at the same update of the same schedule): either checkpoints, evaluates and saves cleanly when reached;
 - resumable checkpoints (`run_dir/checkpoint/`): model, EMA, optimiser, schedule, step, the data generator and the RNG
   states, written as safetensors + JSON only (never pickle, never torch.save); a run that finds one continues from it
   to the same result as a run that was never interrupted;
@@ -99,6 +100,7 @@ class FitConfig:
     weight_decay: float = 0.0
     ema_decay: float | None = None
     max_minutes: float | None = None
+    stop_at: int | None = None  # stop after this update of the `steps` schedule (a resumed run continues it)
     log_every: int = 50
     eval_every: int | None = None
     checkpoint_every: int = 500
@@ -146,6 +148,8 @@ def check_fit_config(cfg: FitConfig) -> None:
     V.check_seed(cfg.seed, "seed")
     if cfg.eval_every is not None:
         V.check_positive_int(cfg.eval_every, "eval_every")
+    if cfg.stop_at is not None:
+        V.check_int(cfg.stop_at, "stop_at", 1, cfg.steps)
     for name in ("lr", "ema_power", "max_minutes", "grad_clip"):
         if getattr(cfg, name) is not None:
             V.check_number(getattr(cfg, name), name, 0, low_open=True)
@@ -489,7 +493,8 @@ def _loop(stage: Stage, cfg: FitConfig, run: _Run, acc, prepared, log: _Log, t0:
         if run.ema is not None:
             run.ema.step(run.model.parameters())
         minutes = (time.time() - t0) / 60
-        out_of_time = cfg.max_minutes is not None and minutes >= cfg.max_minutes
+        out_of_time = ((cfg.max_minutes is not None and minutes >= cfg.max_minutes)
+                       or (cfg.stop_at is not None and run.step >= cfg.stop_at))
         if run.step % cfg.log_every == 0 or run.step == cfg.steps or out_of_time:
             result.metrics = {k: float(v) / count for k, v in sums.items()}  # the one host sync
             sums, count = {}, 0
@@ -505,7 +510,9 @@ def _loop(stage: Stage, cfg: FitConfig, run: _Run, acc, prepared, log: _Log, t0:
             _save_checkpoint(run, cfg.run_dir, run.minutes_before + minutes)
         if out_of_time:
             result.stopped_early = run.step < cfg.steps
-            print(f"{stage.name}: stopped at update {run.step} of {cfg.steps} (max_minutes {cfg.max_minutes} reached)")
+            why = (f"stop_at {cfg.stop_at}" if cfg.stop_at is not None and run.step >= cfg.stop_at
+                   else f"max_minutes {cfg.max_minutes}")
+            print(f"{stage.name}: stopped at update {run.step} of {cfg.steps} ({why} reached)")
             break
     bar.close()
     result.steps_done = run.step

@@ -37,6 +37,9 @@ def add_common(p: argparse.ArgumentParser) -> None:
                         "error, never silently reused)")
     g.add_argument("--max-minutes", type=float, default=None,
                    help="the stop clock: each stage checkpoints, evaluates and saves once it has run this long")
+    g.add_argument("--stop-at", type=int, default=None,
+                   help="stop after this update of the stage's --*-steps schedule (checkpoint, evaluate, save); "
+                        "--resume without it continues the same schedule")
     g.add_argument("--ema", type=float, default=None,
                    help="EMA decay of the trained weights, in [0, 1); 0 = no EMA (default: the stage's recipe)")
     g.add_argument("--data-seed", type=int, default=0, help="first scene seed of the training data")
@@ -95,6 +98,7 @@ def check_common(args: argparse.Namespace, error: Error) -> None:
     for name in ("cond_dropout", "two_object_p"):
         checked(error, args, name, V.check_number, 0, 1)
     checked(error, args, "max_minutes", V.check_number, 0, low_open=True)
+    checked(error, args, "stop_at", V.check_positive_int)
     device = str(args.device)
     if device not in ("cpu", "cuda", "mps"):
         error(f"--device must be cpu, cuda or mps, got {device!r}")
@@ -132,6 +136,7 @@ def fit_config(args: argparse.Namespace, run: str, steps: int, lr: float, out: P
                **kw) -> FitConfig:
     """The FitConfig of stage `run` from the shared flags; `ema` is the stage's recipe unless --ema overrides it."""
     decay = ema if args.ema is None else args.ema
-    return FitConfig(steps=steps, lr=lr, run_dir=args.work / run, out=out, ema_decay=decay or None,
+    stop = args.stop_at if args.stop_at is not None and args.stop_at < steps else None  # a shorter schedule just ends
+    return FitConfig(steps=steps, lr=lr, run_dir=args.work / run, out=out, ema_decay=decay or None, stop_at=stop,
                      max_minutes=args.max_minutes, log_every=args.log_every, checkpoint_every=args.checkpoint_every,
                      seed=args.seed, device=args.device, **kw)
