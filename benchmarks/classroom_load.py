@@ -4,11 +4,13 @@ seed, twice. Playwright drives one headless Debian Chromium (one browser context
 
     python benchmarks/classroom_load.py                       # N = 1, 5, 10, 20, 30
     python benchmarks/classroom_load.py --students 5 --rounds 2 --json out.json
+    python benchmarks/classroom_load.py --students 30 --model scenes-sd     # what a class opens by default
 
 For each N a fresh classroom starts (`--students N` pages kept ready) and is stopped afterwards. Printed per N:
 page ready (from opening the address to the Generate button shown, p50 / p95 / max), Generate -> that student's
-image on screen for each round (p50 / p95 / max), failures (pages never ready, runs that gave no image or an error
-message) and the largest RSS of the classroom's processes together (worker, Voila, kernels; Chromium not counted).
+image on screen for each round (p50 / p95 / max), then image -> that run's predicted x0 at the slider's step
+on screen (the worker decodes a step when a page shows it), failures (pages never ready, runs that gave no image or an
+error message) and the largest RSS of the classroom's processes together (worker, Voila, kernels; Chromium not counted).
 Bounded: a page or a run that takes longer than --timeout counts as failed; before each new student the machine's
 available memory and the classroom's RSS are checked (below --min-free-gb free or above --max-rss-gb: no more
 students, and the table says so). Needs playwright (pip) and chromium (apt-get install chromium).
@@ -33,6 +35,10 @@ from browser_servers import CHROMIUM, CHROMIUM_ARGS, server_env, voila_server  #
 
 COLOURS = ("red", "green", "blue", "yellow")
 SHAPES = ("circle", "square", "triangle", "star")
+SCENE_COLOURS = ("red", "blue", "yellow", "green", "purple", "white")
+SCENE_THINGS = ("balloon", "car", "umbrella", "house", "tent")
+SCENE_OTHERS = ("fox", "cat", "tree", "dog", "rabbit", "penguin")
+SCENE_GROUNDS = ("on the grass", "in the snow", "in the autumn leaves", "on the beach")
 GEN = ".explainer-playground .explainer-generate"
 # Every wait polls each page 5 times a second: Playwright's default (every animation frame) makes N pages redraw
 # 60 times a second while they wait, and the harness then eats the CPU it measures.
@@ -40,8 +46,11 @@ POLL_MS = 200
 VISIBLE_JS = "(sel) => { const b = document.querySelector(sel); return !!b && b.getClientRects().length > 0; }"
 
 
-def student_prompt(k: int) -> str:
-    """Student k's own prompt (two objects and a relation, as the shapes model knows them)."""
+def student_prompt(k: int, model: str = "shapes-sd") -> str:
+    """Student k's own prompt: two objects and a relation, in the words of the model the class runs."""
+    if model == "scenes-sd":
+        return (f"a {SCENE_COLOURS[k % 6]} {SCENE_THINGS[(k // 6) % 5]} left of a {SCENE_OTHERS[(k + k // 6) % 6]} "
+                f"{SCENE_GROUNDS[k % 4]}")
     a, b = COLOURS[k % 4], COLOURS[(k + 1 + k // 4) % 4]
     return f"a {a} {SHAPES[(k // 4) % 4]} left of a {b} {SHAPES[(k + 2) % 4]}"
 
@@ -134,16 +143,29 @@ PNG_JS = """async () => { const i = document.querySelector('.explainer-playgroun
   return btoa(s); }"""
 
 
-async def _generate(page, k: int, round_: int, timeout_s: float, go: asyncio.Event) -> tuple[float | None, str]:
-    """Type student k's prompt and seed, wait for everyone, click Generate; seconds until a new image shows."""
+STEP_IMAGE_JS = """(old) => { const i = document.querySelector('.explainer-playground .explainer-step-image');
+    const img = i && (i.tagName === 'IMG' ? i : i.querySelector('img'));
+    return img && img.src && img.src !== old && img.complete && img.naturalWidth > 0; }"""
+
+
+async def _step_src(page) -> str:
+    return await page.evaluate("""() => {
+        const i = document.querySelector('.explainer-playground .explainer-step-image');
+        const img = i && (i.tagName === 'IMG' ? i : i.querySelector('img')); return img ? img.src : ''; }""")
+
+
+async def _generate(page, k: int, round_: int, timeout_s: float, go: asyncio.Event,
+                    model: str = "shapes-sd") -> tuple[float | None, str, float | None]:
+    """Type student k's prompt and seed, wait for everyone, click Generate; seconds until a new image shows, then
+    seconds from that until the run's x0 at the slider's step shows (None if it did not within the timeout)."""
     try:
-        await page.fill(".explainer-prompt input", student_prompt(k))
+        await page.fill(".explainer-prompt input", student_prompt(k, model))
         await page.press(".explainer-prompt input", "Enter")
         await page.fill(".explainer-seed input", str(student_seed(k, round_)))
         await page.press(".explainer-seed input", "Enter")
         await page.press(".explainer-seed input", "Tab")  # blur too: the value is committed before Generate
         await page.wait_for_timeout(300)  # let the widget's update reach the kernel ahead of the click, under load
-        old = await _src(page)
+        old, old_step = await _src(page), await _step_src(page)
         await go.wait()
         t0 = time.perf_counter()
         await page.click(GEN)
@@ -155,22 +177,29 @@ async def _generate(page, k: int, round_: int, timeout_s: float, go: asyncio.Eve
         seconds = time.perf_counter() - t0
         message = (await page.inner_text(".explainer-playground .explainer-message")).strip()
         if "error" in (await page.inner_html(".explainer-playground .explainer-message")):
-            return None, message
-        return seconds, await page.evaluate(PNG_JS)
+            return None, message, None
+        png = await page.evaluate(PNG_JS)
+        t1 = time.perf_counter()
+        try:
+            await page.wait_for_function(STEP_IMAGE_JS, arg=old_step, timeout=timeout_s * 1000, polling=POLL_MS)
+            step_s = time.perf_counter() - t1
+        except Exception:  # noqa: BLE001 - counted as a step view that did not arrive
+            step_s = None
+        return seconds, png, step_s
     except Exception as err:  # noqa: BLE001
-        return None, f"{type(err).__name__}: {str(err)[:200]}"
+        return None, f"{type(err).__name__}: {str(err)[:200]}", None
 
 
 async def measure_class(n: int, rounds: int = 2, timeout_s: float = 120.0, min_free_gb: float = 1.5,
                         max_rss_gb: float = 8.0, home: Path | None = None, log: Path | None = None,
-                        shared: bool = False) -> dict:
+                        shared: bool = False, model: str = "shapes-sd") -> dict:
     """One classroom with `n` students: page-ready and Generate latencies, failures, peak RSS, and per round each
     student's image as shown (base64 PNG; None for a failed run)."""
     from playwright.async_api import async_playwright
 
     home = home or Path("/tmp/explainer-classroom-load") / f"n{n}"
     log = log or home / "classroom.log"
-    server = voila_server(ROOT / "notebooks" / "playground.ipynb", home, log, students=n)
+    server = voila_server(ROOT / "notebooks" / "playground.ipynb", home, log, students=n, model=model)
     server.env.update(server_env(home))
     server.start()
     out: dict = {"students": n, "ready": [], "not_ready": 0, "rounds": [], "rss_gb": 0.0, "stopped": None,
@@ -216,17 +245,19 @@ async def measure_class(n: int, rounds: int = 2, timeout_s: float = 120.0, min_f
             for r in range(rounds):
                 cpu0 = cpu_by_kind([server.proc.pid, psutil.Process().pid])
                 go = asyncio.Event()
-                tasks = [asyncio.create_task(_generate(p, k, r, timeout_s, go)) for k, p in enumerate(pages)]
+                tasks = [asyncio.create_task(_generate(p, k, r, timeout_s, go, model)) for k, p in enumerate(pages)]
                 await asyncio.sleep(1.0)  # everyone has typed: all press Generate together
                 go.set()
                 results = await asyncio.gather(*tasks)
                 cpu1 = cpu_by_kind([server.proc.pid, psutil.Process().pid])
                 out["rounds"].append({"cpu_s": {k: round(cpu1[k] - cpu0.get(k, 0.0), 1) for k in cpu1},
                                       "worker": _status(url),
-                                      "seconds": [s for s, _ in results if s is not None],
-                                      "failed": sum(s is None for s, _ in results),
-                                      "errors": [m for s, m in results if s is None][:3]})
-                out["images"].append([m if s is not None else None for s, m in results])
+                                      "seconds": [s for s, _, _ in results if s is not None],
+                                      "step_seconds": [x for s, _, x in results if s is not None and x is not None],
+                                      "step_missing": sum(s is not None and x is None for s, _, x in results),
+                                      "failed": sum(s is None for s, _, _ in results),
+                                      "errors": [m for s, m, _ in results if s is None][:3]})
+                out["images"].append([m if s is not None else None for s, m, _ in results])
                 out["rss_gb"] = max(out["rss_gb"], tree_rss(server.proc.pid) / 2**30)
             await browser.close()
     finally:
@@ -257,13 +288,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--min-free-gb", type=float, default=1.5)
     p.add_argument("--max-rss-gb", type=float, default=8.0)
     p.add_argument("--json", default=None, help="also write the results here")
+    p.add_argument("--model", default="shapes-sd", choices=("shapes-sd", "scenes-sd"),
+                   help="the model the classroom opens on (its students type prompts in its words)")
     p.add_argument("--shared-profile", action="store_true",
                    help="every page in one browser profile (shared caches): the harness's browser stands in for the "
                         "students' own machines at a fraction of the CPU; the pages keep their own kernels")
     args = p.parse_args(argv)
     if not all(1 <= n <= 60 for n in args.students) or not 1 <= args.rounds <= 5:
         p.error("--students must each be from 1 to 60 and --rounds from 1 to 5")
-    print(f"{psutil.cpu_count()} CPUs, {psutil.virtual_memory().total / 2**30:.0f} GiB; load average "
+    print(f"{args.model}; {psutil.cpu_count()} CPUs, {psutil.virtual_memory().total / 2**30:.0f} GiB; load average "
           f"{' '.join(f'{x:.1f}' for x in psutil.getloadavg())} at start", flush=True)
     header = ("| students | page ready s (p50 / p95 / max) | " + " | ".join(
         f"Generate -> image s, round {r + 1} (p50 / p95 / max)" for r in range(args.rounds))
@@ -271,13 +304,14 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for n in args.students:
         res = asyncio.run(measure_class(n, args.rounds, args.timeout, args.min_free_gb, args.max_rss_gb,
-                                        shared=args.shared_profile))
+                                        shared=args.shared_profile, model=args.model))
         res.pop("images")
         results.append(res)
         print(row(res), f"load {psutil.getloadavg()[0]:.1f}", flush=True)
         print(f"    opening the pages: CPU s {res.get('open_cpu_s')}", flush=True)
         for r, rd in enumerate(res["rounds"]):
-            print(f"    round {r + 1}: CPU s {rd['cpu_s']}; worker's last batch {rd['worker'].get('last_batch')}",
+            print(f"    round {r + 1}: CPU s {rd['cpu_s']}; worker's last batch {rd['worker'].get('last_batch')}; "
+                  f"image -> x0 at the slider's step {spread(rd['step_seconds'])} s, {rd['step_missing']} missing",
                   flush=True)
     print("\n" + header + "\n|" + "---|" * (args.rounds + 4))
     for res in results:

@@ -5,21 +5,23 @@
 
 Each student's page (a thin Voila kernel: `widgets.worker_page`, no torch, no model) sends its run here as JSON and
 gets back a safetensors answer (`widgets.run_view`): the image, the words, every word's attention at every step; a
-moment later every step's x0 and the CFG curve (drawn in a thread of lower OS priority). Requests that arrive
-together (within `gather_s`) and share a model, steps, sampler, CFG and negative prompt run as one traced batch
-(`trace_batch` inside `generation.exact_batching`: each image, its latents and its attention bit for bit those of
-the student's own single `trace`). The first batch of each kind — per model, CFG on or off and size class 2-3, 4-7,
-8-15, 16-31, 32 — is checked against a single run, and a kind whose batch differs runs one by one from then on.
-ControlNet runs and runs of other pipelines run one by one. A bad request is answered with its error before it joins
-a batch; a batch that fails is rerun one by one, so only the request at fault gets the error; a student who closed
-the tab costs only the answer nobody reads. The standard library's threading HTTP server and a queue are enough
+moment later the CFG curve (drawn in a thread of lower OS priority); the predicted x0 of a step only when the page
+shows that step (one VAE decode then, kept for the next look: a class pressing Generate pays for no decoding).
+Requests that arrive together (within `gather_s`) and share a model, steps, sampler, CFG and negative prompt run as
+one traced batch (`trace_batch` inside `generation.exact_batching`: each image, its latents and its attention bit for
+bit those of the student's own single `trace`). The first batch of each kind — per model, CFG on or off and size class
+2-3, 4-7, 8-15, 16-31, 32 — is checked against a single run, and a kind whose batch differs runs one by one from then
+on. ControlNet runs and runs of other pipelines run one by one. A bad request is answered with its error before it
+joins a batch; a batch that fails is rerun one by one, so only the request at fault gets the error; a student who
+closed the tab costs only the answer nobody reads. The standard library's threading HTTP server and a queue are enough
 here: one batch loop on the model, one render loop for the details, a thread per waiting request.
 
     GET  /status           JSON for the teacher: students active, pages alive, queue, runs served, last batch
     GET  /                 the same as a small page
     POST /hello            a page says it is open (every 20 s); the answer is the model menu with samplers, controls
     POST /run              a run (JSON) -> the answer (application/octet-stream) or 400 {"error": ...}
-    GET  /details/<id>     every step's x0 and the CFG curve of run <id> (waits until drawn)
+    GET  /details/<id>     the CFG curve of run <id> (waits until drawn)
+    GET  /x0/<id>/<step>   step <step>'s predicted x0 of run <id>, decoded on this request (then kept)
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from .widgets.parts import _collecting_warnings, _readable
 
 ACTIVE_S = 600.0  # a student who ran something within this many seconds counts as active
 ALIVE_S = 60.0  # a page that said hello within this many seconds counts as open
-DETAILS_TTL_S = 600.0  # details nobody fetched are dropped after this long
+DETAILS_TTL_S = 600.0  # a run's x0 latents and curve are kept this long for its page's questions
 MAX_BODY = 1 << 20  # bytes: a request body larger than this is refused
 
 
@@ -71,8 +73,8 @@ class Worker:
         self.models = list(dict.fromkeys([default_model, *(extra_models or [])]))
         self.max_batch, self.gather_s = max_batch, gather_s
         self.queue: queue.Queue[Job] = queue.Queue()
-        self.render: queue.Queue[tuple[str, Any, Any]] = queue.Queue()
-        self.details: dict[str, tuple[float, bytes | None, threading.Event]] = {}
+        self.render: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self.details: dict[str, RunDetails] = {}
         self.seen: dict[str, float] = {}  # session -> last hello
         self.active: dict[str, float] = {}  # session -> last run
         self.running = 0
@@ -81,6 +83,7 @@ class Worker:
         self.last_batch: dict = {}
         self.exact: dict[tuple, bool] = {}  # (model, cfg on, size class) -> batched trace equals single trace
         self._lock = threading.Lock()
+        self._decode = threading.Lock()  # one x0 decode at a time (each is one small VAE call)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -279,9 +282,9 @@ class Worker:
         if tr is not None:
             try:
                 job.answer = answer_bytes(tr, job.notes, job.id)
-                with self._lock:
-                    self.details[job.id] = (time.monotonic(), None, threading.Event())
-                self.render.put((job.id, tr, self.pipe(job.model)))
+                with self._lock:  # what the page may still ask: the x0 latents (small), not the whole trace
+                    self.details[job.id] = RunDetails(time.monotonic(), job.model, tr._t["x0"])
+                self.render.put((job.id, tr))
             except Exception as err:  # noqa: BLE001
                 job.error = _readable(err)
         with self._lock:
@@ -293,35 +296,65 @@ class Worker:
     def _render_loop(self) -> None:
         import os
 
-        from .widgets.run_view import details_bytes
+        from .widgets.run_view import curve_bytes
 
         try:  # Linux: this thread alone yields to the batches (students wait for images first, details after)
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
         except (AttributeError, OSError):
             pass
         while (item := self._next(self.render)) is not None:
-            run_id, tr, pipe = item
+            run_id, tr = item
             try:
-                data = details_bytes(tr, pipe)
-            except Exception:  # noqa: BLE001 - the page keeps its image; the steps stay "arriving"
+                data = curve_bytes(tr)
+            except Exception:  # noqa: BLE001 - the page keeps its image; the curve stays "drawing"
                 data = b""
             with self._lock:
                 entry = self.details.get(run_id)
                 if entry is not None:
-                    self.details[run_id] = (entry[0], data, entry[2])
-                    entry[2].set()
+                    entry.curve = data
+                    entry.drawn.set()
                 now = time.monotonic()
-                for k in [k for k, (t, _, _) in self.details.items() if now - t > DETAILS_TTL_S]:
+                for k in [k for k, e in self.details.items() if now - e.made > DETAILS_TTL_S]:
                     del self.details[k]
 
-    def take_details(self, run_id: str, timeout: float) -> bytes | None:
+    def take_curve(self, run_id: str, timeout: float) -> bytes | None:
+        """Run `run_id`'s CFG curve (safetensors bytes) once drawn; None if unknown, expired or not drawn in time."""
         with self._lock:
             entry = self.details.get(run_id)
-        if entry is None or not entry[2].wait(timeout):
+        if entry is None or not entry.drawn.wait(timeout):
             return None
+        return entry.curve or None
+
+    def x0(self, run_id: str, step: str) -> bytes | None:
+        """Step `step`'s predicted x0 of run `run_id` (safetensors bytes), decoded now and kept; None if the run is
+        unknown or expired; ValueError for a step the run does not have."""
+        from .validation import check_int
+        from .widgets.run_view import x0_bytes
+
         with self._lock:
-            entry = self.details.pop(run_id, entry)
-        return entry[1] or None
+            entry = self.details.get(run_id)
+        if entry is None:
+            return None
+        try:
+            i = check_int(int(step), "step", 0, len(entry.x0) - 1)
+        except (TypeError, ValueError):
+            raise ValueError(f"step must be an integer from 0 to {len(entry.x0) - 1}, got {step!r}") from None
+        if i not in entry.decoded:
+            with self._decode:
+                entry.decoded[i] = x0_bytes(self.pipe(entry.model), entry.x0, i)
+        return entry.decoded[i]
+
+
+@dataclass
+class RunDetails:
+    """What a served run's page may still ask for: its x0 latents (decoded per step on request) and its curve."""
+
+    made: float
+    model: str
+    x0: Any  # tensor [steps, C, h, w] on the CPU
+    curve: bytes | None = None
+    drawn: threading.Event = field(default_factory=threading.Event)
+    decoded: dict[int, bytes] = field(default_factory=dict)
 
 
 def _same_run(a: Any, b: Any) -> bool:
@@ -364,6 +397,12 @@ def _handler(worker: Worker, timeout: float) -> type[BaseHTTPRequestHandler]:
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the student closed the tab: nobody reads this answer
 
+        def _bytes(self, data: bytes | None) -> None:
+            if data is None:
+                self._json(404, {"error": "no such run (expired after 10 minutes, or never made)"})
+            else:
+                self._send(200, data, "application/octet-stream")
+
         def _json(self, code: int, obj: Any) -> None:
             self._send(code, json.dumps(obj).encode())
 
@@ -385,11 +424,13 @@ def _handler(worker: Worker, timeout: float) -> type[BaseHTTPRequestHandler]:
                 self._send(200, f"<meta http-equiv='refresh' content='5'><h3>Classroom worker</h3><table>{rows}"
                                 f"</table>".encode(), "text/html")
             elif self.path.startswith("/details/"):
-                data = worker.take_details(self.path.rsplit("/", 1)[1], timeout)
-                if data is None:
-                    self._json(404, {"error": "no details for this run (expired or never made)"})
-                else:
-                    self._send(200, data, "application/octet-stream")
+                self._bytes(worker.take_curve(self.path.rsplit("/", 1)[1], timeout))
+            elif self.path.startswith("/x0/") and self.path.count("/") == 3:
+                _, _, run_id, step = self.path.split("/")
+                try:
+                    self._bytes(worker.x0(run_id, step))
+                except ValueError as err:
+                    self._json(400, {"error": str(err)})
             else:
                 self._json(404, {"error": f"no such path {self.path!r}"})
 

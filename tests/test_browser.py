@@ -414,7 +414,8 @@ def test_jupyterlab_step_explorer_inside_lesson_1(tmp_path, page_factory):
 def test_a_class_of_five_at_once(shipped_pipe):
     """Five students open the classroom together and press Generate together, twice (benchmarks/classroom_load.py
     with N = 5): every page becomes usable, every run shows an image, and each student's image is the one their own
-    prompt and seed give in a single run here, pixel for pixel (the shared worker batched them)."""
+    prompt and seed give in a single run here, pixel for pixel (the shared worker batched them), and its step panel
+    shows that run's predicted x0."""
     import asyncio
     import importlib.util
 
@@ -433,6 +434,8 @@ def test_a_class_of_five_at_once(shipped_pipe):
         res = pool.submit(asyncio.run, run).result()
     assert res["stopped"] is None and res["not_ready"] == 0 and len(res["ready"]) == 5, res
     assert all(rd["failed"] == 0 for rd in res["rounds"]), res["rounds"]
+    # and each page's step panel filled in: the worker decoded the x0 of the step each page shows, on request
+    assert all(rd["step_missing"] == 0 and len(rd["step_seconds"]) == 5 for rd in res["rounds"]), res["rounds"]
     import torch
 
     # Each student sees their own picture: the single run of their prompt and seed, not a classmate's. (That the
@@ -454,4 +457,5 @@ def test_a_class_of_five_at_once(shipped_pipe):
     assert res["rss_gb"] < 8.0
     _record(class5_page_ready_s=[round(t, 1) for t in res["ready"]],
             class5_generate_s=[[round(t, 1) for t in rd["seconds"]] for rd in res["rounds"]],
+            class5_image_to_x0_s=[[round(t, 1) for t in rd["step_seconds"]] for rd in res["rounds"]],
             class5_rss_gb=res["rss_gb"])

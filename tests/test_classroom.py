@@ -151,8 +151,9 @@ def test_students_who_press_together_share_one_batch_and_each_gets_their_own_run
 
 
 def test_a_classroom_page_is_the_playground_without_a_model(worker, shipped_pipe, monkeypatch):
-    """The student's page: the same controls and panels, its runs from the worker; the x0 of every step and the CFG
-    curve arrive after the image; bad input is a message."""
+    """The student's page: the same controls and panels, its runs from the worker; the CFG curve arrives after the
+    image, and a step's x0 when the page shows that step (decoded by the worker then, only that step); bad input is a
+    message."""
     import time
 
     from explainer import widgets as wd
@@ -168,12 +169,21 @@ def test_a_classroom_page_is_the_playground_without_a_model(worker, shipped_pipe
     shown = np.asarray(__import__("PIL.Image", fromlist=["Image"]).open(
         __import__("io").BytesIO(bytes(pg.image.value))).convert("RGB"))
     assert np.array_equal(shown[::8, ::8], np.asarray(ref.image.convert("RGB")))
-    deadline = time.monotonic() + 120  # the details follow in the page's background thread
-    while not (pg.view.complete and pg.cfg_curve.value and pg.step_image.value) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert pg.view.complete and pg.cfg_curve.value and pg.step_image.value
-    x0 = pg.view.x0_rgb(5).astype(int)
-    assert np.abs(x0 - np.asarray(ref.decode(5)).astype(int)).mean() < 1.0  # one VAE call for all steps
+
+    def arrived(step: int) -> None:
+        deadline = time.monotonic() + 120  # the page's background threads fetch them
+        while not (pg.view.has_curve and pg.view.x0_rgb(step) is not None) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.2)  # the thread's page.update() after add_x0
+        assert pg.cfg_curve.value and pg.step_image.value and pg.step.value == step
+        x0 = pg.view.x0_rgb(step).astype(int)
+        assert np.abs(x0 - np.asarray(ref.decode(step)).astype(int)).mean() < 1.0
+
+    arrived(3)  # the slider opens mid-run
+    assert pg.view._x0.keys() == {3}  # nothing decoded for steps nobody looked at
+    pg.step.value = 5
+    assert "arriving" in pg.step_caption.value
+    arrived(5)
     before = bytes(pg.attention.value)
     pg.word.value = next(v for label, v in pg.word.options if label == "blue")
     assert bytes(pg.attention.value) != before
@@ -181,6 +191,23 @@ def test_a_classroom_page_is_the_playground_without_a_model(worker, shipped_pipe
     pg.run()
     assert "steps" in pg.message.value and "explainer-error" in pg.message.value
     assert w.status()["students_active"] >= 1
+
+
+def test_a_step_the_run_does_not_have_is_refused_naming_the_range(worker):
+    import urllib.error
+    import urllib.request
+
+    w, url = worker
+    view = _run(url, prompt=PROMPTS[0], seed=2)
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(f"{url}/x0/{view.run_id}/6", timeout=60)
+    assert err.value.code == 400 and "step must be an integer from 0 to 5, got '6'" in err.value.read().decode()
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(f"{url}/x0/no-such-run/0", timeout=60)
+    assert err.value.code == 404
+    with urllib.request.urlopen(f"{url}/x0/{view.run_id}/0", timeout=60) as r:
+        view.add_x0(r.read())
+    assert view.x0_rgb(0).shape == (32, 32, 3) and view.x0_rgb(1) is None
 
 
 def test_a_closed_tab_stalls_no_one(worker):

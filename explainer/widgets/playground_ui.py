@@ -415,7 +415,9 @@ class Playground(W.VBox):
             png = view.cfg_curve_png()
             self.cfg_curve.value = png or b""
             self.cfg_curve.layout.display = None
-            self.cfg_note.value = "" if png else "<i>drawing the CFG curve\u2026</i>"
+            failed = getattr(view, "failed_details", False)
+            self.cfg_note.value = ("" if png else "<i>the CFG curve did not arrive (generate again to retry)</i>"
+                                   if failed else "<i>drawing the CFG curve\u2026</i>")
         else:
             self.cfg_curve.value = b""
             self.cfg_curve.layout.display = "none"
@@ -442,6 +444,8 @@ class Playground(W.VBox):
             i = self.step.value
             self.step_info.value = view.step_text(i)
             x0 = view.x0_rgb(i)
+            if x0 is None and hasattr(self.backend, "want_x0"):  # a classroom page: the worker decodes it now
+                self.backend.want_x0(view, i, self)
             self.step_image.value = _png(x0) if x0 is not None else b""
             self.step_caption.value = ("<b>predicted x\u2080 at this step</b>" if x0 is not None
                                        else "<b>predicted x\u2080: arriving\u2026</b>")

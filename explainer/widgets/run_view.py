@@ -3,7 +3,8 @@ shared worker.
 
     TraceView(tr)             # in a notebook: the trace itself (x0 decoded when a step is shown)
     answer_bytes(tr)          # the worker: what a student's page needs at once (image, words, attention, steps)
-    details_bytes(tr)         # the worker, a moment later: every step's x0 and the CFG curve
+    curve_bytes(tr)           # the worker, a moment later: the CFG curve
+    x0_bytes(pipe, x0, i)     # the worker, when the page shows step i: that step's predicted x0, decoded then
     PayloadView(answer)       # the student's page: the same questions answered from those bytes (no torch, no model)
 
 The bytes are a safetensors file (numpy arrays, JSON metadata in its header): no pickle crosses the wire.
@@ -116,19 +117,23 @@ def answer_bytes(tr: Any, notes: list[str] | None = None, run_id: str | None = N
     return _pack(arrays, meta)
 
 
-def details_bytes(tr: Any, pipe: Any) -> bytes:
-    """What the page fills in after the image: every step's predicted x0 (decoded in one VAE call) and the CFG curve."""
+def curve_bytes(tr: Any) -> bytes:
+    """What the page fills in after the image: the CFG curve (nothing without an unconditional pass)."""
+    curve = TraceView(tr).cfg_curve_png()
+    return _pack({"curve": np.frombuffer(curve, np.uint8)} if curve is not None else {}, {})
+
+
+def x0_bytes(pipe: Any, x0: Any, i: int) -> bytes:
+    """Step i's predicted x0 (`x0`: a run's x0 latents, one per step), decoded by `pipe`'s VAE when a page asks for
+    that step: a class that only looks at its images pays for no decoding."""
     from ..latents import decode_pil
 
-    arrays = {"x0": np.stack([np.asarray(im.convert("RGB")) for im in decode_pil(pipe, tr._t["x0"])])}
-    curve = TraceView(tr).cfg_curve_png()
-    if curve is not None:
-        arrays["curve"] = np.frombuffer(curve, np.uint8)
-    return _pack(arrays, {})
+    return _pack({"x0": np.asarray(decode_pil(pipe, x0[i:i + 1])[0].convert("RGB"))}, {"step": int(i)})
 
 
 class PayloadView:
-    """The playground's questions answered from the worker's bytes (`answer_bytes`, then `add_details`)."""
+    """The playground's questions answered from the worker's bytes (`answer_bytes`, then `add_curve` and `add_x0`
+    for each step the page shows)."""
 
     trace = None
 
@@ -141,6 +146,7 @@ class PayloadView:
         self.notes = list(meta.get("notes", []))
         self.run_id = meta.get("run_id")
         self.failed_details = False
+        self._x0: dict[int, np.ndarray] = {}
         self.words = [(str(label), int(idx)) for label, idx in meta["words"]]
         self._captions = {int(k): v for k, v in meta["captions"].items()}
         self._steps = list(meta["steps"])
@@ -149,12 +155,15 @@ class PayloadView:
         self.table = self._a["table"]
         self._d: dict[str, np.ndarray] = {}
 
-    def add_details(self, details: bytes) -> None:
-        self._d, _ = _unpack(details)
+    def add_curve(self, data: bytes) -> None:
+        self._d, _ = _unpack(data)
+        self.has_curve = True
 
-    @property
-    def complete(self) -> bool:
-        return "x0" in self._d
+    def add_x0(self, data: bytes) -> None:
+        arrays, meta = _unpack(data)
+        self._x0[int(meta["step"])] = arrays["x0"]
+
+    has_curve = False  # the curve's answer has arrived (it holds no curve without an unconditional pass)
 
     def image_rgb(self) -> np.ndarray:
         return self._a["image"]
@@ -163,8 +172,8 @@ class PayloadView:
         return self._steps[i]
 
     def x0_rgb(self, i: int) -> np.ndarray | None:
-        """Step i's predicted x0, or None until the details arrived."""
-        return self._d["x0"][i] if "x0" in self._d else None
+        """Step i's predicted x0, or None until the worker's answer for that step arrived."""
+        return self._x0.get(i)
 
     def word_caption(self, index: int) -> str:
         return self._captions[index]

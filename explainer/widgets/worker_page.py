@@ -1,7 +1,8 @@
 """A classroom student's playground: the same page, its runs made by the classroom's shared worker
 (`explainer.serving`). This kernel holds no model and never imports torch: it sends the run as JSON, shows the answer
-(`run_view.PayloadView`), and fetches every step's x0 and the CFG curve in a background thread while the student
-already looks at the image. A heartbeat tells the worker the page is open (the teacher's count)."""
+(`run_view.PayloadView`), fetches the CFG curve in a background thread while the student already looks at the image,
+and a step's predicted x0 when the page shows that step. A heartbeat tells the worker the page is open (the
+teacher's count)."""
 
 from __future__ import annotations
 
@@ -93,16 +94,36 @@ class WorkerBackend:
         return PayloadView(self._post("/run", body, timeout=RUN_TIMEOUT_S, raw=True))
 
     def details(self, view: Any, page: Any) -> None:
-        """Fetch every step's x0 and the CFG curve in the background; show them if the page still shows this run."""
+        """Fetch the CFG curve in the background; show it if the page still shows this run."""
         def fetch() -> None:
             try:
-                req = urllib.request.Request(f"{self.url}/details/{view.run_id}")
-                with urllib.request.urlopen(req, timeout=RUN_TIMEOUT_S) as r:
-                    view.add_details(r.read())
-            except Exception:  # noqa: BLE001 - the image stays; the step panel says the steps did not arrive
+                view.add_curve(self._get(f"/details/{view.run_id}"))
+            except Exception:  # noqa: BLE001 - the image stays; the curve's note says it did not arrive
                 view.failed_details = True
             if page.view is view:
                 page.show_curve()
+
+        threading.Thread(target=fetch, name="explainer-curve", daemon=True).start()
+
+    def want_x0(self, view: Any, i: int, page: Any) -> None:
+        """The page shows step i and has not its x0 yet: ask the worker for it (once) in the background and show it
+        if the page still shows that run at that step."""
+        asked = view.__dict__.setdefault("_asked", set())
+        if i in asked:
+            return
+        asked.add(i)
+
+        def fetch() -> None:
+            try:
+                view.add_x0(self._get(f"/x0/{view.run_id}/{i}"))
+            except Exception:  # noqa: BLE001 - the caption stays "arriving"; moving the slider asks again
+                asked.discard(i)
+                return
+            if page.view is view and page.step.value == i:
                 page.update()
 
-        threading.Thread(target=fetch, name="explainer-details", daemon=True).start()
+        threading.Thread(target=fetch, name="explainer-x0", daemon=True).start()
+
+    def _get(self, path: str) -> bytes:
+        with urllib.request.urlopen(urllib.request.Request(self.url + path), timeout=RUN_TIMEOUT_S) as r:
+            return r.read()
