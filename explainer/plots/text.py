@@ -15,6 +15,18 @@ from ..text import DEFAULT_PROMPT, clip_similarity, prompt_embeddings, prompt_si
 from ._base import DIVERGING, MAGNITUDE, _new_figure, _sym_limit, _title, _uncond_name, _wrap
 
 
+def _two_lines(token: str, cap: int) -> str:
+    """`token` on one line if it fits `cap` characters, else on two (CLIP's "<|startof" / "text|>" at its seam,
+    others halved), cut with an ellipsis past two lines."""
+    if len(token) <= cap:
+        return token
+    cut = token.find("oftext") + 2 if "oftext" in token else (len(token) + 1) // 2
+    head, tail = token[:cut], token[cut:]
+    if len(head) > cap or len(tail) > cap:
+        head, tail = token[:cap], token[cap:]
+    return head + "\n" + (tail if len(tail) <= cap else tail[:cap - 1] + "\u2026")
+
+
 def plot_tokens(pipe: Any, prompt: str = DEFAULT_PROMPT, show_padding: int = 2) -> Figure:
     """The prompt's tokens as chips (string above, id below), special tokens and padding marked."""
     toks = prompt_tokens(pipe, prompt)
@@ -33,10 +45,11 @@ def plot_tokens(pipe: Any, prompt: str = DEFAULT_PROMPT, show_padding: int = 2) 
         ax.add_patch(FancyBboxPatch((i + 0.05, 0.25), 0.9, 0.5, boxstyle="round,pad=0.02,rounding_size=0.06",
                                     facecolor=colours[t["kind"]], edgecolor="#555555",
                                     linestyle="--" if t["kind"] == "padding" else "-"))
-        # a long token ("<|startoftext|>") gets a smaller font rather than being cut; only past 6 points is it cut
-        size = max(6.0, min(10.0, 10.0 * fits / len(t["token"])))
+        # a long token ("<|startoftext|>") gets a smaller font, down to 8 points, then a second line; past two
+        # lines of 8-point text it is cut
+        size = max(8.0, min(10.0, 10.0 * fits / len(t["token"])))
         cap = int(fits * 10.0 / size)
-        label = t["token"] if len(t["token"]) <= cap else t["token"][:cap - 1] + "\u2026"
+        label = _two_lines(t["token"], cap)
         ax.text(i + 0.5, 0.56, label, ha="center", va="center", fontsize=size,
                 weight="bold" if t["kind"] == "word" else "normal")
         ax.text(i + 0.5, 0.38, f"id {t['id']}", ha="center", va="center", fontsize=8, family="monospace")
