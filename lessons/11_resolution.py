@@ -39,6 +39,8 @@
 # - **Peak memory**: the most memory in use at any moment during the call: what decides whether it fits.
 
 # %%
+import warnings
+
 import explainer as ex
 from explainer import plots
 from explainer.experiments import resolution, scenes_resolution, summaries
@@ -89,8 +91,9 @@ plots.plot_cost(costs)
 
 # %%
 big = costs[-1].size
-tm = resolution.tracemalloc_peak(lambda: resolution.generate_many(pipe, ["a fox"], [0], steps=10, height=big[0],
-                                                                   width=big[1]))
+with warnings.catch_warnings(action="ignore"):  # the same size's warning was shown above: once is enough
+    tm = resolution.tracemalloc_peak(lambda: resolution.generate_many(pipe, ["a fox"], [0], steps=10, height=big[0],
+                                                                       width=big[1]))
 print(f"tracemalloc's peak for the {big[0]}x{big[1]} run: {tm / 2**20:.2f} MiB (compare the line above)")
 
 # %%
