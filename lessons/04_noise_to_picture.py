@@ -158,10 +158,17 @@ summaries.say(
     + " Power and content are different questions: a band can hold as much detail as the final picture "
     "(its power settled) while that detail is still being redrawn (its content not yet settled).")
 
+# %%
+first = st.relative_power[:, 0].mean(0)  # each band's power at step 1, as a share of its final power (mean of runs)
+fine, coarse = first[sd.BANDS.index("fine")], first[sd.BANDS.index("coarse")]
+summaries.say(
+    f"At step 1 the predicted x₀ of {st.model} holds {fine:.0%} of its final fine-band power and {coarse:.0%} of its "
+    "coarse-band power: " + ("it is a blur, and there is a reason. " if fine < 0.5 and fine < coarse else
+                            "here it is not the blur one might expect. ")
+    + "At the first steps the U-Net cannot yet tell which of many possible pictures the noise will become, so it "
+    "predicts their mean, and a mean of many pictures keeps their common layout but averages their detail away.")
+
 # %% [markdown]
-# The early predicted x₀ are blurry for a reason: the U-Net cannot yet tell which of many possible pictures the noise
-# will become, so it predicts their mean, and a mean of many pictures has their common layout but no detail.
-#
 # ## Explore it yourself: the step explorer
 # Drag the step slider: the latent going in, the predicted noise, where CFG pushes, and the predicted x₀ at that
 # step. (Without a browser, e.g. in a test, the explorer is built and shows step 1; nothing waits for you.)
