@@ -23,13 +23,16 @@ How cells are batched, and why it stays exact (measured on CPU, fp32, 1 and 2 th
 Samples that share steps and sampler run as one pipeline call: a list of generators (one per sample, so each
 sample's noise is its own seed's), per-sample text embeddings and, with CFG (> 1), per-sample guidance scales.
 Batching alone changes the last bits of the result, because some CPU kernels pick their algorithm by batch size:
-  * matrix products with <= 3 rows (the timestep-embedding linears: one row per sample; a single CFG run has 2 rows);
+  * matrix products (every Linear layer): with few rows the kernel depends on the row count -- the timestep-embedding
+    linears (one row per sample), and on some CPUs also a feed-forward linear over a small latent's tokens (measured
+    on this project's 2-core box: down_blocks.2's ff over a 2x2 latent, 8 rows in a single CFG run vs 32 for four
+    samples, differed in the last bit, so every batched trace fell back to one-by-one runs);
   * 1x1 convolutions (attention proj_in/proj_out, resnet shortcuts) at batch 2 vs batch 2n;
   * every convolution at batch 1 vs batch >= 2 (a single run without CFG calls the U-Net at batch 1), and the VAE
     decoder, which a single run calls at batch 1.
 So inside a batched call those layers run in chunks of the single run's batch (the "unit": 2 samples with CFG, whose
 single run batches the (uncond, cond) pair; 1 without), and the VAE decodes one image at a time. Everything else
-(3x3 convolutions at batch 2n, big matrix products, attention, norms, the sampler) gives the same bits batched.
+(3x3 convolutions at batch 2n, attention, norms, the sampler) gives the same bits batched.
 Because this is an empirical property of kernels, each batched call also checks itself: on its first U-Net
 evaluation sample 0 (its (uncond, cond) pair with CFG) is recomputed at the unit's batch and compared bit for bit; on
 any difference the samples are rerun one by one (a warning says so). The verdict is cached per U-Net and shape.
@@ -245,15 +248,15 @@ def _slice_batch(obj: Any, idx: torch.Tensor, batch: int) -> Any:
 
 
 def _chunk_small_kernels(unet: torch.nn.Module, unit: int) -> Callable[[], None]:
-    """Run Linear layers on 2-D inputs and 1x1 convolutions (every convolution when `unit` is 1) in chunks of `unit`
-    samples; returns the undo."""
+    """Run Linear layers and 1x1 convolutions (every convolution when `unit` is 1) in chunks of `unit` samples;
+    returns the undo."""
     patched: list[tuple[torch.nn.Module, Any]] = []
 
-    def chunked(module: torch.nn.Module, only_2d: bool) -> None:
+    def chunked(module: torch.nn.Module) -> None:
         forward = module.forward
 
         def fwd(x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
-            if x.shape[0] > unit and (not only_2d or x.dim() == 2):
+            if x.shape[0] > unit:
                 return torch.cat([forward(c, *args, **kwargs) for c in x.split(unit)])
             return forward(x, *args, **kwargs)
 
@@ -261,10 +264,9 @@ def _chunk_small_kernels(unet: torch.nn.Module, unit: int) -> Callable[[], None]
         module.forward = fwd
 
     for m in unet.modules():
-        if isinstance(m, torch.nn.Linear):
-            chunked(m, only_2d=True)
-        elif isinstance(m, torch.nn.Conv2d) and (unit == 1 or m.kernel_size == (1, 1)):
-            chunked(m, only_2d=False)
+        if isinstance(m, torch.nn.Linear) or (isinstance(m, torch.nn.Conv2d)
+                                              and (unit == 1 or m.kernel_size == (1, 1))):
+            chunked(m)
 
     def undo() -> None:
         for module, own in patched:

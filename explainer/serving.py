@@ -217,12 +217,12 @@ class Worker:
             traces = self._traces(jobs) if len(jobs) > 1 else None
         except Exception:  # noqa: BLE001 - a batch that fails is rerun one by one: only the faulty run errs
             traces = None
+        batched = traces is not None  # False: run one by one (a single job, or this size class is not exact here)
         if traces is None:
             traces = [self._single(job) for job in jobs]
         for job, tr in zip(jobs, traces, strict=True):
             self._answer(job, tr)
-        self.last_batch = {"size": len(jobs), "seconds": round(time.perf_counter() - t0, 2),
-                           "batched": len(jobs) > 1 and traces is not None}
+        self.last_batch = {"size": len(jobs), "seconds": round(time.perf_counter() - t0, 2), "batched": batched}
         self.running = 0
 
     def _single(self, job: Job) -> Any:

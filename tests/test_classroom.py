@@ -141,7 +141,8 @@ def test_students_who_press_together_share_one_batch_and_each_gets_their_own_run
         views = [f.result(timeout=300) for f in futures]
         with pytest.raises(ValueError, match="steps"):
             bad.result(timeout=300)
-    assert w.status()["last_batch"]["size"] >= 2 and w.status()["served"] >= 4
+    last = w.status()["last_batch"]
+    assert last["size"] >= 2 and last["batched"] and w.status()["served"] >= 4  # batched, not run one by one
     for k, view in enumerate(views):
         tr = trace(shipped_pipe, PROMPTS[k], seed=10 + k, steps=6, cfg=7.5)
         assert np.array_equal(view.image_rgb(), np.asarray(tr.image.convert("RGB")))
