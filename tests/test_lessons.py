@@ -79,6 +79,23 @@ def test_drift_sees_a_changed_status_and_number_but_not_a_timing():
     assert len(summaries.drift(moved, old)) == 2
 
 
+def test_drift_lets_a_verdicts_numbers_move_in_their_last_digits_only():
+    """Another CPU rounds a last bit otherwise: a clipped-pixel share or a bootstrap bound moves by a unit or two of its
+    last printed digit (lesson 7 measured on two machines). That is not drift; a changed word, a moved estimate or a
+    count off by two is."""
+    def verdict(numbers):
+        return {"lesson": "07", "headline": "h", "numbers": {},
+                "verdicts": [{"claim": "c", "status": "agrees", "numbers": numbers, "n": "8", "note": ""}]}
+
+    old = verdict("CFG 20 0.0262 vs CFG 7.5 0.0036, difference +0.0226 [+0.0118, +0.0332]; 12 of 30")
+    assert summaries.drift(verdict("CFG 20 0.0260 vs CFG 7.5 0.0036, difference +0.0224 [+0.0116, +0.0330]; "
+                                   "13 of 30"), old) == []
+    for moved in ("CFG 20 0.0300 vs CFG 7.5 0.0036, difference +0.0226 [+0.0118, +0.0332]; 12 of 30",
+                  "CFG 20 0.0262 vs CFG 7.5 0.0036, difference +0.0226 [+0.0118, +0.0332]; 14 of 30",
+                  "CFG 20 0.0262 and CFG 7.5 0.0036, difference +0.0226 [+0.0118, +0.0332]; 12 of 30"):
+        assert len(summaries.drift(verdict(moved), old)) == 1, moved
+
+
 def _progress_bars(nb) -> list[str]:
     """Outputs that are progress bars (tqdm as text on stderr, or as a widget): saved, they read "0%" for ever."""
     out = []
