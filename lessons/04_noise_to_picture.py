@@ -163,8 +163,8 @@ first = st.relative_power[:, 0].mean(0)  # each band's power at step 1, as a sha
 fine, coarse = first[sd.BANDS.index("fine")], first[sd.BANDS.index("coarse")]
 summaries.say(
     f"At step 1 the predicted x₀ of {st.model} holds {fine:.0%} of its final fine-band power and {coarse:.0%} of its "
-    "coarse-band power: " + ("it is a blur, and there is a reason. " if fine < 0.5 and fine < coarse else
-                            "here it is not the blur one might expect. ")
+    "coarse-band power: " + ("its fine detail lags its coarse structure, and there is a reason. " if fine < coarse
+                            else "here its fine detail does not lag its coarse structure. ")
     + "At the first steps the U-Net cannot yet tell which of many possible pictures the noise will become, so it "
     "predicts their mean, and a mean of many pictures keeps their common layout but averages their detail away.")
 
