@@ -60,8 +60,11 @@ def _training_rows(training: dict) -> list[str]:
         updates = r.get("updates_total", last.get("step", "—"))
         if r.get("updates_before"):  # a fine-tune of an earlier model: its updates come on top
             updates = f"{r['updates_before']} + {updates}"
-        rows.append(f"| {stage} | {updates} | {r.get('batch', '—')} | "
-                    f"{r.get('lr', '—')} | {minutes if minutes is None else round(minutes, 1)} | {where} | {shown} |")
+        shown_minutes = "—" if minutes is None else f"{minutes:.1f}"
+        if r.get("updates_before"):  # the runs here are the fine-tune's; the earlier model's took their own time
+            shown_minutes += " (this fine-tune)"
+        rows.append(f"| {stage} | {updates} | {r.get('batch', '—')} | {r.get('lr', '—')} | {shown_minutes} | {where} | "
+                    f"{shown} |")
     return rows
 
 
