@@ -217,8 +217,9 @@ def test_sampler_study_counts_network_evaluations():
 
 
 def _reads_as(status: str, diff: float) -> bool:
-    """A verdict's status goes the way its measured difference goes (claim: diff > 0)."""
-    return {vd.AGREES: diff > 0, vd.DISAGREES: diff < 0}.get(status, True)
+    """A verdict's status goes the way its measured difference goes (claim: diff > 0; "does not agree" also when the
+    two are exactly equal, as a one-point interval on the threshold reads)."""
+    return {vd.AGREES: diff > 0, vd.DISAGREES: diff <= 0}.get(status, True)
 
 
 def test_steps_lesson_says_what_its_numbers_say():
