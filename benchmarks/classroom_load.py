@@ -192,14 +192,14 @@ async def _generate(page, k: int, round_: int, timeout_s: float, go: asyncio.Eve
 
 async def measure_class(n: int, rounds: int = 2, timeout_s: float = 120.0, min_free_gb: float = 1.5,
                         max_rss_gb: float = 8.0, home: Path | None = None, log: Path | None = None,
-                        shared: bool = False, model: str = "shapes-sd") -> dict:
+                        shared: bool = False, model: str = "shapes-sd", threads: int = 1) -> dict:
     """One classroom with `n` students: page-ready and Generate latencies, failures, peak RSS, and per round each
     student's image as shown (base64 PNG; None for a failed run)."""
     from playwright.async_api import async_playwright
 
     home = home or Path("/tmp/explainer-classroom-load") / f"n{n}"
     log = log or home / "classroom.log"
-    server = voila_server(ROOT / "notebooks" / "playground.ipynb", home, log, students=n, model=model)
+    server = voila_server(ROOT / "notebooks" / "playground.ipynb", home, log, students=n, model=model, threads=threads)
     server.env.update(server_env(home))
     server.start()
     out: dict = {"students": n, "ready": [], "not_ready": 0, "rounds": [], "rss_gb": 0.0, "stopped": None,
@@ -288,6 +288,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--min-free-gb", type=float, default=1.5)
     p.add_argument("--max-rss-gb", type=float, default=8.0)
     p.add_argument("--json", default=None, help="also write the results here")
+    p.add_argument("--threads", type=int, default=1,
+                   help="the shared worker's torch threads (the classroom's --threads, default 1)")
     p.add_argument("--model", default="shapes-sd", choices=("shapes-sd", "scenes-sd"),
                    help="the model the classroom opens on (its students type prompts in its words)")
     p.add_argument("--shared-profile", action="store_true",
@@ -296,7 +298,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if not all(1 <= n <= 60 for n in args.students) or not 1 <= args.rounds <= 5:
         p.error("--students must each be from 1 to 60 and --rounds from 1 to 5")
-    print(f"{args.model}; {psutil.cpu_count()} CPUs, {psutil.virtual_memory().total / 2**30:.0f} GiB; load average "
+    print(f"{args.model}, worker threads {args.threads}; {psutil.cpu_count()} CPUs, "
+          f"{psutil.virtual_memory().total / 2**30:.0f} GiB; load average "
           f"{' '.join(f'{x:.1f}' for x in psutil.getloadavg())} at start", flush=True)
     header = ("| students | page ready s (p50 / p95 / max) | " + " | ".join(
         f"Generate -> image s, round {r + 1} (p50 / p95 / max)" for r in range(args.rounds))
@@ -304,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for n in args.students:
         res = asyncio.run(measure_class(n, args.rounds, args.timeout, args.min_free_gb, args.max_rss_gb,
-                                        shared=args.shared_profile, model=args.model))
+                                        shared=args.shared_profile, model=args.model, threads=args.threads))
         res.pop("images")
         results.append(res)
         print(row(res), f"load {psutil.getloadavg()[0]:.1f}", flush=True)

@@ -162,13 +162,15 @@ def running(server: Server, ready_path: str | None = "", timeout: float = 90.0) 
         server.stop()
 
 
-def voila_server(notebook: Path, home: Path, log: Path, students: int = 2, model: str | None = "shapes-sd") -> Server:
+def voila_server(notebook: Path, home: Path, log: Path, students: int = 2, model: str | None = "shapes-sd",
+                 threads: int = 1) -> Server:
     """The classroom app exactly as a teacher starts it (`python -m explainer.classroom --model shapes-sd`: the
     browser tests and the load benchmark type shapes prompts; model=None starts it on its default), on a free port,
     with `students` pages kept ready."""
     port = free_port()
     argv = [sys.executable, "-m", "explainer.classroom", f"--port={port}", "--host=127.0.0.1", "--no-browser",
-            f"--notebook={notebook}", f"--students={students}"] + ([f"--model={model}"] if model else [])
+            f"--notebook={notebook}", f"--students={students}", f"--threads={threads}"] + (
+                [f"--model={model}"] if model else [])
     return Server("voila", argv, port, server_env(home), notebook.parent, log)
 
 
