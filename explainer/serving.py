@@ -78,7 +78,8 @@ class Worker:
         self.seen: dict[str, float] = {}  # session -> last hello
         self.active: dict[str, float] = {}  # session -> last run
         self.running = 0
-        self.busy = threading.Event()  # set while the batch loop gathers or runs: details wait for it to clear
+        self.idle = threading.Event()  # clear while the batch loop gathers or runs: the curves wait for it
+        self.idle.set()
         self.served = 0
         self.failed = 0
         self.last_batch: dict = {}
@@ -193,7 +194,7 @@ class Worker:
     # ----------------------------------------------------------------------------------------- the batch loop
     def _batch_loop(self) -> None:
         while (first := self._next(self.queue)) is not None:
-            self.busy.set()
+            self.idle.clear()
             jobs = [first]
             time.sleep(self.gather_s)  # students who pressed Generate together arrive within a few ms
             while True:
@@ -208,7 +209,7 @@ class Worker:
                 for i in range(0, len(group), self.max_batch):
                     self._run_group(group[i:i + self.max_batch])
             if self.queue.empty():
-                self.busy.clear()
+                self.idle.set()
 
     def _run_group(self, jobs: list[Job]) -> None:
         self.running = len(jobs)
@@ -311,8 +312,8 @@ class Worker:
             # Images first, curves after: drawing holds Python's GIL and slows a batch running beside it (two waves
             # of 15 fox runs on one core, the second arriving as the first's curves were drawn: 10.6 and 11.7 s
             # for the second wave drawing alongside, 9.4 and 10.4 s waiting).
-            while self.busy.is_set() and not self._stop.is_set():
-                time.sleep(0.05)
+            while not self.idle.wait(0.5) and not self._stop.is_set():
+                pass
             try:
                 data = curve_bytes(tr)
             except Exception:  # noqa: BLE001 - the page keeps its image; the curve stays "drawing"
@@ -337,17 +338,16 @@ class Worker:
     def x0(self, run_id: str, step: str) -> bytes | None:
         """Step `step`'s predicted x0 of run `run_id` (safetensors bytes), decoded now and kept; None if the run is
         unknown or expired; ValueError for a step the run does not have."""
-        from .validation import check_int
         from .widgets.run_view import x0_bytes
 
         with self._lock:
             entry = self.details.get(run_id)
         if entry is None:
             return None
-        try:
-            i = check_int(int(step), "step", 0, len(entry.x0) - 1)
-        except (TypeError, ValueError):
-            raise ValueError(f"step must be an integer from 0 to {len(entry.x0) - 1}, got {step!r}") from None
+        n = len(entry.x0)
+        if not (step.isdigit() and int(step) < n):
+            raise ValueError(f"step must be an integer from 0 to {n - 1}, got {step!r}")
+        i = int(step)
         if i not in entry.decoded:
             with self._decode:
                 entry.decoded[i] = x0_bytes(self.pipe(entry.model), entry.x0, i)

@@ -146,7 +146,9 @@ class PayloadView:
         self.notes = list(meta.get("notes", []))
         self.run_id = meta.get("run_id")
         self.failed_details = False
+        self.has_curve = False  # the curve's answer has arrived (it holds no curve without an unconditional pass)
         self._x0: dict[int, np.ndarray] = {}
+        self.x0_asked: set[int] = set()  # steps whose x0 the page has asked the worker for (and not given up on)
         self.words = [(str(label), int(idx)) for label, idx in meta["words"]]
         self._captions = {int(k): v for k, v in meta["captions"].items()}
         self._steps = list(meta["steps"])
@@ -162,8 +164,6 @@ class PayloadView:
     def add_x0(self, data: bytes) -> None:
         arrays, meta = _unpack(data)
         self._x0[int(meta["step"])] = arrays["x0"]
-
-    has_curve = False  # the curve's answer has arrived (it holds no curve without an unconditional pass)
 
     def image_rgb(self) -> np.ndarray:
         return self._a["image"]

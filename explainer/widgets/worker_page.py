@@ -108,16 +108,15 @@ class WorkerBackend:
     def want_x0(self, view: Any, i: int, page: Any) -> None:
         """The page shows step i and has not its x0 yet: ask the worker for it (once) in the background and show it
         if the page still shows that run at that step."""
-        asked = view.__dict__.setdefault("_asked", set())
-        if i in asked:
+        if i in view.x0_asked:
             return
-        asked.add(i)
+        view.x0_asked.add(i)
 
         def fetch() -> None:
             try:
                 view.add_x0(self._get(f"/x0/{view.run_id}/{i}"))
             except Exception:  # noqa: BLE001 - the caption stays "arriving"; moving the slider asks again
-                asked.discard(i)
+                view.x0_asked.discard(i)
                 return
             if page.view is view and page.step.value == i:
                 page.update()
