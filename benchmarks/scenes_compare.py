@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 import explainer as ex
-from explainer.experiments.scenes_eval import CATEGORIES, adherence, article_grid, prompt_sets
+from explainer.experiments.scenes_eval import CATEGORIES, adherence, article_checks, article_grid, prompt_sets
 from explainer.verdicts import bootstrap_difference
 
 
@@ -70,8 +70,6 @@ def main(argv: list[str] | None = None) -> dict:
             out["categories"][k] = paired(ha, hb)
             print(line(k, out["categories"][k]))
     print(f"article prompts over {args.seeds} seeds (read right: every question the prompt asks)")
-    from explainer.experiments.scenes_eval import article_checks
-
     for prompt in runs["a"][1]["right"]:
         per = [[all(article_checks(r, prompt).values()) for r, q in zip(g["readings"], _prompts(g), strict=True)
                 if q == prompt] for g in (runs["a"][1], runs["b"][1])]
