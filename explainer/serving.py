@@ -31,6 +31,7 @@ import queue
 import threading
 import time
 import uuid
+from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -41,6 +42,7 @@ ACTIVE_S = 600.0  # a student who ran something within this many seconds counts 
 ALIVE_S = 60.0  # a page that said hello within this many seconds counts as open
 DETAILS_TTL_S = 600.0  # a run's x0 latents and curve are kept this long for its page's questions
 MAX_BODY = 1 << 20  # bytes: a request body larger than this is refused
+BATCH_HISTORY = 8  # batches the status lists (size, seconds, whether batched, seconds its first run waited)
 
 
 @dataclass
@@ -51,6 +53,7 @@ class Job:
     model: str
     session: str
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    queued: float = field(default_factory=time.perf_counter)
     done: threading.Event = field(default_factory=threading.Event)
     answer: bytes | None = None
     error: str | None = None
@@ -83,6 +86,7 @@ class Worker:
         self.served = 0
         self.failed = 0
         self.last_batch: dict = {}
+        self.batches: deque[dict] = deque(maxlen=BATCH_HISTORY)  # the last few batches, for the teacher's page
         self.exact: dict[tuple, bool] = {}  # (model, cfg on, size class) -> batched trace equals single trace
         self._lock = threading.Lock()
         self._decode = threading.Lock()  # one x0 decode at a time (each is one small VAE call)
@@ -189,7 +193,8 @@ class Worker:
             return {"students_active": sum(now - t < ACTIVE_S for t in self.active.values()),
                     "pages_open": sum(now - t < ALIVE_S for t in self.seen.values()),
                     "queue": self.queue.qsize(), "running": self.running, "served": self.served,
-                    "failed": self.failed, "last_batch": dict(self.last_batch), "models": list(self.models)}
+                    "failed": self.failed, "last_batch": dict(self.last_batch), "batches": list(self.batches),
+                    "models": list(self.models)}
 
     # ----------------------------------------------------------------------------------------- the batch loop
     def _batch_loop(self) -> None:
@@ -223,7 +228,10 @@ class Worker:
             traces = [self._single(job) for job in jobs]
         for job, tr in zip(jobs, traces, strict=True):
             self._answer(job, tr)
-        self.last_batch = {"size": len(jobs), "seconds": round(time.perf_counter() - t0, 2), "batched": batched}
+        self.last_batch = {"size": len(jobs), "seconds": round(time.perf_counter() - t0, 2), "batched": batched,
+                           "waited": round(t0 - min(j.queued for j in jobs), 2)}
+        with self._lock:
+            self.batches.append(self.last_batch)
         self.running = 0
 
     def _single(self, job: Job) -> Any:
