@@ -52,7 +52,9 @@ def _training_rows(training: dict) -> list[str]:
         if not runs and not last:
             continue
         r = runs[-1] if runs else {}
-        minutes = sum(x.get("minutes", 0) for x in runs) if runs else last.get("minutes")
+        # a fine-tune of an earlier model (its runs carry updates_before): count the fine-tune's own runs' minutes
+        first = next((i for i, x in enumerate(runs) if x.get("updates_before")), 0)
+        minutes = sum(x.get("minutes", 0) for x in runs[first:]) if runs else last.get("minutes")
         where = ", ".join(sorted({f"{x.get('device') or 'cpu'} × {x.get('threads')}" for x in runs})) or "—"
         nums = {k: v for k, v in (ev or r.get("metrics") or last).items()
                 if isinstance(v, (int, float)) and k not in ("step", "lr", "minutes")}
@@ -66,6 +68,19 @@ def _training_rows(training: dict) -> list[str]:
         rows.append(f"| {stage} | {updates} | {r.get('batch', '—')} | {r.get('lr', '—')} | {shown_minutes} | {where} | "
                     f"{shown} |")
     return rows
+
+
+def _judge_note(training: dict) -> str:
+    """How the judge's last runs were trained, when they refit an earlier judge on this folder's decoder."""
+    runs = (training.get("judge") or {}).get("runs") or []
+    refits = [r for r in runs if r.get("judge_from")]
+    if not refits:
+        return ""
+    last = refits[-1]
+    first = next(r for r in runs if r.get("judge_from"))
+    updates = last["updates_total"] + last.get("updates_before", 0) - first.get("updates_before", 0)
+    return (f" (its last {updates:,} updates refit it on {last.get('images', 0):,} scenes, "
+            f"{last.get('round_trips', 0):,} of them also as round trips through this folder's decoder)")
 
 
 def _judge_rows(training: dict) -> list[str]:
@@ -176,7 +191,8 @@ def write_card(folder: Path, measured: dict | None = None) -> Path:
         "## Training", "", *_training_rows(training), "",
         "## The judge (`explainer/assets/scenes-judge`)", "",
         "A small CNN trained on rendered scenes (augmented, and on VAE round trips) that reads which things a 64 px "
-        "picture holds, where, their colours, the ground and the sky. Its accuracy per question:", "",
+        f"picture holds, where, their colours, the ground and the sky{_judge_note(training)}. Its accuracy per "
+        "question:", "",
         *_judge_rows(training), "",
         "## Measured", "",
     ]
