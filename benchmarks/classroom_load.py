@@ -316,8 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     if not all(1 <= n <= 60 for n in args.students) or not 1 <= args.rounds <= 5:
         p.error("--students must each be from 1 to 60 and --rounds from 1 to 5")
     print(f"{args.model}, worker threads {args.threads}, browser niceness {args.browser_nice}; "
-          f"{psutil.cpu_count()} CPUs, "
-          f"{psutil.virtual_memory().total / 2**30:.0f} GiB; load average "
+          f"{psutil.cpu_count()} CPUs, {psutil.virtual_memory().total / 2**30:.0f} GiB; load average "
           f"{' '.join(f'{x:.1f}' for x in psutil.getloadavg())} at start", flush=True)
     header = ("| students | page ready s (p50 / p95 / max) | " + " | ".join(
         f"Generate -> image s, round {r + 1} (p50 / p95 / max)" for r in range(args.rounds))

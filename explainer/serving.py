@@ -85,7 +85,6 @@ class Worker:
         self.idle.set()
         self.served = 0
         self.failed = 0
-        self.last_batch: dict = {}
         self.batches: deque[dict] = deque(maxlen=BATCH_HISTORY)  # the last few batches, for the teacher's page
         self.exact: dict[tuple, bool] = {}  # (model, cfg on, size class) -> batched trace equals single trace
         self._lock = threading.Lock()
@@ -193,7 +192,8 @@ class Worker:
             return {"students_active": sum(now - t < ACTIVE_S for t in self.active.values()),
                     "pages_open": sum(now - t < ALIVE_S for t in self.seen.values()),
                     "queue": self.queue.qsize(), "running": self.running, "served": self.served,
-                    "failed": self.failed, "last_batch": dict(self.last_batch), "batches": list(self.batches),
+                    "failed": self.failed, "last_batch": dict(self.batches[-1]) if self.batches else {},
+                    "batches": [dict(b) for b in self.batches],
                     "models": list(self.models)}
 
     # ----------------------------------------------------------------------------------------- the batch loop
@@ -228,10 +228,10 @@ class Worker:
             traces = [self._single(job) for job in jobs]
         for job, tr in zip(jobs, traces, strict=True):
             self._answer(job, tr)
-        self.last_batch = {"size": len(jobs), "seconds": round(time.perf_counter() - t0, 2), "batched": batched,
-                           "waited": round(t0 - min(j.queued for j in jobs), 2)}
+        batch = {"size": len(jobs), "seconds": round(time.perf_counter() - t0, 2), "batched": batched,
+                 "waited": round(t0 - min(j.queued for j in jobs), 2)}
         with self._lock:
-            self.batches.append(self.last_batch)
+            self.batches.append(batch)
         self.running = 0
 
     def _single(self, job: Job) -> Any:

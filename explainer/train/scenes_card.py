@@ -76,8 +76,7 @@ def _judge_note(training: dict) -> str:
     refits = [r for r in runs if r.get("judge_from")]
     if not refits:
         return ""
-    last = refits[-1]
-    first = next(r for r in runs if r.get("judge_from"))
+    first, last = refits[0], refits[-1]
     updates = last["updates_total"] + last.get("updates_before", 0) - first.get("updates_before", 0)
     return (f" (its last {updates:,} updates refit it on {last.get('images', 0):,} scenes, "
             f"{last.get('round_trips', 0):,} of them also as round trips through this folder's decoder)")
