@@ -183,11 +183,35 @@ def test_bad_training_flags_are_refused_before_any_rendering(tmp_path: Path, cap
 
     assets = Path(__file__).resolve().parents[1] / "explainer" / "assets"
     for flag, value in (("--vae-steps", "0"), ("--ema", "1.5"), ("--vae-images", "1000"), ("--unet-lr", "nan"),
-                        ("--out", str(assets / "x"))):
+                        ("--out", str(assets / "x")), ("--unet-mix", "pair=0"), ("--unet-mix", "pairs=2")):
         with pytest.raises(SystemExit) as stop:
             main(["--world", "scenes", "--stage", "vae", "--work", str(tmp_path), flag, value])
         assert stop.value.code == 2 and flag in capsys.readouterr().err, flag
     assert not (tmp_path / "data").exists() and not (assets / "x").exists()
+
+
+def test_the_unet_mix_draws_the_kinds_it_names_that_much_more_often():
+    """`--unet-mix pair=3`: the U-Net's batches hold pair scenes three times as often, relative to the others, as
+    the data does (read back through latents that carry each scene's index)."""
+    import torch
+
+    from explainer.train.scenes import UNetStage, build_clip, scenes_tokenizer
+    from explainer.train.scenes_data import ScenesData
+
+    scenes = [sample_scene(s) for s in range(400)]
+    data = ScenesData(np.zeros((400, 64, 64, 3), np.uint8), np.zeros((400, 64, 64), np.uint8), scenes)
+    index = torch.arange(400, dtype=torch.float32).view(-1, 1, 1, 1).expand(400, 8, 8, 8)
+    tok = scenes_tokenizer()
+    share = {}
+    for mix in (None, {"pair": 3.0}):
+        stage = UNetStage(data, (index, torch.zeros_like(index)), 1.0, build_clip(tok).text_model, tok, batch=500,
+                          mix=mix)
+        z = next(stage.batches(torch.Generator().manual_seed(0)))[0]
+        drawn = [scenes[int(i)].kind for i in z[:, 0, 0, 0].tolist()]
+        share[str(mix)] = drawn.count("pair") / len(drawn)
+    in_data = sum(s.kind == "pair" for s in scenes) / len(scenes)
+    expected = 3 * in_data / (3 * in_data + 1 - in_data)
+    assert abs(share["None"] - in_data) < 0.07 and abs(share[str({"pair": 3.0})] - expected) < 0.07, (share, expected)
 
 
 def test_uint8_pictures_survive_a_safetensors_file(tmp_path: Path):

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from .. import validation as V
 from ..latents import to_uint8
-from ..worlds.scenes import EVAL_SEED, IMAGE_SIZE, caption_for, vocabulary
+from ..worlds.scenes import EVAL_SEED, IMAGE_SIZE, KINDS, caption_for, vocabulary
 from . import flags
 from .common import (
     FitConfig,
@@ -210,8 +210,12 @@ class UNetStage(Stage):
     name = "unet"
 
     def __init__(self, data: ScenesData, latents: tuple[torch.Tensor, torch.Tensor], scale: float, text_encoder,
-                 tokenizer, batch: int = 32, cond_dropout: float = 0.1, text_lr: float = 0.0):
+                 tokenizer, batch: int = 32, cond_dropout: float = 0.1, text_lr: float = 0.0,
+                 mix: dict[str, float] | None = None):
         self.data, (self.mean, self.std), self.scale = data, latents, scale
+        # how often each kind of scene is drawn, relative to the data (`--unet-mix pair=2`): None = uniform
+        self.weights = None if not mix else torch.tensor([mix.get(s.kind, 1.0) for s in data.scenes],
+                                                         dtype=torch.float64)
         self.text_lr, self.tok = text_lr, tokenizer
         self.text_encoder = text_encoder.requires_grad_(text_lr > 0).train(text_lr > 0)
         self.batch, self.cond_dropout = batch, cond_dropout
@@ -235,7 +239,8 @@ class UNetStage(Stage):
 
     def batches(self, generator):
         while True:
-            idx = torch.randint(0, len(self.data), (self.batch,), generator=generator)
+            idx = (torch.randint(0, len(self.data), (self.batch,), generator=generator) if self.weights is None else
+                   torch.multinomial(self.weights, self.batch, replacement=True, generator=generator))
             z = sample_posterior(self.mean, self.std, idx, generator, self.scale)
             ids = token_ids(self.tok, captions(self.data.scenes, idx, generator, caption_for, self.cond_dropout))
             t = torch.randint(0, 1000, (self.batch,), generator=generator)
@@ -466,8 +471,8 @@ def run_unet(args) -> None:
     data = scenes_dataset(args.work, args.unet_images, chunk=args.chunk)
     latents = encode_posterior(vae, data.images, cache=args.work / "unet" / f"latents_{args.unet_images}.safetensors")
     stage = UNetStage(data, latents, vae.config.scaling_factor, clip.text_model, tok, batch=args.unet_batch,
-                      cond_dropout=args.cond_dropout, text_lr=args.text_lr)
-    extra = {"text_lr": args.text_lr}
+                      cond_dropout=args.cond_dropout, text_lr=args.text_lr, mix=args.unet_mix)
+    extra = {"text_lr": args.text_lr} | ({"mix": args.unet_mix} if args.unet_mix else {})
     if args.init_from is not None:  # fine-tune: start from a scenes-sd pipeline's U-Net (e.g. on a new text encoder)
         from diffusers import UNet2DConditionModel
 
@@ -521,6 +526,22 @@ def _last_log(run_dir: Path) -> dict:
             "eval": next((x for x in reversed(log) if "eval" in x), None), "runs": lines("runs.jsonl")}
 
 
+def _mix(text: str) -> dict[str, float]:
+    """`pair=2,count=1.5` -> {"pair": 2.0, "count": 1.5}: known kinds, weights > 0 (argparse names the flag)."""
+    mix = {}
+    for part in text.split(","):
+        kind, _, w = part.partition("=")
+        try:
+            weight = float(w)
+        except ValueError:
+            weight = float("nan")
+        if kind.strip() not in KINDS or not 0 < weight <= 100:
+            raise argparse.ArgumentTypeError(f"expected KIND=W with KIND one of {', '.join(KINDS)} and 0 < W <= 100, "
+                                             f"got {part!r}")
+        mix[kind.strip()] = weight
+    return mix
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The scenes world's own flags (`python -m explainer.train --world scenes --stage ...`)."""
     p.set_defaults(work=Path("runs/scenes"))
@@ -544,6 +565,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--text-lr", type=float, default=0.0,
                    help="0 (default): the CLIP text tower stays frozen while the U-Net trains, as SD 1.x; > 0: it is "
                         "fine-tuned with the U-Net at this learning rate (to measure what freezing costs)")
+    g.add_argument("--unet-mix", type=_mix, default=None, metavar="KIND=W,...",
+                   help="draw these kinds of scene W times as often as the data holds them while the U-Net trains "
+                        f"(kinds: {', '.join(KINDS)}), e.g. pair=2,count=2; the rest stay at 1")
     g.add_argument("--init-from", type=Path, default=None,
                    help="a scenes-sd pipeline folder whose unet/ the unet stage starts from (a fine-tune, e.g. on a "
                         "retrained text encoder); its earlier updates are counted in the card")

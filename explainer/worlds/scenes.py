@@ -86,6 +86,10 @@ class Thing:
     h: float
 
 
+KINDS = ("single", "pair", "count", "forest", "beach", "mountain", "ground")  # what a scene shows
+KIND_WEIGHTS = (34, 26, 10, 12, 7, 6, 5)  # how often sample_scene draws each
+
+
 @dataclass(frozen=True)
 class Scene:
     kind: str  # "single" | "pair" | "count" | "forest" | "beach" | "mountain" | "ground"
@@ -259,8 +263,7 @@ def sample_scene(seed: int, held_out_ok: bool | None = None) -> Scene:
     rng = random.Random(seed)
     held_out_ok = seed >= EVAL_SEED if held_out_ok is None else held_out_ok
     horizon = rng.uniform(26, 36)
-    kind = rng.choices(("single", "pair", "count", "forest", "beach", "mountain", "ground"),
-                       weights=(34, 26, 10, 12, 7, 6, 5))[0]
+    kind = rng.choices(KINDS, weights=KIND_WEIGHTS)[0]
     if kind == "single":
         parts = _single(rng, horizon, held_out_ok)
     elif kind == "pair":
