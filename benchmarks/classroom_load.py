@@ -77,7 +77,8 @@ def tree_rss(pid: int) -> int:
 
 def cpu_by_kind(pids: list[int]) -> dict[str, float]:
     """CPU seconds used so far by the processes under `pids`, by kind: worker (the classroom process), voila,
-    kernels, chromium."""
+    kernels, and Chromium by process type (chromium/browser, chromium/renderer: the pages, chromium/gpu-process,
+    chromium/utility: network and storage services, chromium/zygote)."""
     out: dict[str, float] = {}
     seen = set()
     for pid in pids:
@@ -96,7 +97,10 @@ def cpu_by_kind(pids: list[int]) -> dict[str, float]:
             except psutil.Error:
                 continue
             kind = ("kernels" if "ipykernel" in cmd else "voila" if "-m voila" in cmd else
-                    "worker" if "explainer.classroom" in cmd else "chromium" if "chrom" in cmd else "other")
+                    "worker" if "explainer.classroom" in cmd else "other")
+            if "chrom" in cmd and kind == "other":
+                found = re.search(r"--type=([\w-]+)", cmd)
+                kind = f"chromium/{found[1] if found else 'browser'}"
             out[kind] = out.get(kind, 0.0) + t.user + t.system
     return out
 

@@ -22,7 +22,17 @@ import torch.nn.functional as F
 
 from .. import validation as V
 from ..latents import to_uint8
-from ..worlds.scenes import EVAL_SEED, IMAGE_SIZE, KINDS, caption_for, vocabulary
+from ..worlds.scenes import (
+    EVAL_SEED,
+    GROUNDS,
+    IMAGE_SIZE,
+    KINDS,
+    SKIES,
+    THINGS,
+    Scene,
+    caption_for,
+    vocabulary,
+)
 from . import flags
 from .common import (
     FitConfig,
@@ -213,8 +223,8 @@ class UNetStage(Stage):
                  tokenizer, batch: int = 32, cond_dropout: float = 0.1, text_lr: float = 0.0,
                  mix: dict[str, float] | None = None):
         self.data, (self.mean, self.std), self.scale = data, latents, scale
-        # how often each kind of scene is drawn, relative to the data (`--unet-mix pair=2`): None = uniform
-        self.weights = None if not mix else torch.tensor([mix.get(s.kind, 1.0) for s in data.scenes],
+        # how often each scene is drawn, relative to the data (`--unet-mix pair=2,boat=3`): None = uniform
+        self.weights = None if not mix else torch.tensor([mix_weight(s, mix) for s in data.scenes],
                                                          dtype=torch.float64)
         self.text_lr, self.tok = text_lr, tokenizer
         self.text_encoder = text_encoder.requires_grad_(text_lr > 0).train(text_lr > 0)
@@ -526,19 +536,29 @@ def _last_log(run_dir: Path) -> dict:
             "eval": next((x for x in reversed(log) if "eval" in x), None), "runs": lines("runs.jsonl")}
 
 
+MIX_KEYS = KINDS + THINGS + GROUNDS + SKIES  # what --unet-mix can weigh: a scene's kind, things, ground, sky
+
+
+def mix_weight(scene: Scene, mix: dict[str, float]) -> float:
+    """A scene's weight under `mix`: the product of the weights of its kind, ground, sky and each thing it holds."""
+    keys = {scene.kind, scene.ground, scene.sky, *(t.name for t in scene.things)}
+    return float(np.prod([w for k, w in mix.items() if k in keys]))
+
+
 def _mix(text: str) -> dict[str, float]:
-    """`pair=2,count=1.5` -> {"pair": 2.0, "count": 1.5}: known kinds, weights > 0 (argparse names the flag)."""
+    """`pair=2,boat=3` -> {"pair": 2.0, "boat": 3.0}: known keys, weights > 0 (argparse names the flag)."""
     mix = {}
     for part in text.split(","):
-        kind, _, w = part.partition("=")
+        key, _, w = part.partition("=")
         try:
             weight = float(w)
         except ValueError:
             weight = float("nan")
-        if kind.strip() not in KINDS or not 0 < weight <= 100:
-            raise argparse.ArgumentTypeError(f"expected KIND=W with KIND one of {', '.join(KINDS)} and 0 < W <= 100, "
-                                             f"got {part!r}")
-        mix[kind.strip()] = weight
+        if key.strip() not in MIX_KEYS or not 0 < weight <= 100:
+            raise argparse.ArgumentTypeError(
+                f"expected KEY=W, KEY a kind of scene ({', '.join(KINDS)}), a thing, a ground ({', '.join(GROUNDS)}) "
+                f"or a sky ({', '.join(SKIES)}), and 0 < W <= 100, got {part!r}")
+        mix[key.strip()] = weight
     return mix
 
 
@@ -565,9 +585,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--text-lr", type=float, default=0.0,
                    help="0 (default): the CLIP text tower stays frozen while the U-Net trains, as SD 1.x; > 0: it is "
                         "fine-tuned with the U-Net at this learning rate (to measure what freezing costs)")
-    g.add_argument("--unet-mix", type=_mix, default=None, metavar="KIND=W,...",
-                   help="draw these kinds of scene W times as often as the data holds them while the U-Net trains "
-                        f"(kinds: {', '.join(KINDS)}), e.g. pair=2,count=2; the rest stay at 1")
+    g.add_argument("--unet-mix", type=_mix, default=None, metavar="KEY=W,...",
+                   help="while the U-Net trains, draw the scenes that have KEY (a kind of scene: "
+                        f"{', '.join(KINDS)}; a thing; a ground; a sky) W times as often as the data holds them (a "
+                        "scene with several keys: the product), e.g. pair=2,count=2,boat=3; the rest stay at 1")
     g.add_argument("--init-from", type=Path, default=None,
                    help="a scenes-sd pipeline folder whose unet/ the unet stage starts from (a fine-tune, e.g. on a "
                         "retrained text encoder); its earlier updates are counted in the card")
