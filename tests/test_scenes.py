@@ -167,14 +167,18 @@ def test_training_stages_run_end_to_end_at_toy_size(tmp_path: Path):
         (ft / part).symlink_to(tmp_path / part)
     cmd = [a if a != str(tmp_path) else str(ft) for a in env_cmd]
     cmd[cmd.index("--out") + 1] = str(tmp_path / "pipe_ft")
-    done = subprocess.run(cmd + ["--stage", "unet", "--text-lr", "1"], capture_output=True, text=True, timeout=600)
+    done = subprocess.run(cmd + ["--stage", "unet", "--text-lr", "1", "--unet-mix", "pair=2,boat=4"],
+                          capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     from transformers import CLIPTextModel
 
     tuned = CLIPTextModel.from_pretrained(tmp_path / "pipe_ft" / "text_encoder").float()
     frozen = CLIPTextModel.from_pretrained(tmp_path / "pipe" / "text_encoder").float()
     assert not same(tuned, frozen)
-    assert "fine-tuned with the U-Net at learning rate 1" in (tmp_path / "pipe_ft" / "MODEL_CARD.md").read_text()
+    ft_card = (tmp_path / "pipe_ft" / "MODEL_CARD.md").read_text()
+    assert "fine-tuned with the U-Net at learning rate 1" in ft_card
+    assert "drew some scenes more often than the data holds them (pair ×2, boat ×4)" in ft_card
+    assert "more often than the data" not in card
     assert "| their VAE round trips |" in card and "Not measured yet" in card
 
 

@@ -150,6 +150,17 @@ def _decoder_note(training: dict) -> str:
             "sd-vae-ft-mse: the U-Net's latents unchanged)") if r else ""
 
 
+def _mix_note(training: dict) -> str:
+    """The last U-Net run's --unet-mix, when it drew some scenes more often than the data holds them."""
+    r = _last_run(training, "unet")
+    mix = r.get("mix")
+    if not mix:
+        return ""
+    keys = ", ".join(f"{k} ×{w:g}" for k, w in mix.items())
+    return (f"; its last {r.get('updates_total', 0):,} updates drew some scenes more often than the data holds them "
+            f"({keys})")
+
+
 def _text_note(training: dict) -> str:
     lr = _last_run(training, "unet").get("text_lr") or 0
     return (f"fine-tuned with the U-Net at learning rate {lr:g} (SD 1.x keeps it frozen)" if lr
@@ -179,7 +190,7 @@ def write_card(folder: Path, measured: dict | None = None) -> Path:
         f"Folder: {size / 1e6:.1f} MB.", "",
         "## Components", "", "| component | class | parameters | notes |", "|---|---|---|---|",
         f"| unet | `UNet2DConditionModel` | {n['unet'] / 1e6:.2f} M | 8×8 latents, ε-prediction, Min-SNR-5, "
-        "10 % empty captions (CFG), EMA 0.999 |",
+        f"10 % empty captions (CFG), EMA 0.999{_mix_note(training)} |",
         f"| vae | `AutoencoderKL` | {n['vae'] / 1e6:.2f} M | factor 8 as SD (64×64×3 → 8×8×{vae_channels})"
         f"{_decoder_note(training)} |",
         f"| text_encoder | `CLIPTextModel` | {n['text_encoder'] / 1e6:.2f} M | the text tower of the CLIP pair in "
