@@ -5,6 +5,8 @@ seed, twice. Playwright drives one headless Debian Chromium (one browser context
     python benchmarks/classroom_load.py                       # N = 1, 5, 10, 20, 30
     python benchmarks/classroom_load.py --students 5 --rounds 2 --json out.json
     python benchmarks/classroom_load.py --students 30 --model scenes-sd     # what a class opens by default
+    python benchmarks/classroom_load.py --students 30 --browsers 5          # 5 Chromium pages, 25 students over
+                                                                            # the wire (their browsers elsewhere)
 
 For each N a fresh classroom starts (`--students N` pages kept ready) and is stopped afterwards. Printed per N:
 page ready (from opening the address to the Generate button shown, p50 / p95 / max), Generate -> that student's
@@ -32,6 +34,7 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 from browser_servers import CHROMIUM, CHROMIUM_ARGS, server_env, voila_server  # noqa: E402
+from wire_student import WireStudent  # noqa: E402
 
 COLOURS = ("red", "green", "blue", "yellow")
 SHAPES = ("circle", "square", "triangle", "star")
@@ -205,12 +208,32 @@ async def _generate(page, k: int, round_: int, timeout_s: float, go: asyncio.Eve
         return None, f"{type(err).__name__}: {str(err)[:200]}", None
 
 
+async def _wire_open(student: WireStudent, timeout_s: float) -> tuple[WireStudent, float | None]:
+    try:
+        return student, await student.open(timeout_s)
+    except Exception:  # noqa: BLE001 - a page that never became usable is a failure, counted
+        return student, None
+
+
+async def _wire_generate(student: WireStudent, k: int, round_: int, timeout_s: float, go: asyncio.Event,
+                         model: str) -> tuple[float | None, str]:
+    """Student k's prompt and seed typed, then Generate with everyone: seconds until the new image arrived."""
+    try:
+        await student.type_in(student_prompt(k, model), student_seed(k, round_))
+        await asyncio.sleep(0.3)
+        await go.wait()
+        return await student.generate(timeout_s)
+    except Exception as err:  # noqa: BLE001
+        return None, f"{type(err).__name__}: {str(err)[:200]}"
+
+
 async def measure_class(n: int, rounds: int = 2, timeout_s: float = 120.0, min_free_gb: float = 1.5,
                         max_rss_gb: float = 8.0, home: Path | None = None, log: Path | None = None,
                         shared: bool = False, model: str = "shapes-sd", threads: int = 1,
-                        browser_nice: int = 0) -> dict:
+                        browser_nice: int = 0, browsers: int | None = None) -> dict:
     """One classroom with `n` students: page-ready and Generate latencies, failures, peak RSS, and per round each
-    student's image as shown (base64 PNG; None for a failed run)."""
+    student's image as shown (base64 PNG; None for a failed run). `browsers`: only that many students are Chromium
+    pages, the rest `WireStudent`s (no browser drawing on this box); their numbers are kept apart (`*_wire`)."""
     from playwright.async_api import async_playwright
 
     home = home or Path("/tmp/explainer-classroom-load") / f"n{n}"
@@ -219,7 +242,7 @@ async def measure_class(n: int, rounds: int = 2, timeout_s: float = 120.0, min_f
     server.env.update(server_env(home))
     server.start()
     out: dict = {"students": n, "ready": [], "not_ready": 0, "rounds": [], "rss_gb": 0.0, "stopped": None,
-                 "images": []}
+                 "images": [], "browsers": n if browsers is None else min(browsers, n), "ready_wire": []}
     try:
         server.wait_ready(None, timeout=600)
         url = None
@@ -241,43 +264,57 @@ async def measure_class(n: int, rounds: int = 2, timeout_s: float = 120.0, min_f
             browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             if browser_nice:  # its zygote too: the pages' renderers are forked from it and inherit the niceness
                 renice_chromium(browser_nice)
-            contexts = []
+            contexts, wires = [], []
             for k in range(n):  # memory checked before each new student
                 free = psutil.virtual_memory().available / 2**30
                 rss = tree_rss(server.proc.pid) / 2**30
                 if free < min_free_gb or rss > max_rss_gb:
                     out["stopped"] = f"after {k} students: {free:.1f} GiB free, classroom RSS {rss:.1f} GiB"
                     break
-                if shared and contexts:  # one profile for every page: its HTTP and compiled-code caches shared
+                if k >= out["browsers"]:
+                    wires.append(WireStudent(server.url))
+                elif shared and contexts:  # one profile for every page: its HTTP and compiled-code caches shared
                     contexts.append(contexts[0])
                 else:
                     contexts.append(await browser.new_context(viewport={"width": 1200, "height": 900}))
             cpu0 = cpu_by_kind([server.proc.pid, psutil.Process().pid])
-            opened = await asyncio.gather(*[_open(c, server.url + "/", timeout_s) for c in contexts])
+            opened = await asyncio.gather(*[_open(c, server.url + "/", timeout_s) for c in contexts],
+                                          *[_wire_open(w, timeout_s) for w in wires])
             cpu1 = cpu_by_kind([server.proc.pid, psutil.Process().pid])
             out["open_cpu_s"] = {k: round(cpu1[k] - cpu0.get(k, 0.0), 1) for k in cpu1}
+            opened, opened_wire = opened[:len(contexts)], opened[len(contexts):]
             pages = [p for p, t in opened if t is not None]
+            wires = [w for w, t in opened_wire if t is not None]
             out["ready"] = [t for _, t in opened if t is not None]
-            out["not_ready"] = len(opened) - len(pages) + (n - len(contexts))
+            out["ready_wire"] = [t for _, t in opened_wire if t is not None]
+            out["not_ready"] = n - len(pages) - len(wires)
             out["rss_gb"] = max(out["rss_gb"], tree_rss(server.proc.pid) / 2**30)
             for r in range(rounds):
                 cpu0 = cpu_by_kind([server.proc.pid, psutil.Process().pid])
                 go = asyncio.Event()
                 tasks = [asyncio.create_task(_generate(p, k, r, timeout_s, go, model)) for k, p in enumerate(pages)]
+                wired = [asyncio.create_task(_wire_generate(w, len(pages) + k, r, timeout_s, go, model))
+                         for k, w in enumerate(wires)]
                 await asyncio.sleep(1.0)  # everyone has typed: all press Generate together
                 go.set()
                 results = await asyncio.gather(*tasks)
+                results_wire = await asyncio.gather(*wired)
                 cpu1 = cpu_by_kind([server.proc.pid, psutil.Process().pid])
                 out["rounds"].append({"cpu_s": {k: round(cpu1[k] - cpu0.get(k, 0.0), 1) for k in cpu1},
                                       "worker": _status(url),
                                       "seconds": [s for s, _, _ in results if s is not None],
                                       "step_seconds": [x for s, _, x in results if s is not None and x is not None],
                                       "step_missing": sum(s is not None and x is None for s, _, x in results),
-                                      "failed": sum(s is None for s, _, _ in results),
-                                      "errors": [m for s, m, _ in results if s is None][:3]})
+                                      "seconds_wire": [s for s, _ in results_wire if s is not None],
+                                      "failed": sum(s is None for s, _, _ in results)
+                                      + sum(s is None for s, _ in results_wire),
+                                      "errors": ([m for s, m, _ in results if s is None]
+                                                 + [m for s, m in results_wire if s is None])[:3]})
                 out["images"].append([m if s is not None else None for s, m, _ in results])
                 out["rss_gb"] = max(out["rss_gb"], tree_rss(server.proc.pid) / 2**30)
             await browser.close()
+            for w in wires:
+                await w.close()
     finally:
         out["rss_gb"] = round(max(out["rss_gb"], tree_rss(server.proc.pid) / 2**30 if server.proc else 0), 2)
         server.stop()
@@ -289,10 +326,11 @@ def spread(values: list[float]) -> str:
 
 
 def row(res: dict) -> str:
-    cells = [f"{res['students']:>3}", spread(res["ready"])]
+    """The table's row: every student (Chromium pages and wire students together)."""
+    cells = [f"{res['students']:>3}", spread(res["ready"] + res.get("ready_wire", []))]
     failed = res["not_ready"]
     for rd in res["rounds"]:
-        cells.append(spread(rd["seconds"]))
+        cells.append(spread(rd["seconds"] + rd.get("seconds_wire", [])))
         failed += rd["failed"]
     cells += [str(failed), f"{res['rss_gb']:.2f}"]
     return "| " + " | ".join(cells) + " |" + (f"  ({res['stopped']})" if res["stopped"] else "")
@@ -313,13 +351,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--browser-nice", type=int, default=0, choices=range(0, 20), metavar="0-19",
                    help="run the harness's Chromium at this OS niceness (default 0): its pages then yield the cores "
                         "to the classroom, as students' browsers on their own machines would")
+    p.add_argument("--browsers", type=int, default=None, metavar="K",
+                   help="only K of the students are Chromium pages; the rest speak the kernel protocol without a "
+                        "browser (benchmarks/wire_student.py), as if their browsers ran on their own machines "
+                        "(default: every student a Chromium page)")
     p.add_argument("--shared-profile", action="store_true",
                    help="every page in one browser profile (shared caches): the harness's browser stands in for the "
                         "students' own machines at a fraction of the CPU; the pages keep their own kernels")
     args = p.parse_args(argv)
     if not all(1 <= n <= 60 for n in args.students) or not 1 <= args.rounds <= 5:
         p.error("--students must each be from 1 to 60 and --rounds from 1 to 5")
-    print(f"{args.model}, worker threads {args.threads}, browser niceness {args.browser_nice}; "
+    if args.browsers is not None and not 0 <= args.browsers <= 60:
+        p.error(f"--browsers must be from 0 to 60, got {args.browsers}")
+    print(f"{args.model}, worker threads {args.threads}, browser niceness {args.browser_nice}"
+          + (f", {args.browsers} Chromium pages, the other students over the wire" if args.browsers is not None else "")
+          + "; "
           f"{psutil.cpu_count()} CPUs, {psutil.virtual_memory().total / 2**30:.0f} GiB; load average "
           f"{' '.join(f'{x:.1f}' for x in psutil.getloadavg())} at start", flush=True)
     header = ("| students | page ready s (p50 / p95 / max) | " + " | ".join(
@@ -329,11 +375,16 @@ def main(argv: list[str] | None = None) -> int:
     for n in args.students:
         res = asyncio.run(measure_class(n, args.rounds, args.timeout, args.min_free_gb, args.max_rss_gb,
                                         shared=args.shared_profile, model=args.model, threads=args.threads,
-                                        browser_nice=args.browser_nice))
+                                        browser_nice=args.browser_nice, browsers=args.browsers))
         res.pop("images")
         results.append(res)
         print(row(res), f"load {psutil.getloadavg()[0]:.1f}", flush=True)
         print(f"    opening the pages: CPU s {res.get('open_cpu_s')}", flush=True)
+        if res["browsers"] < res["students"]:
+            print(f"    {res['browsers']} Chromium pages: ready {spread(res['ready'])}, Generate "
+                  + "; ".join(spread(rd["seconds"]) for rd in res["rounds"])
+                  + f" | {res['students'] - res['browsers']} wire students: ready {spread(res['ready_wire'])}, "
+                  "Generate " + "; ".join(spread(rd["seconds_wire"]) for rd in res["rounds"]), flush=True)
         for r, rd in enumerate(res["rounds"]):
             print(f"    round {r + 1}: CPU s {rd['cpu_s']}; worker's batches {rd['worker'].get('batches')}; "
                   f"image -> x0 at the slider's step {spread(rd['step_seconds'])} s, {rd['step_missing']} missing",
