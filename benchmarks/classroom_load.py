@@ -211,7 +211,8 @@ async def _generate(page, k: int, round_: int, timeout_s: float, go: asyncio.Eve
 async def _wire_open(student: WireStudent, timeout_s: float) -> tuple[WireStudent, float | None]:
     try:
         return student, await student.open(timeout_s)
-    except Exception:  # noqa: BLE001 - a page that never became usable is a failure, counted
+    except Exception as err:  # noqa: BLE001 - a page that never became usable is a failure, counted (and said why)
+        student.error = f"{type(err).__name__}: {str(err)[:200]}"
         return student, None
 
 
@@ -285,6 +286,7 @@ async def measure_class(n: int, rounds: int = 2, timeout_s: float = 120.0, min_f
             opened, opened_wire = opened[:len(contexts)], opened[len(contexts):]
             pages = [p for p, t in opened if t is not None]
             wires = [w for w, t in opened_wire if t is not None]
+            out["open_errors"] = [w.error for w, t in opened_wire if t is None][:3]
             out["ready"] = [t for _, t in opened if t is not None]
             out["ready_wire"] = [t for _, t in opened_wire if t is not None]
             out["not_ready"] = n - len(pages) - len(wires)
@@ -380,6 +382,8 @@ def main(argv: list[str] | None = None) -> int:
         results.append(res)
         print(row(res), f"load {psutil.getloadavg()[0]:.1f}", flush=True)
         print(f"    opening the pages: CPU s {res.get('open_cpu_s')}", flush=True)
+        if res.get("open_errors"):
+            print(f"    pages never usable: {res['open_errors']}", flush=True)
         if res["browsers"] < res["students"]:
             print(f"    {res['browsers']} Chromium pages: ready {spread(res['ready'])}, Generate "
                   + "; ".join(spread(rd["seconds"]) for rd in res["rounds"])

@@ -55,6 +55,7 @@ class WireStudent:
         self.images = 0  # new pictures the image widget has received
         self._reader: asyncio.Task | None = None
         self._changed = asyncio.Event()
+        self.error = ""  # why the page never became usable, when it did not
 
     # ---------------------------------------------------------------------------------------------- the wire
     async def _send(self, msg_type: str, content: dict, metadata: dict | None = None) -> None:

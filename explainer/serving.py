@@ -473,10 +473,16 @@ def _handler(worker: Worker, timeout: float) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+class _ClassServer(ThreadingHTTPServer):
+    # a class's pages ask at once (30 runs, their heartbeats and x0 views): socketserver's default backlog of 5
+    # overflowed while the accepting thread waited for Python's lock, and a page got "connection reset" (measured)
+    request_queue_size = 256
+    daemon_threads = True
+
+
 def serve(worker: Worker, port: int = 0, host: str = "127.0.0.1", timeout: float = 300.0) -> ThreadingHTTPServer:
     """Serve `worker` over HTTP on host:port (port 0: a free one; `server.server_port` says which) in a daemon
     thread; `server.shutdown()` stops it."""
-    server = ThreadingHTTPServer((host, port), _handler(worker, timeout))
-    server.daemon_threads = True
+    server = _ClassServer((host, port), _handler(worker, timeout))
     threading.Thread(target=server.serve_forever, name="explainer-http", daemon=True).start()
     return server
