@@ -306,20 +306,29 @@ class Trace:
         by the token limit, says so). step/level as in `attention_maps`. Values are probabilities over the prompt's
         tokens (every position's row sums to 1).
         """
-        pos = list(self.lookup(token).positions)
-        names = self._level_names(level)
         s = None if step is None else check_step_index(step, self._n_steps)
+        return self._attention(token, s, level)
+
+    def attention_by_step(self, token: str | int, level: str | int | None = None) -> torch.Tensor:
+        """(steps, h, w): `attention(token, step=i, level=level)` for every step i at once (the same values, in one
+        pass: what a page showing a word's map at each step needs)."""
+        return self._attention(token, slice(None), level)
+
+    def _attention(self, token: str | int, s: int | slice | None, level: str | int | None) -> torch.Tensor:
+        """A token's map at step s (an int), at every step (slice(None): steps first) or averaged over steps (None)."""
+        pos = list(self.lookup(token).positions)
         a = self._t
         maps = []
-        for name in names:
+        for name in self._level_names(level):
             m = a[f"attention.{name}"] if s is None else a[f"attention.{name}"][s]
             m = self._positions(m.float(), pos)  # (S, h, w) or (h, w)
             maps.append(m.mean(0) if s is None else m)
         if len(maps) == 1:
             return maps[0]
-        size = maps[0].shape
-        up = [F.interpolate(m[None, None], size=size, mode="bilinear", align_corners=False)[0, 0]
-              if m.shape != size else m for m in maps]
+        size = maps[0].shape[-2:]
+        up = [F.interpolate(m.reshape(-1, 1, *m.shape[-2:]), size=size, mode="bilinear",
+                            align_corners=False).reshape(*m.shape[:-2], *size) if m.shape[-2:] != size else m
+              for m in maps]
         return torch.stack(up).mean(0)
 
     # decoding ------------------------------------------------------------------------------------------

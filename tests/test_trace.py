@@ -189,6 +189,10 @@ def test_stored_maps_are_probabilities_per_level_and_step(tiny_sd):
     total = sum(tr.attention(i) for i in range(len(tr.tokens)))
     torch.testing.assert_close(total, torch.ones(8, 8), atol=3e-3, rtol=0)  # aggregate over steps and levels
     assert tr.attention("red", level=0).shape == (8, 8) and tr.attention("red", level="4x4").shape == (4, 4)
+    for level in (None, "8x8", "4x4"):  # every step at once: the per-step maps, bit for bit (levels upsampled too)
+        by_step = tr.attention_by_step("red", level=level)
+        assert by_step.shape[0] == 3
+        assert all(torch.equal(by_step[i], tr.attention("red", step=i, level=level)) for i in range(3))
 
 
 def test_pooling_above_max_res_is_the_mean_of_the_full_map(tiny_sd):

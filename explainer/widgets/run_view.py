@@ -56,6 +56,9 @@ class TraceView:
     def attention(self, index: int, i: int) -> np.ndarray:
         return self.trace.attention(_word_at(self.trace, index), step=i).float().numpy()
 
+    def attention_by_step(self, index: int) -> np.ndarray:
+        return self.trace.attention_by_step(_word_at(self.trace, index)).float().numpy()
+
     def cfg_curve_png(self) -> bytes | None:
         if not self.has_uncond:
             return None
@@ -102,8 +105,7 @@ def answer_bytes(tr: Any, notes: list[str] | None = None, run_id: str | None = N
     view = TraceView(tr)
     arrays = {"image": view.image_rgb(), "table": colour_table(ATTENTION)}
     if view.has_attention and view.words:
-        arrays["attention"] = np.stack([np.stack([view.attention(idx, i) for i in range(view.n_steps)])
-                                        for _, idx in view.words]).astype(np.float32)
+        arrays["attention"] = np.stack([view.attention_by_step(idx) for _, idx in view.words]).astype(np.float32)
     used = view.control_used()
     if used is not None:
         arrays["control"] = used[0]
