@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import re
 import sys
@@ -32,7 +33,7 @@ import numpy as np
 import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "benchmarks")]
 from browser_servers import CHROMIUM, CHROMIUM_ARGS, server_env, voila_server  # noqa: E402
 from wire_student import WireStudent  # noqa: E402
 
@@ -218,12 +219,14 @@ async def _wire_open(student: WireStudent, timeout_s: float) -> tuple[WireStuden
 
 async def _wire_generate(student: WireStudent, k: int, round_: int, timeout_s: float, go: asyncio.Event,
                          model: str) -> tuple[float | None, str]:
-    """Student k's prompt and seed typed, then Generate with everyone: seconds until the new image arrived."""
+    """Student k's prompt and seed typed, then Generate with everyone: (seconds until the new image arrived, the image
+    as base64 PNG), or (None, the error)."""
     try:
         await student.type_in(student_prompt(k, model), student_seed(k, round_))
         await asyncio.sleep(0.3)
         await go.wait()
-        return await student.generate(timeout_s)
+        seconds, error = await student.generate(timeout_s)
+        return seconds, (base64.b64encode(student.image).decode() if seconds is not None else error)
     except Exception as err:  # noqa: BLE001
         return None, f"{type(err).__name__}: {str(err)[:200]}"
 
@@ -233,8 +236,9 @@ async def measure_class(n: int, rounds: int = 2, timeout_s: float = 120.0, min_f
                         shared: bool = False, model: str = "shapes-sd", threads: int = 1,
                         browser_nice: int = 0, browsers: int | None = None) -> dict:
     """One classroom with `n` students: page-ready and Generate latencies, failures, peak RSS, and per round each
-    student's image as shown (base64 PNG; None for a failed run). `browsers`: only that many students are Chromium
-    pages, the rest `WireStudent`s (no browser drawing on this box); their numbers are kept apart (`*_wire`)."""
+    student's image as shown (base64 PNG; None for a failed run; the Chromium pages' first, then the wire
+    students'). `browsers`: only that many students are Chromium pages, the rest `WireStudent`s (no browser drawing
+    on this box); their numbers are kept apart (`*_wire`)."""
     from playwright.async_api import async_playwright
 
     home = home or Path("/tmp/explainer-classroom-load") / f"n{n}"
@@ -312,7 +316,8 @@ async def measure_class(n: int, rounds: int = 2, timeout_s: float = 120.0, min_f
                                       + sum(s is None for s, _ in results_wire),
                                       "errors": ([m for s, m, _ in results if s is None]
                                                  + [m for s, m in results_wire if s is None])[:3]})
-                out["images"].append([m if s is not None else None for s, m, _ in results])
+                out["images"].append([m if s is not None else None for s, m, _ in results]
+                                     + [m if s is not None else None for s, m in results_wire])
                 out["rss_gb"] = max(out["rss_gb"], tree_rss(server.proc.pid) / 2**30)
             await browser.close()
             for w in wires:

@@ -53,6 +53,7 @@ class WireStudent:
         self.models: dict[str, str] = {}  # explainer css class -> widget model id
         self.state: dict[str, dict] = {}  # model id -> its last state (as the kernel sent it)
         self.images = 0  # new pictures the image widget has received
+        self.image = b""  # the last one (PNG bytes, as the page would show it)
         self._reader: asyncio.Task | None = None
         self._changed = asyncio.Event()
         self.error = ""  # why the page never became usable, when it did not
@@ -84,6 +85,7 @@ class WireStudent:
                 self.state.setdefault(model_id, {}).update(data["state"])
                 if (data["method"] == "update" and model_id == self.models.get("explainer-image")
                         and ["value"] in data.get("buffer_paths", []) and any(msg["buffers"])):
+                    self.image = bytes(msg["buffers"][data["buffer_paths"].index(["value"])])
                     self.images += 1
             self._changed.set()
 

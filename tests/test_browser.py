@@ -413,9 +413,9 @@ def test_jupyterlab_step_explorer_inside_lesson_1(tmp_path, page_factory):
 # ------------------------------------------------------------------------------------------------ a class at once
 def test_a_class_of_five_at_once(shipped_pipe):
     """Five students open the classroom together and press Generate together, twice (benchmarks/classroom_load.py
-    with N = 5): every page becomes usable, every run shows an image, and each student's image is the one their own
-    prompt and seed give in a single run here, pixel for pixel (the shared worker batched them), and its step panel
-    shows that run's predicted x0."""
+    with N = 5), two more over the wire beside them (`--browsers 5`): every page becomes usable, every run shows an
+    image, and each student's image is the one their own prompt and seed give in a single run here, pixel for pixel
+    (the shared worker batched them), and its step panel shows that run's predicted x0."""
     import asyncio
     import importlib.util
 
@@ -428,11 +428,12 @@ def test_a_class_of_five_at_once(shipped_pipe):
     spec.loader.exec_module(load)
     from concurrent.futures import ThreadPoolExecutor
 
-    run = load.measure_class(5, rounds=2, timeout_s=RENDER_MS / 1000, min_free_gb=1.0, max_rss_gb=8.0,
-                             home=ARTIFACTS / "class5", log=ARTIFACTS / "class5.log")
+    run = load.measure_class(7, rounds=2, timeout_s=RENDER_MS / 1000, min_free_gb=1.0, max_rss_gb=8.0,
+                             home=ARTIFACTS / "class5", log=ARTIFACTS / "class5.log", browsers=5)
     with ThreadPoolExecutor(1) as pool:  # its own event loop: the sync Playwright of the other tests holds this one
         res = pool.submit(asyncio.run, run).result()
     assert res["stopped"] is None and res["not_ready"] == 0 and len(res["ready"]) == 5, res
+    assert len(res["ready_wire"]) == 2 and all(len(rd["seconds_wire"]) == 2 for rd in res["rounds"]), res
     assert all(rd["failed"] == 0 for rd in res["rounds"]), res["rounds"]
     # and each page's step panel filled in: the worker decoded the x0 of the step each page shows, on request
     assert all(rd["step_missing"] == 0 and len(rd["step_seconds"]) == 5 for rd in res["rounds"]), res["rounds"]
