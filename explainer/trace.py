@@ -299,30 +299,24 @@ class Trace:
         (case-insensitive, e.g. "fox" or "Autumn"; a phrase "red fox"), a token position (int), or a `Token`/`Word`
         of this trace.
 
-        A word the tokenizer splits into several pieces ("autumn" -> "aut" + "umn</w>"), a word repeated in the
-        prompt, or a word seen by several text encoders (SD3's CLIP and T5 parts) gives the sum of the maps of all
-        its positions; `tr.lookup(token).title` says which were summed (the figures print it). A word that is not
-        in the prompt raises ValueError listing the prompt's words (a word the tokenizer cannot write, or one cut
-        by the token limit, says so). step/level as in `attention_maps`. Values are probabilities over the prompt's
-        tokens (every position's row sums to 1).
-        """
+        A word the tokenizer splits ("autumn" -> "aut" + "umn</w>"), repeats, or several text encoders see (SD3's
+        CLIP and T5) gives the sum of the maps of all its positions (`tr.lookup(token).title` says which). A word not
+        in the prompt raises ValueError listing the prompt's words (a word the tokenizer cannot write, or one cut by
+        the token limit, says so). step/level as in `attention_maps`. Values are probabilities over the prompt's
+        tokens (every position's row sums to 1)."""
         s = None if step is None else check_step_index(step, self._n_steps)
         return self._attention(token, s, level)
 
     def attention_by_step(self, token: str | int, level: str | int | None = None) -> torch.Tensor:
-        """(steps, h, w): `attention(token, step=i, level=level)` for every step i at once (the same values, in one
-        pass: what a page showing a word's map at each step needs)."""
+        """(steps, h, w): `attention(token, step=i, level=level)` for every step i, bit for bit, in one pass."""
         return self._attention(token, slice(None), level)
 
     def _attention(self, token: str | int, s: int | slice | None, level: str | int | None) -> torch.Tensor:
         """A token's map at step s (an int), at every step (slice(None): steps first) or averaged over steps (None)."""
         pos = list(self.lookup(token).positions)
-        a = self._t
-        maps = []
-        for name in self._level_names(level):
-            m = a[f"attention.{name}"] if s is None else a[f"attention.{name}"][s]
-            m = self._positions(m.float(), pos)  # (S, h, w) or (h, w)
-            maps.append(m.mean(0) if s is None else m)
+        maps = [self._positions(self._t[f"attention.{name}"][slice(None) if s is None else s].float(), pos)
+                for name in self._level_names(level)]  # (S, h, w) or (h, w)
+        maps = [m.mean(0) for m in maps] if s is None else maps  # None: the mean over steps
         if len(maps) == 1:
             return maps[0]
         size = maps[0].shape[-2:]

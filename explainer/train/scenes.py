@@ -22,17 +22,7 @@ import torch.nn.functional as F
 
 from .. import validation as V
 from ..latents import to_uint8
-from ..worlds.scenes import (
-    EVAL_SEED,
-    GROUNDS,
-    IMAGE_SIZE,
-    KINDS,
-    SKIES,
-    THINGS,
-    Scene,
-    caption_for,
-    vocabulary,
-)
+from ..worlds.scenes import EVAL_SEED, IMAGE_SIZE, KINDS, caption_for, vocabulary
 from . import flags
 from .common import (
     FitConfig,
@@ -48,7 +38,7 @@ from .common import (
 )
 from .components import build_tokenizer
 from .scenes_card import write_card
-from .scenes_data import CHUNK, ScenesData, scenes_dataset
+from .scenes_data import CHUNK, ScenesData, mix_weight, parse_mix, scenes_dataset
 
 LATENT_CHANNELS = 8  # 64×64×3 -> 8×8×8 (24× fewer values; SD 1.x: 48× with 4 channels, SD3: 12× with 16).
 # Measured (1,000 unseen scenes, the shipped judge): 8 channels after 2,600 updates 27.3 dB, the judge reads colour
@@ -536,32 +526,6 @@ def _last_log(run_dir: Path) -> dict:
             "eval": next((x for x in reversed(log) if "eval" in x), None), "runs": lines("runs.jsonl")}
 
 
-MIX_KEYS = KINDS + THINGS + GROUNDS + SKIES  # what --unet-mix can weigh: a scene's kind, things, ground, sky
-
-
-def mix_weight(scene: Scene, mix: dict[str, float]) -> float:
-    """A scene's weight under `mix`: the product of the weights of its kind, ground, sky and each thing it holds."""
-    keys = {scene.kind, scene.ground, scene.sky, *(t.name for t in scene.things)}
-    return float(np.prod([w for k, w in mix.items() if k in keys]))
-
-
-def _mix(text: str) -> dict[str, float]:
-    """`pair=2,boat=3` -> {"pair": 2.0, "boat": 3.0}: known keys, weights > 0 (argparse names the flag)."""
-    mix = {}
-    for part in text.split(","):
-        key, _, w = part.partition("=")
-        try:
-            weight = float(w)
-        except ValueError:
-            weight = float("nan")
-        if key.strip() not in MIX_KEYS or not 0 < weight <= 100:
-            raise argparse.ArgumentTypeError(
-                f"expected KEY=W, KEY a kind of scene ({', '.join(KINDS)}), a thing, a ground ({', '.join(GROUNDS)}) "
-                f"or a sky ({', '.join(SKIES)}), and 0 < W <= 100, got {part!r}")
-        mix[key.strip()] = weight
-    return mix
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The scenes world's own flags (`python -m explainer.train --world scenes --stage ...`)."""
     p.set_defaults(work=Path("runs/scenes"))
@@ -585,7 +549,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--text-lr", type=float, default=0.0,
                    help="0 (default): the CLIP text tower stays frozen while the U-Net trains, as SD 1.x; > 0: it is "
                         "fine-tuned with the U-Net at this learning rate (to measure what freezing costs)")
-    g.add_argument("--unet-mix", type=_mix, default=None, metavar="KEY=W,...",
+    g.add_argument("--unet-mix", type=parse_mix, default=None, metavar="KEY=W,...",
                    help="while the U-Net trains, draw the scenes that have KEY (a kind of scene: "
                         f"{', '.join(KINDS)}; a thing; a ground; a sky) W times as often as the data holds them (a "
                         "scene with several keys: the product), e.g. pair=2,count=2,boat=3; the rest stay at 1")

@@ -1,11 +1,13 @@
 """The scenes world rendered once into a training set on disk (safetensors + JSON, chunked, resumable).
 
 `scenes_dataset(work, n)` renders seeds 0…n-1 in chunks of `CHUNK` (a chunk already on disk is read, not redrawn),
-so a stopped run picks up where it was, and every stage of the scenes model reads the same pictures.
+so a stopped run picks up where it was, and every stage of the scenes model reads the same pictures. `mix_weight`
+weighs a scene under `--unet-mix` (some kinds, things, grounds or skies drawn more often while the U-Net trains).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 from dataclasses import dataclass
@@ -13,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..worlds.scenes import Scene, scene_from_dict
+from ..worlds.scenes import GROUNDS, KINDS, SKIES, THINGS, Scene, scene_from_dict
 
 CHUNK = 2_000
 
@@ -86,3 +88,30 @@ def scenes_dataset(work: Path, n: int, start: int = 0, progress: bool = True, ch
         things.append(arrays["things"])
         scenes += [scene_from_dict(d) for d in json.loads(meta.read_text())]
     return ScenesData(np.concatenate(images), np.concatenate(things), scenes)
+
+
+# --- drawing some scenes more often (--unet-mix) -------------------------------------------------------------
+MIX_KEYS = KINDS + THINGS + GROUNDS + SKIES  # what --unet-mix can weigh: a scene's kind, things, ground, sky
+
+
+def mix_weight(scene: Scene, mix: dict[str, float]) -> float:
+    """A scene's weight under `mix`: the product of the weights of its kind, ground, sky and each thing it holds."""
+    keys = {scene.kind, scene.ground, scene.sky, *(t.name for t in scene.things)}
+    return float(np.prod([w for k, w in mix.items() if k in keys]))
+
+
+def parse_mix(text: str) -> dict[str, float]:
+    """`pair=2,boat=3` -> {"pair": 2.0, "boat": 3.0}: known keys, weights > 0 (argparse names the flag)."""
+    mix = {}
+    for part in text.split(","):
+        key, _, w = part.partition("=")
+        try:
+            weight = float(w)
+        except ValueError:
+            weight = float("nan")
+        if key.strip() not in MIX_KEYS or not 0 < weight <= 100:
+            raise argparse.ArgumentTypeError(
+                f"expected KEY=W, KEY a kind of scene ({', '.join(KINDS)}), a thing, a ground ({', '.join(GROUNDS)}) "
+                f"or a sky ({', '.join(SKIES)}), and 0 < W <= 100, got {part!r}")
+        mix[key.strip()] = weight
+    return mix
