@@ -35,7 +35,7 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "benchmarks")]
 from browser_servers import CHROMIUM, CHROMIUM_ARGS, server_env, voila_server  # noqa: E402
-from wire_student import WireStudent  # noqa: E402
+from wire_student import WireStudent, page_assets  # noqa: E402
 
 COLOURS = ("red", "green", "blue", "yellow")
 SHAPES = ("circle", "square", "triangle", "star")
@@ -269,6 +269,18 @@ async def measure_class(n: int, rounds: int = 2, timeout_s: float = 120.0, min_f
             browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             if browser_nice:  # its zygote too: the pages' renderers are forked from it and inherit the niceness
                 renice_chromium(browser_nice)
+            assets = []
+            if out["browsers"] < n:  # what a page fetches: a scout page (not counted), its kernel then let go
+                from tornado.httpclient import AsyncHTTPClient
+
+                AsyncHTTPClient.configure(None, max_clients=6 * n)  # each student's six connections, not 10 for all
+                scout = await browser.new_context()
+                requested: list[str] = []
+                scout.on("request", lambda r: requested.append(r.url))
+                await _open(scout, server.url + "/", timeout_s)
+                await scout.close()
+                assets = page_assets(requested, server.url)
+                out["assets"] = len(assets)
             contexts, wires = [], []
             for k in range(n):  # memory checked before each new student
                 free = psutil.virtual_memory().available / 2**30
@@ -277,7 +289,7 @@ async def measure_class(n: int, rounds: int = 2, timeout_s: float = 120.0, min_f
                     out["stopped"] = f"after {k} students: {free:.1f} GiB free, classroom RSS {rss:.1f} GiB"
                     break
                 if k >= out["browsers"]:
-                    wires.append(WireStudent(server.url))
+                    wires.append(WireStudent(server.url, assets))
                 elif shared and contexts:  # one profile for every page: its HTTP and compiled-code caches shared
                     contexts.append(contexts[0])
                 else:

@@ -3,14 +3,16 @@ kernel as the widget manager in a page does (the way hubtraf load-tests JupyterH
 of N can be measured on one box with only a few real Chromium pages drawing beside it.
 
     student = WireStudent("http://127.0.0.1:8866")
-    ready_s = await student.open(timeout_s=120)       # GET the page (Voila hands it a preheated kernel), then every
-                                                      # widget's state over the kernel's websocket
+    ready_s = await student.open(timeout_s=120)       # GET the page (Voila hands it a preheated kernel) and its
+                                                      # static files, then every widget's state over the websocket
     await student.type_in("a red fox in the snow", 7) # the prompt and seed widgets' values, as typing sets them
     seconds, error = await student.generate(timeout_s=120)   # click Generate; seconds until the new image arrives
     await student.close()
 
 What it does not do is what the student's own machine does: parse and run Voila's JavaScript and draw the widgets
-(measured on this box: ~1 CPU-s of Chromium per page). The widget protocol is ipywidgets 8's: a
+(measured on this box: ~1 CPU-s of Chromium per page); what the classroom serves it does all of: the page, its
+static files as a browser with an empty cache fetches them (`assets`: the list a real page requested,
+`page_assets`), the kernel's messages. The widget protocol is ipywidgets 8's: a
 `jupyter.widget.control` comm answers `request_states` with every model's state; a widget's value is set by an
 `update` message on its comm, a button is pressed by a `custom` `click` event, and an Image's new picture arrives as
 an `update` with its bytes in a binary buffer (the v1 websocket framing of jupyter_server, as the page's).
@@ -24,6 +26,15 @@ import re
 import time
 import uuid
 from datetime import datetime, timezone
+
+BROWSER_CONNECTIONS = 6  # HTTP/1.1 connections a browser opens to one server at once
+
+
+def page_assets(requested: list[str], base_url: str) -> list[str]:
+    """The static files (scripts, styles, fonts) among the URLs a real page requested: what every student's browser
+    fetches from the classroom on a first visit."""
+    base = base_url.rstrip("/")
+    return sorted({u for u in requested if u.startswith(base + "/") and "/api/" not in u and u != base + "/"})
 
 
 def _pack(msg: dict) -> bytes:
@@ -46,8 +57,9 @@ def _unpack(frame: bytes) -> dict:
 class WireStudent:
     """One student's page, spoken to over the kernel protocol (see the module docstring)."""
 
-    def __init__(self, base_url: str):
+    def __init__(self, base_url: str, assets: list[str] | None = None):
         self.base = base_url.rstrip("/")
+        self.assets = list(assets or [])  # what a page with an empty cache fetches before it connects (scripts, css)
         self.session = uuid.uuid4().hex
         self.ws = None
         self.models: dict[str, str] = {}  # explainer css class -> widget model id
@@ -108,10 +120,14 @@ class WireStudent:
         from tornado.websocket import websocket_connect
 
         t0 = time.perf_counter()
-        page = await AsyncHTTPClient().fetch(self.base + "/", request_timeout=timeout_s)
+        client = AsyncHTTPClient()
+        page = await client.fetch(self.base + "/", request_timeout=timeout_s)
         found = re.search(r'"kernelId": "([0-9a-f-]+)"', page.body.decode())
         if not found:
             raise RuntimeError("the page names no kernel")
+        for k in range(0, len(self.assets), BROWSER_CONNECTIONS):  # a browser's six connections to one server
+            await asyncio.gather(*[client.fetch(url, request_timeout=timeout_s)
+                                   for url in self.assets[k:k + BROWSER_CONNECTIONS]])
         ws_url = self.base.replace("http", "ws", 1) + f"/api/kernels/{found[1]}/channels?session_id={self.session}"
         self.ws = await websocket_connect(ws_url, max_message_size=64 * 2**20,
                                           subprotocols=["v1.kernel.websocket.jupyter.org"])
