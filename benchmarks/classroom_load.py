@@ -248,6 +248,7 @@ async def measure_class(n: int, rounds: int = 2, timeout_s: float = 120.0, min_f
     server.start()
     out: dict = {"students": n, "ready": [], "not_ready": 0, "rounds": [], "rss_gb": 0.0, "stopped": None,
                  "images": [], "browsers": n if browsers is None else min(browsers, n), "ready_wire": []}
+    scouts = int(browsers is not None and browsers < n)  # a scout page learns what a page fetches (below)
     try:
         server.wait_ready(None, timeout=600)
         url = None
@@ -259,7 +260,7 @@ async def measure_class(n: int, rounds: int = 2, timeout_s: float = 120.0, min_f
 
                 try:
                     with urllib.request.urlopen(url + "/status", timeout=5) as r:
-                        if json.loads(r.read())["pages_open"] >= n:
+                        if json.loads(r.read())["pages_open"] >= n + scouts:
                             break
                 except OSError:
                     pass

@@ -124,7 +124,8 @@ class WireStudent:
         page = await client.fetch(self.base + "/", request_timeout=timeout_s)
         found = re.search(r'"kernelId": "([0-9a-f-]+)"', page.body.decode())
         if not found:
-            raise RuntimeError("the page names no kernel")
+            text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page.body.decode()))
+            raise RuntimeError(f"the page (HTTP {page.code}, {len(page.body)} bytes) names no kernel: {text[:160]}")
         for k in range(0, len(self.assets), BROWSER_CONNECTIONS):  # a browser's six connections to one server
             await asyncio.gather(*[client.fetch(url, request_timeout=timeout_s)
                                    for url in self.assets[k:k + BROWSER_CONNECTIONS]])
