@@ -31,7 +31,8 @@ def test_voila_command_serves_the_playground_on_loopback():
                                          (["--notebook", "nope.ipynb"], "not found"),
                                          (["--host", ""], "empty host would listen on every interface"),
                                          (["--host", "  "], "--host must be an address"),
-                                         (["--students", "0"], "--students must be")])
+                                         (["--students", "0"], "--students must be"),
+                                         (["--lanes", "0"], "--lanes must be from 1 to")])
 def test_bad_arguments_give_a_readable_message(args, words, capsys):
     with pytest.raises(SystemExit) as e:
         classroom.main(args)
@@ -112,7 +113,7 @@ def worker(shipped_pipe):
     from explainer.serving import Worker, serve
 
     models._SESSION.setdefault("pipes", {})["shapes-sd"] = shipped_pipe  # the worker's model: loaded once
-    w = Worker(default_model="shapes-sd").start(load_menu=False)
+    w = Worker(default_model="shapes-sd", lanes=2).start(load_menu=False)  # a batch of 4 or more: two lanes
     server = serve(w, port=0)
     yield w, f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
@@ -127,8 +128,9 @@ def _run(url: str, **kw):
 
 
 def test_students_who_press_together_share_one_batch_and_each_gets_their_own_run(worker, shipped_pipe):
-    """Four students at once plus one bad request: one traced batch, each image and attention map bit for bit the
-    student's own single trace; the bad request gets its error and stalls no one."""
+    """Four students at once plus one bad request: one traced batch (split over the worker's two lanes, each on its
+    own copy of the model), each image and attention map bit for bit the student's own single trace; the bad request
+    gets its error and stalls no one."""
     from concurrent.futures import ThreadPoolExecutor
 
     from explainer.trace import trace
@@ -143,6 +145,7 @@ def test_students_who_press_together_share_one_batch_and_each_gets_their_own_run
             bad.result(timeout=300)
     last = w.status()["last_batch"]
     assert last["size"] >= 2 and last["batched"] and w.status()["served"] >= 4  # batched, not run one by one
+    assert last["lanes"] == (2 if last["size"] >= 4 else 1)
     for k, view in enumerate(views):
         tr = trace(shipped_pipe, PROMPTS[k], seed=10 + k, steps=6, cfg=7.5)
         assert np.array_equal(view.image_rgb(), np.asarray(tr.image.convert("RGB")))
