@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     model = model or first_model()
     print(f"Loading {model} and the menu's models into the shared worker...", flush=True)
     try:
-        worker = Worker(default_model=model, lanes=args.lanes).start()
+        worker = Worker(default_model=model, lanes=args.lanes, warm=True).start()
     except Exception as err:  # noqa: BLE001 - a model that cannot load stops the class here, with its reason
         parser.error(f"--model {model} cannot be loaded: {err}")
     server = serve(worker, port=0)
