@@ -55,6 +55,8 @@ def spare_kernels(students: int) -> int:
 # Lab extensions a student's page never uses (the page shows no code and no JupyterLab preview): each page's browser
 # would fetch and run them (measured: 185 kB less per page and ~7 % less of its main-thread time).
 UNUSED_EXTENSIONS = ("jupyterlab-jupytext", "jupyterlab_pygments", "@voila-dashboards/jupyterlab-preview")
+# Kernels talk to Voila over Unix sockets (`--KernelManager.transport=ipc`), not TCP ports: 30 kernels starting at once
+# picked the same free port ("ZMQError: Address already in use"), one died and its page never became usable (measured).
 CULL_IDLE_S = 300  # a kernel with no page connected for this long is shut down (connected pages are never culled)
 STATUS_EVERY_S = 10.0
 # Two batches at once, one per core (torch leaves Python's lock while it computes): a class's round of 28 scenes-sd
@@ -71,7 +73,7 @@ def voila_argv(notebook: str | os.PathLike = NOTEBOOK, port: int = DEFAULT_PORT,
             "--preheat_kernel=True", f"--pool_size={students + spare_kernels(students)}",
             f"--VoilaKernelManager.fill_delay={FILL_DELAY_S}", f"--VoilaExecutor.iopub_timeout={IOPUB_TIMEOUT_S}",
             f"--MappingKernelManager.cull_idle_timeout={CULL_IDLE_S}", "--MappingKernelManager.cull_interval=60",
-            "--MappingKernelManager.cull_connected=False",
+            "--MappingKernelManager.cull_connected=False", "--KernelManager.transport=ipc",
             f"--VoilaConfiguration.extension_denylist={list(UNUSED_EXTENSIONS)!r}"]
     if not open_browser:
         argv.append("--no-browser")
