@@ -55,13 +55,22 @@ def spare_kernels(students: int) -> int:
 # Lab extensions a student's page never uses (the page shows no code and no JupyterLab preview): each page's browser
 # would fetch and run them (measured: 185 kB less per page and ~7 % less of its main-thread time).
 UNUSED_EXTENSIONS = ("jupyterlab-jupytext", "jupyterlab_pygments", "@voila-dashboards/jupyterlab-preview")
-# Kernels talk to Voila over Unix sockets (`--KernelManager.transport=ipc`), not TCP ports: 30 kernels starting at once
-# picked the same free port ("ZMQError: Address already in use"), one died and its page never became usable (measured).
+# Kernels talk to Voila over Unix sockets (`--KernelManager.transport=ipc`), not TCP ports, where the socket paths fit
+# (`_unix_sockets`): 30 kernels starting at once over TCP picked the same free port ("ZMQError: Address already in
+# use"), one died and its page never became usable (measured).
 CULL_IDLE_S = 300  # a kernel with no page connected for this long is shut down (connected pages are never culled)
 STATUS_EVERY_S = 10.0
 # Two batches at once, one per core (torch leaves Python's lock while it computes): a class's round of 28 scenes-sd
 # runs took 3.5 s on two lanes instead of 5.5 s on one, the same pictures bit for bit (measured on this 2-core box).
 DEFAULT_LANES = max(1, min(2, os.cpu_count() or 1))
+
+
+def _unix_sockets() -> list[str]:
+    """Kernels over Unix sockets where their paths fit: a socket is `<runtime dir>/kernel-<uuid>-ipc-<n>`, and Linux
+    allows 107 bytes; with a longer runtime dir they stay on TCP."""
+    from jupyter_core.paths import jupyter_runtime_dir
+
+    return ["--KernelManager.transport=ipc"] if os.name == "posix" and len(jupyter_runtime_dir()) <= 48 else []
 
 
 def voila_argv(notebook: str | os.PathLike = NOTEBOOK, port: int = DEFAULT_PORT, host: str = "127.0.0.1",
@@ -73,7 +82,7 @@ def voila_argv(notebook: str | os.PathLike = NOTEBOOK, port: int = DEFAULT_PORT,
             "--preheat_kernel=True", f"--pool_size={students + spare_kernels(students)}",
             f"--VoilaKernelManager.fill_delay={FILL_DELAY_S}", f"--VoilaExecutor.iopub_timeout={IOPUB_TIMEOUT_S}",
             f"--MappingKernelManager.cull_idle_timeout={CULL_IDLE_S}", "--MappingKernelManager.cull_interval=60",
-            "--MappingKernelManager.cull_connected=False", "--KernelManager.transport=ipc",
+            "--MappingKernelManager.cull_connected=False", *_unix_sockets(),
             f"--VoilaConfiguration.extension_denylist={list(UNUSED_EXTENSIONS)!r}"]
     if not open_browser:
         argv.append("--no-browser")
