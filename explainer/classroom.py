@@ -55,9 +55,6 @@ def spare_kernels(students: int) -> int:
 # Lab extensions a student's page never uses (the page shows no code and no JupyterLab preview): each page's browser
 # would fetch and run them (measured: 185 kB less per page and ~7 % less of its main-thread time).
 UNUSED_EXTENSIONS = ("jupyterlab-jupytext", "jupyterlab_pygments", "@voila-dashboards/jupyterlab-preview")
-# Kernels talk to Voila over Unix sockets (`--KernelManager.transport=ipc`), not TCP ports, where the socket paths fit
-# (`_unix_sockets`): 30 kernels starting at once over TCP picked the same free port ("ZMQError: Address already in
-# use"), one died and its page never became usable (measured).
 CULL_IDLE_S = 300  # a kernel with no page connected for this long is shut down (connected pages are never culled)
 STATUS_EVERY_S = 10.0
 # Two batches at once, one per core (torch leaves Python's lock while it computes): a class's round of 28 scenes-sd
@@ -66,8 +63,9 @@ DEFAULT_LANES = max(1, min(2, os.cpu_count() or 1))
 
 
 def _unix_sockets() -> list[str]:
-    """Kernels over Unix sockets where their paths fit: a socket is `<runtime dir>/kernel-<uuid>-ipc-<n>`, and Linux
-    allows 107 bytes; with a longer runtime dir they stay on TCP."""
+    """Kernels over Unix sockets where their paths fit (`<runtime dir>/kernel-<uuid>-ipc-<n>`: Linux allows 107
+    bytes), else TCP: 30 kernels starting at once over TCP picked the same free port ("ZMQError: Address already in
+    use"), one died and its page never became usable (measured)."""
     from jupyter_core.paths import jupyter_runtime_dir
 
     return ["--KernelManager.transport=ipc"] if os.name == "posix" and len(jupyter_runtime_dir()) <= 48 else []

@@ -282,16 +282,14 @@ def _by_chunks(module: torch.nn.Module, forward: Callable, x: torch.Tensor, unit
     the batched product is used only where they agree."""
     key = (type(module).__name__, tuple(module.weight.shape), module.bias is not None, tuple(x.shape),
            x.is_contiguous(), unit, x.dtype, x.device, torch.get_num_threads())
-    if _BMM_EXACT.get(key) is not False:
-        out = _one_product(module, x, unit)
-        if out is not None:
-            if key in _BMM_EXACT:
-                return out
-            loop = torch.cat([forward(c) for c in x.split(unit)])
-            _BMM_EXACT[key] = torch.equal(out, loop)
-            return loop
-        _BMM_EXACT[key] = False
-    return torch.cat([forward(c) for c in x.split(unit)])
+    known = _BMM_EXACT.get(key)
+    out = _one_product(module, x, unit) if known is not False else None
+    if known:
+        return out
+    loop = torch.cat([forward(c) for c in x.split(unit)])
+    if known is None:  # first sight of this shape: the batched product is used from now on only if it agrees
+        _BMM_EXACT[key] = out is not None and torch.equal(out, loop)
+    return loop
 
 
 def _chunk_small_kernels(unet: torch.nn.Module, unit: int) -> Callable[[], None]:

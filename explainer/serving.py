@@ -77,7 +77,6 @@ class Worker:
         self.models = list(dict.fromkeys([default_model, *(extra_models or [])]))
         self.max_batch, self.gather_s, self.lanes, self.warm = max_batch, gather_s, max(1, lanes), warm
         self._lane_pipes: dict[tuple[str, int], Any] = {}  # (model, lane >= 1) -> the model's copy for that lane
-        self._parts = 1  # lanes the running batch was split over
         self.queue: queue.Queue[Job] = queue.Queue()
         self.render: queue.Queue[tuple[str, Any]] = queue.Queue()
         self.details: dict[str, RunDetails] = {}
@@ -242,7 +241,7 @@ class Worker:
                 self.idle.set()
 
     def _run_group(self, jobs: list[Job]) -> None:
-        self.running, self._parts = len(jobs), 1
+        self.running = len(jobs)
         t0 = time.perf_counter()
         try:
             traces = self._traces(jobs) if len(jobs) > 1 else None
@@ -254,7 +253,8 @@ class Worker:
         for job, tr in zip(jobs, traces, strict=True):
             self._answer(job, tr)
         batch = {"size": len(jobs), "seconds": round(time.perf_counter() - t0, 2), "batched": batched,
-                 "lanes": self._parts if batched else 1, "waited": round(t0 - min(j.queued for j in jobs), 2)}
+                 "lanes": len(self._parts(jobs)) if batched else 1,
+                 "waited": round(t0 - min(j.queued for j in jobs), 2)}
         with self._lock:
             self.batches.append(batch)
         self.running = 0
@@ -289,9 +289,8 @@ class Worker:
 
         pipe = self.pipe(jobs[0].model)
         cfg_on = jobs[0].args["cfg"] > 1
-        n = self.lanes if len(jobs) >= 2 * self.lanes else 1
-        parts = [jobs[k::n] for k in range(n)]
-        verdicts = [(jobs[0].model, cfg_on, len(part).bit_length()) for part in parts]  # sizes 1, 2-3, 4-7, ...
+        parts = self._parts(jobs)
+        verdicts = [(jobs[0].model, cfg_on, len(part).bit_length()) for part in parts]  # sizes 2-3, 4-7, 8-15, ...
         if not generation.can_batch(pipe) or any(self.exact.get(v) is False for v in verdicts):
             return None
         for job in jobs:  # each student's own notes (unknown words, words past the token limit)
@@ -300,15 +299,15 @@ class Worker:
                 check_vocabulary(pipe, [job.args["prompt"]], "prompt")
                 toks, dropped, _ = get_adapter(pipe).tokens(job.args["prompt"])
                 warn_dropped_words(dropped, len(toks), "prompt")
-        results: list = [None] * n
+        results: list = [None] * len(parts)
         batch_notes: list[str] = []
         with _collecting_warnings(batch_notes):  # one collector for every lane (warnings' state is global)
-            lanes = [threading.Thread(target=self._trace_part, args=(part, k, results), daemon=True)
-                     for k, part in enumerate(parts[1:], 1)]
-            for t in lanes:
+            others = [threading.Thread(target=self._trace_part, args=(part, k, results), daemon=True)
+                      for k, part in enumerate(parts[1:], 1)]
+            for t in others:
                 t.start()
             self._trace_part(parts[0], 0, results)
-            for t in lanes:
+            for t in others:
                 t.join()
         if any(isinstance(r, BaseException) for r in results):
             raise next(r for r in results if isinstance(r, BaseException))
@@ -316,15 +315,19 @@ class Worker:
         for job in jobs:
             job.notes += [n for n in shared if n not in job.notes]
         for part, traces, verdict in zip(parts, results, verdicts, strict=True):
-            if verdict not in self.exact and len(part) > 1:  # a new size class: is it the single run, bit for bit?
+            if verdict not in self.exact:  # a new size class: is it the single run, bit for bit?
                 single = self._single(part[0])
                 self.exact[verdict] = single is not None and _same_run(single, traces[0])
                 if not self.exact[verdict]:
                     return None
         by_job = {job.id: tr for part, traces in zip(parts, results, strict=True)
                   for job, tr in zip(part, traces, strict=True)}
-        self._parts = n
         return [by_job[job.id] for job in jobs]
+
+    def _parts(self, jobs: list[Job]) -> list[list[Job]]:
+        """A batch's share of each lane: one part per lane from 2 runs a lane on, else the whole batch."""
+        n = self.lanes if len(jobs) >= 2 * self.lanes else 1
+        return [jobs[k::n] for k in range(n)]
 
     def _trace_part(self, jobs: list[Job], lane: int, results: list) -> None:
         """Trace `jobs` as one exact batch on lane `lane`'s pipeline into results[lane] (an exception, if it
