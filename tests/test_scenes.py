@@ -21,7 +21,7 @@ from explainer.worlds.scenes import (
     sample_scene,
     vocabulary,
 )
-from explainer.worlds.scenes_judge import Reading, check, relation_holds
+from explainer.worlds.scenes_judge import JUDGE_THINGS, Reading, check, relation_holds
 from explainer.worlds.scenes_render import EMOJI_DIR, render
 
 ARTICLE = ["a red fox sitting in autumn leaves", "a fox", "a forest at dawn", "a forest at dusk", "a beach",
@@ -232,3 +232,33 @@ def test_uint8_pictures_survive_a_safetensors_file(tmp_path: Path):
     save_file({"images": out}, str(tmp_path / "x.safetensors"))
     assert np.array_equal(load_file(str(tmp_path / "x.safetensors"))["images"], pictures)
     assert torch.equal(to_pixels(out), to_pixels(pictures))
+
+
+def test_the_judges_training_pictures_and_their_centres_move_together():
+    """The judge learns from pictures mirrored and shifted a few pixels: each augmented picture's thing must sit where
+    its target centre says (a white mask of the thing as the picture, its centroid followed through the batch; half
+    of the batch drawn from a second set of pictures, as the VAE round trips are)."""
+    import torch
+
+    from explainer.train.scenes import JudgeStage
+    from explainer.train.scenes_data import ScenesData
+
+    scene = next(s for s in map(sample_scene, range(500)) if s.kind == "single" and 10 < abs(s.things[0].x - 32) < 20
+                 and 12 < s.things[0].y < 48)
+    mask = render(scene)[1][0]
+    ys, xs = np.nonzero(mask)
+    off = np.array([xs.mean() + 0.5 - scene.things[0].x, ys.mean() + 0.5 - scene.things[0].y])  # centroid - centre
+    images = np.repeat((mask[None, :, :, None] * 255).astype(np.uint8).repeat(3, -1), 8, 0)
+    data = ScenesData(images, np.repeat(mask[None].astype(np.uint8), 8, 0), [scene] * 8)
+    stage = JudgeStage(data, data, batch=64, round_trips=images[:4].copy())
+    x, t = next(stage.batches(torch.Generator().manual_seed(1)))
+    k = JUDGE_THINGS.index(scene.things[0].name)
+    moved = set()
+    for pic, xy in zip(x.numpy(), t["xy"][:, k].numpy(), strict=True):
+        ys, xs = np.nonzero(pic.mean(0) > 0)
+        mirrored = abs(xy[0] - scene.things[0].x) > 4
+        expected = xy + off * np.array([-1 if mirrored else 1, 1])
+        assert np.abs(np.array([xs.mean(), ys.mean()]) + 0.5 - expected).max() < 0.75, (xy, xs.mean(), ys.mean())
+        moved.add((round(float(xy[0] - (64 - scene.things[0].x if mirrored else scene.things[0].x))),
+                   round(float(xy[1] - scene.things[0].y))))
+    assert len(moved) > 10  # the shifts vary

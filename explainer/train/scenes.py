@@ -46,6 +46,7 @@ LATENT_CHANNELS = 8  # 64×64×3 -> 8×8×8 (24× fewer values; SD 1.x: 48× wit
 # buy nothing at this budget: the blur is the decoder's, not the latent's size.
 # Sizes: the whole pipeline folder in fp16 within 20 MB (U-Net 7.0 M, VAE 1.3 M, CLIP 0.9 M parameters).
 MAX_TOKENS = 32
+SHIFT = 3  # px: the judge's training pictures are moved up to this far each way
 TEXT_DIM = 128
 
 
@@ -273,8 +274,8 @@ class UNetStage(Stage):
 
 
 class JudgeStage(Stage):
-    """The scenes judge on rendered scenes, augmented (noise, blur, light, mirror) and, with a VAE, on its round trips
-    (the pictures the judge must read are generated ones)."""
+    """The scenes judge on rendered scenes, augmented (noise, blur, light, mirror, shift) and, with a VAE, on its round
+    trips (the pictures the judge must read are generated ones)."""
 
     name = "judge"
 
@@ -291,18 +292,27 @@ class JudgeStage(Stage):
         return self.net
 
     def batches(self, generator):
+        s = SHIFT
         while True:
             idx = torch.randint(0, len(self.data), (self.batch,), generator=generator).numpy()
+            use = np.zeros(self.batch, bool)
+            if self.round_trips is not None:  # half the batch: VAE round trips of the scenes that have one
+                use = (torch.rand(self.batch, generator=generator) < 0.5).numpy()
+                idx[use] = torch.randint(0, len(self.round_trips), (int(use.sum()),), generator=generator).numpy()
             images = self.data.images[idx].copy()
-            if self.round_trips is not None:  # half the batch from VAE round trips where one was made
-                use = (idx < len(self.round_trips)) & (torch.rand(len(idx), generator=generator).numpy() < 0.5)
-                images[use] = self.round_trips[idx[use]]
+            images[use] = self.round_trips[idx[use]] if use.any() else images[use]
             x = to_pixels(images)
             t = {k: torch.from_numpy(v[idx]) for k, v in self.t.items()}
             flip = torch.rand(len(idx), generator=generator) < 0.5
             x[flip] = x[flip].flip(-1)
             t["xy"] = t["xy"].clone()
             t["xy"][flip, :, 0] = IMAGE_SIZE - t["xy"][flip, :, 0]
+            # shifted by up to SHIFT px each way (edges replicated); the centres move with the picture
+            shift = torch.randint(-s, s + 1, (len(idx), 2), generator=generator)
+            padded = F.pad(x, (s, s, s, s), mode="replicate")
+            x = torch.stack([padded[i, :, s - dy:s - dy + IMAGE_SIZE, s - dx:s - dx + IMAGE_SIZE]
+                             for i, (dx, dy) in enumerate(shift.tolist())])
+            t["xy"] += shift[:, None, :].to(t["xy"].dtype)
             x = x * (1 + 0.15 * (torch.rand(len(idx), 1, 1, 1, generator=generator) - 0.5))
             x = x + torch.randn(x.shape, generator=generator) * 0.06 * torch.rand(len(idx), 1, 1, 1,
                                                                                    generator=generator)
@@ -328,10 +338,10 @@ class JudgeStage(Stage):
         return out
 
     def save(self, net, out: Path) -> None:
-        from safetensors.torch import save_model
+        from safetensors.torch import save_file
 
         out.mkdir(parents=True, exist_ok=True)
-        save_model(net, str(out / "model.safetensors"))
+        save_file({k: v.half().contiguous() for k, v in net.state_dict().items()}, str(out / "model.safetensors"))
         (out / "config.json").write_text(json.dumps({"width": 32}))
 
 
@@ -440,12 +450,15 @@ def _round_trips(work: Path, images: np.ndarray, tag: str) -> np.ndarray:
     return trips
 
 
-def round_trips(vae, images: np.ndarray) -> np.ndarray:
+def round_trips(vae, images: np.ndarray, progress: bool = True) -> np.ndarray:
     """uint8 pictures through the VAE and back (posterior mean -> decoder)."""
+    from tqdm.auto import tqdm
+
     device = next(vae.parameters()).device
+    starts = tqdm(range(0, len(images), 128), desc="VAE round trips", disable=not progress or len(images) <= 1000)
     with torch.no_grad():
         return np.concatenate([to_uint8(vae.decode(vae.encode(to_pixels(images[i:i + 128]).to(device))
-                                                   .latent_dist.mean).sample) for i in range(0, len(images), 128)])
+                                                   .latent_dist.mean).sample) for i in starts])
 
 
 def text_folder(work: Path) -> Path:
