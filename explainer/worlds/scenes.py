@@ -303,6 +303,10 @@ def _article(word: str) -> str:
     return "an" if word[0] in "aeiou" else "a"
 
 
+FOX_RED_SAID = 0.6  # how often a random caption says a fox is red
+COLOR_SAID = 0.75  # ... and a recoloured thing's colour (people write "a boat" too; canonical captions always say it)
+
+
 def describe(thing: Thing, rng: random.Random | None, count: int = 1, with_size: bool = True) -> str:
     """'a small red balloon' / 'three balloons' / 'the sun' (random synonyms and omissions when `rng` is given)."""
     if thing.name in ("sun", "moon", "rainbow") and count == 1:
@@ -311,7 +315,7 @@ def describe(thing: Thing, rng: random.Random | None, count: int = 1, with_size:
     if with_size and count == 1 and thing.name not in SKY_THINGS + ("mountain",):
         if rng is None or rng.random() < 0.5:
             words.append(rng.choice(SIZE_WORDS[thing.size]) if rng else thing.size)
-    if thing.color and (rng is None or thing.name != "fox" or rng.random() < 0.6):
+    if thing.color and (rng is None or rng.random() < (FOX_RED_SAID if thing.name == "fox" else COLOR_SAID)):
         words.append(thing.color)
     words.append(NAMES[thing.name][0 if count == 1 else 1])
     head = COUNTS[count] if count > 1 else _article(words[0])
