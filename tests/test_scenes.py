@@ -240,8 +240,8 @@ def test_the_judges_training_pictures_and_their_centres_move_together():
     of the batch drawn from a second set of pictures, as the VAE round trips are)."""
     import torch
 
-    from explainer.train.scenes import JudgeStage
     from explainer.train.scenes_data import ScenesData
+    from explainer.train.scenes_judge import JudgeStage
 
     scene = next(s for s in map(sample_scene, range(500)) if s.kind == "single" and 10 < abs(s.things[0].x - 32) < 20
                  and 12 < s.things[0].y < 48)
