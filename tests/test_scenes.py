@@ -158,7 +158,7 @@ def test_training_stages_run_end_to_end_at_toy_size(tmp_path: Path):
     before = json.loads((shipped_sd / "training.json").read_text())["unet"]["runs"][-1]
     assert f"| unet | {before['updates_total'] + before.get('updates_before', 0)} + 2 | " in card
     assert "then frozen while the U-Net trained" in card and "its decoder then fine-tuned alone for 2 updates" in card
-    assert "refit it on 64 scenes, 64 of them also as round trips through this folder's decoder" in card
+    assert "one run, refit it on round trips through this folder's decoder; the last run: 64 scenes, 64 of them" in card
 
     # --text-lr > 0: the text tower trains with the U-Net and the pipeline gets that one, not CLIP's frozen tower
     ft = tmp_path / "ft"

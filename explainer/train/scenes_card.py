@@ -78,8 +78,9 @@ def _judge_note(training: dict) -> str:
         return ""
     first, last = refits[0], refits[-1]
     updates = last["updates_total"] + last.get("updates_before", 0) - first.get("updates_before", 0)
-    return (f" (its last {updates:,} updates refit it on {last.get('images', 0):,} scenes, "
-            f"{last.get('round_trips', 0):,} of them also as round trips through this folder's decoder)")
+    runs_said = f"{len(refits)} runs" if len(refits) > 1 else "one run"
+    return (f" (its last {updates:,} updates, {runs_said}, refit it on round trips through this folder's decoder; "
+            f"the last run: {last.get('images', 0):,} scenes, {last.get('round_trips', 0):,} of them also as round trips)")
 
 
 def _judge_rows(training: dict) -> list[str]:
