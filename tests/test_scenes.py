@@ -262,3 +262,20 @@ def test_the_judges_training_pictures_and_their_centres_move_together():
         moved.add((round(float(xy[0] - (64 - scene.things[0].x if mirrored else scene.things[0].x))),
                    round(float(xy[1] - scene.things[0].y))))
     assert len(moved) > 10  # the shifts vary
+
+
+def test_the_card_says_a_goal_met_only_by_its_point_estimate_is_not_surely_met(tmp_path):
+    """A goal whose share clears it but whose interval reaches below is said so; a surely met one is not flagged."""
+    import shutil
+
+    from explainer.train.scenes_card import write_card
+
+    folder = tmp_path / "scenes-sd"
+    shutil.copytree(Path(__file__).parents[1] / "explainer" / "assets" / "scenes-sd", folder)
+    measured = json.loads((folder / "adherence.json").read_text())
+    measured["main"]["object"] = {"share": 0.97, "n": 400, "low": 0.955, "high": 0.98}  # goal 95 %: surely met
+    measured["main"]["counting"] = {"share": 0.62, "n": 128, "low": 0.53, "high": 0.70}  # goal 60 %: not surely
+    card = write_card(folder, measured).read_text()
+    status = next(line for line in card.splitlines() if "category goals are met" in line)
+    assert "(single object, counting) by the point estimate, not surely" in status
+    assert "counting's interval reaches down to 53.0 %" in status and "single object's interval" not in status
