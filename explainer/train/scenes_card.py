@@ -80,7 +80,8 @@ def _judge_note(training: dict) -> str:
     updates = last["updates_total"] + last.get("updates_before", 0) - first.get("updates_before", 0)
     runs_said = f"{len(refits)} runs" if len(refits) > 1 else "one run"
     return (f" (its last {updates:,} updates, {runs_said}, refit it on round trips through this folder's decoder; "
-            f"the last run: {last.get('images', 0):,} scenes, {last.get('round_trips', 0):,} of them also as round trips)")
+            f"the last run: {last.get('images', 0):,} scenes, {last.get('round_trips', 0):,} of them also as round "
+            "trips)")
 
 
 def _judge_rows(training: dict) -> list[str]:
