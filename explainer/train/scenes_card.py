@@ -248,16 +248,13 @@ def _limits(folder: Path, measured: dict | None) -> list[str]:
     out = ["", "## Status, said plainly", ""]
     if measured:
         main = measured.get("main", {})
-        goals = [(LABELS[k], main[k]["share"], g) for k, g in GOALS.items() if k in main]
-        met = [name for name, share, g in goals if share >= g]
+        goals = [(LABELS[k], main[k], g) for k, g in GOALS.items() if k in main]
         # a goal met by the point estimate whose interval reaches below it is not surely met: say so
-        unsure = [f"{LABELS[k]}'s interval reaches down to {_pct(main[k]['low'])}" for k, g in GOALS.items()
-                  if k in main and main[k]["share"] >= g > main[k].get("low", g)]
+        met = [name + (f" by its point estimate only, its 95 % interval reaching down to {_pct(c['low'])}"
+                       if c.get("low", g) < g else "") for name, c, g in goals if c["share"] >= g]
         art = measured.get("article") or {}
         out.append(f"{len(met)} of {len(goals)} of the category goals are met"
-                   + (f" ({', '.join(met)})" if met else "")
-                   + (f" by the point estimate, not surely ({'; '.join(unsure)})" if unsure else "")
-                   + f"; {sum(v >= ARTICLE_GOAL for v in art.values())} of "
+                   + (f" ({'; '.join(met)})" if met else "") + f"; {sum(v >= ARTICLE_GOAL for v in art.values())} of "
                    f"{len(art)} article prompts are read right for ≥ {_pct(ARTICLE_GOAL)} of seeds. Grounds and skies "
                    f"are drawn right ({_pct(main.get('ground', {}).get('share'))} / "
                    f"{_pct(main.get('sky', {}).get('share'))}); things much less often "
