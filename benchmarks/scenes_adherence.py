@@ -5,7 +5,8 @@
 
 Prints the table by category (share, n prompts, Wilson 95 % interval over prompts: one image per prompt), the
 article's prompts over seeds with the share the judge reads right, a CFG sweep (1, 3, 5, 7.5, 12, 20), a steps sweep
-(5, 10, 20, 40, 80), how much of the layout a seed fixes, and the seconds for one image.
+(5, 10, 20, 40, 80), how much of the layout a seed fixes, which things it draws (single-object prompts per thing,
+against the VAE round trips of the same scenes), and the seconds for one image.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import torch
 
 import explainer as ex
 from explainer.experiments import scenes_seeds
-from explainer.experiments.scenes_eval import CATEGORIES, adherence, article_grid, generate, prompt_sets
+from explainer.experiments.scenes_eval import CATEGORIES, adherence, article_grid, generate, prompt_sets, thing_study
 from explainer.models import SHIPPED_MODELS
 from explainer.train.scenes_card import write_card
 from explainer.worlds.scenes_judge import load_judge
@@ -39,6 +40,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--cfg", type=float, default=7.5)
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--seeds", type=int, default=10, help="seeds per article prompt")
+    p.add_argument("--thing-n", type=int, default=16, help="single-object prompts per thing in the by-thing study")
     p.add_argument("--quick", action="store_true", help="main table and article grid only")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--json", type=Path, default=None)
@@ -50,6 +52,8 @@ def main(argv: list[str] | None = None) -> dict:
     args = p.parse_args(argv)
     if args.card and args.quick:
         p.error("--card needs the full measurement (drop --quick)")
+    if not 1 <= args.thing_n <= 200:
+        p.error(f"--thing-n must be from 1 to 200, got {args.thing_n}")
     torch.set_num_threads(args.threads)
     pipe = ex.load_pipeline(args.model)
     judge = load_judge(args.judge) if args.judge else None
@@ -85,6 +89,12 @@ def main(argv: list[str] | None = None) -> dict:
                          for v in scenes_seeds.verdicts(study)]
         for v in scenes_seeds.verdicts(study):
             print("layout:", v.sentence())
+        out["things"] = thing_study(pipe, args.thing_n, args.steps, args.cfg, judge)
+        print(f"{'thing':<12}{'drawn':>8}{'round trip':>12}{'render':>8}   round trip - drawn (95 % interval)")
+        for t, r in sorted(out["things"].items(), key=lambda kv: kv[1]["drawn"]):
+            gap = "too few to tell" if r["too_few"] else \
+                f"{100 * r['gap']:+5.1f} pp [{100 * r['gap_low']:+5.1f}, {100 * r['gap_high']:+5.1f}]"
+            print(f"{t:<12}{100 * r['drawn']:7.1f}%{100 * r['round_trip']:11.1f}%{100 * r['render']:7.1f}%   {gap}")
     t = time.perf_counter()
     generate(pipe, ["a red fox sitting in autumn leaves"], [0], args.steps, args.cfg, batch=1)
     out["seconds_one_image"] = time.perf_counter() - t

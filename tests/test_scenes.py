@@ -280,3 +280,30 @@ def test_the_card_says_a_goal_met_only_by_its_point_estimate_is_not_surely_met(t
     assert "are met (single object; counting by its point estimate only, its 95 % interval reaching down to 53.0 %)" \
         in status
     assert status.count("point estimate only") == 1  # the surely met goal is not flagged
+
+
+def test_the_card_says_which_things_the_unet_loses_and_which_the_decoder_caps(tmp_path):
+    """The by-thing sentences follow the numbers: a thing whose round trips read beyond noise more often than it is
+    drawn is named as lost by the U-Net; one whose round trips read < 90 % as capped by the decoder; with too few
+    prompts, not named as lost."""
+    import shutil
+
+    from explainer.train.scenes_card import write_card
+
+    folder = tmp_path / "scenes-sd"
+    shutil.copytree(Path(__file__).parents[1] / "explainer" / "assets" / "scenes-sd", folder)
+    measured = json.loads((folder / "adherence.json").read_text())
+
+    def thing(drawn, trip, gap_low, too_few=False):
+        return {"n": 16, "drawn": drawn, "round_trip": trip, "render": 1.0, "low": drawn - 0.2, "high": drawn + 0.1,
+                "gap": trip - drawn, "gap_low": gap_low, "gap_high": trip - drawn + 0.2, "too_few": too_few}
+
+    measured["things"] = {"tent": thing(0.25, 0.75, 0.25), "fox": thing(1.0, 1.0, 0.0), "owl": thing(0.5, 0.8, 0.1,
+                                                                                                      too_few=True)}
+    card = write_card(folder, measured).read_text()
+    rows = [line for line in card.splitlines() if line.startswith("| tent |") or line.startswith("| fox |")]
+    assert rows[0].startswith("| tent | 25.0 % (5.0 % – 35.0 %) | 75.0 % |")  # least drawn first
+    said = next(line for line in card.splitlines() if line.startswith("Lost by the U-Net"))
+    assert "tent (25.0 % drawn, 75.0 % of round trips)" in said and "fox (" not in said
+    assert "caps any U-Net on: tent (75.0 %), owl (80.0 %)." in said  # owl's round trips are low whatever its gap
+    assert "owl (50.0 % drawn" not in said
