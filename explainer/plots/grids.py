@@ -117,7 +117,7 @@ def plot_article_grid(grid: dict, checks: Any, model: str, steps: int, cfg: floa
         labels.append(row)
     rows = [list(grid["images"][p_i][:n]) for p_i in range(len(prompts))]
     right = [f"{p}\n({100 * grid['right'][p]:.0f} % of {len(grid['seeds'])} seeds read right)" for p in prompts]
-    return plot_images(rows, f"{model}: the article's prompts, seeds 0-{n - 1} ({steps} steps, CFG {cfg:g}); under "
-                             "each picture what the scenes judge reads wrong", right, [f"seed {s}" for s in
-                                                                                      grid["seeds"][:n]],
-                       cell=1.25, cell_labels=labels)
+    nb = "\u00a0"  # a no-break space: "CFG 7.5" stays on one line of the wrapped title
+    title = (f"{model}: the article's prompts, seeds 0-{n - 1} ({steps}{nb}steps, CFG{nb}{cfg:g}); under each picture "
+             "what the scenes judge reads wrong")
+    return plot_images(rows, title, right, [f"seed {s}" for s in grid["seeds"][:n]], cell=1.25, cell_labels=labels)
