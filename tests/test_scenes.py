@@ -284,8 +284,8 @@ def test_the_card_says_a_goal_met_only_by_its_point_estimate_is_not_surely_met(t
 
 def test_the_card_says_which_things_the_unet_loses_and_which_the_decoder_caps(tmp_path):
     """The by-thing sentences follow the numbers: a thing whose round trips read beyond noise more often than it is
-    drawn is named as lost by the U-Net; one whose round trips read < 90 % as capped by the decoder; with too few
-    prompts, not named as lost."""
+    drawn is named as lost by the U-Net; one whose round trips read < 90 % as capped by the decoder, unless its
+    renders too read < 90 % (then the judge's); with too few prompts, not named as lost."""
     import shutil
 
     from explainer.train.scenes_card import write_card
@@ -294,12 +294,13 @@ def test_the_card_says_which_things_the_unet_loses_and_which_the_decoder_caps(tm
     shutil.copytree(Path(__file__).parents[1] / "explainer" / "assets" / "scenes-sd", folder)
     measured = json.loads((folder / "adherence.json").read_text())
 
-    def thing(drawn, trip, gap_low, too_few=False):
-        return {"n": 16, "drawn": drawn, "round_trip": trip, "render": 1.0, "low": drawn - 0.2, "high": drawn + 0.1,
-                "gap": trip - drawn, "gap_low": gap_low, "gap_high": trip - drawn + 0.2, "too_few": too_few}
+    def thing(drawn, trip, gap_low, too_few=False, render=1.0):
+        return {"n": 16, "drawn": drawn, "round_trip": trip, "render": render, "low": drawn - 0.2,
+                "high": drawn + 0.1, "gap": trip - drawn, "gap_low": gap_low, "gap_high": trip - drawn + 0.2,
+                "too_few": too_few}
 
-    measured["things"] = {"tent": thing(0.25, 0.75, 0.25), "fox": thing(1.0, 1.0, 0.0), "owl": thing(0.5, 0.8, 0.1,
-                                                                                                      too_few=True)}
+    measured["things"] = {"tent": thing(0.25, 0.75, 0.25), "fox": thing(1.0, 1.0, 0.0),
+                          "owl": thing(0.5, 0.8, 0.1, too_few=True), "cat": thing(0.6, 0.6, -0.1, render=0.7)}
     card = write_card(folder, measured).read_text()
     rows = [line for line in card.splitlines() if line.startswith("| tent |") or line.startswith("| fox |")]
     assert rows[0].startswith("| tent | 25.0 % (5.0 % – 35.0 %) | 75.0 % |")  # least drawn first
@@ -307,3 +308,4 @@ def test_the_card_says_which_things_the_unet_loses_and_which_the_decoder_caps(tm
     assert "tent (25.0 % drawn, 75.0 % of round trips)" in said and "fox (" not in said
     assert "caps any U-Net on: tent (75.0 %), owl (80.0 %)." in said  # owl's round trips are low whatever its gap
     assert "owl (50.0 % drawn" not in said
+    assert "reads renders right less than 90 % of the time for: cat (70.0 %);" in said  # the judge, not the decoder

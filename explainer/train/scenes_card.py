@@ -160,11 +160,14 @@ def _thing_rows(things: dict) -> list[str]:
                     f"{_pct(r['render'])} | {gap} |")
     unet = [f"{t} ({_pct(r['drawn'])} drawn, {_pct(r['round_trip'])} of round trips)" for t, r in order
             if not r["too_few"] and r["gap_low"] > 0]
-    decoder = [f"{t} ({_pct(r['round_trip'])})" for t, r in order if r["round_trip"] < 0.9]
+    decoder = [f"{t} ({_pct(r['round_trip'])})" for t, r in order if r["round_trip"] < 0.9 <= r["render"]]
+    judge = [f"{t} ({_pct(r['render'])})" for t, r in order if r["render"] < 0.9]
     rows += ["", (f"Lost by the U-Net more than by the decoder, beyond noise: {', '.join(unet)}." if unet else
                   "No thing is drawn less often than its round trips are read, beyond noise.")
-             + (f" Round trips read right less than 90 % of the time, so the decoder (or the judge on its blur) "
-                f"caps any U-Net on: {', '.join(decoder)}." if decoder else "")]
+             + (f" Renders read right but round trips less than 90 % of the time, so the decoder (or the judge on "
+                f"its blur) caps any U-Net on: {', '.join(decoder)}." if decoder else "")
+             + (f" The judge itself reads renders right less than 90 % of the time for: {', '.join(judge)}; there "
+                "its misses are not the model's." if judge else "")]
     return rows
 
 
