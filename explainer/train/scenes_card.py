@@ -167,7 +167,7 @@ def _thing_rows(things: dict) -> list[str]:
              + (f" Renders read right but round trips less than 90 % of the time, so the decoder (or the judge on "
                 f"its blur) caps any U-Net on: {', '.join(decoder)}." if decoder else "")
              + (f" The judge itself reads renders right less than 90 % of the time for: {', '.join(judge)}; there "
-                "may be the judge's, not the model's." if judge else "")]
+                "a miss may be the judge's, not the model's." if judge else "")]
     return rows
 
 
