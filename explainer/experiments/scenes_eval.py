@@ -17,7 +17,7 @@ from ..generation import run_pipeline
 from ..latents import to_uint8
 from ..verdicts import bootstrap_difference, wilson
 from ..worlds.scenes import EVAL_SEED, THINGS, Scene, sample_scene
-from ..worlds.scenes_judge import check, read
+from ..worlds.scenes_judge import check, read, thing_losses  # noqa: F401 (thing_losses: with thing_study)
 from ..worlds.scenes_render import render
 from .latents import round_trip
 
@@ -171,3 +171,4 @@ def thing_study(pipe: Any, per_thing: int = 16, steps: int = 20, cfg: float = 7.
         out[t] = {"n": per_thing, **{k: float(v.mean()) for k, v in hit.items()}, "low": ci.low, "high": ci.high,
                   "gap": gap.estimate, "gap_low": gap.low, "gap_high": gap.high, "too_few": gap.too_few}
     return out
+

@@ -8,6 +8,8 @@ import json
 import math
 from pathlib import Path
 
+from ..worlds.scenes_judge import thing_losses
+
 #: issue 24's goals, and GenEval's published scores for scale (single, two, position, attribution, counting)
 GOALS = {"object": 0.95, "two_objects": 0.80, "relation": 0.70, "color_attribution": 0.70, "counting": 0.60}
 GENEVAL = {"Stable Diffusion 1.5": {"object": 0.97, "two_objects": 0.38, "position": 0.04, "color_attribution": 0.06,
@@ -158,10 +160,11 @@ def _thing_rows(things: dict) -> list[str]:
                f"{100 * r['gap']:+.1f} pp [{100 * r['gap_low']:+.1f}, {100 * r['gap_high']:+.1f}]")
         rows.append(f"| {t} | {_pct(r['drawn'])} ({_pct(r['low'])} – {_pct(r['high'])}) | {_pct(r['round_trip'])} | "
                     f"{_pct(r['render'])} | {gap} |")
-    unet = [f"{t} ({_pct(r['drawn'])} drawn, {_pct(r['round_trip'])} of round trips)" for t, r in order
-            if not r["too_few"] and r["gap_low"] > 0]
-    decoder = [f"{t} ({_pct(r['round_trip'])})" for t, r in order if r["round_trip"] < 0.9 <= r["render"]]
-    judge = [f"{t} ({_pct(r['render'])})" for t, r in order if r["render"] < 0.9]
+    lost = thing_losses(things)
+    unet = [f"{t} ({_pct(things[t]['drawn'])} drawn, {_pct(things[t]['round_trip'])} of round trips)"
+            for t in lost["unet"]]
+    decoder = [f"{t} ({_pct(things[t]['round_trip'])})" for t in lost["decoder"]]
+    judge = [f"{t} ({_pct(things[t]['render'])})" for t in lost["judge"]]
     rows += ["", (f"Lost by the U-Net more than by the decoder, beyond noise: {', '.join(unet)}." if unet else
                   "No thing is drawn less often than its round trips are read, beyond noise.")
              + (f" Renders read right but round trips less than 90 % of the time, so the decoder (or the judge on "

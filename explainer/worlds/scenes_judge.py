@@ -175,3 +175,13 @@ def check(reading: Reading, scene: Scene) -> dict[str, bool]:
     elif scene.kind == "mountain":
         out["object"] = reading.has("mountain")
     return out
+
+
+def thing_losses(things: dict[str, dict], enough: float = 0.9) -> dict[str, list[str]]:
+    """Where the things of `experiments.scenes_eval.thing_study` are lost, least drawn first: "unet" (its round trips
+    read right more often than its drawings, beyond noise), "decoder" (renders read ≥ `enough`, round trips less),
+    "judge" (renders read less than `enough`: there a miss may be the judge's)."""
+    order = sorted(things, key=lambda t: (things[t]["drawn"], t))
+    return {"unet": [t for t in order if not things[t]["too_few"] and things[t]["gap_low"] > 0],
+            "decoder": [t for t in order if things[t]["round_trip"] < enough <= things[t]["render"]],
+            "judge": [t for t in order if things[t]["render"] < enough]}
