@@ -284,7 +284,7 @@ def test_the_card_says_a_goal_met_only_by_its_point_estimate_is_not_surely_met(t
 
 def test_the_card_says_which_things_the_unet_loses_and_which_the_decoder_caps(tmp_path):
     """The by-thing sentences follow the numbers: a thing whose round trips read beyond noise more often than it is
-    drawn is named as lost by the U-Net; one whose round trips read < 90 % as capped by the decoder, unless its
+    drawn is named as lost by the U-Net; one whose round trips read < 90 % as lost by the decoder, unless its
     renders too read < 90 % (then the judge's); with too few prompts, not named as lost."""
     import shutil
 
@@ -306,6 +306,6 @@ def test_the_card_says_which_things_the_unet_loses_and_which_the_decoder_caps(tm
     assert rows[0].startswith("| tent | 25.0 % (5.0 % – 35.0 %) | 75.0 % |")  # least drawn first
     said = next(line for line in card.splitlines() if line.startswith("Lost by the U-Net"))
     assert "tent (25.0 % drawn, 75.0 % of round trips)" in said and "fox (" not in said
-    assert "caps any U-Net on: tent (75.0 %), owl (80.0 %)." in said  # owl's round trips are low whatever its gap
+    assert "own latents: tent (75.0 %), owl (80.0 %) (" in said  # owl's round trips are low whatever its gap
     assert "owl (50.0 % drawn" not in said
     assert "reads renders right less than 90 % of the time for: cat (70.0 %);" in said  # the judge, not the decoder

@@ -167,8 +167,9 @@ def _thing_rows(things: dict) -> list[str]:
     judge = [f"{t} ({_pct(things[t]['render'])})" for t in lost["judge"]]
     rows += ["", (f"Lost by the U-Net more than by the decoder, beyond noise: {', '.join(unet)}." if unet else
                   "No thing is drawn less often than its round trips are read, beyond noise.")
-             + (f" Renders read right but round trips less than 90 % of the time, so the decoder (or the judge on "
-                f"its blur) caps any U-Net on: {', '.join(decoder)}." if decoder else "")
+             + (f" Renders read right but their round trips less than 90 % of the time, so the decoder (or the judge "
+                f"on its blur) loses these even from the encoder's own latents: {', '.join(decoder)} (the U-Net's "
+                "latents are its own, and it may still draw them: compare its share)." if decoder else "")
              + (f" The judge itself reads renders right less than 90 % of the time for: {', '.join(judge)}; there "
                 "a miss may be the judge's, not the model's." if judge else "")]
     return rows
