@@ -309,3 +309,12 @@ def test_the_card_says_which_things_the_unet_loses_and_which_the_decoder_caps(tm
     assert "own latents: tent (75.0 %), owl (80.0 %) (" in said  # owl's round trips are low whatever its gap
     assert "owl (50.0 % drawn" not in said
     assert "reads renders right less than 90 % of the time for: cat (70.0 %);" in said  # the judge, not the decoder
+
+
+@pytest.mark.parametrize("bad", [0, -3, 1000, 2.5, "8"])
+def test_the_by_thing_study_refuses_a_bad_count_before_any_work(bad):
+    """No pipeline is given: the error must come before anything is drawn, and name the parameter and its range."""
+    from explainer.experiments.scenes_eval import thing_study
+
+    with pytest.raises(ValueError, match=r"per_thing must be an integer >= 1 and <= 200"):
+        thing_study(None, per_thing=bad)

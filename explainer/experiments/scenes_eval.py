@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import validation as V
 from ..generation import run_pipeline
 from ..latents import to_uint8
 from ..verdicts import bootstrap_difference, wilson
@@ -146,10 +147,13 @@ THING_STUDY_SEED = EVAL_SEED + 500_000  # the by-thing study's scenes: unseen, a
 def thing_study(pipe: Any, per_thing: int = 16, steps: int = 20, cfg: float = 7.5, judge: Any = None
                 ) -> dict[str, dict[str, Any]]:
     """Which things the model draws: `per_thing` unseen single-object prompts for each thing, one image each, read by
-    the judge; and, for the same scenes, their renders and their VAE round trips (what any U-Net could score through
-    this decoder). Per thing: n, the shares drawn / round trip / render, the Wilson interval of drawn, and the paired
-    difference round trip − drawn with its 95 % interval over prompts (above 0: the U-Net, not the decoder, loses it).
+    the judge; and, for the same scenes, their renders and their VAE round trips (what the decoder brings back from the
+    encoder's own latents). Per thing: n, the shares drawn / round trip / render, the Wilson interval of drawn, and the
+    paired difference round trip − drawn with its 95 % interval over prompts (above 0: the U-Net loses the thing more
+    than the decoder does).
     """
+    per_thing = V.check_int(per_thing, "per_thing", 1, 200)
+    steps, cfg = V.check_steps(steps), V.check_cfg(cfg)
     by_thing: dict[str, list[Scene]] = {t: [] for t in THINGS}
     seed = THING_STUDY_SEED
     while min(len(v) for v in by_thing.values()) < per_thing:
@@ -171,4 +175,3 @@ def thing_study(pipe: Any, per_thing: int = 16, steps: int = 20, cfg: float = 7.
         out[t] = {"n": per_thing, **{k: float(v.mean()) for k, v in hit.items()}, "low": ci.low, "high": ci.high,
                   "gap": gap.estimate, "gap_low": gap.low, "gap_high": gap.high, "too_few": gap.too_few}
     return out
-
