@@ -88,8 +88,9 @@ LESSONS: tuple[tuple[str, str, str], ...] = (
      "lanes of text and latents; t, σ and noise level; step explorer"),
     ("02", "Your words become numbers", "“a fox” vs “a red fox sitting in autumn leaves”: tokens, embeddings, the "
      "causal prefix, wording changes, a meaning map, CLIP picture ↔ caption"),
-    ("03", "Latent space and the VAE", "compression, the round trip, “a forest at dawn” / “at dusk” vs “a beach” / “a "
-     "mountain” in latent and CLIP space, one thing changed, latent walks"),
+    ("03", "Latent space and the VAE", "compression, the round trip, which things survive it and which the model "
+     "draws, “a forest at dawn” / “at dusk” vs “a beach” / “a mountain” in latent and CLIP space, one thing changed, "
+     "latent walks"),
     ("04", "Noise in, picture out", "scenes-sd, beside shapes-sd: the forward process on a fox in autumn leaves, the "
      "predicted x0 per step and its power spectrum (when the coarse, middle and fine bands settle), a prompt swapped "
      "part-way, image-to-image; step explorer"),
