@@ -282,7 +282,7 @@ def test_the_card_says_a_goal_met_only_by_its_point_estimate_is_not_surely_met(t
     assert status.count("point estimate only") == 1  # the surely met goal is not flagged
 
 
-def test_the_card_says_which_things_the_unet_loses_and_which_the_decoder_caps(tmp_path):
+def test_the_card_says_which_things_the_unet_loses_which_the_decoder_loses_and_which_the_judge_misreads(tmp_path):
     """The by-thing sentences follow the numbers: a thing whose round trips read beyond noise more often than it is
     drawn is named as lost by the U-Net; one whose round trips read < 90 % as lost by the decoder, unless its
     renders too read < 90 % (then the judge's); with too few prompts, not named as lost."""
