@@ -117,7 +117,7 @@ summaries.say(
     + ("Beyond noise, the model draws these less often than their round trips are read: "
        + ", ".join(f"{t} ({100 * things[t]['drawn']:.0f} % drawn vs {100 * things[t]['round_trip']:.0f} % of round "
                    "trips)" for t in lost["unet"]) + ": the U-Net loses more of them than the decoder does. "
-       if lost["unet"] else f"With {things['fox']['n']} prompts per thing, no thing is drawn less often than its round "
+       if lost["unet"] else f"With {next(iter(things.values()))['n']} prompts per thing, no thing is drawn less often than its round "
                             "trips are read beyond noise: too few to tell thing by thing. ")
     + (f"The judge itself misreads some renders ({named('render', lost['judge'])} read right), so for those things "
        "the numbers say as much about the judge as about the model." if lost["judge"] else ""))

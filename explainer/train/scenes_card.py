@@ -151,8 +151,8 @@ def _thing_rows(things: dict) -> list[str]:
         return []
     order = sorted(things.items(), key=lambda kv: (kv[1]["drawn"], kv[0]))
     rows = ["", f"Which things it draws: {order[0][1]['n']} unseen single-object prompts per thing, one image each, "
-                "and the same scenes rendered and sent through the VAE and back (a round trip: about the most a U-Net "
-                "could score through this decoder), all read by the same judge; round trip − drawn with its 95 % "
+                "and the same scenes rendered and sent through the VAE and back (a round trip: what the decoder brings "
+                "back from the encoder's own latents), all read by the same judge; round trip − drawn with its 95 % "
                 "interval over prompts:", "",
             "| thing | drawn (95 % interval) | round trip | render | round trip − drawn |", "|---|---|---|---|---|"]
     for t, r in order:
