@@ -4,9 +4,9 @@ stopped at the same update of the same schedule; or a model before and after mor
 
     python benchmarks/scenes_compare.py --a runs/frozen/scenes-sd --b runs/tuned/scenes-sd --labels frozen tuned
 
-Each prompt is drawn once by each model with the same seed and read by the same judge (the shipped scenes judge), so
-the comparison is paired: per category, each model's share and the difference b - a with a 95 % interval from
-resampling prompts (the unit drawn); the article's prompts over seeds the same way, the seeds resampled.
+Each prompt is drawn once by each model with the same seed and read by the same judge (the shipped scenes judge, or
+`--judge FOLDER`), so the comparison is paired: per category, each model's share and the difference b - a with a 95 %
+interval from resampling prompts (the unit drawn); the article's prompts over seeds the same way, the seeds resampled.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import torch
 import explainer as ex
 from explainer.experiments.scenes_eval import CATEGORIES, adherence, article_checks, article_grid, prompt_sets
 from explainer.verdicts import bootstrap_difference
+from explainer.worlds.scenes_judge import load_judge
 
 
 def paired(a: list[bool], b: list[bool]) -> dict:
@@ -47,19 +48,23 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--cfg", type=float, default=7.5)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", type=Path, default=None)
+    p.add_argument("--judge", type=Path, default=None, help="a scenes judge folder (default: the shipped one)")
     args = p.parse_args(argv)
     for name in ("a", "b"):
         if not (getattr(args, name) / "model_index.json").is_file():
             p.error(f"--{name} must be a diffusers pipeline folder (model_index.json), got {getattr(args, name)}")
     if not 1 <= args.n <= 1000 or not 1 <= args.seeds <= 100:
         p.error("--n must be from 1 to 1000 and --seeds from 1 to 100")
+    if args.judge is not None and not (args.judge / "model.safetensors").is_file():
+        p.error(f"--judge must be a scenes judge folder (model.safetensors), got {args.judge}")
     torch.set_num_threads(args.threads)
+    judge = load_judge(args.judge) if args.judge else None
     scenes = [s for v in prompt_sets(args.n).values() for s in v]
     runs = {}
     for name in ("a", "b"):
         pipe = ex.load_pipeline(str(getattr(args, name)))
-        runs[name] = (adherence(pipe, scenes, args.steps, args.cfg),
-                      article_grid(pipe, range(args.seeds), args.steps, args.cfg))
+        runs[name] = (adherence(pipe, scenes, args.steps, args.cfg, judge=judge),
+                      article_grid(pipe, range(args.seeds), args.steps, args.cfg, judge))
     la, lb = args.labels
     print(f"{len(scenes)} unseen prompts, one image each (same seeds for both); CFG {args.cfg:g}, {args.steps} steps")
     print(f"{'':<38} {la[:6]:>6}  {lb[:6]:>6}   {lb} - {la}, 95 % interval over prompts")

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import validation as V
-from ..worlds.scenes import EVAL_SEED, IMAGE_SIZE, KINDS, caption_for, vocabulary
+from ..worlds.scenes import EVAL_SEED, IMAGE_SIZE, JUDGE_SEED, KINDS, caption_for, vocabulary
 from . import flags
 from .common import (
     FitConfig,
@@ -325,7 +325,7 @@ def run_clip(args) -> None:
 
 
 def run_judge(args) -> None:
-    data = scenes_dataset(args.work, args.judge_images, chunk=args.chunk)
+    data = scenes_dataset(args.work, args.judge_images, start=JUDGE_SEED, chunk=args.chunk)  # held-out combinations too
     val = scenes_dataset(args.work, args.chunk, start=EVAL_SEED, chunk=args.chunk)
     trips = val_trips = None
     if vae_folder(args.work).is_dir():
@@ -344,7 +344,7 @@ def run_judge(args) -> None:
         prior = _last_log(args.work / "judge")["runs"]
         before = prior[-1]["updates_total"] + prior[-1].get("updates_before", 0) if prior else 0
         extra = {"judge_from": str(args.judge_from), "updates_before": before}
-    _record(args, "judge", res, round_trips=len(trips) if trips is not None else 0, **extra)
+    _record(args, "judge", res, round_trips=len(trips) if trips is not None else 0, first_seed=JUDGE_SEED, **extra)
 
 
 def _round_trips(work: Path, images: np.ndarray, tag: str) -> np.ndarray:

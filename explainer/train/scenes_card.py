@@ -81,9 +81,10 @@ def _judge_note(training: dict) -> str:
     first, last = refits[0], refits[-1]
     updates = last["updates_total"] + last.get("updates_before", 0) - first.get("updates_before", 0)
     runs_said = f"{len(refits)} runs" if len(refits) > 1 else "one run"
+    every = " of every combination (those held out of the U-Net's training too)" if last.get("first_seed") else ""
     return (f" (its last {updates:,} updates, {runs_said}, refit it on round trips through this folder's decoder; "
-            f"the last run: {last.get('images', 0):,} scenes, {last.get('round_trips', 0):,} of them also as round "
-            "trips)")
+            f"the last run: {last.get('images', 0):,} scenes{every}, {last.get('round_trips', 0):,} of them also as "
+            "round trips)")
 
 
 def _judge_rows(training: dict) -> list[str]:
@@ -99,6 +100,10 @@ def _judge_rows(training: dict) -> list[str]:
         verdict = "reads" if worst >= 0.95 else "does not yet read"
         rows.append(f"\nOn the VAE's round trips the judge {verdict} every question ≥ 95 % right (worst "
                     f"{_pct(worst)}, n {ev.get('n')} unseen scenes).")
+    if "held_out_things" in ev:
+        rows.append("\nheld_out_things: things in a combination the U-Net never trains on (a purple car, a green "
+                    "balloon, a yellow house, a cat on snow, a penguin on sand), found: the judge is the measure, not "
+                    "the model, so it learns them too.")
     return rows
 
 

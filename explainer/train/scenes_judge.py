@@ -92,6 +92,7 @@ class JudgeStage(Stage):
 
 def judge_accuracy(net, images: np.ndarray, scenes) -> dict[str, float]:
     """Share of pictures the judge reads right, per question (only the questions each scene's caption asks)."""
+    from ..worlds.scenes import held_out_things
     from ..worlds.scenes_judge import JUDGE_THINGS, check, read
 
     hits: dict[str, list[bool]] = {}
@@ -100,6 +101,8 @@ def judge_accuracy(net, images: np.ndarray, scenes) -> dict[str, float]:
             hits.setdefault(k, []).append(v)
         drawn = {t.name for t in s.things}  # every thing read present or absent as drawn (false alarms count)
         hits.setdefault("presence_all_things", []).append(all(r.has(t) == (t in drawn) for t in JUDGE_THINGS))
+        for t in held_out_things(s):  # in a combination the U-Net never trains on: is the thing found?
+            hits.setdefault("held_out_things", []).append(r.has(t.name))
     return {k: round(float(np.mean(v)), 4) for k, v in sorted(hits.items())} | {"n": len(scenes)}
 
 

@@ -17,6 +17,9 @@ from dataclasses import asdict, dataclass, field
 
 IMAGE_SIZE = 64
 EVAL_SEED = 10_000_000  # scenes from this seed on are never used in training
+# The judge's training scenes: from this seed on (past EVAL_SEED, so every combination, the held-out ones too: the judge
+# is the measure, not the model, and must read a purple car the U-Net never saw), apart from the evaluation's seeds.
+JUDGE_SEED = 50_000_000
 
 # --- vocabulary -------------------------------------------------------------------------------------------------
 ANIMALS = ("fox", "cat", "dog", "rabbit", "owl", "penguin", "frog")
@@ -373,7 +376,12 @@ def caption_for(scene: Scene, rng: random.Random | None = None) -> str:
     return (prefix + text).strip()
 
 
+def held_out_things(scene: Scene) -> list[Thing]:
+    """The scene's things in a combination that training never shows (a purple car, a cat on snow)."""
+    return [t for t in scene.things
+            if (t.color, t.name) in HELD_OUT_COLORS or (t.name, scene.ground) in HELD_OUT_GROUNDS]
+
+
 def held_out(scene: Scene) -> bool:
     """Whether the scene holds a combination that training never shows."""
-    return any((t.color, t.name) in HELD_OUT_COLORS or (t.name, scene.ground) in HELD_OUT_GROUNDS
-               for t in scene.things)
+    return bool(held_out_things(scene))
