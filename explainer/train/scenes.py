@@ -381,7 +381,7 @@ def run_unet(args) -> None:
     from transformers import CLIPModel, PreTrainedTokenizerFast
 
     vae = AutoencoderKL.from_pretrained(args.work / "vae" / "model").eval()
-    clip = CLIPModel.from_pretrained(args.work / "clip" / "model")
+    clip = CLIPModel.from_pretrained(args.work / "clip" / "model", torch_dtype=torch.float32)  # fp16 on disk too
     tok = PreTrainedTokenizerFast.from_pretrained(args.work / "clip" / "model" / "tokenizer")
     data = scenes_dataset(args.work, args.unet_images, chunk=args.chunk)
     latents = encode_posterior(vae, data.images, cache=args.work / "unet" / f"latents_{args.unet_images}.safetensors")
