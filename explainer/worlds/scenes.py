@@ -16,7 +16,7 @@ import random
 from dataclasses import asdict, dataclass, field
 
 IMAGE_SIZE = 64
-EVAL_SEED = 10_000_000  # scenes from this seed on are never used in training
+EVAL_SEED = 10_000_000  # scenes from this seed on are never used in the model's training (the judge's: JUDGE_SEED)
 # The judge's training scenes: from this seed on (past EVAL_SEED, so every combination, the held-out ones too: the judge
 # is the measure, not the model, and must read a purple car the U-Net never saw), apart from the evaluation's seeds.
 JUDGE_SEED = 50_000_000
