@@ -110,17 +110,23 @@ def named(key: str, names: list[str]) -> str:
     return ", ".join(f"{t} ({100 * things[t][key]:.0f} %)" for t in names)
 
 
-summaries.say(
-    f"The judge finds the thing in at least 90 % of its round trips for {len(kept)} of the {len(things)} things. "
-    + (f"The round trip loses (renders read right, round trips less than 90 %): {named('round_trip', lost['decoder'])}. "
-       if lost["decoder"] else "")
-    + ("Beyond noise, the model draws these less often than their round trips are read: "
-       + ", ".join(f"{t} ({100 * things[t]['drawn']:.0f} % drawn vs {100 * things[t]['round_trip']:.0f} % of round "
-                   "trips)" for t in lost["unet"]) + ": the U-Net loses more of them than the decoder does. "
-       if lost["unet"] else f"With {next(iter(things.values()))['n']} prompts per thing, no thing is drawn less often than its round "
-                            "trips are read beyond noise: too few to tell thing by thing. ")
-    + (f"The judge itself misreads some renders ({named('render', lost['judge'])} read right), so for those things "
-       "the numbers say as much about the judge as about the model." if lost["judge"] else ""))
+n = next(iter(things.values()))["n"]
+said = [f"The judge finds the thing in at least 90 % of its round trips for {len(kept)} of the {len(things)} things."]
+if lost["decoder"]:
+    said.append(f"The round trip loses (renders read right, round trips less than 90 %): "
+                f"{named('round_trip', lost['decoder'])}.")
+if lost["unet"]:
+    drawn_vs_trips = ", ".join(f"{t} ({100 * things[t]['drawn']:.0f} % drawn vs {100 * things[t]['round_trip']:.0f} % "
+                               "of round trips)" for t in lost["unet"])
+    said.append(f"Beyond noise, the model draws these less often than their round trips are read: {drawn_vs_trips}: "
+                "the U-Net loses more of them than the decoder does.")
+else:
+    said.append(f"With {n} prompts per thing, no thing is drawn less often than its round trips are read beyond "
+                "noise: too few to tell thing by thing.")
+if lost["judge"]:
+    said.append(f"The judge itself misreads some renders ({named('render', lost['judge'])} read right), so for those "
+                "things the numbers say as much about the judge as about the model.")
+summaries.say(" ".join(said))
 
 # %% [markdown]
 # ## Near and far
