@@ -20,7 +20,15 @@ import torch
 
 import explainer as ex
 from explainer.experiments import scenes_seeds
-from explainer.experiments.scenes_eval import CATEGORIES, adherence, article_grid, generate, prompt_sets, thing_study
+from explainer.experiments.scenes_eval import (
+    CATEGORIES,
+    adherence,
+    article_grid,
+    generate,
+    prompt_sets,
+    text_confusion,
+    thing_study,
+)
 from explainer.models import SHIPPED_MODELS
 from explainer.train.scenes_card import write_card
 from explainer.worlds.scenes_judge import load_judge
@@ -94,7 +102,13 @@ def main(argv: list[str] | None = None) -> dict:
         for t, r in sorted(out["things"].items(), key=lambda kv: kv[1]["drawn"]):
             gap = "too few to tell" if r["too_few"] else \
                 f"{100 * r['gap']:+5.1f} pp [{100 * r['gap_low']:+5.1f}, {100 * r['gap_high']:+5.1f}]"
-            print(f"{t:<12}{100 * r['drawn']:7.1f}%{100 * r['round_trip']:11.1f}%{100 * r['render']:7.1f}%   {gap}")
+            print(f"{t:<12}{100 * r['drawn']:7.1f}%{100 * r['round_trip']:11.1f}%{100 * r['render']:7.1f}%   {gap}"
+                  f"   reads like {r['text_nearest']} ({r['text_cosine']:.2f})")
+        rho = text_confusion(out["things"])
+        out["text_confusion"] = {"rho": rho.estimate, "low": rho.low, "high": rho.high, "n": rho.units,
+                                 "too_few": rho.too_few}
+        print(f"Spearman rho (text-encoder cosine to the nearest other name vs drawn share): {rho.text()} over "
+              f"{rho.units} things")
     t = time.perf_counter()
     generate(pipe, ["a red fox sitting in autumn leaves"], [0], args.steps, args.cfg, batch=1)
     out["seconds_one_image"] = time.perf_counter() - t

@@ -163,6 +163,28 @@ def bootstrap_difference(a: Sequence[float], b: Sequence[float], paired: bool = 
     return Interval(est, float(min(lo, est)), float(max(hi, est)), level, units=units)
 
 
+def bootstrap_spearman(x: Sequence[float], y: Sequence[float], level: float = 0.95, n_boot: int = 4000,
+                       seed: int = 0) -> Interval:
+    """Spearman's rank correlation of paired values (x[i], y[i] measured on the same unit, e.g. one thing) with a
+    percentile bootstrap interval that resamples the units. Resamples where either side is constant (no ranks to
+    correlate) are dropped; fewer than MIN_UNITS units give the estimate alone, marked too few."""
+    from scipy.stats import spearmanr
+
+    xa, ya = _finite(x, "x"), _finite(y, "y")
+    if xa.shape != ya.shape:
+        raise ValueError(f"x and y must pair up: {len(xa)} and {len(ya)} values")
+    _z(level)
+    rho = float(spearmanr(xa, ya).statistic) if np.ptp(xa) and np.ptp(ya) else 0.0
+    if len(xa) < MIN_UNITS:
+        return Interval(rho, rho, rho, level, units=len(xa))
+    pick = np.random.default_rng(seed).integers(0, len(xa), size=(n_boot, len(xa)))
+    keep = [p for p in pick if np.ptp(xa[p]) and np.ptp(ya[p])]
+    rhos = np.array([spearmanr(xa[p], ya[p]).statistic for p in keep])
+    q = (1 - level) / 2
+    lo, hi = np.quantile(rhos, [q, 1 - q]) if len(rhos) else (rho, rho)
+    return Interval(rho, float(min(lo, rho)), float(max(hi, rho)), level, units=len(xa))
+
+
 def _pair_of_groups(groups: Sequence) -> tuple[Sequence, Sequence]:
     if not (isinstance(groups, (tuple, list)) and len(groups) == 2 and all(hasattr(g, "__len__") for g in groups)):
         raise ValueError("groups of an unpaired comparison must be a pair (groups of a, groups of b)")

@@ -336,3 +336,42 @@ def test_the_by_thing_study_refuses_a_bad_count_before_any_work(bad):
 
     with pytest.raises(ValueError, match=r"per_thing must be an integer >= 1 and <= 200"):
         thing_study(None, per_thing=bad)
+
+
+@pytest.mark.parametrize(("rho", "low", "high", "n", "too_few", "said"), [
+    (-0.43, -0.74, -0.02, 25, False, "The things it draws least are the ones whose names its text encoder reads most"),
+    (-0.20, -0.55, 0.18, 25, False, "is within noise: Spearman's"),
+    (-0.90, -0.90, -0.90, 5, True, "over only 5 things: too few to tell"),
+])
+def test_the_card_says_what_the_text_encoders_confusions_explain_only_as_far_as_the_interval_does(
+        tmp_path, rho, low, high, n, too_few, said):
+    """Each thing's row names the other thing the text encoder reads it most like; the sentence after the table
+    follows the rank correlation's interval over things."""
+    import shutil
+
+    from explainer.train.scenes_card import write_card
+
+    folder = tmp_path / "scenes-sd"
+    shutil.copytree(Path(__file__).parents[1] / "explainer" / "assets" / "scenes-sd", folder)
+    measured = json.loads((folder / "adherence.json").read_text())
+    for t, r in measured["things"].items():
+        r.update(text_nearest="moon" if t == "umbrella" else "fox", text_cosine=0.9 if t == "umbrella" else 0.5)
+    measured["text_confusion"] = {"rho": rho, "low": low, "high": high, "n": n, "too_few": too_few}
+    card = write_card(folder, measured).read_text()
+    row = next(line for line in card.splitlines() if line.startswith("| umbrella |"))
+    assert row.endswith("| moon (0.90) |")
+    line = next(line for line in card.splitlines() if "Spearman's ρ" in line)
+    assert said in line
+    assert ("[" in line) is not too_few  # no interval from too few things
+
+
+def test_the_text_encoder_reads_a_pine_tree_most_like_a_tree_and_a_cat_most_like_a_dog():
+    """The nearest names by the shipped text encoder's reading of "a <name>" (every word of a two-word name)."""
+    import explainer as ex
+    from explainer.experiments.scenes_eval import name_neighbours
+
+    near = name_neighbours(ex.load_pipeline("scenes-sd"), ("pine", "tree", "cat", "dog", "boat"))
+    assert near["pine"][0] == "tree" and near["cat"][0] == "dog" and near["dog"][0] == "cat"
+    assert near["cat"][1] > near["boat"][1]  # a cat reads more like a dog than a boat like anything here
+    with pytest.raises(ValueError, match="things must name at least two things"):
+        name_neighbours(None, ("fox",))

@@ -165,3 +165,25 @@ def test_unpaired_groups_are_a_pair():
         vd.compare("x", [1.0] * 10, [0.0] * 10, paired=False, groups=list(range(10)))
     v = vd.compare("x", [1.0] * 40, [0.0] * 40, paired=False, groups=(np.repeat(range(10), 4), np.repeat(range(8), 5)))
     assert v.status == vd.AGREES and "8+ groups" in v.n
+
+
+def test_rank_correlation_interval_matches_fishers_normal_theory_and_ignores_monotone_rescaling():
+    """Spearman's rho over 300 units: the bootstrap interval agrees with the Fisher-z interval (SE 1.06/sqrt(n-3),
+    Fieller et al.), and squashing one side through exp (same ranks) changes nothing."""
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=300)
+    y = -0.5 * x + rng.normal(size=300)
+    iv = vd.bootstrap_spearman(x, y)
+    half = 1.96 * 1.06 / np.sqrt(len(x) - 3)
+    low, high = np.tanh(np.arctanh(iv.estimate) - half), np.tanh(np.arctanh(iv.estimate) + half)
+    assert iv.estimate < -0.3 and iv.units == 300
+    assert iv.low == pytest.approx(low, abs=0.04) and iv.high == pytest.approx(high, abs=0.04)
+    assert vd.bootstrap_spearman(np.exp(x), y) == iv
+
+
+def test_rank_correlation_of_few_or_flat_units_has_no_interval():
+    few = vd.bootstrap_spearman([1, 2, 3, 4, 5], [5, 4, 3, 2, 1])
+    assert few.estimate == pytest.approx(-1.0) and few.too_few  # 5 units: the estimate alone
+    assert vd.bootstrap_spearman(range(10), [0.5] * 10).estimate == 0.0  # one side constant: no ranks to correlate
+    with pytest.raises(ValueError, match="x and y must pair up: 3 and 2 values"):
+        vd.bootstrap_spearman([1, 2, 3], [1, 2])

@@ -16,8 +16,10 @@ import numpy as np
 from .. import validation as V
 from ..generation import run_pipeline
 from ..latents import to_uint8
-from ..verdicts import bootstrap_difference, wilson
-from ..worlds.scenes import EVAL_SEED, THINGS, Scene, sample_scene
+from ..text import cosine_similarity, encode_prompts
+from ..verdicts import Interval, bootstrap_difference, bootstrap_spearman, wilson
+from ..words import prompt_words
+from ..worlds.scenes import EVAL_SEED, NAMES, THINGS, Scene, sample_scene
 from ..worlds.scenes_judge import check, read, thing_losses  # noqa: F401 (thing_losses: with thing_study)
 from ..worlds.scenes_render import render
 from .latents import round_trip
@@ -162,6 +164,7 @@ def thing_study(pipe: Any, per_thing: int = 16, steps: int = 20, cfg: float = 7.
             by_thing[s.things[0].name].append(s)
         seed += 1
     scenes = [s for v in by_thing.values() for s in v]
+    near = name_neighbours(pipe)
     drawn = read(generate(pipe, [s.caption for s in scenes], list(range(len(scenes))), steps, cfg), judge)
     renders = np.stack([render(s)[0] for s in scenes])
     trips = read(round_trip(pipe, renders).decoded, judge)
@@ -173,5 +176,32 @@ def thing_study(pipe: Any, per_thing: int = 16, steps: int = 20, cfg: float = 7.
                for name, rs in (("drawn", drawn), ("round_trip", trips), ("render", rendered))}
         ci, gap = wilson(int(hit["drawn"].sum()), per_thing), bootstrap_difference(hit["round_trip"], hit["drawn"])
         out[t] = {"n": per_thing, **{k: float(v.mean()) for k, v in hit.items()}, "low": ci.low, "high": ci.high,
-                  "gap": gap.estimate, "gap_low": gap.low, "gap_high": gap.high, "too_few": gap.too_few}
+                  "gap": gap.estimate, "gap_low": gap.low, "gap_high": gap.high, "too_few": gap.too_few,
+                  "text_nearest": near[t][0], "text_cosine": near[t][1]}
     return out
+
+
+def name_neighbours(pipe: Any, things: Sequence[str] = THINGS) -> dict[str, tuple[str, float]]:
+    """For each thing, the other thing whose name the pipeline's text encoder reads most alike, and how alike: the
+    cosine between the mean states of the name's words in "a <name>" (what the U-Net's cross-attention reads for it,
+    every piece of a split word included). Names read almost alike leave the U-Net little to tell them apart by."""
+    if len(things) < 2:
+        raise ValueError(f"things must name at least two things, got {list(things)}")
+    prompts = [f"a {NAMES[t][0]}" for t in things]
+    e = encode_prompts(pipe, prompts)
+    hidden = next(iter(e.hidden_states.values()))
+    rows = []
+    for i, (prompt, toks) in enumerate(zip(prompts, e.tokens, strict=True)):
+        name = [p for w in prompt_words(prompt, toks)[1:] for p in w.positions]  # past the article: "pine tree"
+        rows.append(hidden[i, name].float().mean(0))
+    sim = cosine_similarity(np.stack([r.numpy() for r in rows]))
+    np.fill_diagonal(sim, -np.inf)
+    return {t: (things[int(sim[i].argmax())], float(sim[i].max())) for i, t in enumerate(things)}
+
+
+def text_confusion(things: dict[str, dict[str, Any]]) -> Interval:
+    """Spearman's rank correlation over things (`thing_study`'s) between how alike the text encoder reads a thing's
+    name and its nearest other thing's, and how often the thing is drawn, with a bootstrap interval over things.
+    Below 0: the names the text encoder confuses are the things the model fails to draw."""
+    names = [t for t, r in things.items() if "text_cosine" in r]
+    return bootstrap_spearman([things[t]["text_cosine"] for t in names], [things[t]["drawn"] for t in names])

@@ -142,29 +142,36 @@ def _adherence_rows(m: dict) -> list[str]:
                      "every seed; each seed's same-seed pairs against its pairs with other seeds, 95 % intervals over "
                      "seeds):", "", "| claim | verdict | numbers | n |", "|---|---|---|---|"]
         rows += [f"| {v['claim']} | {v['status']} | {v['numbers']} | {v['n']} |" for v in lay]
-    rows += _thing_rows(m.get("things") or {})
+    rows += _thing_rows(m.get("things") or {}, m.get("text_confusion"))
     if m.get("seconds_one_image") is not None:
         rows += ["", f"One {m.get('steps_main', 20)}-step image at CFG {m.get('cfg_main', 7.5)}: "
                      f"{m['seconds_one_image']:.2f} s on {m.get('threads', '?')} CPU threads."]
     return rows
 
 
-def _thing_rows(things: dict) -> list[str]:
+def _thing_rows(things: dict, confusion: dict | None = None) -> list[str]:
     """Which things it draws (single-object prompts, per thing) against the VAE round trips of the same scenes: is a
-    thing lost by the U-Net or by the decoder?"""
+    thing lost by the U-Net or by the decoder? And, where measured, which other thing the text encoder reads its name
+    most like."""
     if not things:
         return []
     order = sorted(things.items(), key=lambda kv: (kv[1]["drawn"], kv[0]))
+    text = all("text_nearest" in r for r in things.values())
     rows = ["", f"Which things it draws: {order[0][1]['n']} unseen single-object prompts per thing, one image each, "
                 "and the same scenes rendered and sent through the VAE and back (a round trip: what the decoder brings "
                 "back from the encoder's own latents), all read by the same judge; round trip − drawn with its 95 % "
-                "interval over prompts:", "",
-            "| thing | drawn (95 % interval) | round trip | render | round trip − drawn |", "|---|---|---|---|---|"]
+                "interval over prompts" + ("; and the other thing whose name the text encoder reads most alike (the "
+                                            "cosine of the name's states in \"a <name>\", what the U-Net reads)"
+                                            if text else "") + ":", "",
+            "| thing | drawn (95 % interval) | round trip | render | round trip − drawn |"
+            + (" text encoder reads it most like |" if text else ""),
+            "|---|---|---|---|---|" + ("---|" if text else "")]
     for t, r in order:
         gap = ("too few to tell" if r["too_few"] else
                f"{100 * r['gap']:+.1f} pp [{100 * r['gap_low']:+.1f}, {100 * r['gap_high']:+.1f}]")
+        near = f" {r['text_nearest']} ({r['text_cosine']:.2f}) |" if text else ""
         rows.append(f"| {t} | {_pct(r['drawn'])} ({_pct(r['low'])} – {_pct(r['high'])}) | {_pct(r['round_trip'])} | "
-                    f"{_pct(r['render'])} | {gap} |")
+                    f"{_pct(r['render'])} | {gap} |{near}")
     lost = thing_losses(things)
     unet = [f"{t} ({_pct(things[t]['drawn'])} drawn, {_pct(things[t]['round_trip'])} of round trips)"
             for t in lost["unet"]]
@@ -177,7 +184,26 @@ def _thing_rows(things: dict) -> list[str]:
                 "latents are its own, and it may still draw them: compare its share)." if decoder else "")
              + (f" The judge itself reads renders right less than 90 % of the time for: {', '.join(judge)}; there "
                 "a miss may be the judge's, not the model's." if judge else "")]
+    if confusion:
+        rows += ["", _confusion_sentence(confusion)]
     return rows
+
+
+def _confusion_sentence(c: dict) -> str:
+    """What the rank correlation between a name's nearest-neighbour cosine and its drawn share says, from its numbers
+    (`benchmarks/scenes_adherence.py` stores them: rho, low, high, n, too_few)."""
+    what = (f"Spearman's ρ between how alike the text encoder reads a thing's name and its nearest other thing's, and "
+            f"how often the thing is drawn: {c['rho']:+.2f}")
+    if c["too_few"]:
+        return f"{what} over only {c['n']} things: too few to tell whether the names it confuses are the things it " \
+               "fails to draw."
+    what += f" [{c['low']:+.2f}, {c['high']:+.2f}] over {c['n']} things (95 % bootstrap interval over things)"
+    if c["high"] < 0:
+        return (f"The things it draws least are the ones whose names its text encoder reads most like another's: "
+                f"{what}. Part of what the U-Net misses is decided before it runs, by the text encoder it reads.")
+    if c["low"] > 0:
+        return f"The things whose names the text encoder reads alike are drawn more often, not less: {what}."
+    return f"Whether the names the text encoder reads alike are the things it fails to draw is within noise: {what}."
 
 
 def _last_run(training: dict, stage: str) -> dict:
