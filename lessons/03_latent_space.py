@@ -129,6 +129,23 @@ if lost["judge"]:
 summaries.say(" ".join(said))
 
 # %% [markdown]
+# The U-Net never sees the word "umbrella": it reads the text encoder's vectors for it (lesson 2). If the frozen text
+# encoder reads two names almost alike, the U-Net has little to tell those things apart by. For each thing, which
+# other thing's name comes out most alike (the cosine of the name's vectors in "a <name>"), and does that likeness go
+# with how rarely the thing is drawn? One thing is one unit: Spearman's rank correlation over the things, its interval
+# from resampling things.
+
+# %%
+for t in sorted(things, key=lambda t: -things[t]["text_cosine"])[:6]:
+    print(f"{t:<10} reads most like {things[t]['text_nearest']:<10} (cosine {things[t]['text_cosine']:.2f}); "
+          f"drawn {100 * things[t]['drawn']:3.0f} %")
+confusion = ex.verdicts.from_interval(
+    "the things the model draws least are those whose names the text encoder reads most like another's",
+    scenes_eval.text_confusion(things), f"{len(things)} things", "Spearman's rho (name likeness vs share drawn)",
+    claim_above=False)
+summaries.say(f"Measured: {confusion.sentence()}.")
+
+# %% [markdown]
 # ## Near and far
 # The article's examples: "a forest at dawn" and "a forest at dusk" should be **neighbours**, "a beach" and "a
 # mountain" **far apart**. We draw 12 pictures of each prompt from unseen scenes — the second picture of each pair from
