@@ -203,5 +203,4 @@ def text_confusion(things: dict[str, dict[str, Any]]) -> Interval:
     """Spearman's rank correlation over things (`thing_study`'s) between how alike the text encoder reads a thing's
     name and its nearest other thing's, and how often the thing is drawn, with a bootstrap interval over things.
     Below 0: the names the text encoder confuses are the things the model fails to draw."""
-    names = [t for t, r in things.items() if "text_cosine" in r]
-    return bootstrap_spearman([things[t]["text_cosine"] for t in names], [things[t]["drawn"] for t in names])
+    return bootstrap_spearman([r["text_cosine"] for r in things.values()], [r["drawn"] for r in things.values()])

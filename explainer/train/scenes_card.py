@@ -8,6 +8,7 @@ import json
 import math
 from pathlib import Path
 
+from ..verdicts import AGREES, DISAGREES, TOO_FEW, Interval, judge_interval
 from ..worlds.scenes_judge import thing_losses
 
 #: issue 24's goals, and GenEval's published scores for scale (single, two, position, attribution, counting)
@@ -190,19 +191,20 @@ def _thing_rows(things: dict, confusion: dict | None = None) -> list[str]:
 
 
 def _confusion_sentence(c: dict) -> str:
-    """What the rank correlation between a name's nearest-neighbour cosine and its drawn share says, from its numbers
-    (`benchmarks/scenes_adherence.py` stores them: rho, low, high, n, too_few)."""
+    """What the rank correlation between a name's nearest-neighbour cosine and its drawn share says, judged by its
+    interval as every verdict is (`benchmarks/scenes_adherence.py` stores it: rho, low, high, n, too_few)."""
+    status = judge_interval(Interval(c["rho"], c["low"], c["high"], units=c["n"]), 0.0, claim_above=False)
     what = (f"Spearman's ρ between how alike the text encoder reads a thing's name and its nearest other thing's, and "
             f"how often the thing is drawn: {c['rho']:+.2f}")
-    if c["too_few"]:
+    if status == TOO_FEW:
         return f"{what} over only {c['n']} things: too few to tell whether the names it confuses are the things it " \
                "fails to draw."
     what += f" [{c['low']:+.2f}, {c['high']:+.2f}] over {c['n']} things (95 % bootstrap interval over things)"
-    if c["high"] < 0:
+    if status == AGREES:
         return (f"The things it draws least are the ones whose names its text encoder reads most like another's: "
                 f"{what}. Part of what the U-Net misses is decided before it runs, by the text encoder it reads.")
-    if c["low"] > 0:
-        return f"The things whose names the text encoder reads alike are drawn more often, not less: {what}."
+    if status == DISAGREES:
+        return f"The names the text encoder reads alike are not the things it fails to draw: {what}."
     return f"Whether the names the text encoder reads alike are the things it fails to draw is within noise: {what}."
 
 
