@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from explainer.train.scenes_card import text_updates
 from explainer.worlds.scenes import (
     EVAL_SEED,
     HELD_OUT_COLORS,
@@ -174,7 +175,17 @@ def test_training_stages_run_end_to_end_at_toy_size(tmp_path: Path):
         assert f"| {stage} | 2 | " in card
     before = json.loads((shipped_sd / "training.json").read_text())["unet"]["runs"][-1]
     assert f"| unet | {before['updates_total'] + before.get('updates_before', 0)} + 2 | " in card
-    assert "then frozen while the U-Net trained" in card and "its decoder then fine-tuned alone for 2 updates" in card
+    assert "its decoder then fine-tuned alone for 2 updates" in card
+    # a fine-tune goes on with the text tower its U-Net was trained against (the shipped one), and says its history
+    from transformers import CLIPTextModel
+
+    carried = CLIPTextModel.from_pretrained(tmp_path / "pipe" / "text_encoder")
+    shipped_text = CLIPTextModel.from_pretrained(shipped_sd / "text_encoder")
+    assert all(torch.equal(a, b) for a, b in zip(carried.parameters(), shipped_text.parameters(), strict=True))
+    tuned_before = text_updates(json.loads((shipped_sd / "training.json").read_text())["unet"]["runs"])
+    assert (f"then fine-tuned with it for {tuned_before:,} of its updates" in card
+            and "and frozen again for its last 2 |" in card) if tuned_before else (
+        "then frozen while the U-Net trained" in card)
     assert ("one run, refit it on round trips through this folder's decoder; the last run: 64 scenes of every "
             "combination (those held out of the U-Net's training too), 64 of them") in card
 
@@ -188,13 +199,11 @@ def test_training_stages_run_end_to_end_at_toy_size(tmp_path: Path):
     done = subprocess.run(cmd + ["--stage", "unet", "--text-lr", "1", "--unet-mix", "pair=2,boat=4"],
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
-    from transformers import CLIPTextModel
-
     tuned = CLIPTextModel.from_pretrained(tmp_path / "pipe_ft" / "text_encoder").float()
     frozen = CLIPTextModel.from_pretrained(tmp_path / "pipe" / "text_encoder").float()
     assert not same(tuned, frozen)
     ft_card = (tmp_path / "pipe_ft" / "MODEL_CARD.md").read_text()
-    assert "fine-tuned with the U-Net at learning rate 1" in ft_card
+    assert "then fine-tuned with it for 2 of its updates at learning rate 1 |" in ft_card
     assert "drew some scenes more often than the data holds them (pair ×2, boat ×4)" in ft_card
     assert "more often than the data" not in card
     assert "| their VAE round trips |" in card and "Not measured yet" in card

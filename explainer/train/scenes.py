@@ -36,7 +36,7 @@ from .common import (
     token_ids,
 )
 from .components import build_tokenizer
-from .scenes_card import write_card
+from .scenes_card import text_updates, write_card
 from .scenes_data import CHUNK, ScenesData, mix_weight, parse_mix, scenes_dataset
 from .scenes_judge import JudgeStage, judge_accuracy, round_trips
 
@@ -211,12 +211,12 @@ class UNetStage(Stage):
 
     def __init__(self, data: ScenesData, latents: tuple[torch.Tensor, torch.Tensor], scale: float, text_encoder,
                  tokenizer, batch: int = 32, cond_dropout: float = 0.1, text_lr: float = 0.0,
-                 mix: dict[str, float] | None = None):
+                 mix: dict[str, float] | None = None, save_text: bool = False):
         self.data, (self.mean, self.std), self.scale = data, latents, scale
         # how often each scene is drawn, relative to the data (`--unet-mix pair=2,boat=3`): None = uniform
         self.weights = None if not mix else torch.tensor([mix_weight(s, mix) for s in data.scenes],
                                                          dtype=torch.float64)
-        self.text_lr, self.tok = text_lr, tokenizer
+        self.text_lr, self.tok, self.save_text = text_lr, tokenizer, save_text or text_lr > 0
         self.text_encoder = text_encoder.requires_grad_(text_lr > 0).train(text_lr > 0)
         self.batch, self.cond_dropout = batch, cond_dropout
         self.noise = sd_noise_schedule()
@@ -258,17 +258,18 @@ class UNetStage(Stage):
         return min_snr_eps_loss(pred, eps, self.noise.alphas_cumprod, t), {}
 
     def save(self, model, out: Path) -> None:
-        """The U-Net to `out`; a fine-tuned text tower beside it (`out/../text_encoder`, a `CLIPTextModel`)."""
+        """The U-Net to `out`; its text tower beside it (`out/../text_encoder`, a `CLIPTextModel`) when it was
+        fine-tuned here or came with `--init-from` (`--init-text pipeline`: not the work's CLIP)."""
         from transformers import CLIPTextModel
 
         text_dir = out.parent / "text_encoder"
         shutil.rmtree(text_dir, ignore_errors=True)  # never a stale one from an earlier run in this --work
         (model["unet"] if self.text_lr else model).save_pretrained(out, safe_serialization=True)
-        if self.text_lr:
-            text = model["text_encoder"]
+        if self.save_text:
+            text = tower = model["text_encoder"] if self.text_lr else self.text_encoder
             if not isinstance(text, CLIPTextModel):  # CLIPModel's text tower is a bare transformer in older releases
-                text = CLIPTextModel(text.config)
-                getattr(text, "text_model", text).load_state_dict(model["text_encoder"].state_dict())
+                text = CLIPTextModel(tower.config)
+                getattr(text, "text_model", text).load_state_dict(tower.state_dict())
             text.save_pretrained(text_dir, safe_serialization=True)
 
 
@@ -364,8 +365,8 @@ def _round_trips(work: Path, images: np.ndarray, tag: str) -> np.ndarray:
 
 
 def text_folder(work: Path) -> Path:
-    """The text encoder the pipeline gets: the one fine-tuned with the U-Net (`--text-lr` > 0) where there is one,
-    else the frozen text tower of the trained CLIP."""
+    """The text encoder the pipeline gets: the one the U-Net stage saved (fine-tuned with it, `--text-lr` > 0, or
+    taken from `--init-from`) where there is one, else the frozen text tower of the trained CLIP."""
     tuned = work / "unet" / "text_encoder"
     return tuned if tuned.is_dir() else work / "clip" / "model"
 
@@ -383,10 +384,17 @@ def run_unet(args) -> None:
     vae = AutoencoderKL.from_pretrained(args.work / "vae" / "model").eval()
     clip = CLIPModel.from_pretrained(args.work / "clip" / "model", torch_dtype=torch.float32)  # fp16 on disk too
     tok = PreTrainedTokenizerFast.from_pretrained(args.work / "clip" / "model" / "tokenizer")
+    carry_text = args.init_from is not None and args.init_text == "pipeline" and args.stage != "all"
+    if carry_text:  # a fine-tune goes on with the text tower its U-Net was trained against
+        from transformers import CLIPTextModel
+
+        init_text = CLIPTextModel.from_pretrained(args.init_from / "text_encoder", torch_dtype=torch.float32)
+        clip.text_model.load_state_dict(getattr(init_text, "text_model", init_text).state_dict())
     data = scenes_dataset(args.work, args.unet_images, chunk=args.chunk)
     latents = encode_posterior(vae, data.images, cache=args.work / "unet" / f"latents_{args.unet_images}.safetensors")
     stage = UNetStage(data, latents, vae.config.scaling_factor, clip.text_model, tok, batch=args.unet_batch,
-                      cond_dropout=args.cond_dropout, text_lr=args.text_lr, mix=args.unet_mix)
+                      cond_dropout=args.cond_dropout, text_lr=args.text_lr, mix=args.unet_mix,
+                      save_text=carry_text)
     extra = {"text_lr": args.text_lr} | ({"mix": args.unet_mix} if args.unet_mix else {})
     if args.init_from is not None:  # fine-tune: start from a scenes-sd pipeline's U-Net (e.g. on a new text encoder)
         from diffusers import UNet2DConditionModel
@@ -394,7 +402,8 @@ def run_unet(args) -> None:
         stage.unet.load_state_dict(UNet2DConditionModel.from_pretrained(args.init_from / "unet").float().state_dict())
         prior = json.loads((args.init_from / "training.json").read_text())["unet"]["runs"]
         before = prior[-1]["updates_total"] + prior[-1].get("updates_before", 0) if prior else 0
-        extra |= {"init_from": str(args.init_from), "updates_before": before}
+        extra |= {"init_from": str(args.init_from), "updates_before": before,
+                  "text_updates_before": text_updates(prior)}
     res = fit(stage, _cfg(args, "unet", args.unet_steps, args.unet_lr, ema=0.999, warmup=500))
     print("unet", res.steps_done, res.metrics)
     _record(args, "unet", res, cond_dropout=args.cond_dropout, **extra)
@@ -464,13 +473,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--text-lr", type=float, default=0.0,
                    help="0 (default): the CLIP text tower stays frozen while the U-Net trains, as SD 1.x; > 0: it is "
                         "fine-tuned with the U-Net at this learning rate (to measure what freezing costs)")
+    g.add_argument("--init-text", choices=("pipeline", "clip"), default="pipeline",
+                   help="the text tower a --stage unet --init-from fine-tune reads: the pipeline's own text_encoder "
+                        "(pipeline, default: the U-Net goes on with what it was trained against) or --work's clip "
+                        "stage (clip: adapt the U-Net to a retrained CLIP; --stage all always does)")
     g.add_argument("--unet-mix", type=parse_mix, default=None, metavar="KEY=W,...",
                    help="while the U-Net trains, draw the scenes that have KEY (a kind of scene: "
                         f"{', '.join(KINDS)}; a thing; a ground; a sky) W times as often as the data holds them (a "
                         "scene with several keys: the product), e.g. pair=2,count=2,boat=3; the rest stay at 1")
     g.add_argument("--init-from", type=Path, default=None,
-                   help="a scenes-sd pipeline folder whose unet/ the unet stage starts from (a fine-tune, e.g. on a "
-                        "retrained text encoder); its earlier updates are counted in the card")
+                   help="a scenes-sd pipeline folder whose unet/ (and text_encoder/, see --init-text) the unet stage "
+                        "starts from (a fine-tune); its earlier updates are counted in the card")
     g.add_argument("--judge-from", type=Path, default=None,
                    help="a trained judge folder (model.safetensors + config.json) the judge stage starts from, e.g. "
                         "explainer/assets/scenes-judge to fine-tune it on a new VAE's round trips")
@@ -495,9 +508,10 @@ def check_arguments(args: argparse.Namespace, error: flags.Error) -> None:
             error(f"--stage vae-decoder tunes the VAE under --work: {args.work / 'vae' / 'model'} does not exist "
                   "(run --stage vae first)")
     flags.checked(error, args, "judge_round_trips", V.check_int, 0, args.judge_images)
-    if args.init_from is not None and not ((args.init_from / "unet").is_dir()
-                                           and (args.init_from / "training.json").is_file()):
-        error(f"--init-from must be a scenes-sd pipeline folder with unet/ and training.json, got {args.init_from}")
+    if args.init_from is not None and not all((args.init_from / p).exists()
+                                              for p in ("unet", "text_encoder", "training.json")):
+        error("--init-from must be a scenes-sd pipeline folder with unet/, text_encoder/ and training.json, "
+              f"got {args.init_from}")
     if args.judge_from is not None and not (args.judge_from / "model.safetensors").is_file():
         error(f"--judge-from must be a judge folder holding model.safetensors, got {args.judge_from}")
 

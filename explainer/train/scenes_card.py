@@ -230,10 +230,25 @@ def _mix_note(training: dict) -> str:
             f"({keys})")
 
 
+def text_updates(runs: list[dict]) -> int:
+    """How many U-Net updates also trained the text tower: those of the runs since the last `--init-from` (a
+    `text_lr` > 0) plus the ones the pipeline it started from had had (`text_updates_before`)."""
+    start = max((i for i, r in enumerate(runs) if "init_from" in r), default=0)
+    return (runs[start].get("text_updates_before", 0) if runs else 0) + sum(
+        r["updates_total"] for r in runs[start:] if r.get("text_lr"))
+
+
 def _text_note(training: dict) -> str:
-    lr = _last_run(training, "unet").get("text_lr") or 0
-    return (f"fine-tuned with the U-Net at learning rate {lr:g} (SD 1.x keeps it frozen)" if lr
-            else "frozen while the U-Net trained (as SD 1.x)")
+    runs = (training.get("unet") or {}).get("runs") or []
+    tuned = text_updates(runs)
+    if not tuned:
+        return "frozen while the U-Net trained (as SD 1.x)"
+    lrs = sorted({r["text_lr"] for r in runs if r.get("text_lr")})
+    at = f" at learning rate {', '.join(f'{x:g}' for x in lrs)}" if lrs else ""
+    last = runs[-1]
+    frozen_last = "" if last.get("text_lr") else f", and frozen again for its last {last['updates_total']:,}"
+    return (f"frozen while the U-Net learned to draw (as SD 1.x), then fine-tuned with it for {tuned:,} of its "
+            f"updates{at}{frozen_last}")
 
 
 def write_card(folder: Path, measured: dict | None = None) -> Path:
