@@ -20,7 +20,7 @@ lab: install
 # The whole suite: unit, property, notebook (lessons) and browser tests, one test file per core (2 workers;
 # every worker pins torch to 1 thread in tests/conftest.py, so both cores work and nothing oversubscribes).
 test: install
-	$(PY) -m pytest -q -n 2 --dist loadfile --timeout=900
+	$(PY) -m pytest -q -n 2 --dist loadgroup --timeout=900
 
 test-fast: install
 	$(PY) -m pytest -q -m "not slow and not browser"
