@@ -24,12 +24,11 @@ from explainer import testing  # noqa: E402
 torch.set_num_threads(1)
 
 
-
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """`make test` runs `--dist loadgroup`: each test file is one group (as `loadfile`: its module fixtures load
-    once), except the headless lessons, one group each: they are most of the suite's time, and in one group a single
-    worker ran them all while the other sat idle."""
+    once), except the headless lessons, one group each, so both workers take them (in one group they were a single
+    worker's ~820 s)."""
     for item in items:
         lesson = getattr(item, "originalname", "") == "test_lesson_runs_headless"
         item.add_marker(pytest.mark.xdist_group(item.nodeid if lesson else item.path.name))

@@ -385,21 +385,20 @@ def run_unet(args) -> None:
     clip = CLIPModel.from_pretrained(args.work / "clip" / "model", torch_dtype=torch.float32)  # fp16 on disk too
     tok = PreTrainedTokenizerFast.from_pretrained(args.work / "clip" / "model" / "tokenizer")
     carry_text = args.init_from is not None and args.init_text == "pipeline" and args.stage != "all"
-    if carry_text:  # a fine-tune goes on with the text tower its U-Net was trained against
-        from transformers import CLIPTextModel
-
-        init_text = CLIPTextModel.from_pretrained(args.init_from / "text_encoder", torch_dtype=torch.float32)
-        clip.text_model.load_state_dict(getattr(init_text, "text_model", init_text).state_dict())
     data = scenes_dataset(args.work, args.unet_images, chunk=args.chunk)
     latents = encode_posterior(vae, data.images, cache=args.work / "unet" / f"latents_{args.unet_images}.safetensors")
     stage = UNetStage(data, latents, vae.config.scaling_factor, clip.text_model, tok, batch=args.unet_batch,
                       cond_dropout=args.cond_dropout, text_lr=args.text_lr, mix=args.unet_mix,
                       save_text=carry_text)
     extra = {"text_lr": args.text_lr} | ({"mix": args.unet_mix} if args.unet_mix else {})
-    if args.init_from is not None:  # fine-tune: start from a scenes-sd pipeline's U-Net (e.g. on a new text encoder)
+    if args.init_from is not None:  # fine-tune: start from a scenes-sd pipeline's U-Net
         from diffusers import UNet2DConditionModel
+        from transformers import CLIPTextModel
 
         stage.unet.load_state_dict(UNet2DConditionModel.from_pretrained(args.init_from / "unet").float().state_dict())
+        if carry_text:  # and goes on with the text tower that U-Net was trained against
+            text = CLIPTextModel.from_pretrained(args.init_from / "text_encoder", torch_dtype=torch.float32)
+            stage.text_encoder.load_state_dict(getattr(text, "text_model", text).state_dict())
         prior = json.loads((args.init_from / "training.json").read_text())["unet"]["runs"]
         before = prior[-1]["updates_total"] + prior[-1].get("updates_before", 0) if prior else 0
         extra |= {"init_from": str(args.init_from), "updates_before": before,
