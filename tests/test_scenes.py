@@ -222,10 +222,12 @@ def test_bad_training_flags_are_refused_before_any_rendering(tmp_path: Path, cap
 
 
 @pytest.mark.parametrize("key, has", [("pair", lambda s: s.kind == "pair"), ("night", lambda s: s.sky == "night"),
-                                     ("house", lambda s: any(t.name == "house" for t in s.things))])
+                                     ("house", lambda s: any(t.name == "house" for t in s.things)),
+                                     ("right_of", lambda s: s.relation == "right of")])
 def test_the_unet_mix_draws_the_scenes_it_names_that_much_more_often(key, has):
-    """`--unet-mix KEY=3` (a kind of scene, a sky, a thing): the U-Net's batches hold such scenes three times as
-    often, relative to the others, as the data does (read back through latents that carry each scene's index)."""
+    """`--unet-mix KEY=3` (a kind of scene, a sky, a thing, a relation): the U-Net's batches hold such scenes three
+    times as often, relative to the others, as the data does (read back through latents that carry each scene's
+    index)."""
     import torch
 
     from explainer.train.scenes import UNetStage, build_clip, scenes_tokenizer

@@ -478,8 +478,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "stage (clip: adapt the U-Net to a retrained CLIP; --stage all always does)")
     g.add_argument("--unet-mix", type=parse_mix, default=None, metavar="KEY=W,...",
                    help="while the U-Net trains, draw the scenes that have KEY (a kind of scene: "
-                        f"{', '.join(KINDS)}; a thing; a ground; a sky) W times as often as the data holds them (a "
-                        "scene with several keys: the product), e.g. pair=2,count=2,boat=3; the rest stay at 1")
+                        f"{', '.join(KINDS)}; a thing; a ground; a sky; a relation: left_of, right_of, above, below) W "
+                        "times as often as the data holds them (a scene with several keys: the product), e.g. "
+                        "pair=2,count=2,boat=3,right_of=2; the rest stay at 1")
     g.add_argument("--init-from", type=Path, default=None,
                    help="a scenes-sd pipeline folder whose unet/ (and text_encoder/, see --init-text) the unet stage "
                         "starts from (a fine-tune); its earlier updates are counted in the card")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..worlds.scenes import GROUNDS, KINDS, SKIES, THINGS, Scene, scene_from_dict
+from ..worlds.scenes import GROUNDS, KINDS, RELATIONS, SKIES, THINGS, Scene, scene_from_dict
 
 CHUNK = 2_000
 
@@ -91,12 +91,15 @@ def scenes_dataset(work: Path, n: int, start: int = 0, progress: bool = True, ch
 
 
 # --- drawing some scenes more often (--unet-mix) -------------------------------------------------------------
-MIX_KEYS = KINDS + THINGS + GROUNDS + SKIES  # what --unet-mix can weigh: a scene's kind, things, ground, sky
+# what --unet-mix can weigh: a scene's kind, things, ground, sky and relation (written with _ for the space: left_of)
+MIX_KEYS = KINDS + THINGS + GROUNDS + SKIES + tuple(r.replace(" ", "_") for r in RELATIONS)
 
 
 def mix_weight(scene: Scene, mix: dict[str, float]) -> float:
-    """A scene's weight under `mix`: the product of the weights of its kind, ground, sky and each thing it holds."""
-    keys = {scene.kind, scene.ground, scene.sky, *(t.name for t in scene.things)}
+    """A scene's weight under `mix`: the product of the weights of its kind, ground, sky, relation and each thing
+    it holds."""
+    keys = {scene.kind, scene.ground, scene.sky, (scene.relation or "").replace(" ", "_"),
+            *(t.name for t in scene.things)}
     return float(np.prod([w for k, w in mix.items() if k in keys]))
 
 
@@ -111,7 +114,8 @@ def parse_mix(text: str) -> dict[str, float]:
             weight = float("nan")
         if key.strip() not in MIX_KEYS or not 0 < weight <= 100:
             raise argparse.ArgumentTypeError(
-                f"expected KEY=W, KEY a kind of scene ({', '.join(KINDS)}), a thing, a ground ({', '.join(GROUNDS)}) "
-                f"or a sky ({', '.join(SKIES)}), and 0 < W <= 100, got {part!r}")
+                f"expected KEY=W, KEY a kind of scene ({', '.join(KINDS)}), a thing, a ground ({', '.join(GROUNDS)}), "
+                f"a sky ({', '.join(SKIES)}) or a relation ({', '.join(MIX_KEYS[-len(RELATIONS):])}), and "
+                f"0 < W <= 100, got {part!r}")
         mix[key.strip()] = weight
     return mix
