@@ -91,7 +91,8 @@ def scenes_dataset(work: Path, n: int, start: int = 0, progress: bool = True, ch
 
 
 # --- drawing some scenes more often (--unet-mix) -------------------------------------------------------------
-# what --unet-mix can weigh: a scene's kind, things, ground, sky and relation (written with _ for the space: left_of)
+# what --unet-mix can weigh: a scene's kind, things, ground, sky and relation (written with _ for the space: left_of;
+# a pair's relation, and `above` also for a count with another thing above its copies)
 MIX_KEYS = KINDS + THINGS + GROUNDS + SKIES + tuple(r.replace(" ", "_") for r in RELATIONS)
 
 
