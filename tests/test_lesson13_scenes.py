@@ -50,7 +50,8 @@ def test_lesson13_each_challenge_has_an_answer_its_numbers_give(f13):
     low, high = sorted(n["cfg"]["fox"], key=lambda k: float(k.split()[-1]))
     fox_lo, fox_hi = n["cfg"]["fox"][low], n["cfg"]["fox"][high]
     day, night = n["light"]["brightness"]["day"], n["light"]["brightness"]["night"]
-    # every status goes the way its means go (a measured difference never reads as its opposite)
+    # every status goes the way its means go (a measured difference never reads as its opposite; no difference at
+    # all, [+0, +0], does not agree with "more often", as verdicts.judge_interval rules)
     for start, a, b in (("one thing alone", one, both), (f"CFG {high.split()[-1]} draws the fox", fox_hi, fox_lo),
                         ("'a fox at night' is darker", day, night)):
         status = summaries.verdict(f13, start)["status"]
@@ -58,7 +59,7 @@ def test_lesson13_each_challenge_has_an_answer_its_numbers_give(f13):
         if status == vd.AGREES:
             assert _mean(a) > _mean(b)
         if status == vd.DISAGREES:
-            assert _mean(a) < _mean(b)
+            assert _mean(a) <= _mean(b)
     # the headline is rendered from these numbers
     h = f13["headline"]
     assert f"{int(sum(fox_lo))}/{len(fox_lo)}" in h and f"{int(sum(fox_hi))}/{len(fox_hi)}" in h
