@@ -93,15 +93,15 @@ def scenes_dataset(work: Path, n: int, start: int = 0, progress: bool = True, ch
 # --- drawing some scenes more often (--unet-mix) -------------------------------------------------------------
 # what --unet-mix can weigh: a scene's kind, things, ground, sky and relation (written with _ for the space: left_of;
 # a pair's relation, and `above` also for a count with another thing above its copies)
-MIX_KEYS = KINDS + THINGS + GROUNDS + SKIES + tuple(r.replace(" ", "_") for r in RELATIONS)
+RELATION_KEYS = {r.replace(" ", "_"): r for r in RELATIONS}  # "left_of" -> "left of"
+MIX_KEYS = KINDS + THINGS + GROUNDS + SKIES + tuple(RELATION_KEYS)
 
 
 def mix_weight(scene: Scene, mix: dict[str, float]) -> float:
     """A scene's weight under `mix`: the product of the weights of its kind, ground, sky, relation and each thing
     it holds."""
-    keys = {scene.kind, scene.ground, scene.sky, (scene.relation or "").replace(" ", "_"),
-            *(t.name for t in scene.things)}
-    return float(np.prod([w for k, w in mix.items() if k in keys]))
+    keys = {scene.kind, scene.ground, scene.sky, scene.relation, *(t.name for t in scene.things)}
+    return float(np.prod([w for k, w in mix.items() if RELATION_KEYS.get(k, k) in keys]))
 
 
 def parse_mix(text: str) -> dict[str, float]:
@@ -116,7 +116,7 @@ def parse_mix(text: str) -> dict[str, float]:
         if key.strip() not in MIX_KEYS or not 0 < weight <= 100:
             raise argparse.ArgumentTypeError(
                 f"expected KEY=W, KEY a kind of scene ({', '.join(KINDS)}), a thing, a ground ({', '.join(GROUNDS)}), "
-                f"a sky ({', '.join(SKIES)}) or a relation ({', '.join(MIX_KEYS[-len(RELATIONS):])}), and "
+                f"a sky ({', '.join(SKIES)}) or a relation ({', '.join(RELATION_KEYS)}), and "
                 f"0 < W <= 100, got {part!r}")
         mix[key.strip()] = weight
     return mix
